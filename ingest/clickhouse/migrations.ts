@@ -1,0 +1,52 @@
+/**
+ * Versioned schema migrations. Each runs once, in order, and is recorded in `schema_migrations`;
+ * a migration is never edited after release — add a new one.
+ */
+import type { ClickHouse } from './client.ts'
+import { ident } from './client.ts'
+import { alertsTable, createTableSql, deadLettersTable, hwSamplesTable, spansTable } from './tables.ts'
+
+interface Migration {
+  version: number
+  name: string
+  statements: (db: string) => string[]
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'telemetry tables',
+    statements: (db) => [
+      createTableSql(db, spansTable),
+      createTableSql(db, hwSamplesTable),
+      createTableSql(db, alertsTable),
+      createTableSql(db, deadLettersTable),
+    ],
+  },
+]
+
+export async function migrate(ch: ClickHouse): Promise<number[]> {
+  const db = ident(ch.database)
+  await ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
+  await ch.client.command({
+    query: `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version`,
+  })
+  const rs = await ch.client.query({
+    query: `SELECT version FROM ${db}.schema_migrations`,
+    format: 'JSONEachRow',
+  })
+  const applied = new Set((await rs.json<{ version: number }>()).map((r) => Number(r.version)))
+  const ran: number[] = []
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.version)) continue
+    for (const query of m.statements(ch.database)) await ch.client.command({ query })
+    await ch.client.insert({
+      table: `${ch.database}.schema_migrations`,
+      values: [[m.version, m.name]],
+      format: 'JSONCompactEachRow',
+      columns: ['version', 'name'],
+    })
+    ran.push(m.version)
+  }
+  return ran
+}

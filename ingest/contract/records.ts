@@ -1,0 +1,88 @@
+/** TypeScript shapes of the Avro records in ./schemas.ts (kept in step by test/unit/contract.test.ts). */
+
+export type SpanStatus = 'ok' | 'client_error' | 'server_error'
+
+export interface Span {
+  timestamp_us: number
+  trace_id: string
+  span_id: string
+  request_id: string
+  fleet: string
+  host: string
+  instance: string
+  model: string
+  model_version: string
+  device: string
+  batch_id: string
+  batch_size: number
+  status: SpanStatus
+  error_class: string | null
+  cache_hit: boolean
+  request_bytes: number
+  response_bytes: number
+  deserialize_us: number
+  preprocess_us: number
+  queue_wait_us: number
+  compute_us: number
+  postprocess_us: number
+  serialize_us: number
+  total_us: number
+  input_mean: number | null
+  input_std: number | null
+  output_mean: number | null
+  output_confidence: number | null
+}
+
+export interface DeviceSample {
+  device: string
+  utilization: number | null
+  memory_used_bytes: number | null
+  memory_total_bytes: number | null
+  power_w: number | null
+  temperature_c: number | null
+}
+
+export interface HwSample {
+  timestamp_us: number
+  fleet: string
+  host: string
+  instance: string
+  interval_ms: number
+  process_cpu: number
+  rss_bytes: number
+  heap_used_bytes: number
+  event_loop_delay_p99_ms: number
+  gc_ms: number
+  queue_depth: number
+  in_flight: number
+  arrivals: number
+  completions: number
+  executor_busy: number
+  devices: DeviceSample[]
+}
+
+export type Severity = 'info' | 'warning' | 'critical'
+export type AlertStatus = 'firing' | 'resolved'
+
+export interface Alert {
+  id: string
+  type: string
+  severity: Severity
+  status: AlertStatus
+  dedup_key: string
+  fleet: string
+  instance: string
+  model: string
+  stage: string | null
+  starts_at_us: number
+  ends_at_us: number | null
+  updated_at_us: number
+  statistic: string
+  observed: number
+  baseline: number
+  threshold: number
+  summary: string
+  suspected_cause: string
+  suggested_action: string
+  exemplar_request_ids: string[]
+}

@@ -1,0 +1,192 @@
+/**
+ * Kafka transport over kafkajs. Offsets are resolved and committed only after the handler resolved
+ * for the whole batch; a failed handler is retried in place (with backoff) so a batch is never
+ * skipped and per-partition order holds. Consumer-group rebalances may redeliver a batch: the
+ * handlers downstream are idempotent or count on at-least-once.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  type Consumer,
+  type IHeaders,
+  Kafka,
+  type KafkaConfig,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from 'kafkajs'
+import type { Logger } from 'pino'
+import type {
+  ConsumerOptions,
+  IncomingMessage,
+  MessageConsumer,
+  MessageProducer,
+  Transport,
+} from './transport.ts'
+
+export interface KafkaTransportOptions {
+  brokers: string[]
+  clientId?: string
+  logger?: Logger
+  /** backoff between attempts of a failed handler */
+  handlerRetryDelayMs?: number
+}
+
+function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue
+    out[k] = Array.isArray(v) ? String(v[0]) : String(v)
+  }
+  return out
+}
+
+export class KafkaTransport implements Transport {
+  readonly kind = 'kafka'
+  private readonly kafka: Kafka
+  private readonly retryDelayMs: number
+
+  constructor(opts: KafkaTransportOptions) {
+    const log = opts.logger
+    const config: KafkaConfig = {
+      clientId: opts.clientId ?? 'breakid',
+      brokers: opts.brokers,
+      connectionTimeout: 3_000,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+      // kafkajs logs through its own logger; route it into pino so there is one log stream.
+      logLevel: logLevel.WARN,
+      logCreator: () => (entry) => {
+        const { message, ...extra } = entry.log
+        if (!log) return
+        if (entry.level <= logLevel.ERROR) log.error({ kafka: entry.namespace, ...extra }, message)
+        else log.warn({ kafka: entry.namespace, ...extra }, message)
+      },
+    }
+    this.kafka = new Kafka(config)
+    this.retryDelayMs = opts.handlerRetryDelayMs ?? 500
+  }
+
+  async ensureTopics(topics: string[], partitions = 1): Promise<void> {
+    const admin = this.kafka.admin()
+    await admin.connect()
+    try {
+      const existing = new Set(await admin.listTopics())
+      const missing = topics.filter((t) => !existing.has(t))
+      if (missing.length > 0) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor: 1 })),
+        })
+      }
+    } finally {
+      await admin.disconnect()
+    }
+  }
+
+  producer(): MessageProducer {
+    const producer: Producer = this.kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    })
+    let connected = false
+    return {
+      start: async () => {
+        if (connected) return
+        await producer.connect()
+        connected = true
+      },
+      stop: async () => {
+        if (!connected) return
+        connected = false
+        await producer.disconnect()
+      },
+      send: async (topic, messages) => {
+        await producer.send({
+          topic,
+          acks: -1,
+          messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+        })
+      },
+    }
+  }
+
+  consumer(opts: ConsumerOptions): MessageConsumer {
+    const consumer: Consumer = this.kafka.consumer({
+      groupId: opts.groupId,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      maxWaitTimeInMs: 200,
+      retry: { retries: 10 },
+    })
+    const state = { committedMessages: 0, running: false }
+    const retryDelayMs = this.retryDelayMs
+    return {
+      get committedMessages() {
+        return state.committedMessages
+      },
+      start: async () => {
+        if (state.running) return
+        state.running = true
+        await consumer.connect()
+        for (const topic of opts.topics) {
+          await consumer.subscribe({ topic, fromBeginning: (opts.startFrom ?? 'earliest') === 'earliest' })
+        }
+        await consumer.run({
+          eachBatchAutoResolve: false,
+          autoCommit: false,
+          eachBatch: async ({
+            batch,
+            resolveOffset,
+            commitOffsetsIfNecessary,
+            heartbeat,
+            isRunning,
+            isStale,
+          }) => {
+            if (batch.messages.length === 0) return
+            const messages: IncomingMessage[] = batch.messages.map((m) => ({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              headers: headersToStrings(m.headers),
+              timestampMs: Number(m.timestamp),
+            }))
+            const mb = { topic: batch.topic, partition: batch.partition, messages }
+            for (;;) {
+              if (!isRunning() || isStale()) return // uncommitted: redelivered to whoever owns it next
+              try {
+                await opts.handler(mb)
+                break
+              } catch (err) {
+                opts.onHandlerError?.(err, mb)
+                await heartbeat()
+                await sleep(retryDelayMs)
+              }
+            }
+            resolveOffset(batch.lastOffset())
+            await commitOffsetsIfNecessary({
+              topics: [
+                {
+                  topic: batch.topic,
+                  partitions: [
+                    { partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
+                  ],
+                },
+              ],
+            })
+            state.committedMessages += messages.length
+            await heartbeat()
+          },
+        })
+      },
+      stop: async () => {
+        if (!state.running) return
+        state.running = false
+        await consumer.disconnect()
+      },
+    }
+  }
+
+  async close(): Promise<void> {}
+}
