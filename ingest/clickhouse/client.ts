@@ -22,6 +22,8 @@ export interface ClickHouse {
   readonly client: ClickHouseClient
   readonly database: string
   readonly embedded: boolean
+  /** server URL when not embedded */
+  readonly url?: string
   /** releases the client; the embedded session stays open for the rest of the process */
   close(): Promise<void>
 }
@@ -32,8 +34,9 @@ let embedded: { dataDir: string; client: ClickHouseClient; users: number } | und
 
 export function openClickHouse(opts: ClickHouseOptions): ClickHouse {
   if (opts.url) {
-    const client = createClient({ url: opts.url, request_timeout: 60_000 })
-    return { client, database: opts.database, embedded: false, close: () => client.close() }
+    // The database is every query's default, so named and ad-hoc SQL say `spans`, not `db.spans`.
+    const client = createClient({ url: opts.url, database: opts.database, request_timeout: 60_000 })
+    return { client, database: opts.database, embedded: false, url: opts.url, close: () => client.close() }
   }
   const dataDir = resolve(opts.dataDir)
   if (embedded && embedded.dataDir !== dataDir) {

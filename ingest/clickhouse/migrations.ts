@@ -2,6 +2,7 @@
  * Versioned schema migrations. Each runs once, in order, and is recorded in `schema_migrations`;
  * a migration is never edited after release — add a new one.
  */
+import { createClient } from '@clickhouse/client'
 import type { ClickHouse } from './client.ts'
 import { ident } from './client.ts'
 import { alertsTable, createTableSql, deadLettersTable, hwSamplesTable, spansTable } from './tables.ts'
@@ -27,7 +28,19 @@ export const MIGRATIONS: Migration[] = [
 
 export async function migrate(ch: ClickHouse): Promise<number[]> {
   const db = ident(ch.database)
-  await ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
+  if (ch.url) {
+    // the server client names this database on every request, so it must exist before its first use
+    const bootstrap = createClient({ url: ch.url })
+    try {
+      await bootstrap.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
+    } finally {
+      await bootstrap.close()
+    }
+  } else {
+    await ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
+    // a chDB session keeps USE for later queries, like the server client's `database` option
+    await ch.client.command({ query: `USE ${db}` })
+  }
   await ch.client.command({
     query: `CREATE TABLE IF NOT EXISTS ${db}.schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version`,
   })
