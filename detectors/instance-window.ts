@@ -1,0 +1,85 @@
+/**
+ * What a detector remembers about the spans of one instance between two hardware samples: per-stage
+ * durations (for "which stage is to blame") and the request ids behind them (exemplars).
+ */
+import type { Span } from '../ingest/contract/records.ts'
+import { STAGES, type Stage } from '../ingest/contract/schemas.ts'
+import { RollingBaseline } from './baseline.ts'
+
+const EXEMPLAR_POOL = 256
+
+export class InstanceSpanWindow {
+  /** spans seen since the last `roll()` (bounded: the newest EXEMPLAR_POOL are kept) */
+  private current: Span[] = []
+  private seenSinceRoll = 0
+  /** per-stage baseline of the median stage duration of each interval (µs) */
+  readonly stageBaselines = new Map<Stage, RollingBaseline>(
+    STAGES.map((s) => [s, new RollingBaseline(60, 5)]),
+  )
+  private readonly modelCounts = new Map<string, number>()
+  lastMedians = new Map<Stage, number>()
+
+  add(span: Span): void {
+    this.seenSinceRoll++
+    if (this.current.length >= EXEMPLAR_POOL) this.current.shift()
+    this.current.push(span)
+    this.modelCounts.set(span.model, (this.modelCounts.get(span.model) ?? 0) + 1)
+  }
+
+  /** Close the interval: compute stage medians, feed the baselines unless `frozen`. */
+  roll(frozen: boolean): void {
+    this.lastMedians = new Map()
+    if (this.current.length > 0) {
+      for (const stage of STAGES) {
+        const values = this.current.map((s) => s[`${stage}_us`]).sort((a, b) => a - b)
+        const med = values[Math.floor(values.length / 2)]!
+        this.lastMedians.set(stage, med)
+        if (!frozen) this.stageBaselines.get(stage)!.push(med)
+      }
+    }
+    this.keep = this.current
+    this.current = []
+    this.seenSinceRoll = 0
+  }
+
+  /** spans of the last closed interval, kept for exemplars */
+  private keep: Span[] = []
+
+  /** The stage (compute excluded) that grew most against its baseline, with its ratio. */
+  suspectStage(
+    exclude: Stage[] = ['compute'],
+  ): { stage: Stage; observedUs: number; baselineUs: number } | undefined {
+    let best: { stage: Stage; observedUs: number; baselineUs: number; ratio: number } | undefined
+    for (const stage of STAGES) {
+      if (exclude.includes(stage)) continue
+      const observed = this.lastMedians.get(stage)
+      const base = this.stageBaselines.get(stage)!
+      if (observed === undefined || !base.ready) continue
+      const baselineUs = base.median()
+      const ratio = observed / Math.max(baselineUs, 1)
+      if (!best || ratio > best.ratio) best = { stage, observedUs: observed, baselineUs, ratio }
+    }
+    return best
+  }
+
+  /** Request ids of the slowest requests of the last interval in `stage`. */
+  exemplars(stage: Stage, n = 3): string[] {
+    return [...this.keep]
+      .sort((a, b) => b[`${stage}_us`] - a[`${stage}_us`])
+      .slice(0, n)
+      .map((s) => s.request_id)
+  }
+
+  /** the model this instance served most */
+  dominantModel(): string {
+    let best = '*'
+    let count = 0
+    for (const [m, c] of this.modelCounts) {
+      if (c > count) {
+        best = m
+        count = c
+      }
+    }
+    return best
+  }
+}

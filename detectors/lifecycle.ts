@@ -1,0 +1,97 @@
+/**
+ * The life of one alert key, as an explicit state machine (after Prometheus' rules/alerting.go):
+ *
+ *   inactive ──condition──▶ pending ──held for `pendingSamples`──▶ firing ──clear for
+ *   `resolveSamples`──▶ resolved (= inactive again)
+ *
+ * A pending condition that clears before it is held goes back to inactive without an alert. Time is
+ * the telemetry's own event time, passed in, so a replay of recorded data gives the same alerts.
+ */
+import { createHash } from 'node:crypto'
+import type { Alert } from '../ingest/contract/records.ts'
+
+export type LifecycleState = 'inactive' | 'pending' | 'firing'
+
+/** What a detector knows about a break when it fires; the lifecycle adds the bookkeeping. */
+export type AlertEvidence = Omit<Alert, 'id' | 'status' | 'starts_at_us' | 'ends_at_us' | 'updated_at_us'>
+
+export interface LifecycleOptions {
+  /** consecutive breaching samples before firing (hold time) */
+  pendingSamples?: number
+  /** consecutive clear samples before resolving */
+  resolveSamples?: number
+}
+
+export class AlertLifecycle {
+  state: LifecycleState = 'inactive'
+  /** event time of the first breaching sample of the current episode */
+  activeAtUs = 0
+  private breaching = 0
+  private clear = 0
+  private firing: Alert | undefined
+  private readonly pendingSamples: number
+  private readonly resolveSamples: number
+
+  constructor(opts: LifecycleOptions = {}) {
+    this.pendingSamples = opts.pendingSamples ?? 2
+    this.resolveSamples = opts.resolveSamples ?? 3
+  }
+
+  /**
+   * Feed one evaluation. `evidence` is required while the condition holds. Returns the alert record
+   * to publish on a transition (firing or resolved), else undefined.
+   */
+  observe(nowUs: number, condition: boolean, evidence?: AlertEvidence): Alert | undefined {
+    if (condition) {
+      this.clear = 0
+      if (this.state === 'inactive') {
+        this.state = 'pending'
+        this.activeAtUs = nowUs
+        this.breaching = 0
+      }
+      this.breaching++
+      if (this.state === 'pending' && this.breaching >= this.pendingSamples) {
+        if (!evidence) throw new Error('evidence is required when a condition holds')
+        this.state = 'firing'
+        this.firing = {
+          ...evidence,
+          id: alertId(evidence.dedup_key, this.activeAtUs),
+          status: 'firing',
+          starts_at_us: this.activeAtUs,
+          ends_at_us: null,
+          updated_at_us: nowUs,
+        }
+        return this.firing
+      }
+      return undefined
+    }
+    if (this.state === 'pending') {
+      this.state = 'inactive'
+      return undefined
+    }
+    if (this.state === 'firing') {
+      this.clear++
+      if (this.clear >= this.resolveSamples) {
+        const resolved: Alert = {
+          ...this.firing!,
+          status: 'resolved',
+          ends_at_us: nowUs,
+          updated_at_us: nowUs,
+        }
+        this.state = 'inactive'
+        this.firing = undefined
+        return resolved
+      }
+    }
+    return undefined
+  }
+
+  get active(): boolean {
+    return this.state !== 'inactive'
+  }
+}
+
+/** Same key and onset → same id, so a replay or a redelivered batch produces the same alert id. */
+export function alertId(dedupKey: string, startsAtUs: number): string {
+  return createHash('sha256').update(`${dedupKey}@${startsAtUs}`).digest('hex').slice(0, 20)
+}

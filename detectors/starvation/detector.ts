@@ -1,0 +1,132 @@
+/**
+ * Accelerator starved: the executor sits idle while requests are pending. The executor's busy
+ * fraction falls well below its own baseline while requests in flight pile up above theirs and
+ * arrivals go on — the work exists but does not reach the accelerator (data or preprocessing
+ * starvation). Idle with no pending work is a different break (over-provisioned) and is not this one.
+ *
+ * Thresholds (defaults):
+ * - busy  < baseline median × `busyDropRatio` (0.5), and the baseline itself ≥ `minBaselineBusy` (0.05)
+ * - in_flight > max(baseline × `inFlightGrowth` (2), baseline + `minPending` (4))
+ * - arrivals ≥ baseline × 0.5 (load is still there)
+ * - held for `pendingSamples` (2) samples before firing; clear for `resolveSamples` (3) to resolve
+ */
+import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import { RollingBaseline } from '../baseline.ts'
+import type { Detector } from '../detector.ts'
+import { InstanceSpanWindow } from '../instance-window.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+
+export interface StarvationOptions extends LifecycleOptions {
+  busyDropRatio?: number
+  minBaselineBusy?: number
+  inFlightGrowth?: number
+  minPending?: number
+  baselineWindow?: number
+  warmupSamples?: number
+}
+
+interface InstanceState {
+  busy: RollingBaseline
+  inFlight: RollingBaseline
+  arrivals: RollingBaseline
+  spans: InstanceSpanWindow
+  lifecycle: AlertLifecycle
+}
+
+export class StarvationDetector implements Detector {
+  readonly type = 'accelerator_starved'
+  private readonly instances = new Map<string, InstanceState>()
+  private readonly o: Required<StarvationOptions>
+
+  constructor(opts: StarvationOptions = {}) {
+    this.o = {
+      busyDropRatio: 0.5,
+      minBaselineBusy: 0.05,
+      inFlightGrowth: 2,
+      minPending: 4,
+      baselineWindow: 60,
+      warmupSamples: 10,
+      pendingSamples: 2,
+      resolveSamples: 3,
+      ...opts,
+    }
+  }
+
+  private state(instance: string): InstanceState {
+    let s = this.instances.get(instance)
+    if (!s) {
+      const { baselineWindow: w, warmupSamples: warm } = this.o
+      s = {
+        busy: new RollingBaseline(w, warm),
+        inFlight: new RollingBaseline(w, warm),
+        arrivals: new RollingBaseline(w, warm),
+        spans: new InstanceSpanWindow(),
+        lifecycle: new AlertLifecycle(this.o),
+      }
+      this.instances.set(instance, s)
+    }
+    return s
+  }
+
+  onSpan(span: Span): Alert[] {
+    this.state(span.instance).spans.add(span)
+    return []
+  }
+
+  onHwSample(sample: HwSample): Alert[] {
+    const s = this.state(sample.instance)
+    s.spans.roll(s.lifecycle.active)
+    const busyBase = s.busy.median()
+    const inFlightBase = s.inFlight.median()
+    const threshold = busyBase * this.o.busyDropRatio
+    const pendingLimit = Math.max(inFlightBase * this.o.inFlightGrowth, inFlightBase + this.o.minPending)
+    const starved =
+      s.busy.ready &&
+      busyBase >= this.o.minBaselineBusy &&
+      sample.executor_busy < threshold &&
+      sample.in_flight > pendingLimit &&
+      sample.arrivals >= s.arrivals.median() * 0.5
+    const suspect = starved ? s.spans.suspectStage() : undefined
+    const stage = suspect?.stage ?? null
+    const alert = s.lifecycle.observe(
+      sample.timestamp_us,
+      starved,
+      starved
+        ? {
+            type: this.type,
+            severity: sample.executor_busy < busyBase * 0.25 ? 'critical' : 'warning',
+            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
+            fleet: sample.fleet,
+            instance: sample.instance,
+            model: s.spans.dominantModel(),
+            stage,
+            statistic: 'executor_busy',
+            observed: sample.executor_busy,
+            baseline: busyBase,
+            threshold,
+            summary:
+              `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) ` +
+              `while ${sample.in_flight} requests are in flight (baseline ${inFlightBase.toFixed(0)})`,
+            suspected_cause: suspect
+              ? `requests wait before the executor: ${suspect.stage} takes ${ms(suspect.observedUs)} ` +
+                `(baseline ${ms(suspect.baselineUs)}) — data/preprocessing starvation`
+              : 'requests wait before the executor — data/preprocessing starvation',
+            suggested_action:
+              stage === 'preprocess'
+                ? 'add preprocessing workers, move preprocessing off the request path, or check the data source it reads'
+                : `look at the ${stage ?? 'pre-executor'} stage of this instance; the accelerator is waiting for it`,
+            exemplar_request_ids: stage ? s.spans.exemplars(stage) : [],
+          }
+        : undefined,
+    )
+    if (!s.lifecycle.active) {
+      s.busy.push(sample.executor_busy)
+      s.inFlight.push(sample.in_flight)
+      s.arrivals.push(sample.arrivals)
+    }
+    return alert ? [alert] : []
+  }
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`
+const ms = (us: number) => `${(us / 1000).toFixed(1)} ms`

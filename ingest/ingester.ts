@@ -1,0 +1,143 @@
+/**
+ * The Kafka → ClickHouse writer (consumer group `breakid-ingest`). Each batch is decoded, records
+ * that are not ours go to the dead-letter topic with the reason in headers, and the good records are
+ * inserted; the transport commits the offsets only after this resolves, so ClickHouse has the rows
+ * before Kafka forgets them. A retriable insert failure throws, and the same batch comes back.
+ */
+import type { Logger } from 'pino'
+import type { ClickHouse } from './clickhouse/client.ts'
+import {
+  alertsTable,
+  type DeadLetter,
+  deadLettersTable,
+  hwSamplesTable,
+  spansTable,
+  type TableSpec,
+} from './clickhouse/tables.ts'
+import { type InsertFormat, insertRecords } from './clickhouse/writer.ts'
+import type { RecordCodec } from './contract/codec.ts'
+import { codecs, TOPICS } from './contract/topics.ts'
+import { RecordDecodeError } from './errors.ts'
+import { Counters } from './metrics.ts'
+import type {
+  Lifecycle,
+  MessageBatch,
+  MessageConsumer,
+  MessageProducer,
+  Transport,
+} from './transport/transport.ts'
+
+export const INGEST_GROUP = 'breakid-ingest'
+
+interface Route<R> {
+  codec: RecordCodec<R>
+  table: TableSpec<R>
+}
+
+const route = <R>(codec: RecordCodec<R>, table: TableSpec<R>) => ({ codec, table }) as unknown as Route<unknown>
+
+const ROUTES = new Map<string, Route<unknown>>([
+  [TOPICS.spans, route(codecs.span, spansTable)],
+  [TOPICS.hw, route(codecs.hw, hwSamplesTable)],
+  [TOPICS.alerts, route(codecs.alert, alertsTable)],
+])
+
+export interface IngesterOptions {
+  transport: Transport
+  clickhouse: ClickHouse
+  logger: Logger
+  groupId?: string
+  insertFormat?: InsertFormat
+}
+
+export class Ingester implements Lifecycle {
+  readonly counters = new Counters('breakid_ingest')
+  private readonly consumer: MessageConsumer
+  private readonly deadLetters: MessageProducer
+
+  constructor(private readonly opts: IngesterOptions) {
+    this.deadLetters = opts.transport.producer()
+    this.consumer = opts.transport.consumer({
+      groupId: opts.groupId ?? INGEST_GROUP,
+      topics: [TOPICS.spans, TOPICS.hw, TOPICS.alerts, TOPICS.deadLetter],
+      handler: (batch) => this.handle(batch),
+      onHandlerError: (err, batch) => {
+        this.counters.inc('batch_retries_total', 1, { topic: batch.topic })
+        opts.logger.warn(
+          { err, topic: batch.topic, messages: batch.messages.length },
+          'ingest batch failed; retrying',
+        )
+      },
+    })
+  }
+
+  async start(): Promise<void> {
+    await this.deadLetters.start()
+    await this.consumer.start()
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer.stop()
+    await this.deadLetters.stop()
+  }
+
+  private async handle(batch: MessageBatch): Promise<void> {
+    if (batch.topic === TOPICS.deadLetter) return this.storeDeadLetters(batch)
+    const route = ROUTES.get(batch.topic)
+    if (!route) return
+    const records: unknown[] = []
+    const rejected: { offset: string; value: Buffer; err: RecordDecodeError }[] = []
+    for (const m of batch.messages) {
+      const value = m.value ?? Buffer.alloc(0)
+      try {
+        records.push(route.codec.decode(value))
+      } catch (err) {
+        if (!(err instanceof RecordDecodeError)) throw err
+        rejected.push({ offset: m.offset, value, err })
+      }
+    }
+    if (rejected.length > 0) {
+      await this.deadLetters.send(
+        TOPICS.deadLetter,
+        rejected.map((r) => ({
+          key: `${batch.topic}/${batch.partition}/${r.offset}`,
+          value: r.value,
+          headers: {
+            'breakid-source-topic': batch.topic,
+            'breakid-source-partition': String(batch.partition),
+            'breakid-source-offset': r.offset,
+            'breakid-reason': r.err.reason,
+            'breakid-error': r.err.message,
+          },
+        })),
+      )
+      for (const r of rejected)
+        this.counters.inc('dead_letters_total', 1, { topic: batch.topic, reason: r.err.reason })
+      this.opts.logger.warn(
+        { topic: batch.topic, count: rejected.length, first: rejected[0]!.err.message },
+        'records rejected to the dead-letter topic',
+      )
+    }
+    await insertRecords(
+      this.opts.clickhouse,
+      route.table as TableSpec<unknown>,
+      records,
+      this.opts.insertFormat,
+    )
+    this.counters.inc('rows_stored_total', records.length, { table: route.table.name })
+  }
+
+  private async storeDeadLetters(batch: MessageBatch): Promise<void> {
+    const rows: DeadLetter[] = batch.messages.map((m) => ({
+      received_at_us: m.timestampMs * 1000,
+      source_topic: m.headers['breakid-source-topic'] ?? 'unknown',
+      source_partition: Number(m.headers['breakid-source-partition'] ?? 0),
+      source_offset: m.headers['breakid-source-offset'] ?? m.offset,
+      reason: m.headers['breakid-reason'] ?? 'unknown',
+      error: m.headers['breakid-error'] ?? '',
+      payload: m.value ?? Buffer.alloc(0),
+    }))
+    await insertRecords(this.opts.clickhouse, deadLettersTable, rows, this.opts.insertFormat)
+    this.counters.inc('rows_stored_total', rows.length, { table: deadLettersTable.name })
+  }
+}

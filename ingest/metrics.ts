@@ -1,0 +1,42 @@
+/**
+ * Minimal labelled counters and gauges shared by every component; rendered in the Prometheus text
+ * format by the engine's /metrics and summarised by `breakid up`.
+ */
+export class Counters {
+  private readonly values = new Map<string, number>()
+
+  constructor(readonly prefix: string) {}
+
+  inc(name: string, by = 1, labels?: Record<string, string>): void {
+    const key = labels
+      ? `${name}{${Object.entries(labels)
+          .map(([k, v]) => `${k}="${v}"`)
+          .join(',')}}`
+      : name
+    this.values.set(key, (this.values.get(key) ?? 0) + by)
+  }
+
+  get(name: string, labels?: Record<string, string>): number {
+    const key = labels
+      ? `${name}{${Object.entries(labels)
+          .map(([k, v]) => `${k}="${v}"`)
+          .join(',')}}`
+      : name
+    return this.values.get(key) ?? 0
+  }
+
+  /** sum over every label combination of `name` */
+  total(name: string): number {
+    let sum = 0
+    for (const [k, v] of this.values) if (k === name || k.startsWith(`${name}{`)) sum += v
+    return sum
+  }
+
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(this.values)
+  }
+
+  prometheus(): string {
+    return [...this.values].map(([k, v]) => `${this.prefix}_${k} ${v}`).join('\n') + '\n'
+  }
+}
