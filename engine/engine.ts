@@ -1,0 +1,271 @@
+/**
+ * The inference engine: loaded models (executor + dynamic batcher each), the preprocessing pool,
+ * fault schedule and telemetry (spans, hardware samples). `handleInfer` is the request pipeline and
+ * times every stage; http.ts puts it behind the Open Inference Protocol.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Logger } from 'pino'
+import type { Span, SpanStatus } from '../ingest/contract/records.ts'
+import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
+import type { Lifecycle } from '../ingest/transport/transport.ts'
+import { type BatcherOptions, DynamicBatcher } from './batcher.ts'
+import { type ExecutorOptions, ModelExecutor } from './executor.ts'
+import { FaultSchedule } from './faults.ts'
+import { ensureModel, type ModelMeta, type ModelOptions } from './models/zoo.ts'
+import { type PreprocessOptions, PreprocessPool } from './preprocess.ts'
+import type { TelemetryEmitter } from './telemetry/emitter.ts'
+import { HwSampler } from './telemetry/hw-sampler.ts'
+import { NvidiaSmi } from './telemetry/nvidia-smi.ts'
+import { summarize } from './tensors.ts'
+import { toTensors, type V2InferRequest } from './v2-request.ts'
+
+export interface ModelSpec {
+  name: string
+  version?: number
+  options?: ModelOptions
+}
+
+export interface EngineOptions {
+  models: ModelSpec[]
+  modelCacheDir: string
+  logger: Logger
+  emitter: TelemetryEmitter
+  identity?: Partial<{ fleet: string; host: string; instance: string }>
+  faults?: FaultSchedule
+  batching?: BatcherOptions
+  preprocess?: PreprocessOptions
+  executor?: ExecutorOptions
+  hwIntervalMs?: number
+  /** most rows one request may carry */
+  maxRowsPerRequest?: number
+}
+
+interface LoadedModel {
+  meta: ModelMeta
+  executor: ModelExecutor
+  batcher: DynamicBatcher
+}
+
+export interface InferResult {
+  status: number
+  body: string
+  span: Span
+}
+
+/** W3C trace context: `00-<32 hex trace id>-<16 hex parent id>-<flags>` */
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
+
+export class Engine implements Lifecycle {
+  readonly identity: { fleet: string; host: string; instance: string }
+  readonly faults: FaultSchedule
+  readonly models = new Map<string, LoadedModel>()
+  readonly preprocess: PreprocessPool
+  readonly sampler: HwSampler
+  arrivals = 0
+  completions = 0
+  inFlight = 0
+  readonly errors = new Map<string, number>()
+  private requestSeq = 0
+
+  constructor(private readonly opts: EngineOptions) {
+    this.identity = {
+      fleet: opts.identity?.fleet ?? 'default',
+      host: opts.identity?.host ?? hostname(),
+      instance: opts.identity?.instance ?? `${hostname()}-${process.pid}`,
+    }
+    this.faults = opts.faults ?? new FaultSchedule()
+    this.preprocess = new PreprocessPool(this.faults, opts.preprocess)
+    this.sampler = new HwSampler({
+      identity: this.identity,
+      intervalMs: opts.hwIntervalMs,
+      gpu: new NvidiaSmi(),
+      emit: (s) => opts.emitter.emitHwSample(s),
+      gauges: {
+        queueDepth: () => [...this.models.values()].reduce((n, m) => n + m.batcher.depth, 0),
+        inFlight: () => this.inFlight,
+        arrivals: () => this.arrivals,
+        completions: () => this.completions,
+        executorBusyUs: () => [...this.models.values()].reduce((n, m) => n + m.executor.busyUs, 0),
+      },
+    })
+  }
+
+  async start(): Promise<void> {
+    for (const spec of this.opts.models) {
+      const model = await ensureModel(spec.name, {
+        cacheDir: this.opts.modelCacheDir,
+        version: spec.version,
+        options: spec.options,
+      })
+      const executor = await ModelExecutor.load(model.path, model.meta, this.opts.executor)
+      this.models.set(spec.name, {
+        meta: model.meta,
+        executor,
+        batcher: new DynamicBatcher(executor, this.identity.instance, this.opts.batching),
+      })
+      this.opts.logger.info(
+        { model: spec.name, version: model.meta.version, path: model.path },
+        'model loaded',
+      )
+    }
+    await this.opts.emitter.start()
+    await this.sampler.start()
+    this.faults.startClock()
+  }
+
+  /** Stops taking work, answers what is queued, then flushes telemetry. */
+  async stop(): Promise<void> {
+    for (const m of this.models.values()) await m.batcher.drain()
+    await this.sampler.stop()
+    await this.sampler.tick().catch(() => {})
+    await this.opts.emitter.stop()
+    for (const m of this.models.values()) await m.executor.close()
+    this.models.clear()
+  }
+
+  countError(code: string): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
+  }
+
+  /**
+   * The request pipeline. `arrivalNs` is when the request arrived and `parsedNs` when its body was
+   * parsed (both from process.hrtime.bigint), so deserialization is part of the span.
+   */
+  async handleInfer(
+    modelName: string,
+    body: V2InferRequest,
+    meta: {
+      arrivalNs: bigint
+      parsedNs: bigint
+      arrivalEpochUs: number
+      requestBytes: number
+      traceparent?: string
+    },
+  ): Promise<InferResult> {
+    this.arrivals++
+    this.inFlight++
+    const requestId = body.id ?? `${this.identity.instance}-${++this.requestSeq}`
+    const trace = meta.traceparent ? TRACEPARENT.exec(meta.traceparent) : null
+    const span: Span = {
+      timestamp_us: meta.arrivalEpochUs,
+      trace_id: trace?.[1] ?? randomBytes(16).toString('hex'),
+      span_id: randomBytes(8).toString('hex'),
+      request_id: requestId,
+      ...this.identity,
+      model: modelName,
+      model_version: '',
+      device: 'cpu',
+      batch_id: '',
+      batch_size: 0,
+      status: 'ok',
+      error_class: null,
+      cache_hit: false,
+      request_bytes: meta.requestBytes,
+      response_bytes: 0,
+      deserialize_us: 0,
+      preprocess_us: 0,
+      queue_wait_us: 0,
+      compute_us: 0,
+      postprocess_us: 0,
+      serialize_us: 0,
+      total_us: 0,
+      input_mean: null,
+      input_std: null,
+      output_mean: null,
+      output_confidence: null,
+    }
+    const us = (from: bigint, to: bigint) => Number((to - from) / 1000n)
+    let status = 200
+    let responseBody: string
+    try {
+      const model = this.models.get(modelName)
+      if (!model) throw new UnknownModelError(modelName, [...this.models.keys()])
+      span.model_version = model.meta.version
+      span.device = model.executor.device
+      const tensors = toTensors(model.meta, body, this.opts.maxRowsPerRequest ?? 64)
+      const tPre = process.hrtime.bigint()
+      span.deserialize_us = us(meta.arrivalNs, tPre)
+
+      const stats = await this.preprocess.run(tensors)
+      span.input_mean = stats.mean
+      span.input_std = stats.std
+      const tQueued = process.hrtime.bigint()
+      span.preprocess_us = us(tPre, tQueued)
+
+      const result = await model.batcher.enqueue(tensors)
+      const tDone = process.hrtime.bigint()
+      span.queue_wait_us = result.queueWaitUs
+      span.compute_us = result.computeUs
+      span.batch_id = result.batchId
+      span.batch_size = result.batchSize
+
+      const outputs = result.outputs.map((o) => ({
+        name: o.name,
+        datatype: o.datatype,
+        shape: o.shape,
+        data: Array.from(o.data as Float32Array),
+      }))
+      const first = result.outputs[0]!
+      const out = summarize(first.data)
+      span.output_mean = out.mean
+      span.output_confidence = confidence(first.data as Float32Array, first.shape)
+      const tPost = process.hrtime.bigint()
+      span.postprocess_us = us(tDone, tPost)
+
+      responseBody = JSON.stringify({
+        model_name: modelName,
+        model_version: model.meta.version,
+        id: requestId,
+        outputs,
+      })
+      span.serialize_us = us(tPost, process.hrtime.bigint())
+    } catch (err) {
+      status = httpStatus(err)
+      span.status = status >= 500 ? 'server_error' : 'client_error'
+      span.error_class = err instanceof BreakidError ? err.code : (err as Error).name
+      this.countError(span.error_class)
+      if (status >= 500) this.opts.logger.error({ err, requestId }, 'inference failed')
+      responseBody = JSON.stringify({ error: (err as Error).message })
+    }
+    span.response_bytes = Buffer.byteLength(responseBody)
+    span.total_us = us(meta.arrivalNs, process.hrtime.bigint())
+    this.inFlight--
+    this.completions++
+    this.opts.emitter.emitSpan(span)
+    return { status, body: responseBody, span }
+  }
+}
+
+export class UnknownModelError extends BreakidError {
+  constructor(name: string, known: string[]) {
+    super(`unknown model "${name}"; serving: ${known.join(', ') || 'none'}`, {
+      code: 'BREAKID_UNKNOWN_MODEL',
+      retriable: false,
+    })
+  }
+}
+
+/** HTTP status for an error of the request pipeline. */
+export function httpStatus(err: unknown): number {
+  if (err instanceof UnknownModelError) return 404
+  if (err instanceof InvalidInputError) return 400
+  if (err instanceof BreakidError && err.retriable) return 429 // queue or backlog full: come back later
+  return 500
+}
+
+/** Mean over rows of the largest class probability (output confidence, for drift). */
+function confidence(data: Float32Array, shape: number[]): number | null {
+  const rows = shape[0] ?? 0
+  if (rows === 0 || shape.length !== 2) return null
+  const width = data.length / rows
+  let sum = 0
+  for (let r = 0; r < rows; r++) {
+    let max = Number.NEGATIVE_INFINITY
+    for (let c = 0; c < width; c++) max = Math.max(max, data[r * width + c]!)
+    sum += max
+  }
+  return sum / rows
+}
+
+export type { SpanStatus }

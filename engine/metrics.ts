@@ -1,0 +1,45 @@
+/** Prometheus text exposition of the engine's counters, with Triton-like names. */
+import type { Engine } from './engine.ts'
+
+export function renderMetrics(engine: Engine): string {
+  const lines: string[] = []
+  const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`)
+  }
+  metric('breakid_inference_request_total', 'counter', 'Inference requests answered', [
+    ['', engine.completions],
+  ])
+  metric('breakid_inference_in_flight', 'gauge', 'Requests accepted and not yet answered', [
+    ['', engine.inFlight],
+  ])
+  metric(
+    'breakid_inference_errors_total',
+    'counter',
+    'Failed requests by error class',
+    [...engine.errors].map(([code, n]) => [`{code="${code}"}`, n]),
+  )
+  const models = [...engine.models.entries()]
+  metric(
+    'breakid_inference_queue_depth',
+    'gauge',
+    'Rows waiting for the executor',
+    models.map(([name, m]) => [`{model="${name}"}`, m.batcher.depth]),
+  )
+  metric(
+    'breakid_inference_compute_duration_us_total',
+    'counter',
+    'Cumulative time inside model execution, microseconds',
+    models.map(([name, m]) => [`{model="${name}"}`, m.executor.busyUs]),
+  )
+  metric(
+    'breakid_inference_exec_count',
+    'counter',
+    'Model executions (batches)',
+    models.map(([name, m]) => [`{model="${name}"}`, m.executor.batches]),
+  )
+  metric('breakid_preprocess_backlog', 'gauge', 'Requests waiting for a preprocessing worker', [
+    ['', engine.preprocess.backlog],
+  ])
+  return lines.join('\n') + '\n'
+}
