@@ -169,8 +169,9 @@ export class EmbeddedBus implements Transport {
             resolve()
           }
           wake.on('wake', done)
-          // re-check now and then so stop() never waits on an event that will not come
-          setTimeout(done, 100).unref()
+          // Re-check now and then so stop() never waits on an event that will not come. Not unref'd:
+          // a started consumer keeps the process alive until stopped, like a Kafka consumer's sockets.
+          setTimeout(done, 100)
         })
       }
     }

@@ -1,0 +1,134 @@
+/**
+ * One validated, frozen configuration object. Precedence: command-line flags > environment
+ * (`BREAKID_*`, `KAFKA_BROKERS`, `CLICKHOUSE_URL`) > config file (`--config` or `BREAKID_CONFIG`,
+ * JSON) > defaults. Only this module reads the environment.
+ */
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { resolve } from 'node:path'
+import { InvalidInputError } from '../ingest/errors.ts'
+
+export interface BreakidConfig {
+  /** Kafka bootstrap brokers; empty → the embedded in-process bus */
+  kafkaBrokers: readonly string[]
+  /** ClickHouse server URL; undefined → embedded chDB in `dataDir` */
+  clickhouseUrl: string | undefined
+  database: string
+  dataDir: string
+  modelCacheDir: string
+  webhookUrls: readonly string[]
+  webhookSecret: string | undefined
+  fleet: string
+  instance: string
+  logLevel: string
+}
+
+const DEFAULTS: BreakidConfig = {
+  kafkaBrokers: [],
+  clickhouseUrl: undefined,
+  database: 'breakid',
+  dataDir: '.breakid/data',
+  modelCacheDir: '.cache/models',
+  webhookUrls: [],
+  webhookSecret: undefined,
+  fleet: 'default',
+  instance: hostname(),
+  logLevel: 'info',
+}
+
+type Raw = Partial<Record<keyof BreakidConfig, unknown>>
+
+const ENV: Record<string, keyof BreakidConfig> = {
+  KAFKA_BROKERS: 'kafkaBrokers',
+  CLICKHOUSE_URL: 'clickhouseUrl',
+  BREAKID_DATABASE: 'database',
+  BREAKID_DATA_DIR: 'dataDir',
+  BREAKID_MODEL_CACHE: 'modelCacheDir',
+  BREAKID_WEBHOOK_URLS: 'webhookUrls',
+  BREAKID_WEBHOOK_SECRET: 'webhookSecret',
+  BREAKID_FLEET: 'fleet',
+  BREAKID_INSTANCE: 'instance',
+  BREAKID_LOG_LEVEL: 'logLevel',
+}
+
+/** Flag names (kebab-case) of the shared options, for --help and parseArgs. */
+export const CONFIG_FLAGS = {
+  'kafka-brokers': { key: 'kafkaBrokers', help: 'comma-separated Kafka brokers (default: embedded bus)' },
+  'clickhouse-url': { key: 'clickhouseUrl', help: 'ClickHouse server URL (default: embedded chDB)' },
+  database: { key: 'database', help: 'ClickHouse database (default: breakid)' },
+  'data-dir': { key: 'dataDir', help: 'chDB data directory (default: .breakid/data)' },
+  'model-cache': { key: 'modelCacheDir', help: 'generated ONNX models (default: .cache/models)' },
+  'webhook-url': { key: 'webhookUrls', help: 'webhook URL(s) for alerts, comma-separated' },
+  'webhook-secret': { key: 'webhookSecret', help: 'HMAC-SHA256 secret for signing webhooks' },
+  fleet: { key: 'fleet', help: 'fleet name on telemetry (default: default)' },
+  instance: { key: 'instance', help: 'instance name on telemetry (default: hostname)' },
+  'log-level': { key: 'logLevel', help: 'trace|debug|info|warn|error (default: info)' },
+  config: { key: undefined, help: 'JSON config file' },
+} as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
+
+const list = (v: unknown, name: string): string[] => {
+  if (Array.isArray(v)) return v.map(String).filter((s) => s.length > 0)
+  if (typeof v === 'string')
+    return v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0)
+  throw new InvalidInputError(`${name}: expected a list or comma-separated string`)
+}
+
+function validate(raw: Raw): BreakidConfig {
+  const c = { ...DEFAULTS }
+  for (const [k, v] of Object.entries(raw) as [keyof BreakidConfig, unknown][]) {
+    if (v === undefined) continue
+    if (!(k in DEFAULTS)) throw new InvalidInputError(`unknown configuration key "${k}"`)
+    if (k === 'kafkaBrokers' || k === 'webhookUrls') (c as Record<string, unknown>)[k] = list(v, k)
+    else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
+    else
+      (c as Record<string, unknown>)[k] =
+        v === '' && (k === 'clickhouseUrl' || k === 'webhookSecret') ? undefined : v
+  }
+  for (const b of c.kafkaBrokers) {
+    if (!/^[^:\s]+:\d+$/.test(b)) throw new InvalidInputError(`kafkaBrokers: "${b}" is not host:port`)
+  }
+  for (const u of [...c.webhookUrls, ...(c.clickhouseUrl ? [c.clickhouseUrl] : [])]) {
+    let url: URL
+    try {
+      url = new URL(u)
+    } catch {
+      throw new InvalidInputError(`"${u}" is not a URL`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new InvalidInputError(`"${u}": expected http(s)`)
+  }
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c.database))
+    throw new InvalidInputError(`database: invalid name "${c.database}"`)
+  c.dataDir = resolve(c.dataDir)
+  c.modelCacheDir = resolve(c.modelCacheDir)
+  return Object.freeze({
+    ...c,
+    kafkaBrokers: Object.freeze(c.kafkaBrokers),
+    webhookUrls: Object.freeze(c.webhookUrls),
+  })
+}
+
+export function loadConfig(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): BreakidConfig {
+  const file = (flags.config as string | undefined) ?? env.BREAKID_CONFIG
+  let fromFile: Raw = {}
+  if (file) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, 'utf8')) as Raw
+    } catch (err) {
+      throw new InvalidInputError(`cannot read config file ${file}: ${(err as Error).message}`)
+    }
+  }
+  const fromEnv: Raw = {}
+  for (const [name, key] of Object.entries(ENV)) if (env[name] !== undefined) fromEnv[key] = env[name]
+  const fromFlags: Raw = {}
+  for (const [flag, { key }] of Object.entries(CONFIG_FLAGS)) {
+    if (key && flags[flag] !== undefined) fromFlags[key] = flags[flag]
+  }
+  return validate({ ...fromFile, ...fromEnv, ...fromFlags })
+}

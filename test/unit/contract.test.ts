@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import avro from 'avsc'
+import { RecordCodec } from '../../ingest/contract/codec.ts'
+import { crc64Avro } from '../../ingest/contract/fingerprint.ts'
+import { spanV1 } from '../../ingest/contract/schemas.ts'
+import { codecs } from '../../ingest/contract/topics.ts'
+import { RecordDecodeError } from '../../ingest/errors.ts'
+import { makeAlert, makeHwSample, makeSpan } from '../helpers/records.ts'
+
+test('CRC-64-AVRO matches the Avro specification test vectors', () => {
+  // from the Avro repository's share/test/data/schema-tests.txt
+  assert.equal(crc64Avro('"null"'), 7195948357588979594n)
+  assert.equal(crc64Avro('"int"'), 8247732601305521295n)
+})
+
+test('every record type round-trips through the single-object encoding', () => {
+  const cases = [
+    [codecs.span, makeSpan(3, { error_class: 'Timeout', status: 'server_error' })],
+    [codecs.hw, makeHwSample(7)],
+    [codecs.alert, makeAlert({ ends_at_us: 1_767_225_700_000_000, status: 'resolved' })],
+  ] as const
+  for (const [codec, record] of cases) {
+    const buf = (codec as RecordCodec<unknown>).encode(record)
+    assert.deepEqual([buf[0], buf[1]], [0xc3, 0x01])
+    assert.deepEqual(buf.subarray(2, 10), codec.fingerprint)
+    assert.deepEqual((codec as RecordCodec<unknown>).decode(buf), record)
+  }
+})
+
+test('the TypeScript record shapes cover every schema field', () => {
+  const fields = (codecs.span.type.schema() as { fields: { name: string }[] }).fields.map((f) => f.name)
+  assert.deepEqual(Object.keys(makeSpan(0)).sort(), [...fields].sort())
+  const hwFields = (codecs.hw.type.schema() as { fields: { name: string }[] }).fields.map((f) => f.name)
+  assert.deepEqual(Object.keys(makeHwSample(0)).sort(), [...hwFields].sort())
+  const alertFields = (codecs.alert.type.schema() as { fields: { name: string }[] }).fields.map((f) => f.name)
+  assert.deepEqual(Object.keys(makeAlert()).sort(), [...alertFields].sort())
+})
+
+function rejects(buf: Buffer, reason: RecordDecodeError['reason']) {
+  assert.throws(
+    () => codecs.span.decode(buf),
+    (err: unknown) => err instanceof RecordDecodeError && err.reason === reason && !err.retriable,
+  )
+}
+
+test('foreign, truncated and unknown-schema records are rejected with a clear non-retriable error', () => {
+  const good = codecs.span.encode(makeSpan(1))
+  rejects(Buffer.from('{"not":"avro"}'), 'not_single_object')
+  rejects(Buffer.alloc(0), 'not_single_object')
+  rejects(good.subarray(0, 6), 'not_single_object')
+  rejects(good.subarray(0, good.length - 5), 'malformed')
+  const unknown = Buffer.from(good)
+  unknown.writeBigUInt64LE(12345n, 2)
+  rejects(unknown, 'unknown_schema')
+  // a hardware sample is a valid record, but not a span
+  rejects(codecs.hw.encode(makeHwSample(1)), 'unknown_schema')
+})
+
+test('a reader resolves records written by an earlier schema version', () => {
+  // "v2" adds a field with a default; v1 writers must stay readable by a v2 reader.
+  const spanV2 = {
+    ...spanV1,
+    fields: [...spanV1.fields, { name: 'tenant', type: 'string', default: 'none' }],
+  }
+  const v1Writer = new RecordCodec('span', spanV1)
+  const v2Reader = new RecordCodec<Record<string, unknown>>('span', spanV2, [spanV1])
+  const decoded = v2Reader.decode(v1Writer.encode(makeSpan(5)))
+  assert.equal(decoded.tenant, 'none')
+  assert.equal(decoded.request_id, 'req-5')
+  // and the v1 reader cannot know the v2 writer's fingerprint: it rejects rather than misreads
+  const v2Writer = new RecordCodec('span', spanV2)
+  assert.throws(() => v1Writer.decode(v2Writer.encode({ ...makeSpan(5), tenant: 't1' })), RecordDecodeError)
+})
+
+test('the span fingerprint is the canonical-form fingerprint any Avro implementation computes', () => {
+  const canonical = JSON.stringify(avro.Type.forSchema(spanV1 as avro.Schema).schema())
+  const fp = Buffer.alloc(8)
+  fp.writeBigUInt64LE(crc64Avro(canonical))
+  assert.deepEqual(codecs.span.fingerprint, fp)
+  assert.ok(!canonical.includes('doc'), 'canonical form has no doc attributes')
+})
