@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft: broker + controller in one JVM) for local development and CI.
+# No Docker, no ZooKeeper: the broker jars come from Maven Central (infra/kafka/pom.xml).
+#
+#   infra/kafka/kafka.sh start     fetch jars if needed, format fresh storage, start, wait until ready
+#   infra/kafka/kafka.sh stop      SIGTERM, wait, SIGKILL after a bound
+#   infra/kafka/kafka.sh restart   stop + start (fresh data)
+#   infra/kafka/kafka.sh status    exit 0 if running (prints pid and address), 3 if not
+#   infra/kafka/kafka.sh logs [-f] [LINES]   tail the broker log
+#   infra/kafka/kafka.sh fetch     only download the jars into infra/kafka/libs
+#   infra/kafka/kafka.sh clean     stop, then delete the run directory
+#
+# Environment:
+#   BREAKID_KAFKA_PORT             client (PLAINTEXT) port on 127.0.0.1      [9092]
+#   BREAKID_KAFKA_CONTROLLER_PORT  KRaft controller port on 127.0.0.1        [client port + 1]
+#   BREAKID_KAFKA_DIR              run dir: config, data, logs, pid          [infra/kafka/run]
+#   BREAKID_KAFKA_START_TIMEOUT    seconds to wait for readiness             [90]
+#   BREAKID_KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM             [30]
+#   BREAKID_KAFKA_HEAP_OPTS        JVM heap flags                            [-Xms256m -Xmx512m]
+#   BREAKID_KAFKA_JVM_OPTS         extra JVM flags                           []
+#   JAVA_HOME                      Java 17+ to use (else `java` on PATH)
+#
+# Every `start` formats the storage with a new cluster id, so each run begins with no topics.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+LIBS_DIR="$SCRIPT_DIR/libs"
+POM="$SCRIPT_DIR/pom.xml"
+
+PORT="${BREAKID_KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${BREAKID_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
+RUN_DIR="${BREAKID_KAFKA_DIR:-$SCRIPT_DIR/run}"
+START_TIMEOUT="${BREAKID_KAFKA_START_TIMEOUT:-90}"
+STOP_TIMEOUT="${BREAKID_KAFKA_STOP_TIMEOUT:-30}"
+HEAP_OPTS="${BREAKID_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+EXTRA_JVM_OPTS="${BREAKID_KAFKA_JVM_OPTS:-}"
+HOST=127.0.0.1
+
+DATA_DIR="$RUN_DIR/data"
+LOG_DIR="$RUN_DIR/logs"
+CONFIG="$RUN_DIR/server.properties"
+PID_FILE="$RUN_DIR/kafka.pid"
+STDOUT_LOG="$LOG_DIR/kafka.out"
+SERVER_LOG="$LOG_DIR/server.log"
+
+log() { printf '[kafka.sh] %s\n' "$*" >&2; }
+die() { printf '[kafka.sh] ERROR: %s\n' "$*" >&2; exit 1; }
+
+java_bin() {
+  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
+    printf '%s\n' "$JAVA_HOME/bin/java"
+  elif command -v java >/dev/null 2>&1; then
+    command -v java
+  else
+    die "java not found: install Java 17+ or set JAVA_HOME"
+  fi
+}
+
+check_java() {
+  local java version major
+  java="$(java_bin)"
+  version="$("$java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
+  major="${version%%.*}"
+  [[ "$major" == 1 ]] && major="$(cut -d. -f2 <<<"$version")"
+  [[ "$major" =~ ^[0-9]+$ ]] || die "cannot read the Java version from '$java -version'"
+  ((major >= 17)) || die "Kafka 4.x needs Java 17+, found $version at $java (set JAVA_HOME)"
+}
+
+pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
+
+# Download the broker jars unless libs/ already holds the set for the current pom.xml.
+fetch_libs() {
+  local stamp="$LIBS_DIR/.pom.sha256" want
+  want="$(pom_hash)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn not found: Maven is needed once to fetch the Kafka jars"
+  # Download next to libs/ (same file system, git-ignored), then swap it in whole.
+  local tmp="$SCRIPT_DIR/run/.libs-incoming.$$" start=$SECONDS out
+  rm -rf "$tmp"
+  mkdir -p "$SCRIPT_DIR/run"
+  log "fetching Kafka jars from Maven Central into $LIBS_DIR (first run only)..."
+  local attempt
+  for attempt in 1 2; do
+    # -U on the retry: do not reuse a cached "not found" from the failed attempt.
+    if out="$(mvn -q -B -Dstyle.color=never $([[ $attempt == 2 ]] && echo -U) -f "$POM" \
+      dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime 2>&1)"; then
+      break
+    fi
+    rm -rf "$tmp"
+    if ((attempt == 2)); then
+      printf '%s\n' "$out" | tail -n 40 >&2
+      die "mvn could not fetch the Kafka jars (see above)"
+    fi
+    log "mvn failed; retrying once in 5s..."
+    sleep 5
+  done
+  printf '%s\n' "$want" >"$tmp/.pom.sha256"
+  rm -rf "$LIBS_DIR"
+  mv "$tmp" "$LIBS_DIR"
+  log "jars ready ($(find "$LIBS_DIR" -name '*.jar' | wc -l) jars, $((SECONDS - start))s)"
+}
+
+# Pid of our broker if it is running, else nothing (and a stale pid file is removed).
+running_pid() {
+  [[ -f "$PID_FILE" ]] || return 0
+  local pid
+  pid="$(tr -dc '0-9' <"$PID_FILE")"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $CONFIG"; then
+    printf '%s\n' "$pid"
+  else
+    rm -f "$PID_FILE"
+  fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+write_config() {
+  cat >"$CONFIG" <<EOF
+# Generated by infra/kafka/kafka.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ); edits are overwritten on start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$DATA_DIR
+
+# Single node, tests only.
+auto.create.topics.enable=true
+delete.topic.enable=true
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+
+# Small footprint, quick start and stop.
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+background.threads=4
+log.retention.hours=24
+log.segment.bytes=67108864
+log.retention.check.interval.ms=300000
+controlled.shutdown.enable=true
+EOF
+}
+
+cmd_fetch() {
+  fetch_libs
+}
+
+cmd_start() {
+  local pid
+  pid="$(running_pid)"
+  if [[ -n "$pid" ]]; then
+    if port_open "$HOST" "$PORT"; then
+      log "already running (pid $pid) on $HOST:$PORT"
+      echo "KAFKA_BROKERS=$HOST:$PORT"
+      return 0
+    fi
+    log "pid $pid is running but $HOST:$PORT is closed; restarting it"
+    cmd_stop
+  fi
+  for p in "$PORT" "$CONTROLLER_PORT"; do
+    if port_open "$HOST" "$p"; then
+      die "port $HOST:$p is already in use by another process; stop it or set BREAKID_KAFKA_PORT / BREAKID_KAFKA_CONTROLLER_PORT"
+    fi
+  done
+
+  check_java
+  fetch_libs
+  local java cp cluster_id t0=$SECONDS
+  java="$(java_bin)"
+  cp="$LIBS_DIR/*"
+
+  # Fresh storage and a new cluster id on every start.
+  rm -rf "$DATA_DIR" "$LOG_DIR"
+  mkdir -p "$DATA_DIR" "$LOG_DIR"
+  write_config
+  # A Kafka Uuid is 16 random bytes in url-safe base64 without padding.
+  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  local jvm_common=(-Djava.awt.headless=true "-Dkafka.logs.dir=$LOG_DIR"
+    "-Dlog4j2.configurationFile=$SCRIPT_DIR/log4j2.xml")
+  if ! "$java" -Xmx256m -XX:TieredStopAtLevel=1 "${jvm_common[@]}" -cp "$cp" kafka.tools.StorageTool \
+    format -t "$cluster_id" -c "$CONFIG" >"$LOG_DIR/format.log" 2>&1 9>&-; then
+    cat "$LOG_DIR/format.log" >&2
+    die "formatting the KRaft storage in $DATA_DIR failed"
+  fi
+
+  local -a jvm_opts
+  read -r -a jvm_opts <<<"$HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent $EXTRA_JVM_OPTS"
+  # Detached from the calling shell: survives the script, ignores the terminal's SIGHUP/SIGINT.
+  nohup "$java" "${jvm_opts[@]}" "${jvm_common[@]}" -cp "$cp" kafka.Kafka "$CONFIG" \
+    </dev/null >"$STDOUT_LOG" 2>&1 9>&- &
+  pid=$!
+  printf '%s\n' "$pid" >"$PID_FILE"
+  log "started broker pid $pid (cluster $cluster_id), waiting up to ${START_TIMEOUT}s for $HOST:$PORT..."
+
+  local deadline=$((SECONDS + START_TIMEOUT)) started=0 probe_rc
+  local have_probe=0
+  if command -v node >/dev/null 2>&1 && [[ -d "$REPO_ROOT/node_modules/kafkajs" ]]; then have_probe=1; fi
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      fail_start "broker process $pid exited during startup"
+    fi
+    if ((SECONDS >= deadline)); then
+      fail_start "broker not ready after ${START_TIMEOUT}s (BREAKID_KAFKA_START_TIMEOUT)"
+    fi
+    if ((started == 0)) && grep -q 'Kafka Server started' "$SERVER_LOG" 2>/dev/null && port_open "$HOST" "$PORT"; then
+      started=1
+    fi
+    if ((started == 1)); then
+      if ((have_probe == 0)); then break; fi
+      probe_rc=0
+      node "$SCRIPT_DIR/probe.mjs" "$HOST:$PORT" >/dev/null 2>&1 || probe_rc=$?
+      if ((probe_rc == 0)); then break; fi
+      if ((probe_rc == 2)); then have_probe=0; break; fi
+    fi
+    sleep 0.25
+  done
+  if ((have_probe == 1)); then
+    # Have the group coordinator's __consumer_offsets created now rather than in the first test.
+    node "$SCRIPT_DIR/probe.mjs" "$HOST:$PORT" --warmup >/dev/null 2>&1 || log "warning: consumer-offsets warm-up failed (not fatal)"
+  fi
+  log "ready in $((SECONDS - t0))s: $HOST:$PORT (log: $SERVER_LOG)"
+  echo "KAFKA_BROKERS=$HOST:$PORT"
+}
+
+fail_start() {
+  log "ERROR: $1"
+  log "--- last lines of $STDOUT_LOG ---"
+  tail -n 30 "$STDOUT_LOG" >&2 2>/dev/null || true
+  # The config dump (tab-indented "key = value" lines) says little about a failure; skip it.
+  log "--- last lines of $SERVER_LOG (config dump left out) ---"
+  grep -Ev $'^\t[A-Za-z0-9._-]+ = ' "$SERVER_LOG" 2>/dev/null | tail -n 60 >&2 || true
+  log "--- end of logs; full log: $SERVER_LOG ---"
+  local pid
+  pid="$(running_pid)"
+  if [[ -n "$pid" ]]; then
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || true
+  fi
+  rm -f "$PID_FILE"
+  exit 1
+}
+
+wait_gone() {
+  local pid=$1 deadline=$((SECONDS + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    # A zombie (exited, not yet reaped) counts as gone.
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]] && return 0
+    ((SECONDS >= deadline)) && return 1
+    sleep 0.2
+  done
+}
+
+cmd_stop() {
+  local pid
+  pid="$(running_pid)"
+  if [[ -z "$pid" ]]; then
+    log "not running"
+    return 0
+  fi
+  log "stopping broker pid $pid (SIGTERM, up to ${STOP_TIMEOUT}s)..."
+  local t0=$SECONDS
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" "$STOP_TIMEOUT"; then
+    log "still running after ${STOP_TIMEOUT}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || die "pid $pid survived SIGKILL"
+  fi
+  rm -f "$PID_FILE"
+  log "stopped in $((SECONDS - t0))s"
+}
+
+cmd_status() {
+  local pid
+  pid="$(running_pid)"
+  if [[ -z "$pid" ]]; then
+    echo "kafka: stopped"
+    return 3
+  fi
+  if port_open "$HOST" "$PORT"; then
+    echo "kafka: running (pid $pid) at $HOST:$PORT, controller $HOST:$CONTROLLER_PORT, dir $RUN_DIR"
+  else
+    echo "kafka: starting or unhealthy (pid $pid), $HOST:$PORT not accepting connections"
+  fi
+}
+
+cmd_logs() {
+  local follow=() lines=200
+  for a in "$@"; do
+    case "$a" in
+      -f | --follow) follow=(-F) ;;
+      *[!0-9]* | '') die "usage: kafka.sh logs [-f] [LINES]" ;;
+      *) lines=$a ;;
+    esac
+  done
+  [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
+  tail -n "$lines" "${follow[@]}" "$SERVER_LOG"
+}
+
+cmd_clean() {
+  cmd_stop
+  rm -rf "$RUN_DIR"
+  log "removed $RUN_DIR"
+}
+
+usage() {
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  case "$cmd" in
+    start | stop | restart | clean)
+      mkdir -p "$RUN_DIR"
+      # One start/stop at a time per run dir.
+      if command -v flock >/dev/null 2>&1; then
+        exec 9>"$RUN_DIR/.lock"
+        flock -w "$((START_TIMEOUT + STOP_TIMEOUT + 600))" 9 || die "timed out waiting for another kafka.sh on $RUN_DIR"
+      fi
+      case "$cmd" in
+        start) cmd_start ;;
+        stop) cmd_stop ;;
+        restart) cmd_stop && cmd_start ;;
+        clean) cmd_clean ;;
+      esac
+      ;;
+    status) cmd_status ;;
+    logs) cmd_logs "$@" ;;
+    fetch) cmd_fetch ;;
+    -h | --help | help) usage ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"
