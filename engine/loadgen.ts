@@ -50,7 +50,7 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
   if (opts.bodies.length === 0) throw new InvalidInputError('loadgen needs at least one request body')
   const target = new URL(opts.url)
   const maxOutstanding = opts.maxOutstanding ?? 512
-  const agent = new http.Agent({ keepAlive: true, maxSockets: Math.min(maxOutstanding, 256) })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: maxOutstanding })
   const timeoutMs = opts.timeoutMs ?? 30_000
   const latencies: number[] = []
   const statuses: Record<string, number> = {}

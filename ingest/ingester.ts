@@ -34,7 +34,8 @@ interface Route<R> {
   table: TableSpec<R>
 }
 
-const route = <R>(codec: RecordCodec<R>, table: TableSpec<R>) => ({ codec, table }) as unknown as Route<unknown>
+const route = <R>(codec: RecordCodec<R>, table: TableSpec<R>) =>
+  ({ codec, table }) as unknown as Route<unknown>
 
 const ROUTES = new Map<string, Route<unknown>>([
   [TOPICS.spans, route(codecs.span, spansTable)],

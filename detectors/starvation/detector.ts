@@ -1,13 +1,18 @@
 /**
- * Accelerator starved: the executor sits idle while requests are pending. The executor's busy
- * fraction falls well below its own baseline while requests in flight pile up above theirs and
- * arrivals go on — the work exists but does not reach the accelerator (data or preprocessing
- * starvation). Idle with no pending work is a different break (over-provisioned) and is not this one.
+ * Accelerator starved: the executor sits idle while requests are pending. Requests in flight pile up
+ * far above their baseline, yet almost none of them wait at the executor (its queue is near empty)
+ * and the executor has idle time it did not have before — the work exists but does not reach the
+ * accelerator (data or preprocessing starvation). Idle with no pending work is a different break
+ * (over-provisioned), and a backlog *at* the executor is overload, not starvation.
+ *
+ * Why not "busy fell below half its baseline": with dynamic batching, a starved executor runs
+ * smaller batches that cost more per row, so its busy fraction falls less than its throughput
+ * (measured: 0.47 → 0.25 while completions halved). Idle capacity next to a backlog is the signal.
  *
  * Thresholds (defaults):
- * - busy  < baseline median × `busyDropRatio` (0.5), and the baseline itself ≥ `minBaselineBusy` (0.05)
- * - in_flight > max(baseline × `inFlightGrowth` (2), baseline + `minPending` (4))
- * - arrivals ≥ baseline × 0.5 (load is still there)
+ * - in_flight > max(baseline × `inFlightGrowth` (2), baseline + `minPending` (4))   work is waiting
+ * - queue_depth ≤ in_flight × `maxQueuedShare` (0.1)               …but not at the executor
+ * - busy < min(`busyCeiling` (0.75), baseline × `busyDropRatio` (0.9))  …which has idle time
  * - held for `pendingSamples` (2) samples before firing; clear for `resolveSamples` (3) to resolve
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
@@ -18,7 +23,8 @@ import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 
 export interface StarvationOptions extends LifecycleOptions {
   busyDropRatio?: number
-  minBaselineBusy?: number
+  busyCeiling?: number
+  maxQueuedShare?: number
   inFlightGrowth?: number
   minPending?: number
   baselineWindow?: number
@@ -28,7 +34,6 @@ export interface StarvationOptions extends LifecycleOptions {
 interface InstanceState {
   busy: RollingBaseline
   inFlight: RollingBaseline
-  arrivals: RollingBaseline
   spans: InstanceSpanWindow
   lifecycle: AlertLifecycle
 }
@@ -40,8 +45,9 @@ export class StarvationDetector implements Detector {
 
   constructor(opts: StarvationOptions = {}) {
     this.o = {
-      busyDropRatio: 0.5,
-      minBaselineBusy: 0.05,
+      busyDropRatio: 0.9,
+      busyCeiling: 0.75,
+      maxQueuedShare: 0.1,
       inFlightGrowth: 2,
       minPending: 4,
       baselineWindow: 60,
@@ -59,7 +65,6 @@ export class StarvationDetector implements Detector {
       s = {
         busy: new RollingBaseline(w, warm),
         inFlight: new RollingBaseline(w, warm),
-        arrivals: new RollingBaseline(w, warm),
         spans: new InstanceSpanWindow(),
         lifecycle: new AlertLifecycle(this.o),
       }
@@ -78,14 +83,13 @@ export class StarvationDetector implements Detector {
     s.spans.roll(s.lifecycle.active)
     const busyBase = s.busy.median()
     const inFlightBase = s.inFlight.median()
-    const threshold = busyBase * this.o.busyDropRatio
+    const threshold = Math.min(this.o.busyCeiling, busyBase * this.o.busyDropRatio)
     const pendingLimit = Math.max(inFlightBase * this.o.inFlightGrowth, inFlightBase + this.o.minPending)
     const starved =
       s.busy.ready &&
-      busyBase >= this.o.minBaselineBusy &&
-      sample.executor_busy < threshold &&
       sample.in_flight > pendingLimit &&
-      sample.arrivals >= s.arrivals.median() * 0.5
+      sample.queue_depth <= sample.in_flight * this.o.maxQueuedShare &&
+      sample.executor_busy < threshold
     const suspect = starved ? s.spans.suspectStage() : undefined
     const stage = suspect?.stage ?? null
     const alert = s.lifecycle.observe(
@@ -94,7 +98,7 @@ export class StarvationDetector implements Detector {
       starved
         ? {
             type: this.type,
-            severity: sample.executor_busy < busyBase * 0.25 ? 'critical' : 'warning',
+            severity: sample.executor_busy < busyBase * 0.5 ? 'critical' : 'warning',
             dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
             fleet: sample.fleet,
             instance: sample.instance,
@@ -106,7 +110,8 @@ export class StarvationDetector implements Detector {
             threshold,
             summary:
               `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) ` +
-              `while ${sample.in_flight} requests are in flight (baseline ${inFlightBase.toFixed(0)})`,
+              `while ${sample.in_flight} requests are in flight (baseline ${inFlightBase.toFixed(0)}) ` +
+              `and only ${sample.queue_depth} wait at the executor`,
             suspected_cause: suspect
               ? `requests wait before the executor: ${suspect.stage} takes ${ms(suspect.observedUs)} ` +
                 `(baseline ${ms(suspect.baselineUs)}) — data/preprocessing starvation`
@@ -122,7 +127,6 @@ export class StarvationDetector implements Detector {
     if (!s.lifecycle.active) {
       s.busy.push(sample.executor_busy)
       s.inFlight.push(sample.in_flight)
-      s.arrivals.push(sample.arrivals)
     }
     return alert ? [alert] : []
   }

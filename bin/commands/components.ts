@@ -1,0 +1,85 @@
+/** One pipeline component per command, for running breakid as separate services against Kafka. */
+import { createLogger } from '../../ingest/logger.ts'
+import { InvalidInputError } from '../../ingest/errors.ts'
+import type { Command } from '../cli.ts'
+import { type BreakidConfig, loadConfig } from '../config.ts'
+import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
+import { openStore, openTransport, runUntilSignal } from '../runtime.ts'
+
+function requireKafka(cfg: BreakidConfig, name: string): void {
+  if (cfg.kafkaBrokers.length === 0) {
+    throw new InvalidInputError(
+      `${name} reads from Kafka: set KAFKA_BROKERS or --kafka-brokers (or use "breakid up" to run everything embedded)`,
+    )
+  }
+}
+
+function component(
+  name: string,
+  summary: string,
+  parts: { ingest?: boolean; detect?: boolean; notify?: boolean },
+): Command {
+  return {
+    summary,
+    usage: `KAFKA_BROKERS=host:9092 breakid ${name}`,
+    options: {},
+    help: {},
+    async run({ values }) {
+      const cfg = loadConfig(values)
+      requireKafka(cfg, `breakid ${name}`)
+      const logger = createLogger(cfg.logLevel)
+      const transport = await openTransport(cfg, logger)
+      const ch = parts.ingest ? await openStore(cfg) : undefined
+      const routes = parts.notify ? webhookRoutes(cfg) : undefined
+      if (parts.notify && routes!.length === 0) {
+        throw new InvalidInputError(
+          'breakid notify: no webhook URL configured (--webhook-url or BREAKID_WEBHOOK_URLS)',
+        )
+      }
+      const pipeline = await startPipeline({
+        transport,
+        logger,
+        clickhouse: ch,
+        detectors: parts.detect ? defaultDetectors() : undefined,
+        routes,
+      })
+      logger.info({ component: name, brokers: cfg.kafkaBrokers }, 'running')
+      await runUntilSignal(logger, [async () => void (await ch?.close()), () => pipeline.stop()])
+      return 0
+    },
+  }
+}
+
+export const ingest = component(
+  'ingest',
+  'consume telemetry from Kafka into ClickHouse (group breakid-ingest)',
+  {
+    ingest: true,
+  },
+)
+export const detect = component(
+  'detect',
+  'run the detectors on Kafka telemetry, publish alerts (group breakid-detect)',
+  {
+    detect: true,
+  },
+)
+export const notify = component('notify', 'deliver alerts from Kafka to webhooks (group breakid-notify)', {
+  notify: true,
+})
+
+export const migrateCommand: Command = {
+  summary: 'create or upgrade the ClickHouse tables',
+  usage: 'breakid migrate [--clickhouse-url URL]',
+  options: {},
+  help: {},
+  async run({ values }) {
+    const cfg = loadConfig(values)
+    const ch = await openStore(cfg)
+    console.log(
+      `schema up to date in ${ch.embedded ? cfg.dataDir : 'ClickHouse server'} (database ${cfg.database})`,
+    )
+    await ch.close()
+    return 0
+  },
+}

@@ -1,0 +1,210 @@
+/**
+ * `breakid up`: the whole pipeline in one process on the embedded default — engine, load generator,
+ * a scheduled data-starvation fault, ingest into chDB, the detectors, and a local webhook receiver
+ * that prints each alert as it arrives. Stops by itself after --duration and prints a summary; the
+ * data stays queryable with `breakid query` / `breakid sql`.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { startReceiver } from '../../detectors/notify/receiver.ts'
+import { isoFromMicros } from '../../detectors/notify/webhook.ts'
+import { Engine } from '../../engine/engine.ts'
+import { FaultSchedule, parseFaultSpec } from '../../engine/faults.ts'
+import { buildEngineApp } from '../../engine/http.ts'
+import { runLoad } from '../../engine/loadgen.ts'
+import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
+import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
+import { createLogger } from '../../ingest/logger.ts'
+import { queriesPlugin } from '../../queries/http.ts'
+import { formatResult } from '../../queries/format.ts'
+import { runNamedQuery, runSql } from '../../queries/runner.ts'
+import { parseDurationMs, parsePort, parsePositive } from '../args.ts'
+import type { Command } from '../cli.ts'
+import { loadConfig } from '../config.ts'
+import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
+import { openStore, openTransport } from '../runtime.ts'
+import { parseModelFlag } from './serve.ts'
+
+/** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
+export const DEMO_MODEL = 'resnet50:w=0.5,r=32'
+
+export function upStatePath(dataDir: string): string {
+  return join(dirname(dataDir), 'up.json')
+}
+
+export const up: Command = {
+  summary: 'run the whole pipeline in one process with load and a scheduled fault, then summarise',
+  usage: 'breakid up [--duration 60s] [--rate 120] [--fault data_starvation@24-39:60] [--port 0]',
+  options: {
+    duration: { type: 'string', default: '60s' },
+    rate: { type: 'string', default: '120' },
+    model: { type: 'string', default: DEMO_MODEL },
+    fault: { type: 'string', multiple: true },
+    'no-fault': { type: 'boolean', default: false },
+    port: { type: 'string', default: '0' },
+    'keep-data': { type: 'boolean', default: false },
+  },
+  help: {
+    duration: 'how long the load runs, then everything stops (default 60s)',
+    rate: 'open-loop requests per second (default 120)',
+    model: `model to serve: name[:w=widthScale,r=resolution] (default ${DEMO_MODEL})`,
+    fault: 'fault window type@startS-endS[:delayMs]; default data_starvation from 40% to 65% of the run',
+    'no-fault': 'run without any fault (a clean baseline)',
+    port: 'HTTP port of the engine and the query API (default 0: any free port)',
+    'keep-data': 'keep the data of earlier runs (default: start from an empty database)',
+  },
+  async run({ values }) {
+    const cfg = loadConfig(values)
+    const logger = createLogger(cfg.logLevel)
+    const durationMs = parseDurationMs(values.duration, 'duration')
+    const rate = parsePositive(values.rate, 'rate', { max: 10_000 })
+    const port = parsePort(values.port)
+    const model = parseModelFlag(String(values.model))
+    const faults = values['no-fault']
+      ? []
+      : ((values.fault as string[] | undefined) ?? []).map(parseFaultSpec)
+    if (!values['no-fault'] && faults.length === 0) {
+      const s = Math.round(durationMs * 0.4)
+      faults.push({ type: 'data_starvation', startMs: s, endMs: Math.round(durationMs * 0.65), delayMs: 60 })
+    }
+    if (!cfg.clickhouseUrl && !values['keep-data']) rmSync(cfg.dataDir, { recursive: true, force: true })
+    mkdirSync(cfg.dataDir, { recursive: true })
+
+    const ch = await openStore(cfg)
+    const transport = await openTransport(cfg, logger)
+    const out = (line: string) => process.stdout.write(`${line}\n`)
+    const receiver = await startReceiver({
+      secret: cfg.webhookSecret,
+      onAlert: ({ alert, receivedAtMs }) => {
+        if (!alert) return
+        out(
+          `[webhook] ${new Date(receivedAtMs).toISOString()} ${alert.status.toUpperCase()} ${alert.type} ` +
+            `${alert.instance}/${alert.model}${alert.stage ? ` stage=${alert.stage}` : ''}: ${alert.summary}`,
+        )
+      },
+    })
+    const pipeline = await startPipeline({
+      transport,
+      logger,
+      clickhouse: ch,
+      detectors: defaultDetectors(),
+      routes: webhookRoutes(cfg, [{ name: 'local-receiver', url: receiver.url, secret: cfg.webhookSecret }]),
+    })
+    const emitter = new TelemetryEmitter({ producer: transport.producer(), logger })
+    const schedule = new FaultSchedule(faults)
+    const engine = new Engine({
+      models: [model],
+      modelCacheDir: cfg.modelCacheDir,
+      logger,
+      emitter,
+      faults: schedule,
+      identity: { fleet: cfg.fleet, instance: cfg.instance },
+    })
+    await engine.start()
+    const app = buildEngineApp(engine)
+    await app.register(queriesPlugin, { ch })
+    const address = await app.listen({ host: '127.0.0.1', port })
+    const statePath = upStatePath(cfg.dataDir)
+    writeFileSync(statePath, JSON.stringify({ pid: process.pid, url: address }))
+
+    const loaded = engine.models.get(model.name)!
+    const bodies = Array.from({ length: 8 }, (_, seed) =>
+      JSON.stringify({ inputs: toKServeInputs(getModel(model.name).inputGenerator(seed, 1, model.options)) }),
+    )
+    out(
+      `breakid up: engine ${address} serving ${model.name} v${loaded.meta.version}; ${rate} req/s for ${durationMs / 1000}s`,
+    )
+    out(
+      `breakid up: ${transport.kind === 'kafka' ? `Kafka ${cfg.kafkaBrokers.join(',')}` : 'embedded bus'}, ${ch.embedded ? `chDB ${cfg.dataDir}` : 'ClickHouse server'}, webhook receiver ${receiver.url}`,
+    )
+    for (const f of schedule.groundTruth()) {
+      out(
+        `breakid up: fault ${f.type} scheduled ${new Date(f.startEpochMs).toISOString()} → ${new Date(f.endEpochMs).toISOString()}`,
+      )
+    }
+
+    const report = await runLoad({
+      url: `${address}/v2/models/${model.name}/infer`,
+      bodies,
+      ratePerSec: rate,
+      durationMs,
+      maxOutstanding: 4096,
+    })
+    await app.close()
+    await engine.stop()
+    await waitForPipeline(pipeline, engine.completions, receiver.alerts.length)
+    await pipeline.stop()
+
+    // ----- summary -----
+    const spans = await runSql(
+      ch,
+      'SELECT count() AS spans, uniqExact(request_id) AS distinct_requests FROM spans',
+    )
+    const [storedSpans, distinct] = spans.rows[0] as [number | string, number | string]
+    out('\n=== summary ===')
+    out(
+      `requests sent ${report.sent}, answered ${Object.values(report.statuses).reduce((a, b) => a + b, 0)} (ok ${report.ok}; statuses ${JSON.stringify(report.statuses)})`,
+    )
+    out(
+      `latency ms p50 ${report.latencyMs.p50}  p95 ${report.latencyMs.p95}  p99 ${report.latencyMs.p99}  max ${report.latencyMs.max}`,
+    )
+    out(
+      `spans emitted ${engine.completions}, stored ${storedSpans} (${distinct} distinct request ids); telemetry dropped ${emitter.dropped}`,
+    )
+    const received = receiver.alerts.filter((r) => r.alert)
+    out(`alerts received by the webhook: ${received.length}`)
+    for (const f of schedule.groundTruth()) {
+      out(
+        `  fault ${f.type}: ${new Date(f.startEpochMs).toISOString()} → ${new Date(f.endEpochMs).toISOString()}`,
+      )
+    }
+    for (const r of received) {
+      const a = r.alert!
+      const startMs = a.starts_at_us / 1000
+      const inside = schedule.groundTruth().some((f) => startMs >= f.startEpochMs && startMs <= f.endEpochMs)
+      const delay = schedule.groundTruth().find((f) => startMs >= f.startEpochMs && startMs <= f.endEpochMs)
+      out(
+        `  ${a.status.padEnd(8)} ${a.type} start ${isoFromMicros(a.starts_at_us)}${a.ends_at_us ? ` end ${isoFromMicros(a.ends_at_us)}` : ''} ` +
+          `${inside ? 'INSIDE the fault window' : 'outside any fault window'}` +
+          (delay && a.status === 'firing'
+            ? `; received ${((r.receivedAtMs - delay.startEpochMs) / 1000).toFixed(1)} s after fault onset`
+            : ''),
+      )
+    }
+    const breakdown = await runNamedQuery(ch, 'stage-breakdown', { from: '-1h', to: 'now' })
+    out('\nstage breakdown (ms):')
+    out(formatResult(breakdown, 'table'))
+    out(
+      `\ndata kept in ${ch.embedded ? cfg.dataDir : 'ClickHouse'}; try: npx breakid query stage-breakdown   or   npx breakid sql "SELECT count() FROM spans"`,
+    )
+
+    await receiver.stop()
+    await transport.close()
+    await ch.close()
+    rmSync(statePath, { force: true })
+    return 0
+  },
+}
+
+/** Waits (bounded) until every span is stored and every alert raised has been delivered. */
+async function waitForPipeline(
+  p: Awaited<ReturnType<typeof startPipeline>>,
+  spansEmitted: number,
+  _received: number,
+): Promise<void> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const stored = p.ingester?.counters.get('rows_stored_total', { table: 'spans' }) ?? spansEmitted
+    const raised = p.detector?.counters.total('alerts_total') ?? 0
+    const stats = p.notifier?.stats()
+    const settled = stats ? stats.delivered + stats.failed_permanently + stats.duplicates_suppressed : raised
+    if (stored >= spansEmitted && settled >= raised) return
+    if (Date.now() > deadline) {
+      process.stderr.write(
+        `breakid up: pipeline did not drain in time (stored ${stored}/${spansEmitted} spans, alerts settled ${settled}/${raised})\n`,
+      )
+      return
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}

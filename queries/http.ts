@@ -1,0 +1,137 @@
+/**
+ * The query API as an encapsulated fastify plugin, so a running `breakid up` (which holds chDB's
+ * data directory; other processes cannot open it) answers the CLI and the dashboard:
+ *
+ *   GET      /api/queries          the named queries and their parameters
+ *   GET|POST /api/queries/:name    run one; parameters from the query string and/or a JSON body
+ *   POST     /api/sql              ad-hoc read-only SQL: JSON `{ sql, limitRows? }` or text/plain
+ *
+ * `?format=` picks the output: `json` (default, an array of objects), `ndjson`, `csv`, `table`, or
+ * `result` (`{ columns, rows, truncated, … }` with ClickHouse types, for clients that render
+ * themselves). Bad input is 400 and an unknown query 404, both as `{ error, code }`; a ClickHouse
+ * that is down or over a limit is 503.
+ */
+import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { ClickHouse } from '../ingest/clickhouse/client.ts'
+import { DownstreamError, InvalidInputError } from '../ingest/errors.ts'
+import { UnknownQueryError } from './errors.ts'
+import { CONTENT_TYPES, formatResult, OUTPUT_FORMATS, type OutputFormat } from './format.ts'
+import { RESERVED_PARAM_NAMES } from './params.ts'
+import { listQueries, type QueryResult, runNamedQuery, runSql } from './runner.ts'
+
+export interface QueriesPluginOptions {
+  ch: ClickHouse
+  /** rows kept for ad-hoc SQL when the request does not say (default: runner's DEFAULT_SQL_LIMIT_ROWS) */
+  sqlLimitRows?: number
+}
+
+type HttpFormat = OutputFormat | 'result'
+const HTTP_FORMATS: readonly HttpFormat[] = [...OUTPUT_FORMATS, 'result']
+
+export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (app, opts) => {
+  const { ch } = opts
+  if (!ch) throw new Error('queriesPlugin needs the ClickHouse object: register it with { ch }')
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof UnknownQueryError) return reply.code(404).send({ error: err.message, code: err.code })
+    if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, code: err.code })
+    if (err instanceof DownstreamError) {
+      req.log.warn({ err }, 'query failed downstream')
+      return reply.code(503).send({ error: err.message, code: err.code })
+    }
+    // fastify's own 4xx (malformed JSON body, unsupported content type, body too large)
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: err.message, code: err.code ?? 'BREAKID_BAD_REQUEST' })
+    }
+    req.log.error({ err }, 'query API error')
+    return reply.code(500).send({ error: 'internal error', code: 'BREAKID_INTERNAL' })
+  })
+
+  app.get('/api/queries', async () => ({
+    queries: listQueries().map((q) => ({ name: q.name, description: q.description, params: q.params })),
+  }))
+
+  const runNamed = async (
+    name: string,
+    query: unknown,
+    body: unknown,
+    reply: FastifyReply,
+  ): Promise<FastifyReply> => {
+    const fromQuery = stringRecord(query, 'query string')
+    const fromBody = body === undefined || body === null || body === '' ? {} : stringRecord(body, 'JSON body')
+    const format = pickFormat(fromQuery.format ?? fromBody.format)
+    const params: Record<string, string> = {}
+    for (const [source, values] of [fromQuery, fromBody].entries()) {
+      for (const [key, value] of Object.entries(values)) {
+        if (RESERVED_PARAM_NAMES.includes(key)) continue
+        if (source === 1 && Object.hasOwn(params, key)) {
+          throw new InvalidInputError(`parameter '${key}' is given in both the query string and the body`)
+        }
+        params[key] = value
+      }
+    }
+    const result = await runNamedQuery(ch, name, params)
+    return send(reply, result, format)
+  }
+
+  app.get<{ Params: { name: string } }>('/api/queries/:name', async (req, reply) =>
+    runNamed(req.params.name, req.query, undefined, reply),
+  )
+  app.post<{ Params: { name: string } }>('/api/queries/:name', async (req, reply) =>
+    runNamed(req.params.name, req.query, req.body, reply),
+  )
+
+  app.post('/api/sql', async (req, reply) => {
+    const query = stringRecord(req.query, 'query string')
+    let sql: unknown
+    let limit: unknown = query.limitRows
+    let format: unknown = query.format
+    if (typeof req.body === 'string') sql = req.body
+    else if (req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
+      const body = req.body as Record<string, unknown>
+      sql = body.sql
+      limit = body.limitRows ?? limit
+      format = body.format ?? format
+    }
+    if (typeof sql !== 'string' || sql.trim() === '') {
+      throw new InvalidInputError('send the SQL as JSON {"sql": "..."} or as a text/plain body')
+    }
+    const limitRows = limit === undefined ? opts.sqlLimitRows : Number(limit)
+    if (limitRows !== undefined && (!Number.isSafeInteger(limitRows) || limitRows < 1)) {
+      throw new InvalidInputError(`limitRows must be a positive integer, got ${JSON.stringify(limit)}`)
+    }
+    const result = await runSql(ch, sql, limitRows === undefined ? {} : { limitRows })
+    return send(reply, result, pickFormat(format))
+  })
+}
+
+function pickFormat(value: unknown): HttpFormat {
+  if (value === undefined) return 'json'
+  if (typeof value === 'string' && (HTTP_FORMATS as readonly string[]).includes(value))
+    return value as HttpFormat
+  throw new InvalidInputError(
+    `format must be one of ${HTTP_FORMATS.join(', ')}, got ${JSON.stringify(value)}`,
+  )
+}
+
+/** Query-string or body values as strings: numbers and booleans are accepted, lists and objects not. */
+function stringRecord(value: unknown, where: string): Record<string, string> {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidInputError(`the ${where} must be an object of parameter names to values`)
+  }
+  const out: Record<string, string> = {}
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v === 'string') out[key] = v
+    else if (typeof v === 'number' || typeof v === 'boolean') out[key] = String(v)
+    else if (v === null) continue
+    else throw new InvalidInputError(`parameter '${key}' in the ${where} must be a single value`)
+  }
+  return out
+}
+
+function send(reply: FastifyReply, result: QueryResult, format: HttpFormat): FastifyReply {
+  if (result.truncated) reply.header('x-breakid-truncated', 'true')
+  if (format === 'result') return reply.type(CONTENT_TYPES.json).send(JSON.stringify(result))
+  return reply.type(CONTENT_TYPES[format]).send(formatResult(result, format))
+}
