@@ -11,6 +11,8 @@ import { InvalidInputError } from '../ingest/errors.ts'
 export interface BreakidConfig {
   /** Kafka bootstrap brokers; empty → the embedded in-process bus */
   kafkaBrokers: readonly string[]
+  /** prefix of every Kafka topic and consumer group name, to share a cluster */
+  topicPrefix: string
   /** ClickHouse server URL; undefined → embedded chDB in `dataDir` */
   clickhouseUrl: string | undefined
   database: string
@@ -25,6 +27,7 @@ export interface BreakidConfig {
 
 const DEFAULTS: BreakidConfig = {
   kafkaBrokers: [],
+  topicPrefix: '',
   clickhouseUrl: undefined,
   database: 'breakid',
   dataDir: '.breakid/data',
@@ -41,6 +44,7 @@ type Raw = Partial<Record<keyof BreakidConfig, unknown>>
 const ENV: Record<string, keyof BreakidConfig> = {
   KAFKA_BROKERS: 'kafkaBrokers',
   CLICKHOUSE_URL: 'clickhouseUrl',
+  BREAKID_TOPIC_PREFIX: 'topicPrefix',
   BREAKID_DATABASE: 'database',
   BREAKID_DATA_DIR: 'dataDir',
   BREAKID_MODEL_CACHE: 'modelCacheDir',
@@ -54,6 +58,7 @@ const ENV: Record<string, keyof BreakidConfig> = {
 /** Flag names (kebab-case) of the shared options, for --help and parseArgs. */
 export const CONFIG_FLAGS = {
   'kafka-brokers': { key: 'kafkaBrokers', help: 'comma-separated Kafka brokers (default: embedded bus)' },
+  'topic-prefix': { key: 'topicPrefix', help: 'prefix of Kafka topic and group names (default none)' },
   'clickhouse-url': { key: 'clickhouseUrl', help: 'ClickHouse server URL (default: embedded chDB)' },
   database: { key: 'database', help: 'ClickHouse database (default: breakid)' },
   'data-dir': { key: 'dataDir', help: 'chDB data directory (default: .breakid/data)' },
@@ -100,6 +105,8 @@ function validate(raw: Raw): BreakidConfig {
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new InvalidInputError(`"${u}": expected http(s)`)
   }
+  if (!/^[A-Za-z0-9._-]*$/.test(c.topicPrefix))
+    throw new InvalidInputError(`topicPrefix: invalid "${c.topicPrefix}"`)
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c.database))
     throw new InvalidInputError(`database: invalid name "${c.database}"`)
   c.dataDir = resolve(c.dataDir)

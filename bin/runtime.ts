@@ -11,7 +11,12 @@ import type { BreakidConfig } from './config.ts'
 export async function openTransport(cfg: BreakidConfig, logger: Logger): Promise<Transport> {
   const transport =
     cfg.kafkaBrokers.length > 0
-      ? new KafkaTransport({ brokers: [...cfg.kafkaBrokers], logger, clientId: `breakid-${cfg.instance}` })
+      ? new KafkaTransport({
+          brokers: [...cfg.kafkaBrokers],
+          logger,
+          clientId: `breakid-${cfg.instance}`,
+          topicPrefix: cfg.topicPrefix,
+        })
       : new EmbeddedBus()
   await transport.ensureTopics(Object.values(TOPICS))
   return transport

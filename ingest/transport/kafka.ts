@@ -29,6 +29,11 @@ export interface KafkaTransportOptions {
   logger?: Logger
   /** backoff between attempts of a failed handler */
   handlerRetryDelayMs?: number
+  /**
+   * Prepended to every topic name on the broker (not in the code): several breakid deployments, or
+   * test runs, can share one cluster without reading each other's records. Default ''.
+   */
+  topicPrefix?: string
 }
 
 function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
@@ -44,6 +49,7 @@ export class KafkaTransport implements Transport {
   readonly kind = 'kafka'
   private readonly kafka: Kafka
   private readonly retryDelayMs: number
+  private readonly prefix: string
 
   constructor(opts: KafkaTransportOptions) {
     const log = opts.logger
@@ -63,6 +69,12 @@ export class KafkaTransport implements Transport {
     }
     this.kafka = new Kafka(config)
     this.retryDelayMs = opts.handlerRetryDelayMs ?? 500
+    this.prefix = opts.topicPrefix ?? ''
+  }
+
+  /** the broker-side name of a topic */
+  brokerTopic(topic: string): string {
+    return this.prefix + topic
   }
 
   async ensureTopics(topics: string[], partitions = 1): Promise<void> {
@@ -70,7 +82,7 @@ export class KafkaTransport implements Transport {
     await admin.connect()
     try {
       const existing = new Set(await admin.listTopics())
-      const missing = topics.filter((t) => !existing.has(t))
+      const missing = topics.map((t) => this.brokerTopic(t)).filter((t) => !existing.has(t))
       if (missing.length > 0) {
         await admin.createTopics({
           waitForLeaders: true,
@@ -102,7 +114,7 @@ export class KafkaTransport implements Transport {
       },
       send: async (topic, messages) => {
         await producer.send({
-          topic,
+          topic: this.brokerTopic(topic),
           acks: -1,
           messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
         })
@@ -112,7 +124,7 @@ export class KafkaTransport implements Transport {
 
   consumer(opts: ConsumerOptions): MessageConsumer {
     const consumer: Consumer = this.kafka.consumer({
-      groupId: opts.groupId,
+      groupId: this.prefix + opts.groupId,
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
       maxWaitTimeInMs: 200,
@@ -120,6 +132,7 @@ export class KafkaTransport implements Transport {
     })
     const state = { committedMessages: 0, running: false }
     const retryDelayMs = this.retryDelayMs
+    const prefix = this.prefix
     return {
       get committedMessages() {
         return state.committedMessages
@@ -129,7 +142,10 @@ export class KafkaTransport implements Transport {
         state.running = true
         await consumer.connect()
         for (const topic of opts.topics) {
-          await consumer.subscribe({ topic, fromBeginning: (opts.startFrom ?? 'earliest') === 'earliest' })
+          await consumer.subscribe({
+            topic: prefix + topic,
+            fromBeginning: (opts.startFrom ?? 'earliest') === 'earliest',
+          })
         }
         await consumer.run({
           eachBatchAutoResolve: false,
@@ -143,8 +159,9 @@ export class KafkaTransport implements Transport {
             isStale,
           }) => {
             if (batch.messages.length === 0) return
+            const topic = batch.topic.slice(prefix.length)
             const messages: IncomingMessage[] = batch.messages.map((m) => ({
-              topic: batch.topic,
+              topic,
               partition: batch.partition,
               offset: m.offset,
               key: m.key,
@@ -152,7 +169,7 @@ export class KafkaTransport implements Transport {
               headers: headersToStrings(m.headers),
               timestampMs: Number(m.timestamp),
             }))
-            const mb = { topic: batch.topic, partition: batch.partition, messages }
+            const mb = { topic, partition: batch.partition, messages }
             for (;;) {
               if (!isRunning() || isStale()) return // uncommitted: redelivered to whoever owns it next
               try {
