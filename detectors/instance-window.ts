@@ -11,7 +11,8 @@ const EXEMPLAR_POOL = 256
 export class InstanceSpanWindow {
   /** spans seen since the last `roll()` (bounded: the newest EXEMPLAR_POOL are kept) */
   private current: Span[] = []
-  private seenSinceRoll = 0
+  /** spans of the last closed interval, kept for exemplars */
+  private keep: Span[] = []
   /** per-stage baseline of the median stage duration of each interval (µs) */
   readonly stageBaselines = new Map<Stage, RollingBaseline>(
     STAGES.map((s) => [s, new RollingBaseline(60, 5)]),
@@ -20,7 +21,6 @@ export class InstanceSpanWindow {
   lastMedians = new Map<Stage, number>()
 
   add(span: Span): void {
-    this.seenSinceRoll++
     if (this.current.length >= EXEMPLAR_POOL) this.current.shift()
     this.current.push(span)
     this.modelCounts.set(span.model, (this.modelCounts.get(span.model) ?? 0) + 1)
@@ -39,11 +39,7 @@ export class InstanceSpanWindow {
     }
     this.keep = this.current
     this.current = []
-    this.seenSinceRoll = 0
   }
-
-  /** spans of the last closed interval, kept for exemplars */
-  private keep: Span[] = []
 
   /** The stage (compute excluded) that grew most against its baseline, with its ratio. */
   suspectStage(

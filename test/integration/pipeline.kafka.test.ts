@@ -168,7 +168,7 @@ test('garbage records land in the dead-letter topic while every valid record aro
     Buffer.alloc(0),
   ]
   const messages = valid.map((s) => ({ key: s.instance, value: codecs.span.encode(s) }))
-  garbage.forEach((g, i) => messages.splice(20 + i * 40, 0, { key: 'junk', value: g }))
+  for (const [i, g] of garbage.entries()) messages.splice(20 + i * 40, 0, { key: 'junk', value: g })
   await raw.send({ topic: `${prefix}${TOPICS.spans}`, messages })
   await raw.disconnect()
 
