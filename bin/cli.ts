@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
-import { CONFIG_FLAGS } from './config.ts'
+import { CONFIG_FLAGS, ENV_NAMES } from './config.ts'
 
 export interface Command {
   summary: string
@@ -42,10 +42,7 @@ function commandHelp(name: string, cmd: Command): string {
   for (const [f, h] of Object.entries(flags)) lines.push(`  --${f.padEnd(width)}${h}`)
   lines.push('', 'configuration (flags > environment > --config file > defaults):')
   for (const [f, h] of Object.entries(shared)) lines.push(`  --${f.padEnd(width)}${h}`)
-  lines.push('', 'environment: KAFKA_BROKERS, CLICKHOUSE_URL, BREAKID_WEBHOOK_URLS, BREAKID_WEBHOOK_SECRET,')
-  lines.push(
-    '             BREAKID_DATA_DIR, BREAKID_DATABASE, BREAKID_FLEET, BREAKID_INSTANCE, BREAKID_LOG_LEVEL',
-  )
+  lines.push('', 'environment:', `  ${ENV_NAMES.join(', ')}`)
   return lines.join('\n')
 }
 
@@ -87,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
       strict: true,
     }) as typeof parsed
   } catch (err) {
-    console.error(`breakid ${name}: ${(err as Error).message}\n\n${commandHelp(name, cmd)}`)
+    console.error(`breakid ${name}: ${(err as Error).message}\nsee: breakid ${name} --help`)
     return 2
   }
   if (parsed.values.help) {

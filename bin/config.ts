@@ -23,6 +23,8 @@ export interface BreakidConfig {
   fleet: string
   instance: string
   logLevel: string
+  /** onnxruntime execution provider: cpu, or cuda where the CUDA binaries were installed (README) */
+  executionProvider: 'cpu' | 'cuda'
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -37,6 +39,7 @@ const DEFAULTS: BreakidConfig = {
   fleet: 'default',
   instance: hostname(),
   logLevel: 'info',
+  executionProvider: 'cpu',
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -53,7 +56,11 @@ const ENV: Record<string, keyof BreakidConfig> = {
   BREAKID_FLEET: 'fleet',
   BREAKID_INSTANCE: 'instance',
   BREAKID_LOG_LEVEL: 'logLevel',
+  BREAKID_EXECUTION_PROVIDER: 'executionProvider',
 }
+
+/** every environment variable read, for --help */
+export const ENV_NAMES = ['BREAKID_CONFIG', ...Object.keys(ENV)]
 
 /** Flag names (kebab-case) of the shared options, for --help and parseArgs. */
 export const CONFIG_FLAGS = {
@@ -68,6 +75,7 @@ export const CONFIG_FLAGS = {
   fleet: { key: 'fleet', help: 'fleet name on telemetry (default: default)' },
   instance: { key: 'instance', help: 'instance name on telemetry (default: hostname)' },
   'log-level': { key: 'logLevel', help: 'trace|debug|info|warn|error (default: info)' },
+  'execution-provider': { key: 'executionProvider', help: 'cpu (default) or cuda (see README: GPU)' },
   config: { key: undefined, help: 'JSON config file' },
 } as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
 
@@ -104,6 +112,9 @@ function validate(raw: Raw): BreakidConfig {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new InvalidInputError(`"${u}": expected http(s)`)
+  }
+  if (c.executionProvider !== 'cpu' && c.executionProvider !== 'cuda') {
+    throw new InvalidInputError(`executionProvider: "${c.executionProvider}" is not cpu or cuda`)
   }
   if (!/^[A-Za-z0-9._-]*$/.test(c.topicPrefix))
     throw new InvalidInputError(`topicPrefix: invalid "${c.topicPrefix}"`)

@@ -71,7 +71,7 @@ function parseParams(values: Record<string, unknown>): Record<string, string> {
 export const query: Command = {
   summary: 'run a named bottleneck query (see "breakid queries")',
   usage:
-    'breakid query <name> [--from -1h] [--to now] [--model NAME] [--param k=v ...] [--format table|json|csv|ndjson]',
+    'breakid query <name> [--from=-1h] [--to=now] [--model NAME] [--param k=v ...] [--format table|json|csv|ndjson]',
   allowPositionals: true,
   options: {
     param: { type: 'string', multiple: true },
@@ -82,7 +82,7 @@ export const query: Command = {
   },
   help: {
     param: 'query parameter name=value (repeatable); see "breakid queries" for each query\'s parameters',
-    from: 'start of the time range: ISO 8601, epoch, or relative (-15m, -2h)',
+    from: 'start of the time range: ISO 8601, epoch, or relative (--from=-15m; write relative times with =)',
     to: 'end of the time range (default now)',
     model: 'only this model',
     format: 'table (default), json, csv or ndjson',

@@ -82,6 +82,7 @@ export const serve: Command = {
       emitter,
       faults: new FaultSchedule(((values.fault as string[] | undefined) ?? []).map(parseFaultSpec)),
       identity: { fleet: cfg.fleet, instance: cfg.instance },
+      executor: { executionProvider: cfg.executionProvider },
       batching: {
         maxBatchSize: parsePositive(values['max-batch-size'], 'max-batch-size', { integer: true }),
         maxQueueDelayMs: parsePositive(values['max-queue-delay-ms'], 'max-queue-delay-ms'),

@@ -99,6 +99,7 @@ export const up: Command = {
       emitter,
       faults: schedule,
       identity: { fleet: cfg.fleet, instance: cfg.instance },
+      executor: { executionProvider: cfg.executionProvider },
     })
     await engine.start()
     const app = buildEngineApp(engine)
