@@ -6,7 +6,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { startReceiver } from '../../detectors/notify/receiver.ts'
+import { type ReceivedAlert, startReceiver } from '../../detectors/notify/receiver.ts'
 import { isoFromMicros } from '../../detectors/notify/webhook.ts'
 import { Engine } from '../../engine/engine.ts'
 import { FaultSchedule, parseFaultSpec } from '../../engine/faults.ts'
@@ -152,24 +152,31 @@ export const up: Command = {
     out(
       `spans emitted ${engine.completions}, stored ${storedSpans} (${distinct} distinct request ids); telemetry dropped ${emitter.dropped}`,
     )
-    const received = receiver.alerts.filter((r) => r.alert)
-    out(`alerts received by the webhook: ${received.length}`)
-    for (const f of schedule.groundTruth()) {
+    const truth = schedule.groundTruth()
+    for (const f of truth) {
       out(
-        `  fault ${f.type}: ${new Date(f.startEpochMs).toISOString()} → ${new Date(f.endEpochMs).toISOString()}`,
+        `fault ${f.type} injected ${new Date(f.startEpochMs).toISOString()} → ${new Date(f.endEpochMs).toISOString()}`,
       )
     }
-    for (const r of received) {
-      const a = r.alert!
+    // one alert = one break: its firing and resolved deliveries share an id
+    const byId = new Map<string, ReceivedAlert[]>()
+    for (const r of receiver.alerts) if (r.alert) byId.set(r.alert.id, [...(byId.get(r.alert.id) ?? []), r])
+    out(`alerts received by the webhook: ${byId.size} (${receiver.alerts.length} deliveries)`)
+    for (const deliveries of byId.values()) {
+      const firing = deliveries.find((r) => r.alert!.status === 'firing')
+      const resolved = deliveries.find((r) => r.alert!.status === 'resolved')
+      const a = (firing ?? deliveries[0]!).alert!
       const startMs = a.starts_at_us / 1000
-      const inside = schedule.groundTruth().some((f) => startMs >= f.startEpochMs && startMs <= f.endEpochMs)
-      const delay = schedule.groundTruth().find((f) => startMs >= f.startEpochMs && startMs <= f.endEpochMs)
+      const fault = truth.find((f) => startMs >= f.startEpochMs && startMs <= f.endEpochMs)
       out(
-        `  ${a.status.padEnd(8)} ${a.type} start ${isoFromMicros(a.starts_at_us)}${a.ends_at_us ? ` end ${isoFromMicros(a.ends_at_us)}` : ''} ` +
-          `${inside ? 'INSIDE the fault window' : 'outside any fault window'}` +
-          (delay && a.status === 'firing'
-            ? `; received ${((r.receivedAtMs - delay.startEpochMs) / 1000).toFixed(1)} s after fault onset`
-            : ''),
+        `  ${a.type} [${a.severity}] ${a.instance}/${a.model} stage=${a.stage ?? '-'}: ` +
+          `started ${isoFromMicros(a.starts_at_us)} ${fault ? `INSIDE the ${fault.type} window` : 'OUTSIDE every fault window'}` +
+          (fault && firing
+            ? `, firing delivered ${((firing.receivedAtMs - fault.startEpochMs) / 1000).toFixed(1)} s after onset`
+            : '') +
+          (resolved?.alert?.ends_at_us
+            ? `, resolved ${isoFromMicros(resolved.alert.ends_at_us)}`
+            : ', still firing'),
       )
     }
     const breakdown = await runNamedQuery(ch, 'stage-breakdown', { from: '-1h', to: 'now' })
