@@ -77,9 +77,13 @@ export const up: Command = {
       secret: cfg.webhookSecret,
       onAlert: ({ alert, receivedAtMs }) => {
         if (!alert) return
+        const what = `${alert.type} ${alert.instance}/${alert.model}${alert.stage ? ` stage=${alert.stage}` : ''}`
+        const detail =
+          alert.status === 'firing'
+            ? alert.summary
+            : `cleared after ${((alert.updated_at_us - alert.starts_at_us) / 1e6).toFixed(1)} s`
         out(
-          `[webhook] ${new Date(receivedAtMs).toISOString()} ${alert.status.toUpperCase()} ${alert.type} ` +
-            `${alert.instance}/${alert.model}${alert.stage ? ` stage=${alert.stage}` : ''}: ${alert.summary}`,
+          `[webhook] ${new Date(receivedAtMs).toISOString()} ${alert.status.toUpperCase()} ${what}: ${detail}`,
         )
       },
     })
