@@ -4,7 +4,7 @@
  * at a time. The queue is bounded: when `maxQueueRows` rows are waiting, `enqueue` rejects with
  * QueueFullError (answered 429 with Retry-After) instead of growing without limit.
  */
-import { BreakidError } from '../ingest/errors.ts'
+import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
 import type { ModelExecutor } from './executor.ts'
 import { concatRows, type Tensor } from './tensors.ts'
 
@@ -67,6 +67,14 @@ export class DynamicBatcher {
 
   enqueue(inputs: Tensor[]): Promise<BatchResult> {
     const rows = inputs[0]?.shape[0] ?? 0
+    if (rows > this.maxQueueRows) {
+      // retrying cannot help a request larger than the whole queue: a client error, not a 429
+      return Promise.reject(
+        new InvalidInputError(
+          `model ${this.executor.meta.name}: ${rows} rows exceed the queue's ${this.maxQueueRows}`,
+        ),
+      )
+    }
     if (this.queuedRows + rows > this.maxQueueRows) {
       return Promise.reject(new QueueFullError(this.executor.meta.name, this.queuedRows))
     }
@@ -147,8 +155,14 @@ export class DynamicBatcher {
     }
   }
 
-  /** Waits until every queued request has been answered (graceful shutdown). */
+  /** Runs what is queued without waiting for fuller batches, until every request is answered (shutdown). */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.running) await new Promise((r) => setTimeout(r, 5))
+    while (this.queue.length > 0 || this.running) {
+      if (!this.running) {
+        this.clearTimer()
+        void this.runBatch()
+      }
+      await new Promise((r) => setTimeout(r, 1))
+    }
   }
 }

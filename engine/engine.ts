@@ -53,6 +53,15 @@ export interface InferResult {
   span: Span
 }
 
+/** What the HTTP layer knows about a request when it arrives. */
+export interface RequestMeta {
+  /** process.hrtime.bigint() at arrival */
+  arrivalNs: bigint
+  arrivalEpochUs: number
+  requestBytes: number
+  traceparent?: string
+}
+
 /** W3C trace context: `00-<32 hex trace id>-<16 hex parent id>-<flags>` */
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
 
@@ -124,38 +133,18 @@ export class Engine implements Lifecycle {
     this.models.clear()
   }
 
-  countError(code: string): void {
-    this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
-  }
-
-  /**
-   * The request pipeline. `arrivalNs` is when the request arrived and `parsedNs` when its body was
-   * parsed (both from process.hrtime.bigint), so deserialization is part of the span.
-   */
-  async handleInfer(
-    modelName: string,
-    body: V2InferRequest,
-    meta: {
-      arrivalNs: bigint
-      parsedNs: bigint
-      arrivalEpochUs: number
-      requestBytes: number
-      traceparent?: string
-    },
-  ): Promise<InferResult> {
-    this.arrivals++
-    this.inFlight++
-    const requestId = body.id ?? `${this.identity.instance}-${++this.requestSeq}`
+  /** A span with the request's identity and trace context; the pipeline fills in the stages. */
+  private newSpan(model: string, requestId: string, meta: RequestMeta): Span {
     const trace = meta.traceparent ? TRACEPARENT.exec(meta.traceparent) : null
-    const span: Span = {
+    return {
       timestamp_us: meta.arrivalEpochUs,
       trace_id: trace?.[1] ?? randomBytes(16).toString('hex'),
       span_id: randomBytes(8).toString('hex'),
       request_id: requestId,
       ...this.identity,
-      model: modelName,
-      model_version: '',
-      device: 'cpu',
+      model,
+      model_version: this.models.get(model)?.meta.version ?? '',
+      device: this.models.get(model)?.executor.device ?? 'cpu',
       batch_id: '',
       batch_size: 0,
       status: 'ok',
@@ -175,14 +164,52 @@ export class Engine implements Lifecycle {
       output_mean: null,
       output_confidence: null,
     }
+  }
+
+  /**
+   * Records a request the HTTP layer refused before the pipeline (unparseable JSON, schema, body
+   * limit), so error rates in the telemetry see every failed request, not only the parsed ones.
+   */
+  recordRejected(modelName: string, errorClass: string, status: number, meta: RequestMeta): Span {
+    this.arrivals++
+    this.completions++
+    const span = this.newSpan(modelName, `${this.identity.instance}-${++this.requestSeq}`, meta)
+    span.status = status >= 500 ? 'server_error' : 'client_error'
+    span.error_class = errorClass
+    span.total_us = Number((process.hrtime.bigint() - meta.arrivalNs) / 1000n)
+    span.deserialize_us = span.total_us
+    this.opts.emitter.emitSpan(span)
+    return span
+  }
+
+  countError(code: string): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
+  }
+
+  /**
+   * The request pipeline. `arrivalNs` is when the request arrived and `parsedNs` when its body was
+   * parsed (both from process.hrtime.bigint), so deserialization is part of the span.
+   */
+  async handleInfer(
+    modelName: string,
+    body: V2InferRequest,
+    meta: RequestMeta & { parsedNs: bigint; version?: string },
+  ): Promise<InferResult> {
+    this.arrivals++
+    this.inFlight++
+    const requestId = body.id ?? `${this.identity.instance}-${++this.requestSeq}`
+    const span = this.newSpan(modelName, requestId, meta)
     const us = (from: bigint, to: bigint) => Number((to - from) / 1000n)
     let status = 200
     let responseBody: string
     try {
       const model = this.models.get(modelName)
       if (!model) throw new UnknownModelError(modelName, [...this.models.keys()])
-      span.model_version = model.meta.version
-      span.device = model.executor.device
+      if (meta.version !== undefined && meta.version !== model.meta.version) {
+        throw new UnknownModelError(`${modelName} version ${meta.version}`, [
+          `${modelName} version ${model.meta.version}`,
+        ])
+      }
       const tensors = toTensors(model.meta, body, this.opts.maxRowsPerRequest ?? 64)
       const tPre = process.hrtime.bigint()
       span.deserialize_us = us(meta.arrivalNs, tPre)
@@ -222,7 +249,8 @@ export class Engine implements Lifecycle {
       span.serialize_us = us(tPost, process.hrtime.bigint())
     } catch (err) {
       status = httpStatus(err)
-      span.status = status >= 500 ? 'server_error' : 'client_error'
+      // 429 (queue or backlog full) is the server's overload, not the client's mistake
+      span.status = status >= 500 || status === 429 ? 'server_error' : 'client_error'
       span.error_class = err instanceof BreakidError ? err.code : (err as Error).name
       this.countError(span.error_class)
       if (status >= 500) this.opts.logger.error({ err, requestId }, 'inference failed')

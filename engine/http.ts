@@ -2,8 +2,8 @@
  * The engine's HTTP face: the Open Inference Protocol (KServe v2) REST endpoints, /metrics, and the
  * error contract — every failure is a JSON `{ "error": "..." }` with a 4xx/5xx status, counted.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
-import type { Engine } from './engine.ts'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import type { Engine, RequestMeta } from './engine.ts'
 import { renderMetrics } from './metrics.ts'
 import { type V2InferRequest, v2InferBodySchema } from './v2-request.ts'
 
@@ -18,6 +18,15 @@ declare module 'fastify' {
 export interface EngineHttpOptions {
   /** largest accepted request body, bytes. Default 8 MiB. */
   bodyLimitBytes?: number
+}
+
+function requestMeta(req: FastifyRequest): RequestMeta {
+  return {
+    arrivalNs: req.arrivalNs,
+    arrivalEpochUs: req.arrivalEpochUs,
+    requestBytes: Number(req.headers['content-length'] ?? 0),
+    traceparent: req.headers.traceparent as string | undefined,
+  }
 }
 
 export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): FastifyInstance {
@@ -37,9 +46,14 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
   })
 
   app.setErrorHandler(
-    (err: Error & { statusCode?: number; code?: string; validation?: unknown }, _req, reply) => {
+    (err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
       const status = err.validation ? 400 : (err.statusCode ?? 500)
-      engine.countError(err.code ?? (status >= 500 ? 'internal' : 'bad_request'))
+      const code = err.code ?? (status >= 500 ? 'internal' : 'bad_request')
+      engine.countError(code)
+      const model = (req.params as { name?: string } | undefined)?.name
+      if (model !== undefined && req.routeOptions.url?.endsWith('/infer')) {
+        engine.recordRejected(model, code, status, requestMeta(req))
+      }
       if (status >= 500) app.log.error({ err }, 'request failed')
       void reply.code(status).type('application/json').send({ error: err.message })
     },
@@ -73,15 +87,16 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
   })
 
   const infer = async (
-    req: import('fastify').FastifyRequest<{ Params: { name: string }; Body: V2InferRequest }>,
+    req: import('fastify').FastifyRequest<{
+      Params: { name: string; version?: string }
+      Body: V2InferRequest
+    }>,
     reply: import('fastify').FastifyReply,
   ) => {
     const result = await engine.handleInfer(req.params.name, req.body, {
-      arrivalNs: req.arrivalNs,
+      ...requestMeta(req),
       parsedNs: req.parsedNs,
-      arrivalEpochUs: req.arrivalEpochUs,
-      requestBytes: Number(req.headers['content-length'] ?? 0),
-      traceparent: req.headers.traceparent as string | undefined,
+      version: req.params.version,
     })
     if (result.status === 429) void reply.header('retry-after', '1')
     return reply

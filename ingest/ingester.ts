@@ -17,7 +17,7 @@ import {
 import { type InsertFormat, insertRecords } from './clickhouse/writer.ts'
 import type { RecordCodec } from './contract/codec.ts'
 import { codecs, TOPICS } from './contract/topics.ts'
-import { RecordDecodeError } from './errors.ts'
+import { isRetriable, RecordDecodeError } from './errors.ts'
 import { Counters } from './metrics.ts'
 import type {
   Lifecycle,
@@ -42,6 +42,25 @@ const ROUTES = new Map<string, Route<unknown>>([
   [TOPICS.hw, route(codecs.hw, hwSamplesTable)],
   [TOPICS.alerts, route(codecs.alert, alertsTable)],
 ])
+
+interface Decoded {
+  offset: string
+  value: Buffer
+  record: unknown
+}
+
+interface Rejected {
+  offset: string
+  value: Buffer
+  reason: string
+  error: string
+}
+
+/** A valid breakid record of another type on this topic (e.g. a hardware sample among spans). */
+function wrongTypeMessage(route: Route<unknown>, value: Buffer): string | undefined {
+  const other = Object.values(codecs).find((c) => (c as unknown) !== route.codec && c.recognises(value))
+  return other ? `a ${other.name} record on the ${route.table.name} topic` : undefined
+}
 
 export interface IngesterOptions {
   transport: Transport
@@ -86,46 +105,78 @@ export class Ingester implements Lifecycle {
     if (batch.topic === TOPICS.deadLetter) return this.storeDeadLetters(batch)
     const route = ROUTES.get(batch.topic)
     if (!route) return
-    const records: unknown[] = []
-    const rejected: { offset: string; value: Buffer; err: RecordDecodeError }[] = []
+    const decoded: Decoded[] = []
+    const rejected: Rejected[] = []
     for (const m of batch.messages) {
       const value = m.value ?? Buffer.alloc(0)
       try {
-        records.push(route.codec.decode(value))
+        decoded.push({ offset: m.offset, value, record: route.codec.decode(value) })
       } catch (err) {
         if (!(err instanceof RecordDecodeError)) throw err
-        rejected.push({ offset: m.offset, value, err })
+        const wrongType = wrongTypeMessage(route, value)
+        rejected.push({
+          offset: m.offset,
+          value,
+          reason: wrongType ? 'wrong_type' : err.reason,
+          error: wrongType ?? err.message,
+        })
       }
     }
-    if (rejected.length > 0) {
-      await this.deadLetters.send(
-        TOPICS.deadLetter,
-        rejected.map((r) => ({
-          key: `${batch.topic}/${batch.partition}/${r.offset}`,
-          value: r.value,
-          headers: {
-            'breakid-source-topic': batch.topic,
-            'breakid-source-partition': String(batch.partition),
-            'breakid-source-offset': r.offset,
-            'breakid-reason': r.err.reason,
-            'breakid-error': r.err.message,
-          },
-        })),
+    await this.deadLetter(batch, rejected)
+    try {
+      await this.insert(
+        route,
+        decoded.map((d) => d.record),
       )
-      for (const r of rejected)
-        this.counters.inc('dead_letters_total', 1, { topic: batch.topic, reason: r.err.reason })
-      this.opts.logger.warn(
-        { topic: batch.topic, count: rejected.length, first: rejected[0]!.err.message },
-        'records rejected to the dead-letter topic',
-      )
+    } catch (err) {
+      if (isRetriable(err)) throw err // the transport redelivers the batch after a backoff
+      // ClickHouse refused the data itself (a value out of a column's range): find the records it
+      // refuses one by one, dead-letter them, and store the rest instead of blocking the topic.
+      const refused: Rejected[] = []
+      for (const d of decoded) {
+        try {
+          await this.insert(route, [d.record])
+        } catch (one) {
+          if (isRetriable(one)) throw one
+          refused.push({
+            offset: d.offset,
+            value: d.value,
+            reason: 'rejected_by_clickhouse',
+            error: (one as Error).message,
+          })
+        }
+      }
+      await this.deadLetter(batch, refused)
     }
-    await insertRecords(
-      this.opts.clickhouse,
-      route.table as TableSpec<unknown>,
-      records,
-      this.opts.insertFormat,
-    )
+  }
+
+  private async insert(route: Route<unknown>, records: unknown[]): Promise<void> {
+    await insertRecords(this.opts.clickhouse, route.table, records, this.opts.insertFormat)
     this.counters.inc('rows_stored_total', records.length, { table: route.table.name })
+  }
+
+  private async deadLetter(batch: MessageBatch, rejected: Rejected[]): Promise<void> {
+    if (rejected.length === 0) return
+    await this.deadLetters.send(
+      TOPICS.deadLetter,
+      rejected.map((r) => ({
+        key: `${batch.topic}/${batch.partition}/${r.offset}`,
+        value: r.value,
+        headers: {
+          'breakid-source-topic': batch.topic,
+          'breakid-source-partition': String(batch.partition),
+          'breakid-source-offset': r.offset,
+          'breakid-reason': r.reason,
+          'breakid-error': r.error,
+        },
+      })),
+    )
+    for (const r of rejected)
+      this.counters.inc('dead_letters_total', 1, { topic: batch.topic, reason: r.reason })
+    this.opts.logger.warn(
+      { topic: batch.topic, count: rejected.length, first: rejected[0]!.error },
+      'records rejected to the dead-letter topic',
+    )
   }
 
   private async storeDeadLetters(batch: MessageBatch): Promise<void> {

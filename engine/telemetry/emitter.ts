@@ -2,9 +2,10 @@
  * Batches telemetry records to the transport (Kafka or the embedded bus) off the request path.
  * Records are Avro-encoded on emit and flushed every `flushIntervalMs` or when `maxBatch` are waiting.
  *
- * Bounded: at most `maxBuffered` records wait. When full, the OLDEST record is dropped and counted
- * (`dropped`) — telemetry must never block or slow inference (Prometheus' notifier does the same). A
- * failed send is retried with backoff; records stay buffered meanwhile.
+ * Bounded: at most `maxBuffered` records wait (plus the one batch being sent). When full, the OLDEST
+ * record is dropped and counted (`dropped`) — telemetry must never block or slow inference
+ * (Prometheus' notifier does the same). A failed send is retried with backoff; a batch that still
+ * fails goes back to the front of its buffer for the next flush.
  */
 import type { Logger } from 'pino'
 import type { HwSample, Span } from '../../ingest/contract/records.ts'
@@ -44,7 +45,8 @@ export class TelemetryEmitter implements Lifecycle {
 
   async start(): Promise<void> {
     await this.opts.producer.start()
-    this.timer = setInterval(() => void this.flush(), this.flushIntervalMs)
+    // a failed flush was logged in flushAll and its records kept; the timer tries again
+    this.timer = setInterval(() => void this.flush().catch(() => {}), this.flushIntervalMs)
     this.timer.unref()
   }
 
@@ -57,16 +59,20 @@ export class TelemetryEmitter implements Lifecycle {
   }
 
   private push(topic: string, message: OutgoingMessage): void {
-    if (this.buffered >= this.maxBuffered) {
-      // drop the oldest record of the fuller buffer
+    this.buffers.get(topic)!.push(message)
+    this.buffered++
+    this.trim()
+    if (this.buffered >= this.maxBatch) void this.flush().catch(() => {})
+  }
+
+  /** Drops the oldest records of the fuller buffer until the bound holds. */
+  private trim(): void {
+    while (this.buffered > this.maxBuffered) {
       const fuller = [...this.buffers.values()].sort((a, b) => b.length - a.length)[0]!
       fuller.shift()
       this.buffered--
       this.dropped++
     }
-    this.buffers.get(topic)!.push(message)
-    this.buffered++
-    if (this.buffered >= this.maxBatch) void this.flush()
   }
 
   /** Sends everything buffered now; concurrent calls share one flush. */
@@ -82,26 +88,29 @@ export class TelemetryEmitter implements Lifecycle {
   private async flushAll(): Promise<void> {
     for (const [topic, buf] of this.buffers) {
       while (buf.length > 0) {
-        const batch = buf.slice(0, this.maxBatch)
-        await retry(() => this.opts.producer.send(topic, batch), {
-          retries: this.stopped ? 3 : 8,
-          initialDelayMs: 100,
-          maxDelayMs: 2_000,
-          onRetry: (err) => {
-            this.sendFailures++
-            this.opts.logger.warn({ err, topic }, 'telemetry send failed; retrying')
-          },
-        }).catch((err) => {
+        // taken out of the buffer while in flight, so drop-oldest cannot touch a batch being sent
+        const batch = buf.splice(0, this.maxBatch)
+        this.buffered -= batch.length
+        try {
+          await retry(() => this.opts.producer.send(topic, batch), {
+            retries: this.stopped ? 3 : 8,
+            initialDelayMs: 100,
+            maxDelayMs: 2_000,
+            onRetry: (err) => {
+              this.sendFailures++
+              this.opts.logger.warn({ err, topic }, 'telemetry send failed; retrying')
+            },
+          })
+        } catch (err) {
+          buf.unshift(...batch)
+          this.buffered += batch.length
+          this.trim()
           this.opts.logger.error(
             { err, topic, records: batch.length },
             'telemetry send failed; keeping records',
           )
           throw err
-        })
-        // the records may have shifted (drop-oldest) while we awaited: remove exactly what we sent
-        const idx = buf.indexOf(batch[0]!)
-        const removed = idx < 0 ? 0 : buf.splice(idx, batch.length).length
-        this.buffered -= removed
+        }
         this.sent += batch.length
       }
     }

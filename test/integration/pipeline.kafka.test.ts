@@ -214,6 +214,6 @@ test('garbage records land in the dead-letter topic while every valid record aro
   )
   assert.deepEqual(
     seen.map((s) => s.reason).sort(),
-    ['malformed', 'not_single_object', 'not_single_object', 'not_single_object', 'unknown_schema'].sort(),
+    ['malformed', 'not_single_object', 'not_single_object', 'not_single_object', 'wrong_type'].sort(),
   )
 })

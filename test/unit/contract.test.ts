@@ -24,7 +24,8 @@ test('every record type round-trips through the single-object encoding', () => {
     const buf = (codec as RecordCodec<unknown>).encode(record)
     assert.deepEqual([buf[0], buf[1]], [0xc3, 0x01])
     assert.deepEqual(buf.subarray(2, 10), codec.fingerprint)
-    assert.deepEqual((codec as RecordCodec<unknown>).decode(buf), record)
+    // avsc decodes into generated record classes; compare the data, not the prototype
+    assert.deepEqual(structuredClone((codec as RecordCodec<unknown>).decode(buf)), record)
   }
 })
 
