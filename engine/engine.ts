@@ -39,6 +39,13 @@ export interface EngineOptions {
   hwIntervalMs?: number
   /** most rows one request may carry */
   maxRowsPerRequest?: number
+  /**
+   * Called with every finished span (OTLP export, /metrics histograms), after it is emitted. Must not
+   * throw or block: it runs on the request path.
+   */
+  spanObservers?: ((span: Span) => void)[]
+  /** false: no spans or hardware samples are emitted (the telemetry-overhead benchmark's control) */
+  telemetry?: boolean
 }
 
 interface LoadedModel {
@@ -89,7 +96,9 @@ export class Engine implements Lifecycle {
       identity: this.identity,
       intervalMs: opts.hwIntervalMs,
       gpu: new NvidiaSmi(),
-      emit: (s) => opts.emitter.emitHwSample(s),
+      emit: (s) => {
+        if (opts.telemetry !== false) opts.emitter.emitHwSample(s)
+      },
       gauges: {
         queueDepth: () => [...this.models.values()].reduce((n, m) => n + m.batcher.depth, 0),
         inFlight: () => this.inFlight,
@@ -178,8 +187,15 @@ export class Engine implements Lifecycle {
     span.error_class = errorClass
     span.total_us = Number((process.hrtime.bigint() - meta.arrivalNs) / 1000n)
     span.deserialize_us = span.total_us
-    this.opts.emitter.emitSpan(span)
+    this.finish(span)
     return span
+  }
+
+  /** Every span leaves through here: to Kafka (or the bus), then to the observers. */
+  private finish(span: Span): void {
+    if (this.opts.telemetry === false) return
+    this.opts.emitter.emitSpan(span)
+    for (const observe of this.opts.spanObservers ?? []) observe(span)
   }
 
   countError(code: string): void {
@@ -260,7 +276,7 @@ export class Engine implements Lifecycle {
     span.total_us = us(meta.arrivalNs, process.hrtime.bigint())
     this.inFlight--
     this.completions++
-    this.opts.emitter.emitSpan(span)
+    this.finish(span)
     return { status, body: responseBody, span }
   }
 }
