@@ -40,3 +40,11 @@ export class Counters {
     return [...this.values].map(([k, v]) => `${this.prefix}_${k} ${v}`).join('\n') + '\n'
   }
 }
+
+/** `name{k="v",…}`, the Prometheus series notation, as the map key */
+function seriesKey(name: string, labels?: Record<string, string>): string {
+  if (!labels) return name
+  return `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(',')}}`
+}
