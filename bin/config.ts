@@ -25,6 +25,8 @@ export interface BreakidConfig {
   logLevel: string
   /** onnxruntime execution provider: cpu, or cuda where the CUDA binaries were installed (README) */
   executionProvider: 'cpu' | 'cuda'
+  /** OTLP/HTTP collector base URL (`/v1/traces` appended) for request traces; undefined → no export */
+  otlpEndpoint: string | undefined
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -40,6 +42,7 @@ const DEFAULTS: BreakidConfig = {
   instance: hostname(),
   logLevel: 'info',
   executionProvider: 'cpu',
+  otlpEndpoint: undefined,
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -57,6 +60,9 @@ const ENV: Record<string, keyof BreakidConfig> = {
   BREAKID_INSTANCE: 'instance',
   BREAKID_LOG_LEVEL: 'logLevel',
   BREAKID_EXECUTION_PROVIDER: 'executionProvider',
+  // the OpenTelemetry standard name first, so breakid's own wins when both are set
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
+  BREAKID_OTLP_ENDPOINT: 'otlpEndpoint',
 }
 
 /** every environment variable read, for --help */
@@ -76,6 +82,10 @@ export const CONFIG_FLAGS = {
   instance: { key: 'instance', help: 'instance name on telemetry (default: hostname)' },
   'log-level': { key: 'logLevel', help: 'trace|debug|info|warn|error (default: info)' },
   'execution-provider': { key: 'executionProvider', help: 'cpu (default) or cuda (see README: GPU)' },
+  'otlp-endpoint': {
+    key: 'otlpEndpoint',
+    help: 'OTLP/HTTP collector URL for request traces (default: none)',
+  },
   config: { key: undefined, help: 'JSON config file' },
 } as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
 
@@ -98,12 +108,16 @@ function validate(raw: Raw): BreakidConfig {
     else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =
-        v === '' && (k === 'clickhouseUrl' || k === 'webhookSecret') ? undefined : v
+        v === '' && (k === 'clickhouseUrl' || k === 'webhookSecret' || k === 'otlpEndpoint') ? undefined : v
   }
   for (const b of c.kafkaBrokers) {
     if (!/^[^:\s]+:\d+$/.test(b)) throw new InvalidInputError(`kafkaBrokers: "${b}" is not host:port`)
   }
-  for (const u of [...c.webhookUrls, ...(c.clickhouseUrl ? [c.clickhouseUrl] : [])]) {
+  for (const u of [
+    ...c.webhookUrls,
+    ...(c.clickhouseUrl ? [c.clickhouseUrl] : []),
+    ...(c.otlpEndpoint ? [c.otlpEndpoint] : []),
+  ]) {
     let url: URL
     try {
       url = new URL(u)

@@ -9,22 +9,28 @@ import type { Logger } from 'pino'
 import type { Span, SpanStatus } from '../ingest/contract/records.ts'
 import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
 import type { Lifecycle } from '../ingest/transport/transport.ts'
-import { type BatcherOptions, DynamicBatcher } from './batcher.ts'
-import { type ExecutorOptions, ModelExecutor } from './executor.ts'
-import { FaultSchedule } from './faults.ts'
-import { ensureModel, type ModelMeta, type ModelOptions } from './models/zoo.ts'
+import { type BatcherOptions, DeadlineExceededError } from './batcher.ts'
+import { ResultCache } from './cache.ts'
+import type { ExecutorOptions } from './executor.ts'
+import { FaultSchedule, InjectedFaultError } from './faults.ts'
 import { type PreprocessOptions, PreprocessPool } from './preprocess.ts'
 import type { TelemetryEmitter } from './telemetry/emitter.ts'
+import { MetricsRecorder } from './telemetry/metrics-recorder.ts'
 import { HwSampler } from './telemetry/hw-sampler.ts'
 import { NvidiaSmi } from './telemetry/nvidia-smi.ts'
-import { summarize } from './tensors.ts'
+import {
+  type LoadedModel,
+  type ModelLease,
+  ModelRegistry,
+  type ModelSpec,
+  UnknownModelError,
+} from './registry.ts'
+import { summarize, type Tensor } from './tensors.ts'
+import { renderInferResponse } from './v2-binary.ts'
 import { toTensors, type V2InferRequest } from './v2-request.ts'
 
-export interface ModelSpec {
-  name: string
-  version?: number
-  options?: ModelOptions
-}
+export type { LoadedModel, ModelSpec }
+export { UnknownModelError }
 
 export interface EngineOptions {
   models: ModelSpec[]
@@ -46,17 +52,16 @@ export interface EngineOptions {
   spanObservers?: ((span: Span) => void)[]
   /** false: no spans or hardware samples are emitted (the telemetry-overhead benchmark's control) */
   telemetry?: boolean
-}
-
-interface LoadedModel {
-  meta: ModelMeta
-  executor: ModelExecutor
-  batcher: DynamicBatcher
+  /** result cache capacity in entries; 0 (default) turns the cache off */
+  cacheEntries?: number
 }
 
 export interface InferResult {
   status: number
-  body: string
+  /** JSON, or (binary tensor extension) a JSON header followed by binary output data */
+  body: string | Buffer
+  /** binary responses only: bytes of the JSON header, for Inference-Header-Content-Length */
+  headerLength?: number
   span: Span
 }
 
@@ -75,9 +80,13 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
 export class Engine implements Lifecycle {
   readonly identity: { fleet: string; host: string; instance: string }
   readonly faults: FaultSchedule
-  readonly models = new Map<string, LoadedModel>()
+  /** every loaded model version; `models` is its newest-version-per-name view */
+  readonly registry: ModelRegistry
+  readonly cache: ResultCache
   readonly preprocess: PreprocessPool
   readonly sampler: HwSampler
+  /** Triton-named per-model counters and histograms for /metrics, fed by every finished span */
+  readonly metrics: MetricsRecorder
   arrivals = 0
   completions = 0
   inFlight = 0
@@ -91,6 +100,21 @@ export class Engine implements Lifecycle {
       instance: opts.identity?.instance ?? `${hostname()}-${process.pid}`,
     }
     this.faults = opts.faults ?? new FaultSchedule()
+    this.registry = new ModelRegistry({
+      modelCacheDir: opts.modelCacheDir,
+      logger: opts.logger,
+      instance: this.identity.instance,
+      executor: opts.executor,
+      // batch_size_misconfig: the fault schedule caps the batch size while its window is active
+      batching: { maxBatchSizeOverride: () => this.faults.maxBatchSizeOverride(), ...opts.batching },
+    })
+    this.cache = new ResultCache(opts.cacheEntries)
+    this.metrics = new MetricsRecorder({
+      executors: () =>
+        this.registry
+          .live()
+          .map((m) => ({ model: m.meta.name, version: m.meta.version, busyUs: m.executor.busyUs })),
+    })
     this.preprocess = new PreprocessPool(this.faults, opts.preprocess)
     this.sampler = new HwSampler({
       identity: this.identity,
@@ -100,33 +124,17 @@ export class Engine implements Lifecycle {
         if (opts.telemetry !== false) opts.emitter.emitHwSample(s)
       },
       gauges: {
-        queueDepth: () => [...this.models.values()].reduce((n, m) => n + m.batcher.depth, 0),
+        queueDepth: () => this.registry.live().reduce((n, m) => n + m.batcher.depth, 0),
         inFlight: () => this.inFlight,
         arrivals: () => this.arrivals,
         completions: () => this.completions,
-        executorBusyUs: () => [...this.models.values()].reduce((n, m) => n + m.executor.busyUs, 0),
+        executorBusyUs: () => this.registry.executorBusyUs,
       },
     })
   }
 
   async start(): Promise<void> {
-    for (const spec of this.opts.models) {
-      const model = await ensureModel(spec.name, {
-        cacheDir: this.opts.modelCacheDir,
-        version: spec.version,
-        options: spec.options,
-      })
-      const executor = await ModelExecutor.load(model.path, model.meta, this.opts.executor)
-      this.models.set(spec.name, {
-        meta: model.meta,
-        executor,
-        batcher: new DynamicBatcher(executor, this.identity.instance, this.opts.batching),
-      })
-      this.opts.logger.info(
-        { model: spec.name, version: model.meta.version, path: model.path },
-        'model loaded',
-      )
-    }
+    for (const spec of this.opts.models) await this.registry.load(spec)
     await this.opts.emitter.start()
     await this.sampler.start()
     this.faults.startClock()
@@ -134,12 +142,29 @@ export class Engine implements Lifecycle {
 
   /** Stops taking work, answers what is queued, then flushes telemetry. */
   async stop(): Promise<void> {
-    for (const m of this.models.values()) await m.batcher.drain()
+    await this.registry.drainAll()
     await this.sampler.stop()
     await this.sampler.tick().catch(() => {})
+    this.metrics.stop()
     await this.opts.emitter.stop()
-    for (const m of this.models.values()) await m.executor.close()
-    this.models.clear()
+    await this.registry.close()
+  }
+
+  /** The newest ready version of each model, by name (metrics, gauges, `breakid up`). */
+  get models(): ReadonlyMap<string, LoadedModel> {
+    return this.registry.newest()
+  }
+
+  /** Loads a model version while serving; requests without a version go to the newest. */
+  loadModel(spec: ModelSpec): Promise<LoadedModel> {
+    return this.registry.load(spec)
+  }
+
+  /** Drains and unloads one version (or all of the model's); its cached results go with it. */
+  async unloadModel(name: string, version?: string): Promise<string[]> {
+    const unloaded = await this.registry.unload(name, version)
+    for (const v of unloaded) this.cache.invalidate(name, v)
+    return unloaded
   }
 
   /** A span with the request's identity and trace context; the pipeline fills in the stages. */
@@ -152,8 +177,8 @@ export class Engine implements Lifecycle {
       request_id: requestId,
       ...this.identity,
       model,
-      model_version: this.models.get(model)?.meta.version ?? '',
-      device: this.models.get(model)?.executor.device ?? 'cpu',
+      model_version: this.registry.get(model)?.meta.version ?? '',
+      device: this.registry.get(model)?.executor.device ?? 'cpu',
       batch_id: '',
       batch_size: 0,
       status: 'ok',
@@ -195,6 +220,7 @@ export class Engine implements Lifecycle {
   private finish(span: Span): void {
     if (this.opts.telemetry === false) return
     this.opts.emitter.emitSpan(span)
+    this.metrics.observe(span)
     for (const observe of this.opts.spanObservers ?? []) observe(span)
   }
 
@@ -209,59 +235,92 @@ export class Engine implements Lifecycle {
   async handleInfer(
     modelName: string,
     body: V2InferRequest,
-    meta: RequestMeta & { parsedNs: bigint; version?: string },
+    meta: RequestMeta & {
+      parsedNs: bigint
+      version?: string
+      /** the body after the JSON header (binary tensor extension) */
+      binary?: Buffer
+    },
   ): Promise<InferResult> {
     this.arrivals++
     this.inFlight++
+    this.faults.onRequest() // memory_leak
     const requestId = body.id ?? `${this.identity.instance}-${++this.requestSeq}`
     const span = this.newSpan(modelName, requestId, meta)
     const us = (from: bigint, to: bigint) => Number((to - from) / 1000n)
     let status = 200
-    let responseBody: string
+    let responseBody: string | Buffer
+    let headerLength: number | undefined
+    // held from routing until the answer, so an unload of this version waits for this request
+    let lease: ModelLease | undefined
     try {
-      const model = this.models.get(modelName)
-      if (!model) throw new UnknownModelError(modelName, [...this.models.keys()])
-      if (meta.version !== undefined && meta.version !== model.meta.version) {
-        throw new UnknownModelError(`${modelName} version ${meta.version}`, [
-          `${modelName} version ${model.meta.version}`,
-        ])
+      lease = this.registry.acquire(modelName, meta.version)
+      if (!lease) {
+        const what = meta.version === undefined ? modelName : `${modelName} version ${meta.version}`
+        throw new UnknownModelError(
+          what,
+          this.registry.index().flatMap((e) => (e.state === 'READY' ? [`${e.name}@${e.version}`] : [])),
+        )
       }
-      const tensors = toTensors(model.meta, body, this.opts.maxRowsPerRequest ?? 64)
+      const model = lease.model
+      span.model_version = model.meta.version
+      span.device = model.executor.device
+      const tensors = toTensors(model.meta, body, this.opts.maxRowsPerRequest ?? 64, meta.binary)
       const tPre = process.hrtime.bigint()
       span.deserialize_us = us(meta.arrivalNs, tPre)
+      this.faults.injectError() // error_burst
 
-      const stats = await this.preprocess.run(tensors)
-      span.input_mean = stats.mean
-      span.input_std = stats.std
-      const tQueued = process.hrtime.bigint()
-      span.preprocess_us = us(tPre, tQueued)
+      const cacheKey = this.cache.enabled
+        ? this.cache.key(model.meta.name, model.meta.version, tensors)
+        : undefined
+      const cached = cacheKey === undefined ? undefined : this.cache.get(cacheKey)
+      let tDone: bigint
+      let resultOutputs: Tensor[]
+      if (cached) {
+        // a hit skips the preprocessing pool, the queue and the executor; drift statistics still apply
+        span.cache_hit = true
+        const stats = summarize(tensors[0]!.data)
+        span.input_mean = stats.mean
+        span.input_std = stats.std
+        tDone = process.hrtime.bigint()
+        span.preprocess_us = us(tPre, tDone)
+        resultOutputs = cached
+      } else {
+        const stats = await this.preprocess.run(tensors)
+        span.input_mean = stats.mean
+        span.input_std = stats.std
+        const tQueued = process.hrtime.bigint()
+        span.preprocess_us = us(tPre, tQueued)
 
-      const result = await model.batcher.enqueue(tensors)
-      const tDone = process.hrtime.bigint()
-      span.queue_wait_us = result.queueWaitUs
-      span.compute_us = result.computeUs
-      span.batch_id = result.batchId
-      span.batch_size = result.batchSize
+        // stats.inputs: what preprocessing made of them (input_drift shifts them)
+        const result = await model.batcher.enqueue(stats.inputs)
+        tDone = process.hrtime.bigint()
+        span.queue_wait_us = result.queueWaitUs
+        span.compute_us = result.computeUs
+        span.batch_id = result.batchId
+        span.batch_size = result.batchSize
+        resultOutputs = result.outputs
+        // not under input_drift: those outputs answer the shifted inputs, not the ones in the key
+        if (cacheKey !== undefined && stats.inputs === tensors) this.cache.set(cacheKey, result.outputs)
+      }
 
-      const outputs = result.outputs.map((o) => ({
-        name: o.name,
-        datatype: o.datatype,
-        shape: o.shape,
-        data: Array.from(o.data as Float32Array),
-      }))
-      const first = result.outputs[0]!
+      resultOutputs = this.faults.driftOutputs(resultOutputs) // output_drift
+      await this.faults.stall('postprocess') // stage_stall
+      const first = resultOutputs[0]!
       const out = summarize(first.data)
       span.output_mean = out.mean
       span.output_confidence = confidence(first.data as Float32Array, first.shape)
       const tPost = process.hrtime.bigint()
       span.postprocess_us = us(tDone, tPost)
 
-      responseBody = JSON.stringify({
-        model_name: modelName,
-        model_version: model.meta.version,
-        id: requestId,
-        outputs,
-      })
+      const rendered = renderInferResponse(
+        { model_name: modelName, model_version: model.meta.version, id: requestId },
+        resultOutputs,
+        body,
+      )
+      responseBody = rendered.body
+      headerLength = rendered.headerLength
+      await this.faults.serializeOverhead(rendered.body) // slow_serialization, stage_stall
       span.serialize_us = us(tPost, process.hrtime.bigint())
     } catch (err) {
       status = httpStatus(err)
@@ -269,24 +328,20 @@ export class Engine implements Lifecycle {
       span.status = status >= 500 || status === 429 ? 'server_error' : 'client_error'
       span.error_class = err instanceof BreakidError ? err.code : (err as Error).name
       this.countError(span.error_class)
-      if (status >= 500) this.opts.logger.error({ err, requestId }, 'inference failed')
+      // injected failures are expected by whoever scheduled them: not worth an error log each
+      if (status >= 500 && !(err instanceof InjectedFaultError)) {
+        this.opts.logger.error({ err, requestId }, 'inference failed')
+      }
       responseBody = JSON.stringify({ error: (err as Error).message })
+    } finally {
+      lease?.release()
     }
     span.response_bytes = Buffer.byteLength(responseBody)
     span.total_us = us(meta.arrivalNs, process.hrtime.bigint())
     this.inFlight--
     this.completions++
     this.finish(span)
-    return { status, body: responseBody, span }
-  }
-}
-
-export class UnknownModelError extends BreakidError {
-  constructor(name: string, known: string[]) {
-    super(`unknown model "${name}"; serving: ${known.join(', ') || 'none'}`, {
-      code: 'BREAKID_UNKNOWN_MODEL',
-      retriable: false,
-    })
+    return { status, body: responseBody, headerLength, span }
   }
 }
 
@@ -294,6 +349,7 @@ export class UnknownModelError extends BreakidError {
 export function httpStatus(err: unknown): number {
   if (err instanceof UnknownModelError) return 404
   if (err instanceof InvalidInputError) return 400
+  if (err instanceof DeadlineExceededError) return 504 // the client's deadline passed in the queue
   if (err instanceof BreakidError && err.retriable) return 429 // queue or backlog full: come back later
   return 500
 }

@@ -2,9 +2,12 @@
  * The engine's HTTP face: the Open Inference Protocol (KServe v2) REST endpoints, /metrics, and the
  * error contract — every failure is a JSON `{ "error": "..." }` with a 4xx/5xx status, counted.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
-import type { Engine, RequestMeta } from './engine.ts'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
+import { type Engine, httpStatus, type RequestMeta } from './engine.ts'
 import { renderMetrics } from './metrics.ts'
+import { parseVersion } from './registry.ts'
+import { BINARY_CONTENT_TYPE, INFERENCE_HEADER_LENGTH, splitBinaryBody } from './v2-binary.ts'
 import { type V2InferRequest, v2InferBodySchema } from './v2-request.ts'
 
 declare module 'fastify' {
@@ -12,7 +15,17 @@ declare module 'fastify' {
     arrivalNs: bigint
     arrivalEpochUs: number
     parsedNs: bigint
+    /** binary tensor extension: the body after the JSON inference header */
+    binaryTail: Buffer | null
   }
+}
+
+/** Open Inference Protocol extensions served here (`GET /v2`). */
+const EXTENSIONS = ['binary_tensor_data', 'model_repository']
+
+/** Body of `POST /v2/repository/models/{name}/load|unload`: `{"parameters": {"version": "2"}}`, optional. */
+interface RepositoryRequestBody {
+  parameters?: { version?: string | number }
 }
 
 export interface EngineHttpOptions {
@@ -37,6 +50,7 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
   app.decorateRequest('arrivalNs', 0n)
   app.decorateRequest('arrivalEpochUs', 0)
   app.decorateRequest('parsedNs', 0n)
+  app.decorateRequest('binaryTail', null)
   app.addHook('onRequest', async (req) => {
     req.arrivalNs = process.hrtime.bigint()
     req.arrivalEpochUs = Math.round((performance.timeOrigin + performance.now()) * 1000)
@@ -65,52 +79,157 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
 
   app.get('/v2/health/live', async () => ({ live: true }))
   app.get('/v2/health/ready', async (_req, reply) => {
-    const ready = engine.models.size > 0
+    const ready = engine.registry.names().length > 0
     return reply.code(ready ? 200 : 503).send({ ready })
   })
-  app.get('/v2', async () => ({ name: 'breakid', version: '0.1.0', extensions: [] }))
+  app.get('/v2', async () => ({ name: 'breakid', version: '0.1.0', extensions: EXTENSIONS }))
 
-  const modelMeta = async (name: string, reply: import('fastify').FastifyReply) => {
-    const m = engine.models.get(name)
-    if (!m) {
-      engine.countError('BREAKID_UNKNOWN_MODEL')
-      return reply.code(404).send({ error: `unknown model "${name}"` })
-    }
-    return m.meta
+  /** A JSON error with the status the pipeline gives it (404 unknown model, 400 bad input, ...), counted. */
+  const sendError = (reply: FastifyReply, err: unknown) => {
+    const status = httpStatus(err)
+    engine.countError(err instanceof BreakidError ? err.code : (err as Error).name)
+    if (status >= 500) app.log.error({ err }, 'request failed')
+    return reply
+      .code(status)
+      .type('application/json')
+      .send({ error: (err as Error).message })
   }
-  app.get<{ Params: { name: string } }>('/v2/models/:name', async (req, reply) =>
-    modelMeta(req.params.name, reply),
+  const unknownModel = (reply: FastifyReply, what: string) => {
+    engine.countError('BREAKID_UNKNOWN_MODEL')
+    return reply.code(404).send({ error: `unknown model "${what}"` })
+  }
+
+  // Newest ready version's metadata, with every ready version listed (`versions`, as KServe v2 has it).
+  app.get<{ Params: { name: string } }>('/v2/models/:name', async (req, reply) => {
+    const m = engine.registry.get(req.params.name)
+    if (!m) return unknownModel(reply, req.params.name)
+    return { ...m.meta, versions: engine.registry.versions(req.params.name) }
+  })
+  app.get<{ Params: { name: string; version: string } }>(
+    '/v2/models/:name/versions/:version',
+    async (req, reply) => {
+      const m = engine.registry.get(req.params.name, req.params.version)
+      if (!m) return unknownModel(reply, `${req.params.name}" version "${req.params.version}`)
+      return m.meta
+    },
   )
   app.get<{ Params: { name: string } }>('/v2/models/:name/ready', async (req, reply) => {
-    const ready = engine.models.has(req.params.name)
+    const ready = engine.registry.get(req.params.name) !== undefined
     return reply.code(ready ? 200 : 404).send({ name: req.params.name, ready })
   })
+  app.get<{ Params: { name: string; version: string } }>(
+    '/v2/models/:name/versions/:version/ready',
+    async (req, reply) => {
+      const ready = engine.registry.get(req.params.name, req.params.version) !== undefined
+      return reply.code(ready ? 200 : 404).send({ name: req.params.name, version: req.params.version, ready })
+    },
+  )
+
+  // Triton's model-repository extension: index, load and (draining) unload while serving.
+  app.post<{ Body: { ready?: boolean } | undefined }>('/v2/repository/index', async (req) => {
+    const index = engine.registry.index()
+    return req.body?.ready === true ? index.filter((e) => e.state === 'READY') : index
+  })
+  const requestedVersion = (body: RepositoryRequestBody | undefined): string | undefined => {
+    const v = body?.parameters?.version
+    return v === undefined ? undefined : String(v)
+  }
+  app.post<{ Params: { name: string }; Body: RepositoryRequestBody | undefined }>(
+    '/v2/repository/models/:name/load',
+    async (req, reply) => {
+      const v = requestedVersion(req.body)
+      try {
+        const version = v === undefined ? undefined : parseVersion(v)
+        if (v !== undefined && version === undefined) {
+          throw new InvalidInputError(`version "${v}" is not an integer >= 1`)
+        }
+        const m = await engine.loadModel({ name: req.params.name, version })
+        return { name: req.params.name, version: m.meta.version, state: 'READY' }
+      } catch (err) {
+        return sendError(reply, err)
+      }
+    },
+  )
+  app.post<{ Params: { name: string }; Body: RepositoryRequestBody | undefined }>(
+    '/v2/repository/models/:name/unload',
+    async (req, reply) => {
+      try {
+        const versions = await engine.unloadModel(req.params.name, requestedVersion(req.body))
+        return { name: req.params.name, versions, state: 'UNAVAILABLE' }
+      } catch (err) {
+        return sendError(reply, err)
+      }
+    },
+  )
 
   const infer = async (
-    req: import('fastify').FastifyRequest<{
+    req: FastifyRequest<{
       Params: { name: string; version?: string }
       Body: V2InferRequest
     }>,
-    reply: import('fastify').FastifyReply,
+    reply: FastifyReply,
   ) => {
     const result = await engine.handleInfer(req.params.name, req.body, {
       ...requestMeta(req),
       parsedNs: req.parsedNs,
       version: req.params.version,
+      binary: req.binaryTail ?? undefined,
     })
     if (result.status === 429) void reply.header('retry-after', '1')
-    return reply
+    void reply
       .code(result.status)
       .header('traceparent', `00-${result.span.trace_id}-${result.span.span_id}-01`)
-      .type('application/json')
-      .send(result.body)
+    if (result.headerLength !== undefined) {
+      return reply
+        .header(INFERENCE_HEADER_LENGTH, String(result.headerLength))
+        .type(BINARY_CONTENT_TYPE)
+        .send(result.body)
+    }
+    return reply.type('application/json').send(result.body)
   }
-  const schema = { body: v2InferBodySchema }
-  app.post('/v2/models/:name/infer', { schema }, infer)
-  app.post('/v2/models/:name/versions/:version/infer', { schema }, infer)
+  // The infer routes parse their own bodies: JSON, or (with Inference-Header-Content-Length) a JSON
+  // header plus binary tensor data under any content type. Scoped so other routes keep fastify's parsers.
+  const json = app.getDefaultJsonParser('error', 'error')
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+      const raw = body as Buffer
+      const headerLength = req.headers[INFERENCE_HEADER_LENGTH]
+      if (headerLength === undefined) {
+        const type = req.headers['content-type']
+        if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
+          done(new UnsupportedMediaTypeError(type), undefined)
+          return
+        }
+        json(req, raw.toString('utf8'), done)
+        return
+      }
+      try {
+        const { json: header, tail } = splitBinaryBody(raw, String(headerLength))
+        req.binaryTail = tail
+        json(req, header, done)
+      } catch (err) {
+        done(err as Error, undefined)
+      }
+    })
+    const schema = { body: v2InferBodySchema }
+    scope.post('/v2/models/:name/infer', { schema }, infer)
+    scope.post('/v2/models/:name/versions/:version/infer', { schema }, infer)
+  })
 
   app.get('/metrics', async (_req, reply) =>
     reply.type('text/plain; version=0.0.4').send(renderMetrics(engine)),
   )
   return app
+}
+
+/** An infer body that is neither JSON nor a binary-extension body. */
+class UnsupportedMediaTypeError extends Error {
+  readonly statusCode = 415
+  readonly code = 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+  constructor(type: string) {
+    super(
+      `unsupported content type "${type}": send application/json, or set Inference-Header-Content-Length for binary tensor data`,
+    )
+  }
 }

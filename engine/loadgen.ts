@@ -1,37 +1,85 @@
 /**
  * Open-loop load generator for any Open Inference Protocol endpoint. Requests are sent on a schedule
- * (constant or Poisson arrivals) whether or not earlier ones have answered, and latency is measured
- * from the *scheduled* send time, so a stalled server shows up as latency instead of hiding behind
- * fewer requests (no coordinated omission). Bounded by `durationMs` and `maxOutstanding`.
+ * whether or not earlier ones have answered, and latency is measured from the *scheduled* send time,
+ * so a stalled server shows up as latency instead of hiding behind fewer requests (no coordinated
+ * omission). Latencies go into an HdrHistogram (µs, 3 significant digits). Bounded by `durationMs`
+ * and `maxOutstanding`.
+ *
+ * Arrival patterns (`arrivalSchedule`, a pure function of its options):
+ * - `constant`: evenly spaced at `ratePerSec`;
+ * - `poisson`: exponential gaps with mean 1/`ratePerSec` (seeded);
+ * - `bursty`: on/off — each `burstPeriodMs` opens with a burst at `burstFactor` × `ratePerSec` lasting
+ *   1/`burstFactor` of the period, then silence, so the mean rate is still `ratePerSec`;
+ * - `diurnal`: the rate follows a sine from `minRatePerSec` (at t = 0) up to `ratePerSec` (at half the
+ *   `periodMs`) and back.
  */
 import http from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { build as buildHistogram, type Histogram } from 'hdr-histogram-js'
 import { InvalidInputError } from '../ingest/errors.ts'
 
-export interface LoadgenOptions {
+export const ARRIVAL_PATTERNS = ['constant', 'poisson', 'bursty', 'diurnal'] as const
+export type ArrivalPattern = (typeof ARRIVAL_PATTERNS)[number]
+
+export interface ArrivalOptions {
+  arrival?: ArrivalPattern
+  /** constant/poisson: the rate; bursty: the mean rate; diurnal: the peak rate. Requests per second. */
+  ratePerSec: number
+  durationMs: number
+  /** bursty: rate multiplier during a burst (> 1). Default 4. */
+  burstFactor?: number
+  /** bursty: length of one on+off cycle, ms. Default 10 000. */
+  burstPeriodMs?: number
+  /** diurnal: the trough rate, requests per second. Default ratePerSec / 10. */
+  minRatePerSec?: number
+  /** diurnal: length of one cycle, ms. Default 60 000. */
+  periodMs?: number
+  /** poisson: seeded so runs are repeatable. Default 42. */
+  seed?: number
+}
+
+export interface LoadgenOptions extends ArrivalOptions {
   /** e.g. http://127.0.0.1:8000/v2/models/mlp/infer */
   url: string
   /** request bodies to cycle through (JSON strings) */
   bodies: string[]
-  ratePerSec: number
-  durationMs: number
-  arrival?: 'constant' | 'poisson'
   /** requests allowed in flight at once; beyond that a scheduled request is counted as dropped */
   maxOutstanding?: number
   timeoutMs?: number
   signal?: AbortSignal
-  /** seeded so runs are repeatable */
-  seed?: number
+  /** called every `progressIntervalMs` while the run lasts (the CLI's progress line) */
+  onProgress?: (p: LoadgenProgress) => void
+  /** default 1000 */
+  progressIntervalMs?: number
+}
+
+export interface LoadgenProgress {
+  elapsedMs: number
+  sent: number
+  ok: number
+  /** answered with anything else, or not at all (status 0) */
+  failed: number
+  outstanding: number
+  droppedAtClient: number
+  /** answers per second since the previous progress call */
+  recentThroughputPerSec: number
+  /** of every answer so far */
+  p99Ms: number
 }
 
 export interface LoadgenReport {
+  arrival: ArrivalPattern
+  /** arrivals the schedule produced: sent + droppedAtClient */
+  scheduled: number
   sent: number
   ok: number
   /** status code → count (0 = connection error or timeout) */
   statuses: Record<string, number>
   droppedAtClient: number
   durationMs: number
+  /** 200 answers per second of the run */
   throughputPerSec: number
-  latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number }
+  latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number; mean: number }
 }
 
 export function isLoopback(url: string): boolean {
@@ -39,39 +87,156 @@ export function isLoopback(url: string): boolean {
   return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+/** Validates the arrival options and fills in defaults; InvalidInputError names the bad one. */
+function arrivalDefaults(o: ArrivalOptions): Required<ArrivalOptions> {
+  const arrival = o.arrival ?? 'constant'
+  if (!ARRIVAL_PATTERNS.includes(arrival)) {
+    throw new InvalidInputError(`arrival "${arrival}" is not one of ${ARRIVAL_PATTERNS.join(', ')}`)
+  }
+  if (!(o.ratePerSec > 0) || !(o.durationMs > 0)) throw new InvalidInputError('rate and duration must be > 0')
+  const r: Required<ArrivalOptions> = {
+    arrival,
+    ratePerSec: o.ratePerSec,
+    durationMs: o.durationMs,
+    burstFactor: o.burstFactor ?? 4,
+    burstPeriodMs: o.burstPeriodMs ?? 10_000,
+    minRatePerSec: o.minRatePerSec ?? o.ratePerSec / 10,
+    periodMs: o.periodMs ?? 60_000,
+    seed: o.seed ?? 42,
+  }
+  if (!(r.burstFactor >= 1)) throw new InvalidInputError('burst factor must be >= 1')
+  if (!(r.burstPeriodMs > 0)) throw new InvalidInputError('burst period must be > 0')
+  if (!(r.periodMs > 0)) throw new InvalidInputError('period must be > 0')
+  if (!(r.minRatePerSec >= 0 && r.minRatePerSec <= r.ratePerSec)) {
+    throw new InvalidInputError(`min rate ${r.minRatePerSec} must be between 0 and the rate ${r.ratePerSec}`)
+  }
+  return r
 }
 
-export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
-  if (!(opts.ratePerSec > 0) || !(opts.durationMs > 0))
-    throw new InvalidInputError('rate and duration must be > 0')
-  if (opts.bodies.length === 0) throw new InvalidInputError('loadgen needs at least one request body')
-  const target = new URL(opts.url)
-  const maxOutstanding = opts.maxOutstanding ?? 512
-  const agent = new http.Agent({ keepAlive: true, maxSockets: maxOutstanding })
-  const timeoutMs = opts.timeoutMs ?? 30_000
-  const latencies: number[] = []
-  const statuses: Record<string, number> = {}
-  let sent = 0
-  let outstanding = 0
-  let dropped = 0
-  let seed = opts.seed ?? 42
+/**
+ * Expected arrivals in [0, tMs): the integral of the pattern's rate. Arrival k is where this reaches k
+ * (deterministic) or the k-th sum of unit exponentials (poisson), which is time-rescaling of a
+ * (non-homogeneous) process.
+ */
+export function expectedArrivals(opts: ArrivalOptions, tMs: number): number {
+  const o = arrivalDefaults(opts)
+  const perMs = o.ratePerSec / 1000
+  if (o.arrival === 'bursty') {
+    const onMs = o.burstPeriodMs / o.burstFactor
+    const cycles = Math.floor(tMs / o.burstPeriodMs)
+    const into = tMs - cycles * o.burstPeriodMs
+    return cycles * perMs * o.burstPeriodMs + perMs * o.burstFactor * Math.min(into, onMs)
+  }
+  if (o.arrival === 'diurnal') {
+    const minPerMs = o.minRatePerSec / 1000
+    const w = (2 * Math.PI) / o.periodMs
+    // rate(t) = min + (max − min)(1 − cos ωt)/2
+    return minPerMs * tMs + ((perMs - minPerMs) / 2) * (tMs - Math.sin(w * tMs) / w)
+  }
+  return perMs * tMs
+}
+
+/** The target rate at `tMs`, requests per second (for progress lines and tests). */
+export function rateAt(opts: ArrivalOptions, tMs: number): number {
+  const o = arrivalDefaults(opts)
+  if (o.arrival === 'bursty') {
+    return tMs % o.burstPeriodMs < o.burstPeriodMs / o.burstFactor ? o.ratePerSec * o.burstFactor : 0
+  }
+  if (o.arrival === 'diurnal') {
+    const phase = (1 - Math.cos((2 * Math.PI * tMs) / o.periodMs)) / 2
+    return o.minRatePerSec + (o.ratePerSec - o.minRatePerSec) * phase
+  }
+  return o.ratePerSec
+}
+
+/**
+ * The send times (ms from the start, increasing, all < durationMs) of an arrival pattern. Pure and
+ * lazy: the load generator pulls the next one when it is due.
+ */
+export function* arrivalSchedule(opts: ArrivalOptions): Generator<number> {
+  const o = arrivalDefaults(opts)
+  const lambda = (t: number) => expectedArrivals(o, t)
+  let seed = o.seed
   const random = () => {
     seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
     return seed / 2 ** 31
   }
-  const gapMs = () =>
-    opts.arrival === 'poisson' ? -Math.log(1 - random()) * (1000 / opts.ratePerSec) : 1000 / opts.ratePerSec
+  if (o.arrival === 'constant') {
+    // exact spacing, no search needed
+    const gap = 1000 / o.ratePerSec
+    for (let k = 0; k * gap < o.durationMs; k++) yield k * gap
+    return
+  }
+  let target = 0
+  let last = 0
+  for (;;) {
+    // the first t with Λ(t) > target: gallop to a bound, then bisect (Λ is non-decreasing). Strictly
+    // greater, so an arrival due exactly as a burst ends belongs to the next burst, not the silence.
+    let lo = last
+    let step = 1000 / o.ratePerSec
+    let hi = Math.min(o.durationMs, last + step)
+    // relative slack: Λ is summed in floating point, and a flat stretch must not count as a rise
+    const above = target + 1e-9 * Math.max(1, target)
+    while (lambda(hi) <= above) {
+      if (hi >= o.durationMs) return
+      lo = hi
+      step *= 2
+      hi = Math.min(o.durationMs, last + step)
+    }
+    if (lambda(lo) > above) hi = lo
+    for (let i = 0; i < 64 && hi - lo > 1e-4; i++) {
+      const mid = (lo + hi) / 2
+      if (lambda(mid) > above) hi = mid
+      else lo = mid
+    }
+    if (hi >= o.durationMs) return
+    yield hi
+    last = hi
+    target += o.arrival === 'poisson' ? -Math.log(1 - random()) : 1
+  }
+}
+
+/** Latency histogram in µs: 1 µs to 1 h, 3 significant digits, grows if a value is larger. */
+function newHistogram(): Histogram {
+  // the pure-JS build: no WebAssembly to initialise, same answers
+  return buildHistogram({
+    useWebAssembly: false,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    autoResize: true,
+  })
+}
+
+export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
+  const arrival = arrivalDefaults(opts).arrival
+  if (opts.bodies.length === 0) throw new InvalidInputError('loadgen needs at least one request body')
+  const schedule = arrivalSchedule(opts)
+  const target = new URL(opts.url)
+  const maxOutstanding = opts.maxOutstanding ?? 512
+  const agent = new http.Agent({ keepAlive: true, maxSockets: maxOutstanding })
+  const timeoutMs = opts.timeoutMs ?? 30_000
+  const histogram = newHistogram()
+  let maxLatencyMs = 0
+  const statuses: Record<string, number> = {}
+  let sent = 0
+  let answered = 0
+  let outstanding = 0
+  let dropped = 0
   const bodies = opts.bodies.map((b) => Buffer.from(b))
 
   const one = (scheduledAt: number, body: Buffer) =>
     new Promise<void>((resolve) => {
       outstanding++
+      let settled = false
       const done = (status: number) => {
+        if (settled) return
+        settled = true
         outstanding--
-        latencies.push(performance.now() - scheduledAt)
+        answered++
+        const ms = performance.now() - scheduledAt
+        histogram.recordValue(Math.max(1, Math.round(ms * 1000)))
+        maxLatencyMs = Math.max(maxLatencyMs, ms)
         statuses[status] = (statuses[status] ?? 0) + 1
         resolve()
       }
@@ -95,45 +260,95 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
     })
 
   const started = performance.now()
+  const progressEveryMs = opts.progressIntervalMs ?? 1000
+  let lastProgress = { at: started, answered: 0 }
+  const progress = opts.onProgress
+    ? setInterval(() => {
+        const now = performance.now()
+        const ok = statuses['200'] ?? 0
+        opts.onProgress?.({
+          elapsedMs: Math.round(now - started),
+          sent,
+          ok,
+          failed: answered - ok,
+          outstanding,
+          droppedAtClient: dropped,
+          recentThroughputPerSec: round2(
+            ((answered - lastProgress.answered) * 1000) / (now - lastProgress.at),
+          ),
+          p99Ms: round2(histogram.getValueAtPercentile(99) / 1000),
+        })
+        lastProgress = { at: now, answered }
+      }, progressEveryMs)
+    : undefined
   const inflight = new Set<Promise<void>>()
-  let next = started
-  while (!opts.signal?.aborted) {
-    const now = performance.now()
-    if (next - started >= opts.durationMs) break
-    if (next > now) {
-      await new Promise((r) => setTimeout(r, Math.max(0, next - now)))
-      continue
-    }
-    // catch up on every arrival that is due (timers are coarse); each keeps its own scheduled time
-    while (next <= performance.now() && next - started < opts.durationMs) {
-      if (outstanding >= maxOutstanding) dropped++
-      else {
-        const p = one(next, bodies[sent % bodies.length]!)
-        inflight.add(p)
-        void p.then(() => inflight.delete(p))
-        sent++
+  let next = schedule.next()
+  try {
+    while (!next.done && !opts.signal?.aborted) {
+      const due = started + next.value
+      const now = performance.now()
+      if (due > now) {
+        await new Promise((r) => setTimeout(r, due - now))
+        continue
       }
-      next += gapMs()
+      // catch up on every arrival that is due (timers are coarse); each keeps its own scheduled time
+      while (!next.done && started + next.value <= performance.now()) {
+        if (outstanding >= maxOutstanding) dropped++
+        else {
+          const p = one(started + next.value, bodies[sent % bodies.length]!)
+          inflight.add(p)
+          void p.then(() => inflight.delete(p))
+          sent++
+        }
+        next = schedule.next()
+      }
     }
+    // the schedule can end before the run does (a burst's silence, a diurnal trough): the run still
+    // lasts durationMs, so throughput is per the whole run
+    const restMs = started + opts.durationMs - performance.now()
+    if (restMs > 0 && !opts.signal?.aborted) {
+      await sleep(restMs, undefined, { signal: opts.signal }).catch(() => {})
+    }
+    await Promise.all(inflight)
+  } finally {
+    if (progress) clearInterval(progress)
+    agent.destroy()
   }
-  await Promise.all(inflight)
-  agent.destroy()
   const durationMs = performance.now() - started
-  latencies.sort((a, b) => a - b)
-  const r2 = (x: number) => Math.round(x * 100) / 100
-  return {
+  // a bucket's upper edge can lie above the largest value recorded: cap at the exact max
+  const pct = (q: number) =>
+    histogram.totalCount === 0 ? 0 : round2(Math.min(histogram.getValueAtPercentile(q) / 1000, maxLatencyMs))
+  const report: LoadgenReport = {
+    arrival,
+    scheduled: sent + dropped,
     sent,
     ok: statuses['200'] ?? 0,
     statuses,
     droppedAtClient: dropped,
     durationMs: Math.round(durationMs),
-    throughputPerSec: r2(((statuses['200'] ?? 0) * 1000) / durationMs),
+    throughputPerSec: round2(((statuses['200'] ?? 0) * 1000) / durationMs),
     latencyMs: {
-      p50: r2(quantile(latencies, 0.5)),
-      p95: r2(quantile(latencies, 0.95)),
-      p99: r2(quantile(latencies, 0.99)),
-      p999: r2(quantile(latencies, 0.999)),
-      max: r2(latencies[latencies.length - 1] ?? 0),
+      p50: pct(50),
+      p95: pct(95),
+      p99: pct(99),
+      p999: pct(99.9),
+      // exact, not bucketed: the worst request is what a stall shows
+      max: round2(maxLatencyMs),
+      mean: histogram.totalCount === 0 ? 0 : round2(histogram.mean / 1000),
     },
   }
+  histogram.destroy()
+  return report
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100
+}
+
+/** One progress line for a terminal. */
+export function formatProgress(p: LoadgenProgress): string {
+  return (
+    `[loadgen] ${(p.elapsedMs / 1000).toFixed(0)}s sent ${p.sent} ok ${p.ok} failed ${p.failed} ` +
+    `in-flight ${p.outstanding} dropped ${p.droppedAtClient} ${p.recentThroughputPerSec.toFixed(1)} ans/s p99 ${p.p99Ms} ms`
+  )
 }

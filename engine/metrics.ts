@@ -41,5 +41,6 @@ export function renderMetrics(engine: Engine): string {
   metric('breakid_preprocess_backlog', 'gauge', 'Requests waiting for a preprocessing worker', [
     ['', engine.preprocess.backlog],
   ])
-  return lines.join('\n') + '\n'
+  // Triton-named per-model counters, histograms and the executor busy ratio (engine/telemetry/metrics-recorder.ts)
+  return lines.join('\n') + '\n' + engine.metrics.render()
 }

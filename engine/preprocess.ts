@@ -44,8 +44,13 @@ export class PreprocessPool {
     return this.waiting.length
   }
 
-  /** Returns input summary statistics (for drift) computed while preprocessing. */
-  async run(inputs: Tensor[]): Promise<{ mean: number; std: number }> {
+  /**
+   * Returns the preprocessed inputs (what the model runs on) and their summary statistics (for drift).
+   * A stage_stall of preprocess waits before taking a worker, so it slows this request only, while
+   * data_starvation holds the worker and so throttles the whole pool.
+   */
+  async run(inputs: Tensor[]): Promise<{ mean: number; std: number; inputs: Tensor[] }> {
+    await this.faults.stall('preprocess')
     if (this.busy >= this.workers) {
       if (this.waiting.length >= this.maxWaiting) throw new PreprocessBacklogError(this.waiting.length)
       await new Promise<void>((resolve) => this.waiting.push(resolve))
@@ -55,7 +60,8 @@ export class PreprocessPool {
     try {
       const starvation = this.faults.active('data_starvation')
       if (starvation) await sleep(starvation.delayMs ?? 50)
-      return summarize(inputs[0]!.data)
+      const prepared = this.faults.driftInputs(inputs)
+      return { ...summarize(prepared[0]!.data), inputs: prepared }
     } finally {
       const next = this.waiting.shift()
       if (next) next()

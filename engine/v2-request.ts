@@ -6,17 +6,28 @@
 import { InvalidInputError } from '../ingest/errors.ts'
 import type { ModelMeta } from './models/zoo.ts'
 import type { Tensor } from './tensors.ts'
+import { binaryInputSlices, decodeBinaryTensor } from './v2-binary.ts'
 
 export interface V2RequestTensor {
   name: string
   shape: number[]
   datatype: string
-  data: unknown
+  /** JSON data; absent when the tensor travels as binary data (`parameters.binary_data_size`) */
+  data?: unknown
+  parameters?: { binary_data_size?: number; [k: string]: unknown }
+}
+
+/** A requested output: only these are answered, `binary_data` ones as binary data. */
+export interface V2RequestOutput {
+  name: string
+  parameters?: { binary_data?: boolean; [k: string]: unknown }
 }
 
 export interface V2InferRequest {
   id?: string
   inputs: V2RequestTensor[]
+  outputs?: V2RequestOutput[]
+  parameters?: { binary_data_output?: boolean; [k: string]: unknown }
 }
 
 /** JSON schema fastify checks before the handler runs (shape of the body, not its semantics). */
@@ -30,15 +41,26 @@ export const v2InferBodySchema = {
       minItems: 1,
       items: {
         type: 'object',
-        required: ['name', 'shape', 'datatype', 'data'],
+        // `data` may be absent: binary tensor data is checked against the header in toTensors
+        required: ['name', 'shape', 'datatype'],
         properties: {
           name: { type: 'string' },
           shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
           datatype: { type: 'string' },
           data: { type: 'array' },
+          parameters: { type: 'object' },
         },
       },
     },
+    outputs: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['name'],
+        properties: { name: { type: 'string' }, parameters: { type: 'object' } },
+      },
+    },
+    parameters: { type: 'object' },
   },
 } as const
 
@@ -50,7 +72,19 @@ function flatten(data: unknown[], out: unknown[] = []): unknown[] {
   return out
 }
 
-export function toTensors(meta: ModelMeta, body: V2InferRequest, maxRows: number): Tensor[] {
+/**
+ * The request's inputs as tensors in the model's input order, validated. `binary` is the body after
+ * the JSON header (binary tensor extension); inputs with `binary_data_size` take their bytes from it.
+ */
+export function toTensors(meta: ModelMeta, body: V2InferRequest, maxRows: number, binary?: Buffer): Tensor[] {
+  for (const o of body.outputs ?? []) {
+    if (!meta.outputs.some((m) => m.name === o.name)) {
+      throw new InvalidInputError(
+        `unknown output "${o.name}"; model ${meta.name} produces ${meta.outputs.map((m) => m.name).join(', ')}`,
+      )
+    }
+  }
+  const slices = binaryInputSlices(body.inputs, binary)
   const byName = new Map(body.inputs.map((t) => [t.name, t]))
   for (const t of body.inputs) {
     if (!meta.inputs.some((i) => i.name === t.name)) {
@@ -83,7 +117,19 @@ export function toTensors(meta: ModelMeta, body: V2InferRequest, maxRows: number
       throw new InvalidInputError('inputs disagree on the batch dimension')
     rows = n
     const expected = t.shape.reduce((a, b) => a * b, 1)
-    const flat = flatten(t.data as unknown[])
+    const bytes = slices.get(t.name)
+    if (bytes !== undefined) {
+      return {
+        name: spec.name,
+        datatype: spec.datatype,
+        shape: t.shape,
+        data: decodeBinaryTensor(t.name, spec.datatype, expected, bytes),
+      } as Tensor
+    }
+    if (!Array.isArray(t.data)) {
+      throw new InvalidInputError(`input "${t.name}": no "data" and no binary_data_size`)
+    }
+    const flat = flatten(t.data)
     if (flat.length !== expected) {
       throw new InvalidInputError(
         `input "${t.name}": ${flat.length} values for shape [${t.shape}] (${expected})`,

@@ -1,5 +1,11 @@
 /** `breakid loadgen`: open-loop load against an Open Inference Protocol endpoint. */
-import { isLoopback, runLoad } from '../../engine/loadgen.ts'
+import {
+  ARRIVAL_PATTERNS,
+  type ArrivalPattern,
+  formatProgress,
+  isLoopback,
+  runLoad,
+} from '../../engine/loadgen.ts'
 import { getModel, isModelName, MODEL_NAMES, toKServeInputs } from '../../engine/models/zoo.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
 import { parseDurationMs, parsePositive } from '../args.ts'
@@ -8,21 +14,40 @@ import { parseModelFlag } from './serve.ts'
 
 export const loadgen: Command = {
   summary: 'send open-loop load to a KServe v2 endpoint and report latency percentiles',
-  usage: 'breakid loadgen --url http://127.0.0.1:8000 --model mlp [--rate 100] [--duration 30s]',
+  usage:
+    'breakid loadgen --url http://127.0.0.1:8000 --model mlp [--rate 100] [--duration 30s] [--arrival constant|poisson|bursty|diurnal]',
   options: {
     url: { type: 'string', default: 'http://127.0.0.1:8000' },
     model: { type: 'string', default: 'mlp' },
     rate: { type: 'string', default: '100' },
     duration: { type: 'string', default: '30s' },
     arrival: { type: 'string', default: 'constant' },
+    'burst-factor': { type: 'string', default: '4' },
+    'burst-period': { type: 'string', default: '10s' },
+    'min-rate': { type: 'string' },
+    period: { type: 'string', default: '60s' },
+    'max-outstanding': { type: 'string', default: '512' },
+    timeout: { type: 'string', default: '30s' },
+    seed: { type: 'string', default: '42' },
+    progress: { type: 'boolean', default: false },
     'allow-remote': { type: 'boolean', default: false },
   },
   help: {
     url: 'engine base URL (default http://127.0.0.1:8000)',
     model: `model to load: ${MODEL_NAMES.join(', ')} (with :w=…,r=… as served)`,
-    rate: 'requests per second (default 100)',
-    duration: 'how long to send (default 30s)',
-    arrival: 'constant | poisson (default constant)',
+    rate: 'requests per second; bursty: the mean, diurnal: the peak (default 100)',
+    duration: 'how long to send, then stop (default 30s)',
+    arrival: `${ARRIVAL_PATTERNS.join(' | ')} (default constant)`,
+    'burst-factor':
+      'bursty: rate multiplier inside a burst; a burst lasts 1/factor of each period (default 4)',
+    'burst-period': 'bursty: length of one burst + silence cycle (default 10s)',
+    'min-rate': 'diurnal: the trough rate, requests per second (default rate/10)',
+    period: 'diurnal: length of one trough → peak → trough cycle (default 60s)',
+    'max-outstanding':
+      'requests in flight at once; a request due beyond that is dropped and counted (default 512)',
+    timeout: 'per-request timeout; a timed-out request counts as status 0 (default 30s)',
+    seed: 'seed of the poisson arrivals (default 42)',
+    progress: 'print a progress line on stderr every second (default: only when stderr is a terminal)',
     'allow-remote': 'allow a non-loopback target (off by default: load tests stay on this machine)',
   },
   async run({ values }) {
@@ -35,19 +60,45 @@ export const loadgen: Command = {
     const spec = parseModelFlag(String(values.model))
     if (!isModelName(spec.name)) throw new InvalidInputError(`unknown model ${spec.name}`)
     const arrival = String(values.arrival)
-    if (arrival !== 'constant' && arrival !== 'poisson')
-      throw new InvalidInputError('--arrival: constant | poisson')
+    if (!(ARRIVAL_PATTERNS as readonly string[]).includes(arrival)) {
+      throw new InvalidInputError(`--arrival: "${arrival}" is not one of ${ARRIVAL_PATTERNS.join(', ')}`)
+    }
+    const burstFactor = parsePositive(values['burst-factor'], 'burst-factor')
+    if (burstFactor < 1) throw new InvalidInputError('--burst-factor: must be >= 1')
+    const ratePerSec = parsePositive(values.rate, 'rate')
+    const minRatePerSec =
+      values['min-rate'] === undefined ? undefined : parseNonNegative(values['min-rate'], 'min-rate')
+    if (minRatePerSec !== undefined && minRatePerSec > ratePerSec) {
+      throw new InvalidInputError(`--min-rate ${minRatePerSec} is above --rate ${ratePerSec}`)
+    }
     const bodies = Array.from({ length: 16 }, (_, seed) =>
       JSON.stringify({ inputs: toKServeInputs(getModel(spec.name).inputGenerator(seed, 1, spec.options)) }),
     )
+    const showProgress = Boolean(values.progress) || process.stderr.isTTY === true
     const report = await runLoad({
       url: `${base}/v2/models/${spec.name}/infer`,
       bodies,
-      ratePerSec: parsePositive(values.rate, 'rate'),
+      ratePerSec,
       durationMs: parseDurationMs(values.duration, 'duration'),
-      arrival,
+      arrival: arrival as ArrivalPattern,
+      burstFactor,
+      burstPeriodMs: parseDurationMs(values['burst-period'], 'burst-period'),
+      minRatePerSec,
+      periodMs: parseDurationMs(values.period, 'period'),
+      maxOutstanding: parsePositive(values['max-outstanding'], 'max-outstanding', { integer: true }),
+      timeoutMs: parseDurationMs(values.timeout, 'timeout'),
+      seed: parseNonNegative(values.seed, 'seed'),
+      onProgress: showProgress ? (p) => process.stderr.write(`${formatProgress(p)}\n`) : undefined,
     })
     console.log(JSON.stringify(report, null, 2))
     return report.ok > 0 ? 0 : 1
   },
+}
+
+function parseNonNegative(value: unknown, flag: string): number {
+  const n = Number(value)
+  if (String(value).trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidInputError(`--${flag}: "${value}" is not a number >= 0`)
+  }
+  return n
 }

@@ -2,11 +2,14 @@
  * `breakid serve`: the inference engine alone, emitting telemetry to Kafka (or, with no broker
  * configured, to an in-process pipeline into chDB so nothing is lost).
  */
+import { writeFileSync } from 'node:fs'
+import { parseBatchingMode } from '../../engine/batcher.ts'
 import { Engine, type ModelSpec } from '../../engine/engine.ts'
-import { FaultSchedule, parseFaultSpec } from '../../engine/faults.ts'
+import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { isModelName, MODEL_NAMES } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
+import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
 import { createLogger } from '../../ingest/logger.ts'
 import { queriesPlugin } from '../../queries/http.ts'
@@ -38,6 +41,26 @@ export function parseModelFlag(flag: string): ModelSpec {
   return spec
 }
 
+/**
+ * `mlp@1,mlp@2,resnet50:w=0.5,r=32` → one spec per model version. Commas inside a model's options
+ * (followed by `key=`) do not separate models.
+ */
+export function parseModelsFlag(flag: string): ModelSpec[] {
+  return flag
+    .split(/,(?![a-z]+=)/)
+    .filter((part) => part.trim() !== '')
+    .map(parseModelFlag)
+}
+
+/** `--cache-entries`: a count, 0 turning the result cache off */
+function parseCacheEntries(value: unknown): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) {
+    throw new InvalidInputError(`--cache-entries: "${value}" is not an integer >= 0`)
+  }
+  return n
+}
+
 export const serve: Command = {
   summary: 'serve models over the Open Inference Protocol (KServe v2) with telemetry',
   usage: 'breakid serve [--port 8000] [--models mlp,cnn] [--fault type@start-end[:delayMs]]',
@@ -46,21 +69,43 @@ export const serve: Command = {
     host: { type: 'string', default: '127.0.0.1' },
     models: { type: 'string', default: 'mlp' },
     fault: { type: 'string', multiple: true },
+    scenario: { type: 'string' },
+    'ground-truth': { type: 'string' },
     'max-batch-size': { type: 'string', default: '8' },
-    'max-queue-delay-ms': { type: 'string', default: '2' },
+    'max-queue-delay-ms': { type: 'string' },
+    batching: { type: 'string', default: 'static' },
+    'preferred-batch-sizes': { type: 'string' },
+    'latency-target-ms': { type: 'string', default: '50' },
+    'queue-deadline-ms': { type: 'string' },
+    'cache-entries': { type: 'string', default: '0' },
+    'otlp-sample-ratio': { type: 'string', default: '0.1' },
   },
   help: {
     port: 'HTTP port (default 8000)',
     host: 'listen address (default 127.0.0.1)',
-    models: 'comma-separated models: name[@version][:w=…,r=…] (default mlp)',
-    fault: 'inject a fault window (repeatable), e.g. data_starvation@30-60:50',
+    models:
+      'comma-separated models, several versions allowed: name[@version][:w=…,r=…] (default mlp), e.g. mlp@1,mlp@2,cnn',
+    fault:
+      'inject a fault window (repeatable): type@startS-endS[:N | :param=value,…], e.g. data_starvation@30-60:50, error_burst@10-20:rate=0.2',
+    scenario:
+      'JSON file of fault windows: {"faults":[{"type","startS","endS", ...params}]} (with --fault: both)',
+    'ground-truth': 'write the injected fault windows to this file as NDJSON once serving starts',
     'max-batch-size': 'dynamic batcher: most rows per batch (default 8)',
-    'max-queue-delay-ms': 'dynamic batcher: longest wait for a fuller batch (default 2)',
+    'max-queue-delay-ms':
+      'dynamic batcher: longest wait for a fuller batch (default 2 for static; adaptive: its upper bound, default none)',
+    batching: 'none (every request alone) | static (Triton dynamic batcher) | adaptive (default static)',
+    'preferred-batch-sizes': 'static: start a batch as soon as one of these sizes can be formed, e.g. 4,8',
+    'latency-target-ms': 'adaptive: budget for queue wait + compute per request (default 50)',
+    'queue-deadline-ms': 'answer 504 to a request still queued after this long (default: no deadline)',
+    'cache-entries': 'result cache capacity in entries, LRU; 0 turns it off (default 0)',
+    'otlp-sample-ratio':
+      'share of ordinary requests exported as OTLP traces with --otlp-endpoint (default 0.1; errors and requests above the rolling p99 always)',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
     const logger = createLogger(cfg.logLevel)
-    const models = String(values.models).split(',').map(parseModelFlag)
+    const models = parseModelsFlag(String(values.models))
+    const cacheEntries = parseCacheEntries(values['cache-entries'])
     const transport = await openTransport(cfg, logger)
     // Without Kafka nothing outside this process can read the telemetry: store and watch it here.
     const embedded = transport.kind === 'embedded'
@@ -75,29 +120,62 @@ export const serve: Command = {
         })
       : undefined
     const emitter = new TelemetryEmitter({ producer: transport.producer(), logger })
+    const otlp = cfg.otlpEndpoint
+      ? new OtlpSpanExporter({
+          endpoint: cfg.otlpEndpoint,
+          sampleRatio: parseSampleRatio(values['otlp-sample-ratio']),
+        })
+      : undefined
     const engine = new Engine({
       models,
+      spanObservers: otlp ? [otlp.observe] : [],
       modelCacheDir: cfg.modelCacheDir,
       logger,
       emitter,
-      faults: new FaultSchedule(((values.fault as string[] | undefined) ?? []).map(parseFaultSpec)),
+      faults: new FaultSchedule(
+        faultsFromFlags(values.fault as string[] | undefined, values.scenario as string | undefined),
+      ),
       identity: { fleet: cfg.fleet, instance: cfg.instance },
+      cacheEntries,
       executor: { executionProvider: cfg.executionProvider },
       batching: {
         maxBatchSize: parsePositive(values['max-batch-size'], 'max-batch-size', { integer: true }),
-        maxQueueDelayMs: parsePositive(values['max-queue-delay-ms'], 'max-queue-delay-ms'),
+        maxQueueDelayMs:
+          values['max-queue-delay-ms'] === undefined
+            ? undefined
+            : parsePositive(values['max-queue-delay-ms'], 'max-queue-delay-ms'),
+        mode: parseBatchingMode(String(values.batching)),
+        preferredBatchSizes: values['preferred-batch-sizes']
+          ?.toString()
+          .split(',')
+          .map((v) => parsePositive(v, 'preferred-batch-sizes', { integer: true })),
+        latencyTargetMs: parsePositive(values['latency-target-ms'], 'latency-target-ms'),
+        defaultDeadlineMs:
+          values['queue-deadline-ms'] === undefined
+            ? undefined
+            : parsePositive(values['queue-deadline-ms'], 'queue-deadline-ms'),
       },
     })
     await engine.start()
+    if (values['ground-truth'])
+      writeFileSync(String(values['ground-truth']), engine.faults.groundTruthNdjson())
     const app = buildEngineApp(engine)
     if (ch) await app.register(queriesPlugin, { ch })
     const address = await app.listen({ host: String(values.host), port: parsePort(values.port) })
-    logger.info({ address, models: [...engine.models.keys()], transport: transport.kind }, 'serving')
+    logger.info(
+      {
+        address,
+        models: engine.registry.index().map((m) => `${m.name}@${m.version}`),
+        transport: transport.kind,
+      },
+      'serving',
+    )
     await runUntilSignal(logger, [
       async () => {
         await pipeline?.stop()
         await ch?.close()
       },
+      async () => otlp?.shutdown(),
       () => engine.stop(),
       () => app.close(),
     ])

@@ -273,7 +273,7 @@ describe('one engine, requests one at a time', () => {
   test('model metadata is the zoo metadata; health says live and ready', async () => {
     const metaRes = await h.app.inject({ method: 'GET', url: '/v2/models/mlp' })
     assert.equal(metaRes.statusCode, 200)
-    assert.deepEqual(metaRes.json(), meta)
+    assert.deepEqual(metaRes.json(), { ...meta, versions: ['1'] })
     const unknown = await h.app.inject({ method: 'GET', url: '/v2/models/nope' })
     assert.equal(unknown.statusCode, 404)
     assert.match((unknown.json() as { error: string }).error, /nope/)

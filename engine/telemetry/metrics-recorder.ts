@@ -1,0 +1,237 @@
+/**
+ * Per-model Prometheus metrics with Triton's names, recorded from finished spans (a span observer) so
+ * /metrics and the span stream count the same requests:
+ *
+ *   nv_inference_request_success / _failure        counters, requests by model and version
+ *   nv_inference_count                             counter, rows inferred (sum of batch sizes of the
+ *                                                  executions, cache hits excluded — as Triton counts)
+ *   nv_inference_exec_count                        counter, model executions (distinct batches)
+ *   nv_inference_request_duration_us               counter, cumulative total µs of successful requests
+ *   nv_inference_queue_duration_us                 counter, cumulative queue wait µs (successful)
+ *   nv_inference_compute_infer_duration_us         counter, cumulative compute µs (successful)
+ *   breakid_request_duration_us / _queue_duration_us / _compute_duration_us
+ *                                                  histograms of successful requests, µs
+ *   breakid_batch_size                             histogram of rows per execution
+ *   breakid_executor_busy_ratio                    gauge, time inside model execution / wall time over
+ *                                                  the last sampling interval (default 1 s)
+ *
+ * A batch is recognised by its batch id: the ids of the last `recentBatches` (4096) batches per model
+ * version are remembered, so an execution is counted once however many of its requests finish.
+ * Everything here is O(buckets) per span and allocates nothing after the first span of a model.
+ */
+import type { Span } from '../../ingest/contract/records.ts'
+
+/** µs buckets of the duration histograms: 100 µs .. 10 s */
+export const DURATION_BUCKETS_US = [
+  100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+  10_000_000,
+] as const
+export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128] as const
+
+/** One executor's cumulative counters (ModelExecutor.busyUs / batches). */
+export interface ExecutorReading {
+  model: string
+  version: string
+  busyUs: number
+}
+
+export interface MetricsRecorderOptions {
+  /** the executors' cumulative busy µs, read every `busyIntervalMs` */
+  executors: () => ExecutorReading[]
+  /** busy-ratio sampling period, ms. Default 1000. */
+  busyIntervalMs?: number
+  /** batch ids remembered per model version to count each execution once. Default 4096. */
+  recentBatches?: number
+}
+
+class Histogram {
+  /** per-bucket (not cumulative) counts; the last slot is +Inf */
+  readonly counts: Float64Array
+  sum = 0
+  count = 0
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length + 1)
+  }
+  observe(v: number): void {
+    let i = 0
+    while (i < this.bounds.length && v > this.bounds[i]!) i++
+    this.counts[i]!++
+    this.sum += v
+    this.count++
+  }
+}
+
+interface ModelStats {
+  labels: string
+  success: number
+  failure: number
+  inferenceCount: number
+  execCount: number
+  requestUs: number
+  queueUs: number
+  computeUs: number
+  request: Histogram
+  queue: Histogram
+  compute: Histogram
+  batchSize: Histogram
+  recentBatches: Set<string>
+}
+
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+const labelsOf = (model: string, version: string) =>
+  `model="${escapeLabel(model)}",version="${escapeLabel(version)}"`
+
+export class MetricsRecorder {
+  /** model → version → stats (nested, so the request path builds no key string) */
+  private readonly stats = new Map<string, Map<string, ModelStats>>()
+  private readonly busy = new Map<string, { labels: string; ratio: number }>()
+  private lastBusy = new Map<string, number>()
+  /** when the last busy sample was taken (the baseline of the next ratio); undefined before the first */
+  private lastBusyAtMs: number | undefined
+  private readonly timer: NodeJS.Timeout
+  private readonly recentBatches: number
+
+  constructor(private readonly opts: MetricsRecorderOptions) {
+    this.recentBatches = opts.recentBatches ?? 4096
+    this.timer = setInterval(() => this.sampleBusy(), opts.busyIntervalMs ?? 1_000)
+    this.timer.unref()
+  }
+
+  /** The span observer. */
+  readonly observe = (span: Span): void => {
+    let versions = this.stats.get(span.model)
+    if (!versions) {
+      versions = new Map()
+      this.stats.set(span.model, versions)
+    }
+    let s = versions.get(span.model_version)
+    if (!s) {
+      s = {
+        labels: labelsOf(span.model, span.model_version),
+        success: 0,
+        failure: 0,
+        inferenceCount: 0,
+        execCount: 0,
+        requestUs: 0,
+        queueUs: 0,
+        computeUs: 0,
+        request: new Histogram(DURATION_BUCKETS_US),
+        queue: new Histogram(DURATION_BUCKETS_US),
+        compute: new Histogram(DURATION_BUCKETS_US),
+        batchSize: new Histogram(BATCH_SIZE_BUCKETS),
+        recentBatches: new Set(),
+      }
+      versions.set(span.model_version, s)
+    }
+    if (span.status !== 'ok') {
+      s.failure++
+      return
+    }
+    s.success++
+    s.requestUs += span.total_us
+    s.queueUs += span.queue_wait_us
+    s.computeUs += span.compute_us
+    s.request.observe(span.total_us)
+    s.queue.observe(span.queue_wait_us)
+    s.compute.observe(span.compute_us)
+    if (!span.cache_hit && span.batch_id !== '' && !s.recentBatches.has(span.batch_id)) {
+      s.recentBatches.add(span.batch_id)
+      if (s.recentBatches.size > this.recentBatches) {
+        // Sets iterate in insertion order: the first is the oldest batch id
+        s.recentBatches.delete(s.recentBatches.values().next().value!)
+      }
+      s.execCount++
+      s.inferenceCount += span.batch_size
+      s.batchSize.observe(span.batch_size)
+    }
+  }
+
+  /** Updates the busy ratios: executor µs gained since the last sample over the wall µs in between. */
+  sampleBusy(nowMs = performance.now()): void {
+    const wallUs = this.lastBusyAtMs === undefined ? 0 : (nowMs - this.lastBusyAtMs) * 1000
+    if (this.lastBusyAtMs !== undefined && wallUs <= 0) return
+    const next = new Map<string, number>()
+    for (const e of this.opts.executors()) {
+      const key = `${e.model}\u0000${e.version}`
+      next.set(key, e.busyUs)
+      const before = this.lastBusy.get(key)
+      // a model loaded since the last sample has no baseline yet: its first ratio comes next time
+      if (before === undefined || wallUs <= 0) continue
+      this.busy.set(key, {
+        labels: labelsOf(e.model, e.version),
+        ratio: Math.min(1, Math.max(0, (e.busyUs - before) / wallUs)),
+      })
+    }
+    for (const key of this.busy.keys()) if (!next.has(key)) this.busy.delete(key)
+    this.lastBusy = next
+    this.lastBusyAtMs = nowMs
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+
+  /** Prometheus text exposition (format 0.0.4) of everything recorded; ends with a newline. */
+  render(): string {
+    const lines: string[] = []
+    const all = [...this.stats.values()].flatMap((versions) => [...versions.values()])
+    const counter = (name: string, help: string, value: (s: ModelStats) => number) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`)
+      for (const s of all) lines.push(`${name}{${s.labels}} ${value(s)}`)
+    }
+    const histogram = (name: string, help: string, pick: (s: ModelStats) => Histogram) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`)
+      for (const s of all) {
+        const h = pick(s)
+        let cumulative = 0
+        h.bounds.forEach((le, i) => {
+          cumulative += h.counts[i]!
+          lines.push(`${name}_bucket{${s.labels},le="${le}"} ${cumulative}`)
+        })
+        lines.push(`${name}_bucket{${s.labels},le="+Inf"} ${h.count}`)
+        lines.push(`${name}_sum{${s.labels}} ${h.sum}`, `${name}_count{${s.labels}} ${h.count}`)
+      }
+    }
+    counter('nv_inference_request_success', 'Number of successful inference requests', (s) => s.success)
+    counter('nv_inference_request_failure', 'Number of failed inference requests', (s) => s.failure)
+    counter(
+      'nv_inference_count',
+      'Number of inferences performed (rows; cache hits excluded)',
+      (s) => s.inferenceCount,
+    )
+    counter('nv_inference_exec_count', 'Number of model executions performed (batches)', (s) => s.execCount)
+    counter(
+      'nv_inference_request_duration_us',
+      'Cumulative inference request duration of successful requests in microseconds',
+      (s) => s.requestUs,
+    )
+    counter(
+      'nv_inference_queue_duration_us',
+      'Cumulative inference queuing duration of successful requests in microseconds',
+      (s) => s.queueUs,
+    )
+    counter(
+      'nv_inference_compute_infer_duration_us',
+      'Cumulative compute inference duration of successful requests in microseconds',
+      (s) => s.computeUs,
+    )
+    histogram(
+      'breakid_request_duration_us',
+      'Request duration of successful requests, microseconds',
+      (s) => s.request,
+    )
+    histogram('breakid_queue_duration_us', 'Queue wait of successful requests, microseconds', (s) => s.queue)
+    histogram(
+      'breakid_compute_duration_us',
+      'Compute time of successful requests, microseconds',
+      (s) => s.compute,
+    )
+    histogram('breakid_batch_size', 'Rows per model execution', (s) => s.batchSize)
+    lines.push(
+      '# HELP breakid_executor_busy_ratio Time inside model execution / wall time over the last sampling interval',
+      '# TYPE breakid_executor_busy_ratio gauge',
+    )
+    for (const b of this.busy.values()) lines.push(`breakid_executor_busy_ratio{${b.labels}} ${b.ratio}`)
+    return `${lines.join('\n')}\n`
+  }
+}

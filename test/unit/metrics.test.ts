@@ -1,0 +1,262 @@
+/**
+ * GET /metrics: the Triton-named counters, histograms and the executor busy gauge recorded from spans,
+ * checked by parsing the Prometheus text exposition (HELP/TYPE before samples, cumulative buckets,
+ * +Inf = _count, _sum) — on the recorder fed known spans, and end to end on a real engine.
+ */
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+import { describe, test } from 'node:test'
+import { Engine } from '../../engine/engine.ts'
+import { buildEngineApp } from '../../engine/http.ts'
+import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
+import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
+import { DURATION_BUCKETS_US, MetricsRecorder } from '../../engine/telemetry/metrics-recorder.ts'
+import { createLogger } from '../../ingest/logger.ts'
+import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
+import { makeSpan } from '../helpers/records.ts'
+
+const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
+const logger = createLogger('silent')
+
+interface Sample {
+  name: string
+  labels: Record<string, string>
+  value: number
+}
+interface Exposition {
+  types: Map<string, string>
+  samples: Sample[]
+}
+
+/** A strict parser of the text format 0.0.4: fails on anything it does not understand. */
+function parseExposition(text: string): Exposition {
+  assert.ok(text.endsWith('\n'), 'exposition ends with a newline')
+  const types = new Map<string, string>()
+  const helps = new Set<string>()
+  const samples: Sample[] = []
+  const familyOf = (name: string) => {
+    for (const suffix of ['_bucket', '_sum', '_count']) {
+      const base = name.slice(0, -suffix.length)
+      if (name.endsWith(suffix) && types.get(base) === 'histogram') return base
+    }
+    return name
+  }
+  for (const line of text.slice(0, -1).split('\n')) {
+    let m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$/.exec(line)
+    if (m) {
+      assert.ok(!helps.has(m[1]!), `one HELP for ${m[1]}`)
+      helps.add(m[1]!)
+      continue
+    }
+    m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line)
+    if (m) {
+      assert.ok(!types.has(m[1]!), `one TYPE for ${m[1]}`)
+      types.set(m[1]!, m[2]!)
+      continue
+    }
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+]+|\+Inf|NaN)$/.exec(line)
+    assert.ok(m, `unparseable line: ${JSON.stringify(line)}`)
+    const labels: Record<string, string> = {}
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)/g)) {
+      labels[l[1]!] = l[2]!
+    }
+    const name = m[1]!
+    const family = familyOf(name)
+    assert.ok(types.has(family), `${name}: TYPE declared before its samples`)
+    assert.ok(helps.has(family), `${name}: HELP declared`)
+    samples.push({ name, labels, value: Number(m[3]) })
+  }
+  return { types, samples }
+}
+
+const value = (e: Exposition, name: string, labels: Record<string, string>) => {
+  const found = e.samples.filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )
+  assert.equal(found.length, 1, `one sample ${name}${JSON.stringify(labels)} (found ${found.length})`)
+  return found[0]!.value
+}
+
+/** Checks a histogram series: buckets cumulative, `le` increasing, +Inf = _count. Returns its buckets. */
+function checkHistogram(e: Exposition, name: string, labels: Record<string, string>) {
+  assert.equal(e.types.get(name), 'histogram')
+  const buckets = e.samples.filter(
+    (s) => s.name === `${name}_bucket` && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )
+  assert.ok(buckets.length > 1, `${name} has buckets`)
+  assert.equal(buckets.at(-1)!.labels.le, '+Inf')
+  for (let i = 1; i < buckets.length; i++) {
+    assert.ok(buckets[i]!.value >= buckets[i - 1]!.value, `${name} buckets are cumulative`)
+    if (i < buckets.length - 1)
+      assert.ok(Number(buckets[i]!.labels.le) > Number(buckets[i - 1]!.labels.le), `${name} le increases`)
+  }
+  assert.equal(buckets.at(-1)!.value, value(e, `${name}_count`, labels), `${name} +Inf = _count`)
+  return { buckets, sum: value(e, `${name}_sum`, labels), count: value(e, `${name}_count`, labels) }
+}
+
+describe('metrics recorder', () => {
+  test('Triton counters and histograms from known spans', () => {
+    const rec = new MetricsRecorder({ executors: () => [] })
+    try {
+      // 3 batches of mlp v1: b-0 (4 requests, 4 rows), b-1 (2 requests of a batch of 2), b-2 (1 request)
+      const ok = [
+        ...[0, 1, 2, 3].map((i) =>
+          makeSpan(i, { batch_id: 'b-0', batch_size: 4, total_us: 800, queue_wait_us: 300, compute_us: 400 }),
+        ),
+        ...[4, 5].map((i) =>
+          makeSpan(i, {
+            batch_id: 'b-1',
+            batch_size: 2,
+            total_us: 3000,
+            queue_wait_us: 1200,
+            compute_us: 1500,
+          }),
+        ),
+        makeSpan(6, {
+          batch_id: 'b-2',
+          batch_size: 1,
+          total_us: 20_000_000,
+          queue_wait_us: 50,
+          compute_us: 90,
+        }),
+        // a cache hit: a success, but no execution
+        makeSpan(7, {
+          batch_id: '',
+          batch_size: 0,
+          cache_hit: true,
+          total_us: 90,
+          queue_wait_us: 0,
+          compute_us: 0,
+        }),
+      ]
+      const failed = [
+        makeSpan(8, { status: 'client_error', error_class: 'BREAKID_INVALID_INPUT', batch_id: '' }),
+        makeSpan(9, { status: 'server_error', error_class: 'BREAKID_QUEUE_FULL', batch_id: '' }),
+      ]
+      const v2 = makeSpan(10, { model_version: '2', batch_id: 'b-0', batch_size: 3 })
+      for (const s of [...ok, ...failed, v2]) rec.observe(s)
+
+      const e = parseExposition(rec.render())
+      const mlp1 = { model: 'mlp', version: '1' }
+      assert.equal(value(e, 'nv_inference_request_success', mlp1), 8)
+      assert.equal(value(e, 'nv_inference_request_failure', mlp1), 2)
+      assert.equal(value(e, 'nv_inference_exec_count', mlp1), 3, 'one execution per distinct batch')
+      assert.equal(value(e, 'nv_inference_count', mlp1), 4 + 2 + 1, 'rows of the executions')
+      assert.equal(value(e, 'nv_inference_request_duration_us', mlp1), 4 * 800 + 2 * 3000 + 20_000_000 + 90)
+      assert.equal(value(e, 'nv_inference_queue_duration_us', mlp1), 4 * 300 + 2 * 1200 + 50)
+      assert.equal(value(e, 'nv_inference_compute_infer_duration_us', mlp1), 4 * 400 + 2 * 1500 + 90)
+      // the same batch id under another version is its own execution
+      assert.equal(value(e, 'nv_inference_exec_count', { model: 'mlp', version: '2' }), 1)
+      assert.equal(value(e, 'nv_inference_count', { model: 'mlp', version: '2' }), 3)
+      for (const name of ['nv_inference_request_success', 'nv_inference_count', 'nv_inference_exec_count'])
+        assert.equal(e.types.get(name), 'counter')
+
+      const req = checkHistogram(e, 'breakid_request_duration_us', mlp1)
+      assert.equal(req.count, 8)
+      assert.equal(req.sum, 4 * 800 + 2 * 3000 + 20_000_000 + 90)
+      const le = (b: string) => req.buckets.find((x) => x.labels.le === b)!.value
+      assert.equal(le('100'), 1, 'the 90 µs cache hit')
+      assert.equal(le('500'), 1)
+      assert.equal(le('1000'), 5, '+ four at 800 µs')
+      assert.equal(le('2500'), 5)
+      assert.equal(le('5000'), 7, '+ two at 3 ms')
+      assert.equal(le(String(DURATION_BUCKETS_US.at(-1))), 7, '20 s is above the largest bound')
+      assert.equal(le('+Inf'), 8)
+      checkHistogram(e, 'breakid_queue_duration_us', mlp1)
+      checkHistogram(e, 'breakid_compute_duration_us', mlp1)
+      const batch = checkHistogram(e, 'breakid_batch_size', mlp1)
+      assert.equal(batch.count, 3)
+      assert.equal(batch.sum, 7)
+      assert.equal(batch.buckets.find((x) => x.labels.le === '1')!.value, 1)
+      assert.equal(batch.buckets.find((x) => x.labels.le === '2')!.value, 2)
+      assert.equal(batch.buckets.find((x) => x.labels.le === '4')!.value, 3)
+    } finally {
+      rec.stop()
+    }
+  })
+
+  test('executor busy ratio: busy µs gained over wall time between samples', () => {
+    const readings = [{ model: 'mlp', version: '1', busyUs: 0 }]
+    const rec = new MetricsRecorder({ executors: () => readings, busyIntervalMs: 3_600_000 })
+    try {
+      rec.sampleBusy(1_000) // baseline
+      let e = parseExposition(rec.render())
+      assert.equal(e.types.get('breakid_executor_busy_ratio'), 'gauge')
+      assert.equal(
+        e.samples.filter((s) => s.name === 'breakid_executor_busy_ratio').length,
+        0,
+        'no ratio before a baseline',
+      )
+      readings[0]!.busyUs = 250_000 // 250 ms busy in the next second
+      rec.sampleBusy(2_000)
+      e = parseExposition(rec.render())
+      assert.equal(value(e, 'breakid_executor_busy_ratio', { model: 'mlp', version: '1' }), 0.25)
+      readings[0]!.busyUs = 1_250_000 // 1 s busy in 0.5 s (clock skew): clamped to 1
+      rec.sampleBusy(2_500)
+      e = parseExposition(rec.render())
+      assert.equal(value(e, 'breakid_executor_busy_ratio', { model: 'mlp', version: '1' }), 1)
+      readings.length = 0 // unloaded: its gauge goes away
+      rec.sampleBusy(3_000)
+      e = parseExposition(rec.render())
+      assert.equal(e.samples.filter((s) => s.name === 'breakid_executor_busy_ratio').length, 0)
+    } finally {
+      rec.stop()
+    }
+  })
+
+  test('end to end: /metrics of a real engine counts what it served', async () => {
+    const bus = new EmbeddedBus()
+    const engine = new Engine({
+      models: [{ name: 'mlp' }],
+      modelCacheDir: MODEL_CACHE_DIR,
+      logger,
+      emitter: new TelemetryEmitter({ producer: bus.producer(), logger }),
+      identity: { fleet: 'test', host: 'host-a', instance: 'engine-0' },
+      hwIntervalMs: 3_600_000,
+    })
+    await engine.start()
+    const app = buildEngineApp(engine)
+    try {
+      const payload = { inputs: toKServeInputs(getModel('mlp').inputGenerator(3, 2)) }
+      const N = 12
+      const answers = await Promise.all(
+        Array.from({ length: N }, () => app.inject({ method: 'POST', url: '/v2/models/mlp/infer', payload })),
+      )
+      for (const a of answers) assert.equal(a.statusCode, 200)
+      const bad = await app.inject({
+        method: 'POST',
+        url: '/v2/models/mlp/infer',
+        payload: { inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] },
+      })
+      assert.equal(bad.statusCode, 400)
+      // a baseline, then a ratio over the time since (the recorder's own timer does this every second)
+      engine.metrics.sampleBusy()
+      engine.metrics.sampleBusy(performance.now() + 1)
+      const res = await app.inject({ method: 'GET', url: '/metrics' })
+      assert.equal(res.statusCode, 200)
+      assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/)
+      const e = parseExposition(res.body)
+      const version = engine.models.get('mlp')!.meta.version
+      const mlp = { model: 'mlp', version }
+      assert.equal(value(e, 'nv_inference_request_success', mlp), N)
+      assert.equal(value(e, 'nv_inference_request_failure', mlp), 1)
+      const executor = engine.models.get('mlp')!.executor
+      assert.equal(value(e, 'nv_inference_exec_count', mlp), executor.batches, 'every execution counted once')
+      assert.equal(value(e, 'nv_inference_count', mlp), 2 * N, 'two rows per request')
+      const req = checkHistogram(e, 'breakid_request_duration_us', mlp)
+      assert.equal(req.count, N)
+      assert.equal(req.sum, value(e, 'nv_inference_request_duration_us', mlp))
+      assert.ok(value(e, 'nv_inference_compute_infer_duration_us', mlp) > 0)
+      const batch = checkHistogram(e, 'breakid_batch_size', mlp)
+      assert.equal(batch.sum, 2 * N)
+      const busy = value(e, 'breakid_executor_busy_ratio', mlp)
+      assert.ok(busy >= 0 && busy <= 1, `busy ratio ${busy}`)
+      // breakid's own counters are kept
+      assert.equal(value(e, 'breakid_inference_request_total', {}), N + 1)
+      assert.equal(e.types.get('breakid_inference_request_total'), 'counter')
+    } finally {
+      await app.close()
+      await engine.stop()
+    }
+  })
+})
