@@ -28,6 +28,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   sql: async () => (await import('./commands/query.ts')).sql,
   loadgen: async () => (await import('./commands/loadgen.ts')).loadgen,
   migrate: async () => (await import('./commands/components.ts')).migrateCommand,
+  replay: async () => (await import('./commands/replay.ts')).replay,
+  eval: async () => (await import('./commands/eval.ts')).evalCommand,
 }
 
 const sharedOptions = Object.fromEntries(

@@ -7,6 +7,13 @@ import type { Logger } from 'pino'
 import { type NotifyRoute, WebhookNotifier } from '../detectors/notify/notifier.ts'
 import { DetectorConsumer } from '../detectors/consumer.ts'
 import type { Detector } from '../detectors/detector.ts'
+import { driftAndResourceDetectors } from '../detectors/index-extra.ts'
+import { EventLoopBlockedDetector } from '../detectors/event-loop/detector.ts'
+import { IdleNoLoadDetector } from '../detectors/idle/detector.ts'
+import { QueueGrowthDetector } from '../detectors/queue-growth/detector.ts'
+import { InstanceSilentDetector } from '../detectors/silent/detector.ts'
+import { StageLatencyDetector } from '../detectors/stage-latency/detector.ts'
+import { ClickHouseStateStore } from '../detectors/state-store.ts'
 import { StarvationDetector } from '../detectors/starvation/detector.ts'
 import type { ClickHouse } from '../ingest/clickhouse/client.ts'
 import type { Alert } from '../ingest/contract/records.ts'
@@ -14,8 +21,23 @@ import { Ingester } from '../ingest/ingester.ts'
 import type { Transport } from '../ingest/transport/transport.ts'
 import type { BreakidConfig } from './config.ts'
 
+/**
+ * The live detector set. The generic anomaly detector watches only device temperature and power: on
+ * arrivals, completions, CPU, busy fraction or GC time it paged on every traffic burst and major GC in
+ * `breakid eval`'s clean scenarios; `breakid replay --file` runs it on every column instead.
+ */
 export function defaultDetectors(): Detector[] {
-  return [new StarvationDetector()]
+  return [
+    new StarvationDetector(),
+    new IdleNoLoadDetector(),
+    new InstanceSilentDetector(),
+    new StageLatencyDetector(),
+    new QueueGrowthDetector(),
+    new EventLoopBlockedDetector(),
+    ...driftAndResourceDetectors({
+      anomaly: { hwFields: [], deviceFields: ['temperature_c', 'power_w'] },
+    }),
+  ]
 }
 
 export function webhookRoutes(cfg: BreakidConfig, extra: NotifyRoute[] = []): NotifyRoute[] {
@@ -33,6 +55,9 @@ export async function startPipeline(opts: {
   transport: Transport
   logger: Logger
   clickhouse?: ClickHouse
+  /** where detector state is checkpointed; defaults to `clickhouse`. Give it alone to persist state
+   *  without running the ingester (`breakid detect`) */
+  detectorState?: ClickHouse
   detectors?: Detector[]
   routes?: NotifyRoute[]
   onAlert?: (alert: Alert) => void
@@ -54,12 +79,14 @@ export async function startPipeline(opts: {
     })
     await p.ingester.start()
   }
+  const stateCh = opts.detectorState ?? opts.clickhouse
   if (opts.detectors) {
     p.detector = new DetectorConsumer({
       transport,
       detectors: opts.detectors,
       logger: logger.child({ c: 'detect' }),
       onAlert: opts.onAlert,
+      stateStore: stateCh ? new ClickHouseStateStore(stateCh) : undefined,
     })
     await p.detector.start()
   }

@@ -5,6 +5,15 @@
  * the same alert id, and the notifier suppresses the duplicate).
  *
  * Records that do not decode are counted and skipped here; the ingest consumer dead-letters them.
+ *
+ * With a `stateStore`, what the detectors learned survives a restart or a rebalance: every detector's
+ * state is restored before the first record is consumed, checkpointed inside the batch handler once
+ * `checkpoint.everyEventUs` (10 s) of event time or `checkpoint.everyRecords` (5000) records have
+ * passed since the last checkpoint, and on stop after the consumer drained. The checkpoint is taken
+ * before the batch commits, so stored state never runs ahead of the committed offsets by more than
+ * the batch being committed, and after the batch's alerts are published, so a stored firing state
+ * always has its published alert. A failed restore or checkpoint is logged and counted, not fatal:
+ * detection goes on (from scratch, or with the previous checkpoint).
  */
 import type { Logger } from 'pino'
 import type { Alert } from '../ingest/contract/records.ts'
@@ -19,6 +28,8 @@ import type {
   Transport,
 } from '../ingest/transport/transport.ts'
 import type { Detector } from './detector.ts'
+import { Inhibitor, type InhibitRule } from './inhibit.ts'
+import { type CheckpointOptions, DetectorCheckpoints, type DetectorStateStore } from './state-store.ts'
 
 export const DETECT_GROUP = 'breakid-detect'
 
@@ -29,15 +40,32 @@ export interface DetectorConsumerOptions {
   groupId?: string
   /** called for every alert published (the live view in `breakid up`) */
   onAlert?: (alert: Alert) => void
+  /** symptoms suppressed while their cause fires (default DEFAULT_INHIBIT_RULES; [] disables) */
+  inhibitRules?: InhibitRule[]
+  /** persists detector state (scope: the group id); without it every start relearns from scratch */
+  stateStore?: DetectorStateStore
+  checkpoint?: CheckpointOptions
 }
 
 export class DetectorConsumer implements Lifecycle {
   readonly counters = new Counters('breakid_detect')
+  private readonly inhibitor: Inhibitor
   private readonly consumer: MessageConsumer
   private readonly alerts: MessageProducer
+  private readonly checkpoints: DetectorCheckpoints | undefined
+  private started = false
 
   constructor(private readonly opts: DetectorConsumerOptions) {
+    this.inhibitor = new Inhibitor(opts.inhibitRules)
     this.alerts = opts.transport.producer()
+    this.checkpoints = opts.stateStore
+      ? new DetectorCheckpoints(
+          opts.stateStore,
+          opts.groupId ?? DETECT_GROUP,
+          opts.detectors,
+          opts.checkpoint,
+        )
+      : undefined
     this.consumer = opts.transport.consumer({
       groupId: opts.groupId ?? DETECT_GROUP,
       topics: [TOPICS.spans, TOPICS.hw],
@@ -47,26 +75,56 @@ export class DetectorConsumer implements Lifecycle {
   }
 
   async start(): Promise<void> {
+    if (this.checkpoints) {
+      try {
+        await this.checkpoints.restore()
+        this.counters.inc('state_restored_keys_total', this.checkpoints.stats.restoredKeys)
+      } catch (err) {
+        this.counters.inc('state_restore_errors_total')
+        this.opts.logger.warn({ err }, 'could not restore detector state; detectors start from scratch')
+      }
+    }
     await this.alerts.start()
     await this.consumer.start()
+    this.started = true
   }
 
+  /** Drains, then writes a last checkpoint. Safe to call twice. */
   async stop(): Promise<void> {
     await this.consumer.stop()
     await this.alerts.stop()
+    if (this.started) {
+      this.started = false
+      await this.checkpoint()
+    }
+  }
+
+  /** Writes the detectors' changed state now (no-op without a state store). */
+  async checkpoint(): Promise<void> {
+    if (!this.checkpoints) return
+    try {
+      const rows = await this.checkpoints.checkpoint()
+      this.counters.inc('state_rows_written_total', rows)
+    } catch (err) {
+      this.counters.inc('state_checkpoint_errors_total')
+      this.opts.logger.warn({ err }, 'detector state checkpoint failed; the next one retries')
+    }
   }
 
   private async handle(batch: MessageBatch): Promise<void> {
     const raised: Alert[] = []
     const isSpan = batch.topic === TOPICS.spans
+    let checkpointDue = false
     for (const m of batch.messages) {
       try {
         if (isSpan) {
           const span = codecs.span.decode(m.value ?? Buffer.alloc(0))
           for (const d of this.opts.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
+          if (this.checkpoints?.note(span.timestamp_us)) checkpointDue = true
         } else {
           const sample = codecs.hw.decode(m.value ?? Buffer.alloc(0))
           for (const d of this.opts.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
+          if (this.checkpoints?.note(sample.timestamp_us)) checkpointDue = true
         }
         this.counters.inc('records_total', 1, { topic: batch.topic })
       } catch (err) {
@@ -74,15 +132,24 @@ export class DetectorConsumer implements Lifecycle {
         this.counters.inc('decode_errors_total', 1, { topic: batch.topic, reason: err.reason })
       }
     }
-    if (raised.length === 0) return
-    await this.alerts.send(
-      TOPICS.alerts,
-      raised.map((a) => ({ key: a.dedup_key, value: codecs.alert.encode(a) })),
-    )
-    for (const a of raised) {
-      this.counters.inc('alerts_total', 1, { type: a.type, status: a.status })
-      this.opts.logger.info({ alert: a.id, type: a.type, status: a.status, instance: a.instance }, a.summary)
-      this.opts.onAlert?.(a)
+    const { publish, inhibited } = this.inhibitor.filter(raised)
+    for (const a of inhibited)
+      this.counters.inc('alerts_inhibited_total', 1, { type: a.type, status: a.status })
+    if (publish.length > 0) {
+      await this.alerts.send(
+        TOPICS.alerts,
+        publish.map((a) => ({ key: a.dedup_key, value: codecs.alert.encode(a) })),
+      )
+      for (const a of publish) {
+        this.counters.inc('alerts_total', 1, { type: a.type, status: a.status })
+        this.opts.logger.info(
+          { alert: a.id, type: a.type, status: a.status, instance: a.instance },
+          a.summary,
+        )
+        this.opts.onAlert?.(a)
+      }
     }
+    // after the alerts are out: a stored "firing" state always has its firing record published
+    if (checkpointDue) await this.checkpoint()
   }
 }

@@ -9,4 +9,12 @@ export interface Detector {
   readonly type: string
   onSpan?(span: Span): Alert[]
   onHwSample?(sample: HwSample): Alert[]
+  /**
+   * Plain-JSON snapshot of everything the detector learned (baselines, alert lifecycle), so a
+   * consumer that restarts or takes over partitions resumes instead of relearning. Must round-trip
+   * through JSON.stringify/parse.
+   */
+  exportState?(): Record<string, unknown>
+  /** Restores a snapshot taken by exportState (of the same detector type); ignores what it cannot read. */
+  importState?(state: Record<string, unknown>): void
 }

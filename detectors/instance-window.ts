@@ -4,7 +4,13 @@
  */
 import type { Span } from '../ingest/contract/records.ts'
 import { STAGES, type Stage } from '../ingest/contract/schemas.ts'
-import { RollingBaseline } from './baseline.ts'
+import { isRecord, RollingBaseline, type RollingBaselineState } from './baseline.ts'
+
+/** Plain-JSON state: what the window learned (stage baselines, model mix), not the spans in flight. */
+export interface InstanceSpanWindowState {
+  stageBaselines: Partial<Record<Stage, RollingBaselineState>>
+  modelCounts: Record<string, number>
+}
 
 const EXEMPLAR_POOL = 256
 
@@ -64,6 +70,25 @@ export class InstanceSpanWindow {
       .sort((a, b) => b[`${stage}_us`] - a[`${stage}_us`])
       .slice(0, n)
       .map((s) => s.request_id)
+  }
+
+  toState(): InstanceSpanWindowState {
+    const stageBaselines: Partial<Record<Stage, RollingBaselineState>> = {}
+    for (const [stage, b] of this.stageBaselines) stageBaselines[stage] = b.toState()
+    return { stageBaselines, modelCounts: Object.fromEntries(this.modelCounts) }
+  }
+
+  static fromState(state: unknown): InstanceSpanWindow {
+    const w = new InstanceSpanWindow()
+    if (!isRecord(state)) return w
+    const bases = isRecord(state.stageBaselines) ? state.stageBaselines : {}
+    for (const stage of STAGES) {
+      if (bases[stage] !== undefined)
+        w.stageBaselines.set(stage, RollingBaseline.fromState(bases[stage], 60, 5))
+    }
+    const counts = isRecord(state.modelCounts) ? state.modelCounts : {}
+    for (const [m, c] of Object.entries(counts)) if (typeof c === 'number' && c > 0) w.modelCounts.set(m, c)
+    return w
   }
 
   /** the model this instance served most */

@@ -15,6 +15,15 @@ export type LifecycleState = 'inactive' | 'pending' | 'firing'
 /** What a detector knows about a break when it fires; the lifecycle adds the bookkeeping. */
 export type AlertEvidence = Omit<Alert, 'id' | 'status' | 'starts_at_us' | 'ends_at_us' | 'updated_at_us'>
 
+/** Plain-JSON state of an AlertLifecycle (the open alert included, so it resolves after a restart). */
+export interface LifecycleSnapshot {
+  state: LifecycleState
+  activeAtUs: number
+  breaching: number
+  clear: number
+  firing: Alert | null
+}
+
 export interface LifecycleOptions {
   /** consecutive breaching samples before firing (hold time) */
   pendingSamples?: number
@@ -89,6 +98,56 @@ export class AlertLifecycle {
   get active(): boolean {
     return this.state !== 'inactive'
   }
+
+  toState(): LifecycleSnapshot {
+    return {
+      state: this.state,
+      activeAtUs: this.activeAtUs,
+      breaching: this.breaching,
+      clear: this.clear,
+      firing: this.firing ?? null,
+    }
+  }
+
+  /**
+   * Rebuilds a lifecycle from `toState()` with the options of the detector that restores it. A
+   * snapshot that does not read (or says firing without its alert) gives an inactive lifecycle.
+   */
+  static fromState(snapshot: unknown, opts: LifecycleOptions = {}): AlertLifecycle {
+    const lc = new AlertLifecycle(opts)
+    if (typeof snapshot !== 'object' || snapshot === null) return lc
+    const s = snapshot as Partial<Record<keyof LifecycleSnapshot, unknown>>
+    const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0)
+    const firing = isAlertLike(s.firing) ? s.firing : undefined
+    if (s.state === 'pending' || (s.state === 'firing' && firing)) {
+      lc.state = s.state
+      lc.activeAtUs = num(s.activeAtUs)
+      lc.breaching = num(s.breaching)
+      lc.clear = num(s.clear)
+      lc.firing = s.state === 'firing' ? firing : undefined
+    }
+    return lc
+  }
+}
+
+function isAlertLike(x: unknown): x is Alert {
+  if (typeof x !== 'object' || x === null) return false
+  const a = x as Record<string, unknown>
+  return typeof a.id === 'string' && typeof a.dedup_key === 'string' && typeof a.starts_at_us === 'number'
+}
+
+/**
+ * The fleet-wide group of an alert: the same break type (and stage, when the alert names one) in
+ * the same fleet. Alerts of several instances that share it are one break seen several times — a
+ * notifier or a query groups on it (`GROUP BY type, fleet, stage` over `alerts` gives the same).
+ *
+ * Derived from fields every alert already carries rather than stored, so the Avro alert schema v1
+ * is unchanged and alerts written before this existed group too. The dedup key stays per instance
+ * (`<type>/<fleet>/<instance>[/<model>/<stage>]`): each instance's alert still fires and resolves on
+ * its own, and the group's span is from its first firing to its last resolution.
+ */
+export function alertGroupKey(alert: Pick<Alert, 'type' | 'fleet' | 'stage'>): string {
+  return alert.stage ? `${alert.type}/${alert.fleet}/${alert.stage}` : `${alert.type}/${alert.fleet}`
 }
 
 /** Same key and onset → same id, so a replay or a redelivered batch produces the same alert id. */

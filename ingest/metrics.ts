@@ -8,21 +8,12 @@ export class Counters {
   constructor(readonly prefix: string) {}
 
   inc(name: string, by = 1, labels?: Record<string, string>): void {
-    const key = labels
-      ? `${name}{${Object.entries(labels)
-          .map(([k, v]) => `${k}="${v}"`)
-          .join(',')}}`
-      : name
+    const key = seriesKey(name, labels)
     this.values.set(key, (this.values.get(key) ?? 0) + by)
   }
 
   get(name: string, labels?: Record<string, string>): number {
-    const key = labels
-      ? `${name}{${Object.entries(labels)
-          .map(([k, v]) => `${k}="${v}"`)
-          .join(',')}}`
-      : name
-    return this.values.get(key) ?? 0
+    return this.values.get(seriesKey(name, labels)) ?? 0
   }
 
   /** sum over every label combination of `name` */

@@ -29,7 +29,8 @@ function component(
       requireKafka(cfg, `breakid ${name}`)
       const logger = createLogger(cfg.logLevel)
       const transport = await openTransport(cfg, logger)
-      const ch = parts.ingest ? await openStore(cfg) : undefined
+      // ingest writes rows; detect keeps its baselines there so a restart resumes instead of relearning
+      const ch = parts.ingest || parts.detect ? await openStore(cfg) : undefined
       const routes = parts.notify ? webhookRoutes(cfg) : undefined
       if (parts.notify && routes!.length === 0) {
         throw new InvalidInputError(
@@ -39,7 +40,8 @@ function component(
       const pipeline = await startPipeline({
         transport,
         logger,
-        clickhouse: ch,
+        clickhouse: parts.ingest ? ch : undefined,
+        detectorState: parts.detect ? ch : undefined,
         detectors: parts.detect ? defaultDetectors() : undefined,
         routes,
       })

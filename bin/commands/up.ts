@@ -9,11 +9,12 @@ import { dirname, join } from 'node:path'
 import { type ReceivedAlert, startReceiver } from '../../detectors/notify/receiver.ts'
 import { isoFromMicros } from '../../detectors/notify/webhook.ts'
 import { Engine } from '../../engine/engine.ts'
-import { FaultSchedule, parseFaultSpec } from '../../engine/faults.ts'
+import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { runLoad } from '../../engine/loadgen.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
+import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { createLogger } from '../../ingest/logger.ts'
 import { queriesPlugin } from '../../queries/http.ts'
 import { formatResult } from '../../queries/format.ts'
@@ -40,18 +41,27 @@ export const up: Command = {
     rate: { type: 'string', default: '120' },
     model: { type: 'string', default: DEMO_MODEL },
     fault: { type: 'string', multiple: true },
+    scenario: { type: 'string' },
+    'ground-truth': { type: 'string' },
     'no-fault': { type: 'boolean', default: false },
     port: { type: 'string', default: '0' },
     'keep-data': { type: 'boolean', default: false },
+    'otlp-sample-ratio': { type: 'string', default: '0.1' },
   },
   help: {
     duration: 'how long the load runs, then everything stops (default 60s)',
     rate: 'open-loop requests per second (default 120)',
     model: `model to serve: name[:w=widthScale,r=resolution] (default ${DEMO_MODEL})`,
-    fault: 'fault window type@startS-endS[:delayMs]; default data_starvation from 40% to 65% of the run',
+    fault:
+      'fault window type@startS-endS[:N | :param=value,…] (repeatable); default data_starvation from 40% to 65% of the run',
+    scenario: 'JSON file of fault windows: {"faults":[{"type","startS","endS", ...params}]}',
+    'ground-truth':
+      'write the injected fault windows to this file as NDJSON (type, params, start/end ISO 8601)',
     'no-fault': 'run without any fault (a clean baseline)',
     port: 'HTTP port of the engine and the query API (default 0: any free port)',
     'keep-data': 'keep the data of earlier runs (default: start from an empty database)',
+    'otlp-sample-ratio':
+      'share of ordinary requests exported as OTLP traces with --otlp-endpoint (default 0.1; errors and requests above the rolling p99 always)',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
@@ -62,7 +72,7 @@ export const up: Command = {
     const model = parseModelFlag(String(values.model))
     const faults = values['no-fault']
       ? []
-      : ((values.fault as string[] | undefined) ?? []).map(parseFaultSpec)
+      : faultsFromFlags(values.fault as string[] | undefined, values.scenario as string | undefined)
     if (!values['no-fault'] && faults.length === 0) {
       const s = Math.round(durationMs * 0.4)
       faults.push({ type: 'data_starvation', startMs: s, endMs: Math.round(durationMs * 0.65), delayMs: 60 })
@@ -96,8 +106,15 @@ export const up: Command = {
     })
     const emitter = new TelemetryEmitter({ producer: transport.producer(), logger })
     const schedule = new FaultSchedule(faults)
+    const otlp = cfg.otlpEndpoint
+      ? new OtlpSpanExporter({
+          endpoint: cfg.otlpEndpoint,
+          sampleRatio: parseSampleRatio(values['otlp-sample-ratio']),
+        })
+      : undefined
     const engine = new Engine({
       models: [model],
+      spanObservers: otlp ? [otlp.observe] : [],
       modelCacheDir: cfg.modelCacheDir,
       logger,
       emitter,
@@ -106,6 +123,7 @@ export const up: Command = {
       executor: { executionProvider: cfg.executionProvider },
     })
     await engine.start()
+    if (values['ground-truth']) writeFileSync(String(values['ground-truth']), schedule.groundTruthNdjson())
     const app = buildEngineApp(engine)
     await app.register(queriesPlugin, { ch })
     const address = await app.listen({ host: '127.0.0.1', port })
@@ -137,6 +155,7 @@ export const up: Command = {
     })
     await app.close()
     await engine.stop()
+    await otlp?.shutdown()
     await waitForPipeline(pipeline, engine.completions, receiver.alerts.length)
     await pipeline.stop()
 

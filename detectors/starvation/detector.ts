@@ -14,9 +14,13 @@
  * - queue_depth ≤ in_flight × `maxQueuedShare` (0.1)               …but not at the executor
  * - busy < min(`busyCeiling` (0.75), baseline × `busyDropRatio` (0.9))  …which has idle time
  * - held for `pendingSamples` (2) samples before firing; clear for `resolveSamples` (3) to resolve
+ *
+ * State (exportState/importState): per instance, the busy and in-flight baselines, the per-stage
+ * span baselines and the alert lifecycle (an alert firing at a checkpoint resolves after a restart
+ * instead of firing again), as `{ keys: { <instance>: … } }` — one row per instance in the store.
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
-import { RollingBaseline } from '../baseline.ts'
+import { isRecord, RollingBaseline } from '../baseline.ts'
 import type { Detector } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
@@ -71,6 +75,34 @@ export class StarvationDetector implements Detector {
       this.instances.set(instance, s)
     }
     return s
+  }
+
+  exportState(): Record<string, unknown> {
+    const keys: Record<string, unknown> = {}
+    for (const [instance, s] of this.instances) {
+      keys[instance] = {
+        busy: s.busy.toState(),
+        inFlight: s.inFlight.toState(),
+        spans: s.spans.toState(),
+        lifecycle: s.lifecycle.toState(),
+      }
+    }
+    return { keys }
+  }
+
+  /** Merges the instances of `state` into this detector (instances it already has are replaced). */
+  importState(state: Record<string, unknown>): void {
+    if (!isRecord(state.keys)) return
+    const { baselineWindow: w, warmupSamples: warm } = this.o
+    for (const [instance, raw] of Object.entries(state.keys)) {
+      if (!isRecord(raw)) continue
+      this.instances.set(instance, {
+        busy: RollingBaseline.fromState(raw.busy, w, warm),
+        inFlight: RollingBaseline.fromState(raw.inFlight, w, warm),
+        spans: InstanceSpanWindow.fromState(raw.spans),
+        lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      })
+    }
   }
 
   onSpan(span: Span): Alert[] {

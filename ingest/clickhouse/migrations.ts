@@ -5,7 +5,14 @@
 import { createClient } from '@clickhouse/client'
 import type { ClickHouse } from './client.ts'
 import { ident } from './client.ts'
-import { alertsTable, createTableSql, deadLettersTable, hwSamplesTable, spansTable } from './tables.ts'
+import {
+  alertsTable,
+  createTableSql,
+  deadLettersTable,
+  detectorStateTable,
+  hwSamplesTable,
+  spansTable,
+} from './tables.ts'
 
 interface Migration {
   version: number
@@ -23,6 +30,11 @@ export const MIGRATIONS: Migration[] = [
       createTableSql(db, alertsTable),
       createTableSql(db, deadLettersTable),
     ],
+  },
+  {
+    version: 2,
+    name: 'detector state checkpoints',
+    statements: (db) => [createTableSql(db, detectorStateTable)],
   },
 ]
 

@@ -108,6 +108,30 @@ export const deadLettersTable: TableSpec<DeadLetter> = {
   engine: 'ReplacingMergeTree ORDER BY (source_topic, source_partition, source_offset)',
 }
 
+/** One checkpoint of what a detector learned, for one key (detectors/state-store.ts). */
+export interface DetectorStateRow {
+  /** who owns the state: the detector consumer group (replays and the live group do not mix) */
+  scope: string
+  detector_type: string
+  /** the key inside the detector (an instance), or '*' for a detector's whole state */
+  key: string
+  /** the detector's exportState() for this key, as JSON */
+  state: string
+  updated_at_us: number
+}
+
+export const detectorStateTable: TableSpec<DetectorStateRow> = {
+  name: 'detector_state',
+  columns: [
+    ...same<DetectorStateRow>('LowCardinality(String)', 'scope', 'detector_type'),
+    ...same<DetectorStateRow>('String', 'key', 'state'),
+    col('updated_at', "DateTime64(6, 'UTC')", (r) => r.updated_at_us),
+  ],
+  // One row per (scope, type, key) after merges, the newest checkpoint winning; readers take
+  // argMax(state, updated_at) so they are right before merges too.
+  engine: 'ReplacingMergeTree(updated_at) ORDER BY (scope, detector_type, key)',
+}
+
 export function createTableSql<R>(database: string, spec: TableSpec<R>): string {
   const cols = spec.columns.map((c) => `  \`${c.name}\` ${c.type}`).join(',\n')
   return `CREATE TABLE IF NOT EXISTS \`${database}\`.\`${spec.name}\` (\n${cols}\n) ENGINE = ${spec.engine}`

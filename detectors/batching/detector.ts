@@ -1,0 +1,186 @@
+/**
+ * `batch_underutilized`: the executor runs batches far smaller than the load allows — requests queue
+ * in front of it, yet it takes them a few at a time (a batcher misconfigured to max batch 1, a
+ * timeout of 0, a lock that serialises dispatch). Each batch costs a fixed overhead, so small batches
+ * waste the accelerator exactly when it is needed most.
+ *
+ * Evaluated per instance on each hardware sample (it needs the sample's arrivals and queue depth),
+ * over the spans of that instance since the previous sample; each batch counts once (by batch_id).
+ *
+ * What the load allows: `achievable = min(cap, max(arrivals/s × median queue wait, queue_depth))` —
+ * the requests that arrive while one waits, or those already waiting — where `cap` is the option
+ * `maxBatchSize`, else the largest batch seen in the last `baselineWindow` (300) samples (unknown,
+ * ∞, while that is 1: a batcher stuck at 1 since start is still a finding).
+ *
+ * Thresholds (defaults): underutilised when all hold —
+ * - at least `minBatches` (3) batches in the interval and queue_depth ≥ `minQueueDepth` (1)
+ * - achievable ≥ `minAchievableBatch` (4)                       the load would fill real batches
+ * - median batch size ≤ achievable × `maxFillRatio` (0.25)       …but batches stay far below that
+ * - held `pendingSamples` (3) samples; clear `resolveSamples` (3) to resolve
+ * Severity: critical when the median batch is 1 while ≥ 4 could be batched.
+ */
+import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import { RollingBaseline } from '../baseline.ts'
+import type { Detector } from '../detector.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import { entriesOf, median } from '../stats.ts'
+
+export interface BatchUnderutilizedOptions extends LifecycleOptions {
+  /** the batcher's configured max batch size when known; learned from history otherwise */
+  maxBatchSize?: number
+  minBatches?: number
+  minQueueDepth?: number
+  minAchievableBatch?: number
+  maxFillRatio?: number
+  baselineWindow?: number
+}
+
+/** spans remembered per instance between two samples (the newest are kept) */
+const SPAN_POOL = 2048
+
+interface InstanceState {
+  spans: Span[]
+  /** per-sample largest batch (the learned cap) */
+  maxBatch: RollingBaseline
+  /** per-sample median batch (the evidence's baseline) */
+  medianBatch: RollingBaseline
+  lifecycle: AlertLifecycle
+}
+
+export class BatchUnderutilizedDetector implements Detector {
+  readonly type = 'batch_underutilized'
+  private readonly o: Required<Omit<BatchUnderutilizedOptions, 'maxBatchSize'>> & { maxBatchSize?: number }
+  private readonly instances = new Map<string, InstanceState>()
+
+  constructor(opts: BatchUnderutilizedOptions = {}) {
+    this.o = {
+      minBatches: 3,
+      minQueueDepth: 1,
+      minAchievableBatch: 4,
+      maxFillRatio: 0.25,
+      baselineWindow: 300,
+      pendingSamples: 3,
+      resolveSamples: 3,
+      ...opts,
+    }
+  }
+
+  private state(key: string): InstanceState {
+    let s = this.instances.get(key)
+    if (!s) {
+      s = {
+        spans: [],
+        maxBatch: new RollingBaseline(this.o.baselineWindow, 1),
+        medianBatch: new RollingBaseline(this.o.baselineWindow, 1),
+        lifecycle: new AlertLifecycle(this.o),
+      }
+      this.instances.set(key, s)
+    }
+    return s
+  }
+
+  onSpan(span: Span): Alert[] {
+    const s = this.state(`${span.fleet}/${span.instance}`)
+    if (s.spans.length >= SPAN_POOL) s.spans.shift()
+    s.spans.push(span)
+    return []
+  }
+
+  onHwSample(sample: HwSample): Alert[] {
+    const key = `${sample.fleet}/${sample.instance}`
+    const s = this.state(key)
+    const spans = s.spans
+    s.spans = []
+    const batches = new Map<string, number>()
+    for (const sp of spans) batches.set(sp.batch_id, sp.batch_size)
+    const sizes = [...batches.values()]
+    const medBatch = median(sizes)
+    const learnedCap = s.maxBatch.count > 0 ? s.maxBatch.quantile(1) : 1
+    const cap = this.o.maxBatchSize ?? (learnedCap > 1 ? learnedCap : Number.POSITIVE_INFINITY)
+    const arrivalsPerS = sample.arrivals / Math.max(sample.interval_ms / 1000, 1e-3)
+    const queueWaitS = median(spans.map((sp) => sp.queue_wait_us)) / 1e6
+    const fromArrivals = Number.isFinite(queueWaitS) ? arrivalsPerS * queueWaitS : 0
+    const achievable = Math.min(cap, Math.max(fromArrivals, sample.queue_depth))
+    const limit = achievable * this.o.maxFillRatio
+    const under =
+      sizes.length >= this.o.minBatches &&
+      sample.queue_depth >= this.o.minQueueDepth &&
+      achievable >= this.o.minAchievableBatch &&
+      medBatch <= limit
+    const baseMedian = s.medianBatch.count > 0 ? s.medianBatch.median() : Number.NaN
+    const alert = s.lifecycle.observe(
+      sample.timestamp_us,
+      under,
+      under
+        ? {
+            type: this.type,
+            severity: medBatch <= 1 ? 'critical' : 'warning',
+            dedup_key: `${this.type}/${key}`,
+            fleet: sample.fleet,
+            instance: sample.instance,
+            model: dominantModel(spans),
+            stage: 'queue_wait',
+            statistic: 'median_batch_size',
+            observed: medBatch,
+            baseline: Number.isFinite(baseMedian) ? baseMedian : 0,
+            threshold: limit,
+            summary:
+              `${sample.instance}: median batch ${medBatch} while the load allows ~${achievable.toFixed(0)} ` +
+              `(${arrivalsPerS.toFixed(0)} req/s × ${(queueWaitS * 1000).toFixed(1)} ms queue wait; ` +
+              `${sample.queue_depth} queued${Number.isFinite(cap) ? `; max batch ${cap}` : ''})` +
+              (Number.isFinite(baseMedian) ? `; baseline median batch ${baseMedian}` : ''),
+            suspected_cause:
+              'the batcher dispatches before batches fill: max batch size or batching timeout too small, or dispatch serialised',
+            suggested_action:
+              'check the dynamic batcher settings (max batch size, max queue delay) of this model; raise them to what the load and latency budget allow',
+            exemplar_request_ids: [...spans]
+              .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
+              .slice(0, 3)
+              .map((sp) => sp.request_id),
+          }
+        : undefined,
+    )
+    if (!s.lifecycle.active && sizes.length > 0) {
+      s.maxBatch.push(Math.max(...sizes))
+      s.medianBatch.push(medBatch)
+    }
+    return alert ? [alert] : []
+  }
+
+  exportState(): Record<string, unknown> {
+    const instances: Record<string, unknown> = {}
+    for (const [key, s] of this.instances) {
+      instances[key] = {
+        maxBatch: s.maxBatch.toState(),
+        medianBatch: s.medianBatch.toState(),
+        lifecycle: s.lifecycle.toState(),
+      }
+    }
+    return { version: 1, instances }
+  }
+
+  importState(state: Record<string, unknown>): void {
+    for (const [key, v] of entriesOf(state.instances)) {
+      this.instances.set(key, {
+        spans: [],
+        maxBatch: RollingBaseline.fromState(v.maxBatch, this.o.baselineWindow, 1),
+        medianBatch: RollingBaseline.fromState(v.medianBatch, this.o.baselineWindow, 1),
+        lifecycle: AlertLifecycle.fromState(v.lifecycle, this.o),
+      })
+    }
+  }
+}
+
+function dominantModel(spans: readonly Span[]): string {
+  const counts = new Map<string, number>()
+  for (const s of spans) counts.set(s.model, (counts.get(s.model) ?? 0) + 1)
+  let best = '*'
+  let n = 0
+  for (const [m, c] of counts) {
+    if (c > n) {
+      best = m
+      n = c
+    }
+  }
+  return best
+}

@@ -1,0 +1,329 @@
+/**
+ * Distribution drift, the machinery shared by `latency_drift`, `input_drift` and `output_drift`: for
+ * each key (instance + model + feature) the newest `recentSamples` values of a span feature are
+ * compared with a baseline window of the `baselineSamples` values before them, by the two-sample
+ * Kolmogorov–Smirnov test (statistic D and its p-value) and the population stability index (PSI over
+ * the baseline's deciles). Values leave the recent window into the baseline, so the two never overlap;
+ * the baseline is frozen while an alert is pending or firing, so the drift never becomes normal.
+ *
+ * Evaluated on event-time buckets of the span timestamps (`bucketMs`, 1 s): the first span of a later
+ * bucket evaluates the closed one, so a replay of spans alone gives the same alerts. Windows count
+ * samples, not seconds: a low-rate model needs as many requests as a busy one.
+ *
+ * Thresholds (defaults): drifted when all hold on one evaluation —
+ * - KS D > `ksThreshold` (0.3) and p < `pValueThreshold` (0.001)   the shapes differ, not by chance
+ * - PSI > `psiThreshold` (0.25)                                     …by a shift that matters
+ * - at least `minRecentSamples` (200) recent and `minBaselineSamples` (500) baseline values (warm-up)
+ * - held for `pendingSamples` (3) buckets before firing; clear for `resolveSamples` (5) to resolve
+ * - latency only: the recent median or p95 is ≥ (1 + `minGrowthRatio` (0.2)) × the baseline's — requests
+ *   got slower by a margin a person would notice (a load swing that moves latency 10 % is no break;
+ *   getting faster is none either)
+ * Severity: critical when D ≥ 2 × ksThreshold on a kind that allows it (latency), else warning.
+ */
+import { quantileSorted } from 'simple-statistics'
+import type { Alert, Severity, Span } from '../../ingest/contract/records.ts'
+import { STAGES, type Stage } from '../../ingest/contract/schemas.ts'
+import { RollingBaseline } from '../baseline.ts'
+import type { Detector } from '../detector.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import { EventTimeBuckets, entriesOf, ksSorted, median, num, nums, psi, quantile, strs } from '../stats.ts'
+
+export interface DriftOptions extends LifecycleOptions {
+  /** event-time bucket between evaluations, ms (1000) */
+  bucketMs?: number
+  /** size of the recent window, samples (300) */
+  recentSamples?: number
+  /** fewest recent samples to evaluate (200) */
+  minRecentSamples?: number
+  /** size of the baseline window, samples (2000) */
+  baselineSamples?: number
+  /** fewest baseline samples to evaluate: the warm-up (500) */
+  minBaselineSamples?: number
+  /** KS statistic D above which the distributions differ (0.3) */
+  ksThreshold?: number
+  /** KS p-value below which the difference is not chance (0.001) */
+  pValueThreshold?: number
+  /** PSI above which the shift is significant (0.25) */
+  psiThreshold?: number
+  /** quantile bins of the baseline for the PSI (10) */
+  psiBins?: number
+  /** `slower` kinds (latency): the recent median or p95 must exceed the baseline's by this ratio (0.2) */
+  minGrowthRatio?: number
+}
+
+/** One span feature a drift detector watches. */
+export interface DriftFeature {
+  name: string
+  value(span: Span): number | null
+}
+
+/** What distinguishes latency, input and output drift. */
+export interface DriftKind {
+  type: string
+  features: DriftFeature[]
+  /** whether to blame the stage whose median grew most (latency) */
+  attributeStage: boolean
+  /** whether severity may be critical */
+  mayBeCritical: boolean
+  /**
+   * `slower`: only a move up counts (the recent median or p95 above the baseline's) — faster requests
+   * are no break; `both`: any move (inputs, outputs)
+   */
+  direction: 'slower' | 'both'
+  unit: (v: number) => string
+  cause: string
+  action: string
+}
+
+interface RecentEntry {
+  v: number
+  id: string
+  /** stage durations in STAGES order (latency only) */
+  stages?: number[]
+}
+
+interface FeatureState {
+  recent: RecentEntry[]
+  baseline: RollingBaseline
+  sortedBaseline: number[] | undefined
+  lifecycle: AlertLifecycle
+}
+
+interface KeyState {
+  fleet: string
+  instance: string
+  model: string
+  buckets: EventTimeBuckets
+  features: Map<string, FeatureState>
+  /** per-stage baseline of stage durations (latency only), fed like the feature baselines */
+  stageBaselines: Map<Stage, RollingBaseline>
+}
+
+type Resolved = Required<DriftOptions>
+
+export const DRIFT_DEFAULTS: Readonly<Resolved> = Object.freeze({
+  bucketMs: 1000,
+  recentSamples: 300,
+  minRecentSamples: 200,
+  baselineSamples: 2000,
+  minBaselineSamples: 500,
+  ksThreshold: 0.3,
+  pValueThreshold: 0.001,
+  psiThreshold: 0.25,
+  psiBins: 10,
+  minGrowthRatio: 0.2,
+  pendingSamples: 3,
+  resolveSamples: 5,
+})
+
+export class DistributionDriftDetector implements Detector {
+  readonly type: string
+  protected readonly o: Resolved
+  private readonly keys = new Map<string, KeyState>()
+
+  constructor(
+    private readonly kind: DriftKind,
+    opts: DriftOptions = {},
+  ) {
+    this.type = kind.type
+    this.o = { ...DRIFT_DEFAULTS, ...opts }
+  }
+
+  onSpan(span: Span): Alert[] {
+    const key = `${span.fleet}/${span.instance}/${span.model}`
+    const k = this.keyState(key, span.fleet, span.instance, span.model)
+    const alerts: Alert[] = []
+    const closedAtUs = k.buckets.place(span.timestamp_us)
+    if (closedAtUs !== undefined) this.evaluate(key, k, closedAtUs, alerts)
+    const stages = this.kind.attributeStage ? STAGES.map((s) => span[`${s}_us`]) : undefined
+    for (const f of this.kind.features) {
+      const v = f.value(span)
+      if (v === null || !Number.isFinite(v)) continue
+      const fs = this.featureState(k, f.name)
+      fs.recent.push({ v, id: span.request_id, stages })
+      if (fs.recent.length > this.o.recentSamples) {
+        const old = fs.recent.shift()!
+        if (!fs.lifecycle.active) {
+          fs.baseline.push(old.v)
+          fs.sortedBaseline = undefined
+          if (old.stages)
+            for (const [i, st] of STAGES.entries()) k.stageBaselines.get(st)!.push(old.stages[i]!)
+        }
+      }
+    }
+    return alerts
+  }
+
+  private evaluate(key: string, k: KeyState, nowUs: number, out: Alert[]): void {
+    for (const [name, fs] of k.features) {
+      const ready =
+        fs.baseline.count >= this.o.minBaselineSamples && fs.recent.length >= this.o.minRecentSamples
+      // too few values to judge (warm-up, or a window refilling after a restart): the lifecycle waits
+      if (!ready) continue
+      fs.sortedBaseline ??= fs.baseline.ordered().sort((a, b) => a - b)
+      const base = fs.sortedBaseline
+      const recentValues = fs.recent.map((e) => e.v)
+      const recentSorted = [...recentValues].sort((a, b) => a - b)
+      const ks = ksSorted(recentSorted, base)
+      const p = psi(base, recentValues, this.o.psiBins)
+      const grow = 1 + this.o.minGrowthRatio
+      const upward =
+        this.kind.direction === 'both' ||
+        quantileSorted(recentSorted, 0.5) > grow * quantileSorted(base, 0.5) ||
+        quantileSorted(recentSorted, 0.95) > grow * quantileSorted(base, 0.95)
+      const drifted =
+        upward && ks.d > this.o.ksThreshold && ks.p < this.o.pValueThreshold && p > this.o.psiThreshold
+      const a = fs.lifecycle.observe(
+        nowUs,
+        drifted,
+        drifted ? this.evidence(key, k, name, fs, ks.d, ks.p, p, base, recentSorted) : undefined,
+      )
+      if (a) out.push(a)
+    }
+  }
+
+  private evidence(
+    key: string,
+    k: KeyState,
+    feature: string,
+    fs: FeatureState,
+    d: number,
+    p: number,
+    psiValue: number,
+    base: number[],
+    recentSorted: number[],
+  ): Omit<Alert, 'id' | 'status' | 'starts_at_us' | 'ends_at_us' | 'updated_at_us'> {
+    const u = this.kind.unit
+    const baseMed = median(base)
+    const recentMed = median(recentSorted)
+    const stage = this.kind.attributeStage ? this.suspectStage(k, fs) : undefined
+    const severity: Severity = this.kind.mayBeCritical && d >= 2 * this.o.ksThreshold ? 'critical' : 'warning'
+    const exemplars = [...fs.recent]
+      .sort((a, b) => Math.abs(b.v - baseMed) - Math.abs(a.v - baseMed))
+      .slice(0, 3)
+      .map((e) => e.id)
+    return {
+      type: this.type,
+      severity,
+      dedup_key: `${this.type}/${key}/${feature}`,
+      fleet: k.fleet,
+      instance: k.instance,
+      model: k.model,
+      stage: stage?.stage ?? null,
+      statistic: `ks_d(${feature})`,
+      observed: d,
+      baseline: 0,
+      threshold: this.o.ksThreshold,
+      summary:
+        `${k.instance}/${k.model}: ${feature} distribution drifted — median ${u(recentMed)} ` +
+        `(baseline ${u(baseMed)}), p95 ${u(quantile(recentSorted, 0.95))} ` +
+        `(baseline ${u(quantile(base, 0.95))}); KS D ${d.toFixed(2)} (p ${p.toExponential(1)}), ` +
+        `PSI ${psiValue.toFixed(2)} over the last ${recentSorted.length} requests vs ${base.length} before`,
+      suspected_cause: stage
+        ? `${this.kind.cause}; the ${stage.stage} stage moved most: median ${u(stage.observed)} (baseline ${u(stage.baseline)})`
+        : this.kind.cause,
+      suggested_action: this.kind.action,
+      exemplar_request_ids: exemplars,
+    }
+  }
+
+  private suspectStage(
+    k: KeyState,
+    fs: FeatureState,
+  ): { stage: Stage; observed: number; baseline: number } | undefined {
+    let best: { stage: Stage; observed: number; baseline: number; growth: number } | undefined
+    STAGES.forEach((stage, i) => {
+      const b = k.stageBaselines.get(stage)!
+      if (b.count === 0) return
+      const observed = median(fs.recent.map((e) => e.stages?.[i] ?? 0))
+      const baseline = b.median()
+      const growth = Math.abs(observed - baseline)
+      if (!best || growth > best.growth) best = { stage, observed, baseline, growth }
+    })
+    return best
+  }
+
+  private keyState(key: string, fleet: string, instance: string, model: string): KeyState {
+    let k = this.keys.get(key)
+    if (!k) {
+      k = {
+        fleet,
+        instance,
+        model,
+        buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
+        features: new Map(),
+        stageBaselines: new Map(STAGES.map((s) => [s, new RollingBaseline(this.o.baselineSamples, 1)])),
+      }
+      this.keys.set(key, k)
+    }
+    return k
+  }
+
+  private featureState(k: KeyState, name: string): FeatureState {
+    let fs = k.features.get(name)
+    if (!fs) {
+      fs = {
+        recent: [],
+        baseline: new RollingBaseline(this.o.baselineSamples, this.o.minBaselineSamples),
+        sortedBaseline: undefined,
+        lifecycle: new AlertLifecycle(this.o),
+      }
+      k.features.set(name, fs)
+    }
+    return fs
+  }
+
+  exportState(): Record<string, unknown> {
+    const keys: Record<string, unknown> = {}
+    for (const [key, k] of this.keys) {
+      const features: Record<string, unknown> = {}
+      for (const [name, fs] of k.features) {
+        features[name] = {
+          recent: fs.recent.map((e) => e.v),
+          recentIds: fs.recent.map((e) => e.id),
+          recentStages: fs.recent.map((e) => e.stages ?? []),
+          baseline: fs.baseline.toState(),
+          lifecycle: fs.lifecycle.toState(),
+        }
+      }
+      const stageBaselines: Record<string, unknown> = {}
+      if (this.kind.attributeStage) for (const [s, b] of k.stageBaselines) stageBaselines[s] = b.toState()
+      keys[key] = {
+        fleet: k.fleet,
+        instance: k.instance,
+        model: k.model,
+        openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+        features,
+        stageBaselines,
+      }
+    }
+    return { version: 1, keys }
+  }
+
+  importState(state: Record<string, unknown>): void {
+    for (const [key, s] of entriesOf(state.keys)) {
+      const k = this.keyState(key, String(s.fleet ?? ''), String(s.instance ?? ''), String(s.model ?? ''))
+      k.buckets.open = num(s.openBucket, Number.NEGATIVE_INFINITY)
+      for (const [stage, b] of entriesOf(s.stageBaselines)) {
+        if ((STAGES as readonly string[]).includes(stage)) {
+          k.stageBaselines.set(stage as Stage, RollingBaseline.fromState(b, this.o.baselineSamples, 1))
+        }
+      }
+      for (const [name, f] of entriesOf(s.features)) {
+        const values = nums(f.recent)
+        const ids = strs(f.recentIds)
+        const stages = Array.isArray(f.recentStages) ? f.recentStages.map(nums) : []
+        k.features.set(name, {
+          recent: values.slice(-this.o.recentSamples).map((v, i, arr) => {
+            const j = values.length - arr.length + i
+            const st = stages[j]
+            return { v, id: ids[j] ?? '', stages: st && st.length === STAGES.length ? st : undefined }
+          }),
+          baseline: RollingBaseline.fromState(f.baseline, this.o.baselineSamples, this.o.minBaselineSamples),
+          sortedBaseline: undefined,
+          lifecycle: AlertLifecycle.fromState(f.lifecycle, this.o),
+        })
+      }
+    }
+  }
+}

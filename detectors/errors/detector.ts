@@ -1,0 +1,223 @@
+/**
+ * `error_rate_spike`: the fraction of requests of an instance + model that end with a status other
+ * than ok jumps far above its baseline. Names the dominant error_class.
+ *
+ * Evaluated on event-time buckets of the span timestamps (`bucketMs`, 1 s) per instance + model,
+ * over the last `intervalBuckets` (5) closed buckets. Buckets that leave that interval feed the
+ * baseline — the error rate over the last `baselineBuckets` (300) buckets as Σ errors / Σ requests (a
+ * mean, not a median: errors are rare events and the median of rare events is 0) — unless an alert is
+ * pending or firing.
+ *
+ * Thresholds (defaults): a spike when all hold —
+ * - at least `minCount` (20) requests and `minErrors` (5) errors in the interval
+ * - a baseline of at least `warmupBuckets` (30) buckets and `warmupRequests` (100) requests
+ * - rate > max(baseline × `rateFactor` (5), baseline + `minRateIncrease` (0.05))
+ * - held `pendingSamples` (2) buckets; clear `resolveSamples` (3) to resolve
+ * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
+ */
+import type { Alert, Span } from '../../ingest/contract/records.ts'
+import type { Detector } from '../detector.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import { EventTimeBuckets, entriesOf, fmtPct, num, nums } from '../stats.ts'
+
+export interface ErrorRateOptions extends LifecycleOptions {
+  bucketMs?: number
+  intervalBuckets?: number
+  baselineBuckets?: number
+  warmupBuckets?: number
+  warmupRequests?: number
+  minCount?: number
+  minErrors?: number
+  rateFactor?: number
+  minRateIncrease?: number
+}
+
+interface Bucket {
+  total: number
+  errors: number
+  classes: Record<string, number>
+  /** request ids of the newest errors */
+  errorIds: string[]
+}
+
+interface KeyState {
+  fleet: string
+  instance: string
+  model: string
+  buckets: EventTimeBuckets
+  open: Bucket
+  interval: Bucket[]
+  baseTotals: number[]
+  baseErrors: number[]
+  lifecycle: AlertLifecycle
+}
+
+const emptyBucket = (): Bucket => ({ total: 0, errors: 0, classes: {}, errorIds: [] })
+
+export class ErrorRateDetector implements Detector {
+  readonly type = 'error_rate_spike'
+  private readonly o: Required<ErrorRateOptions>
+  private readonly keys = new Map<string, KeyState>()
+
+  constructor(opts: ErrorRateOptions = {}) {
+    this.o = {
+      bucketMs: 1000,
+      intervalBuckets: 5,
+      baselineBuckets: 300,
+      warmupBuckets: 30,
+      warmupRequests: 100,
+      minCount: 20,
+      minErrors: 5,
+      rateFactor: 5,
+      minRateIncrease: 0.05,
+      pendingSamples: 2,
+      resolveSamples: 3,
+      ...opts,
+    }
+  }
+
+  private state(key: string, fleet: string, instance: string, model: string): KeyState {
+    let k = this.keys.get(key)
+    if (!k) {
+      k = {
+        fleet,
+        instance,
+        model,
+        buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
+        open: emptyBucket(),
+        interval: [],
+        baseTotals: [],
+        baseErrors: [],
+        lifecycle: new AlertLifecycle(this.o),
+      }
+      this.keys.set(key, k)
+    }
+    return k
+  }
+
+  onSpan(span: Span): Alert[] {
+    const key = `${span.fleet}/${span.instance}/${span.model}`
+    const k = this.state(key, span.fleet, span.instance, span.model)
+    const closedAtUs = k.buckets.place(span.timestamp_us)
+    let alert: Alert | undefined
+    if (closedAtUs !== undefined) alert = this.close(key, k, closedAtUs)
+    const b = k.open
+    b.total++
+    if (span.status !== 'ok') {
+      b.errors++
+      const cls = span.error_class ?? span.status
+      b.classes[cls] = (b.classes[cls] ?? 0) + 1
+      if (b.errorIds.length >= 3) b.errorIds.shift()
+      b.errorIds.push(span.request_id)
+    }
+    return alert ? [alert] : []
+  }
+
+  private close(key: string, k: KeyState, nowUs: number): Alert | undefined {
+    k.interval.push(k.open)
+    k.open = emptyBucket()
+    if (k.interval.length > this.o.intervalBuckets) {
+      const old = k.interval.shift()!
+      if (!k.lifecycle.active) {
+        k.baseTotals.push(old.total)
+        k.baseErrors.push(old.errors)
+        if (k.baseTotals.length > this.o.baselineBuckets) {
+          k.baseTotals.shift()
+          k.baseErrors.shift()
+        }
+      }
+    }
+    const total = sum(k.interval.map((b) => b.total))
+    const errors = sum(k.interval.map((b) => b.errors))
+    const baseTotal = sum(k.baseTotals)
+    const baseRate = baseTotal > 0 ? sum(k.baseErrors) / baseTotal : 0
+    const warm = k.baseTotals.length >= this.o.warmupBuckets && baseTotal >= this.o.warmupRequests
+    const rate = total > 0 ? errors / total : 0
+    const threshold = Math.max(baseRate * this.o.rateFactor, baseRate + this.o.minRateIncrease)
+    const spike = warm && total >= this.o.minCount && errors >= this.o.minErrors && rate > threshold
+    if (!spike) return k.lifecycle.observe(nowUs, false)
+    const classes: Record<string, number> = {}
+    for (const b of k.interval)
+      for (const [c, n] of Object.entries(b.classes)) classes[c] = (classes[c] ?? 0) + n
+    const last = k.interval[k.interval.length - 1]!
+    const lastRate = last.total > 0 ? last.errors / last.total : 0
+    const [dominant, dominantCount] = Object.entries(classes).sort((a, b) => b[1] - a[1])[0] ?? ['unknown', 0]
+    return k.lifecycle.observe(nowUs, true, {
+      type: this.type,
+      severity: Math.max(rate, lastRate) >= 0.5 ? 'critical' : 'warning',
+      dedup_key: `${this.type}/${key}`,
+      fleet: k.fleet,
+      instance: k.instance,
+      model: k.model,
+      stage: null,
+      statistic: 'error_rate',
+      observed: rate,
+      baseline: baseRate,
+      threshold,
+      summary:
+        `${k.instance}/${k.model}: ${errors} of ${total} requests failed (${fmtPct(rate)}, baseline ` +
+        `${(baseRate * 100).toFixed(2)}%) over the last ${k.interval.length} s; mostly ${dominant} ` +
+        `(${dominantCount} of ${errors})`,
+      suspected_cause: `requests fail with ${dominant}`,
+      suggested_action:
+        `look at the engine logs of ${k.instance} for ${dominant}; check recent deploys, the model ` +
+        'version and the clients sending the failing requests',
+      exemplar_request_ids: k.interval.flatMap((b) => b.errorIds).slice(-3),
+    })
+  }
+
+  exportState(): Record<string, unknown> {
+    const keys: Record<string, unknown> = {}
+    for (const [key, k] of this.keys) {
+      keys[key] = {
+        fleet: k.fleet,
+        instance: k.instance,
+        model: k.model,
+        openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+        interval: k.interval,
+        baseTotals: k.baseTotals,
+        baseErrors: k.baseErrors,
+        lifecycle: k.lifecycle.toState(),
+      }
+    }
+    return { version: 1, keys }
+  }
+
+  importState(state: Record<string, unknown>): void {
+    for (const [key, v] of entriesOf(state.keys)) {
+      const k = this.state(key, String(v.fleet ?? ''), String(v.instance ?? ''), String(v.model ?? ''))
+      k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
+      k.interval = (Array.isArray(v.interval) ? v.interval : [])
+        .slice(-this.o.intervalBuckets)
+        .map(readBucket)
+      const totals = nums(v.baseTotals)
+      const errors = nums(v.baseErrors)
+      const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
+      k.baseTotals = totals.slice(totals.length - n)
+      k.baseErrors = errors.slice(errors.length - n)
+      k.lifecycle = AlertLifecycle.fromState(v.lifecycle, this.o)
+    }
+  }
+}
+
+function readBucket(x: unknown): Bucket {
+  if (typeof x !== 'object' || x === null) return emptyBucket()
+  const b = x as Record<string, unknown>
+  const classes: Record<string, number> = {}
+  for (const [c, n] of entriesOfNumbers(b.classes)) classes[c] = n
+  return {
+    total: num(b.total, 0),
+    errors: num(b.errors, 0),
+    classes,
+    errorIds: Array.isArray(b.errorIds) ? b.errorIds.filter((s): s is string => typeof s === 'string') : [],
+  }
+}
+
+function entriesOfNumbers(x: unknown): [string, number][] {
+  if (typeof x !== 'object' || x === null) return []
+  return Object.entries(x).filter(
+    (e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]),
+  )
+}
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0)

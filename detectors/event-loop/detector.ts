@@ -1,0 +1,141 @@
+/**
+ * Event loop blocked: the engine's event loop — which parses requests, runs the batcher and writes
+ * responses — is stalled by synchronous work, so every request on the instance waits, whatever the
+ * accelerator does. Read from the hardware sample's event_loop_delay_p99_ms.
+ *
+ * Thresholds (defaults):
+ * - p99 delay > max(`minDelayMs` (100), baseline × `ratio` (5), baseline + `sigmas` (6) × σ)
+ *   (absolute floor: a loop that normally lags 1 ms and now lags 8 ms is not a page)
+ * - held for `pendingSamples` (2) samples; clear for `resolveSamples` (3) to resolve
+ * - baseline: `baselineWindow` (60) samples, ready after `warmupSamples` (10), frozen while active
+ * - severity critical above `criticalMs` (1000), else warning
+ */
+import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import { isRecord, RollingBaseline } from '../baseline.ts'
+import type { Detector } from '../detector.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+
+export interface EventLoopOptions extends LifecycleOptions {
+  minDelayMs?: number
+  ratio?: number
+  sigmas?: number
+  criticalMs?: number
+  baselineWindow?: number
+  warmupSamples?: number
+}
+
+interface InstanceState {
+  delay: RollingBaseline
+  lifecycle: AlertLifecycle
+  spans: Span[]
+  model: string
+}
+
+const RECENT_SPANS = 128
+
+export class EventLoopBlockedDetector implements Detector {
+  readonly type = 'event_loop_blocked'
+  private readonly instances = new Map<string, InstanceState>()
+  private readonly o: Required<EventLoopOptions>
+
+  constructor(opts: EventLoopOptions = {}) {
+    this.o = {
+      minDelayMs: 100,
+      ratio: 5,
+      sigmas: 6,
+      criticalMs: 1000,
+      baselineWindow: 60,
+      warmupSamples: 10,
+      pendingSamples: 2,
+      resolveSamples: 3,
+      ...opts,
+    }
+  }
+
+  private state(instance: string): InstanceState {
+    let s = this.instances.get(instance)
+    if (!s) {
+      s = {
+        delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+        lifecycle: new AlertLifecycle(this.o),
+        spans: [],
+        model: '*',
+      }
+      this.instances.set(instance, s)
+    }
+    return s
+  }
+
+  onSpan(span: Span): Alert[] {
+    const s = this.state(span.instance)
+    if (s.spans.length >= RECENT_SPANS) s.spans.shift()
+    s.spans.push(span)
+    s.model = span.model
+    return []
+  }
+
+  onHwSample(sample: HwSample): Alert[] {
+    const s = this.state(sample.instance)
+    const base = s.delay.median()
+    const threshold = Math.max(this.o.minDelayMs, base * this.o.ratio, base + this.o.sigmas * s.delay.sigma())
+    const observed = sample.event_loop_delay_p99_ms
+    const blocked = s.delay.ready && observed > threshold
+    const alert = s.lifecycle.observe(
+      sample.timestamp_us,
+      blocked,
+      blocked
+        ? {
+            type: this.type,
+            severity: observed > this.o.criticalMs ? 'critical' : 'warning',
+            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
+            fleet: sample.fleet,
+            instance: sample.instance,
+            model: s.model,
+            stage: null,
+            statistic: 'event_loop_delay_p99_ms',
+            observed,
+            baseline: base,
+            threshold,
+            summary:
+              `${sample.instance}: event loop delay p99 ${observed.toFixed(0)} ms (baseline ${base.toFixed(1)} ms); ` +
+              `GC ${sample.gc_ms.toFixed(0)} ms, process CPU ${(sample.process_cpu * 100).toFixed(0)}% this interval`,
+            suspected_cause:
+              sample.gc_ms > sample.interval_ms * 0.2
+                ? `garbage collection pauses (${sample.gc_ms.toFixed(0)} ms GC in a ${sample.interval_ms} ms interval)`
+                : 'synchronous CPU work on the event loop: large JSON (de)serialization, synchronous ' +
+                  'preprocessing or a blocking call',
+            suggested_action:
+              'profile the instance (node --cpu-prof) and move CPU-bound work to worker threads; ' +
+              'check request payload sizes and heap growth',
+            exemplar_request_ids: [...s.spans]
+              .sort((a, b) => b.total_us - a.total_us)
+              .slice(0, 3)
+              .map((x) => x.request_id),
+          }
+        : undefined,
+    )
+    if (!s.lifecycle.active) s.delay.push(observed)
+    return alert ? [alert] : []
+  }
+
+  exportState(): Record<string, unknown> {
+    const keys: Record<string, unknown> = {}
+    for (const [instance, s] of this.instances) {
+      keys[instance] = { delay: s.delay.toState(), lifecycle: s.lifecycle.toState(), model: s.model }
+    }
+    return { keys }
+  }
+
+  importState(state: Record<string, unknown>): void {
+    if (!isRecord(state.keys)) return
+    for (const [instance, raw] of Object.entries(state.keys)) {
+      if (!isRecord(raw)) continue
+      this.instances.set(instance, {
+        delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
+        lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+        spans: [],
+        model: typeof raw.model === 'string' ? raw.model : '*',
+      })
+    }
+  }
+}

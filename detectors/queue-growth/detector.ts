@@ -1,0 +1,171 @@
+/**
+ * Queue growth while throughput falls (pipeline stall): the executor queue keeps growing while
+ * completions drop — requests arrive but the pipeline behind the queue no longer drains them.
+ * A growing queue with steady completions is a load increase (the starvation and latency detectors
+ * see its consequences); falling completions with an empty queue is a load drop.
+ *
+ * Thresholds (defaults):
+ * - onset: queue_depth non-decreasing over the last `risingSamples` (5) samples, grown by at least
+ *   `minGrowth` (5) over them, and above its baseline + `minGrowth`
+ * - and completions < `throughputDropRatio` (0.7) × their baseline
+ * - while firing, the condition holds as long as the queue stays above baseline + `minGrowth` and
+ *   completions stay below the ratio (a queue that stopped growing at a high level is still stalled)
+ * - held for `pendingSamples` (2) samples; clear for `resolveSamples` (3) to resolve
+ * - baselines of queue depth and completions: `baselineWindow` (60) samples, ready after
+ *   `warmupSamples` (10), frozen while pending or firing
+ * - severity critical when completions fall below 30 % of baseline, else warning
+ */
+import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import { isRecord, RollingBaseline } from '../baseline.ts'
+import type { Detector } from '../detector.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+
+export interface QueueGrowthOptions extends LifecycleOptions {
+  risingSamples?: number
+  minGrowth?: number
+  throughputDropRatio?: number
+  baselineWindow?: number
+  warmupSamples?: number
+}
+
+interface InstanceState {
+  queue: RollingBaseline
+  completions: RollingBaseline
+  recentQueue: number[]
+  lifecycle: AlertLifecycle
+  /** the newest spans of the instance (bounded), for exemplars */
+  spans: Span[]
+  model: string
+}
+
+const RECENT_SPANS = 128
+
+export class QueueGrowthDetector implements Detector {
+  readonly type = 'queue_growth'
+  private readonly instances = new Map<string, InstanceState>()
+  private readonly o: Required<QueueGrowthOptions>
+
+  constructor(opts: QueueGrowthOptions = {}) {
+    this.o = {
+      risingSamples: 5,
+      minGrowth: 5,
+      throughputDropRatio: 0.7,
+      baselineWindow: 60,
+      warmupSamples: 10,
+      pendingSamples: 2,
+      resolveSamples: 3,
+      ...opts,
+    }
+  }
+
+  private state(instance: string): InstanceState {
+    let s = this.instances.get(instance)
+    if (!s) {
+      s = {
+        queue: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+        completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+        recentQueue: [],
+        lifecycle: new AlertLifecycle(this.o),
+        spans: [],
+        model: '*',
+      }
+      this.instances.set(instance, s)
+    }
+    return s
+  }
+
+  onSpan(span: Span): Alert[] {
+    const s = this.state(span.instance)
+    if (s.spans.length >= RECENT_SPANS) s.spans.shift()
+    s.spans.push(span)
+    s.model = span.model
+    return []
+  }
+
+  onHwSample(sample: HwSample): Alert[] {
+    const s = this.state(sample.instance)
+    s.recentQueue.push(sample.queue_depth)
+    if (s.recentQueue.length > this.o.risingSamples) s.recentQueue.shift()
+    const queueBase = s.queue.median()
+    const doneBase = s.completions.median()
+    const threshold = doneBase * this.o.throughputDropRatio
+    const ready = s.queue.ready && s.completions.ready
+    const elevated = sample.queue_depth > queueBase + this.o.minGrowth
+    const draining = sample.completions < threshold
+    const rq = s.recentQueue
+    const rising =
+      rq.length === this.o.risingSamples &&
+      rq.every((q, i) => i === 0 || q >= rq[i - 1]!) &&
+      rq[rq.length - 1]! - rq[0]! >= this.o.minGrowth
+    const stalled = ready && elevated && draining && (rising || s.lifecycle.state === 'firing')
+    const alert = s.lifecycle.observe(
+      sample.timestamp_us,
+      stalled,
+      stalled
+        ? {
+            type: this.type,
+            severity: sample.completions < doneBase * 0.3 ? 'critical' : 'warning',
+            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
+            fleet: sample.fleet,
+            instance: sample.instance,
+            model: s.model,
+            stage: 'queue_wait',
+            statistic: 'completions',
+            observed: sample.completions,
+            baseline: doneBase,
+            threshold,
+            summary:
+              `${sample.instance}: queue grew ${rq[0]} → ${sample.queue_depth} (baseline ${queueBase.toFixed(0)}) ` +
+              `while completions fell to ${sample.completions} per interval (baseline ${doneBase.toFixed(0)})`,
+            suspected_cause:
+              'the executor stopped draining its queue: a hung or much slower model execution, ' +
+              'a stuck batch, or a device error',
+            suggested_action:
+              'check the executor of this instance (device health, errors, stuck batches) and shed or ' +
+              'reroute load until it drains; restart the instance if execution is hung',
+            exemplar_request_ids: [...s.spans]
+              .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
+              .slice(0, 3)
+              .map((x) => x.request_id),
+          }
+        : undefined,
+    )
+    if (!s.lifecycle.active) {
+      s.queue.push(sample.queue_depth)
+      s.completions.push(sample.completions)
+    }
+    return alert ? [alert] : []
+  }
+
+  exportState(): Record<string, unknown> {
+    const keys: Record<string, unknown> = {}
+    for (const [instance, s] of this.instances) {
+      keys[instance] = {
+        queue: s.queue.toState(),
+        completions: s.completions.toState(),
+        recentQueue: s.recentQueue,
+        lifecycle: s.lifecycle.toState(),
+        model: s.model,
+      }
+    }
+    return { keys }
+  }
+
+  importState(state: Record<string, unknown>): void {
+    if (!isRecord(state.keys)) return
+    const { baselineWindow: w, warmupSamples: warm } = this.o
+    for (const [instance, raw] of Object.entries(state.keys)) {
+      if (!isRecord(raw)) continue
+      this.instances.set(instance, {
+        queue: RollingBaseline.fromState(raw.queue, w, warm),
+        completions: RollingBaseline.fromState(raw.completions, w, warm),
+        recentQueue: Array.isArray(raw.recentQueue)
+          ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
+          : [],
+        lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+        spans: [],
+        model: typeof raw.model === 'string' ? raw.model : '*',
+      })
+    }
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * `slo_p99_breach`: the p99 of total_us of a model, over all its instances in a fleet, across a
+ * rolling event-time window (`windowMs`, 30 s), is above the model's latency SLO (`sloP99Ms`, 500 ms;
+ * `sloP99MsByModel` overrides it per model). Unlike the drift and regression detectors this needs no
+ * baseline: the SLO is the contract.
+ *
+ * Evaluated on event-time buckets of the span timestamps (`bucketMs`, 1 s) per fleet + model: the
+ * first span of a later bucket evaluates the window ending with the closed one.
+ *
+ * Thresholds (defaults):
+ * - at least `minSpans` (100) spans in the window       (a p99 of fewer is one request's latency)
+ * - p99 > SLO
+ * - held `pendingSamples` (3) buckets; clear `resolveSamples` (3) to resolve
+ * Severity: critical when p99 > 2 × SLO.
+ * The alert names the instance with the most requests over the SLO, and the stage where those
+ * requests spent most of their time.
+ */
+import type { Alert, Span } from '../../ingest/contract/records.ts'
+import { STAGES, type Stage } from '../../ingest/contract/schemas.ts'
+import { RollingBaseline } from '../baseline.ts'
+import type { Detector } from '../detector.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import { EventTimeBuckets, entriesOf, fmtMs, num, quantile } from '../stats.ts'
+
+export interface SloOptions extends LifecycleOptions {
+  /** p99 latency objective, ms, for models without an override (500) */
+  sloP99Ms?: number
+  /** per-model p99 objectives, ms */
+  sloP99MsByModel?: Readonly<Record<string, number>>
+  windowMs?: number
+  bucketMs?: number
+  minSpans?: number
+  /** bound of the window, spans (the oldest are dropped first) */
+  maxWindowSpans?: number
+}
+
+interface KeyState {
+  fleet: string
+  model: string
+  buckets: EventTimeBuckets
+  window: Span[]
+  /** p99 per bucket while no alert is active: the evidence's baseline */
+  p99: RollingBaseline
+  lifecycle: AlertLifecycle
+}
+
+type Resolved = Required<Omit<SloOptions, 'sloP99MsByModel'>> & {
+  sloP99MsByModel: Readonly<Record<string, number>>
+}
+
+export class SloP99Detector implements Detector {
+  readonly type = 'slo_p99_breach'
+  private readonly o: Resolved
+  private readonly keys = new Map<string, KeyState>()
+
+  constructor(opts: SloOptions = {}) {
+    this.o = {
+      sloP99Ms: 500,
+      sloP99MsByModel: {},
+      windowMs: 30_000,
+      bucketMs: 1000,
+      minSpans: 100,
+      maxWindowSpans: 20_000,
+      pendingSamples: 3,
+      resolveSamples: 3,
+      ...opts,
+    }
+  }
+
+  /** the SLO of a model, µs */
+  sloUs(model: string): number {
+    return (this.o.sloP99MsByModel[model] ?? this.o.sloP99Ms) * 1000
+  }
+
+  private state(key: string, fleet: string, model: string): KeyState {
+    let k = this.keys.get(key)
+    if (!k) {
+      k = {
+        fleet,
+        model,
+        buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
+        window: [],
+        p99: new RollingBaseline(300, 1),
+        lifecycle: new AlertLifecycle(this.o),
+      }
+      this.keys.set(key, k)
+    }
+    return k
+  }
+
+  onSpan(span: Span): Alert[] {
+    const key = `${span.fleet}/${span.model}`
+    const k = this.state(key, span.fleet, span.model)
+    const closedAtUs = k.buckets.place(span.timestamp_us)
+    let alert: Alert | undefined
+    if (closedAtUs !== undefined) alert = this.evaluate(key, k, closedAtUs)
+    if (k.window.length >= this.o.maxWindowSpans) k.window.shift()
+    k.window.push(span)
+    return alert ? [alert] : []
+  }
+
+  private evaluate(key: string, k: KeyState, nowUs: number): Alert | undefined {
+    const fromUs = nowUs - this.o.windowMs * 1000
+    let drop = 0
+    while (drop < k.window.length && k.window[drop]!.timestamp_us < fromUs) drop++
+    if (drop > 0) k.window.splice(0, drop)
+    // too few spans to judge (warm-up, or a window refilling after a restart): the lifecycle waits
+    if (k.window.length < this.o.minSpans) return undefined
+    const sloUs = this.sloUs(k.model)
+    const p99 = quantile(
+      k.window.map((s) => s.total_us),
+      0.99,
+    )
+    const breach = p99 > sloUs
+    const base = k.p99.count > 0 ? k.p99.median() : Number.NaN
+    const alert = k.lifecycle.observe(
+      nowUs,
+      breach,
+      breach ? this.evidence(key, k, p99, sloUs, base) : undefined,
+    )
+    if (!k.lifecycle.active) k.p99.push(p99)
+    return alert
+  }
+
+  private evidence(key: string, k: KeyState, p99: number, sloUs: number, base: number) {
+    const slow = k.window.filter((s) => s.total_us > sloUs)
+    const byInstance = new Map<string, number>()
+    for (const s of slow) byInstance.set(s.instance, (byInstance.get(s.instance) ?? 0) + 1)
+    const ranked = [...byInstance.entries()].sort((a, b) => b[1] - a[1])
+    const instance = ranked[0]?.[0] ?? '*'
+    let stage: Stage | null = null
+    let stageUs = 0
+    for (const st of STAGES) {
+      const sum = slow.reduce((acc, s) => acc + s[`${st}_us`], 0)
+      if (sum > stageUs) {
+        stage = st
+        stageUs = sum
+      }
+    }
+    const stageShare = slow.length > 0 ? stageUs / slow.reduce((acc, s) => acc + s.total_us, 0) : 0
+    return {
+      type: this.type,
+      severity: p99 > 2 * sloUs ? ('critical' as const) : ('warning' as const),
+      dedup_key: `${this.type}/${key}`,
+      fleet: k.fleet,
+      instance,
+      model: k.model,
+      stage,
+      statistic: 'p99_total_us',
+      observed: p99,
+      baseline: Number.isFinite(base) ? base : 0,
+      threshold: sloUs,
+      summary:
+        `${k.model}: p99 latency ${fmtMs(p99)} over the last ${(this.o.windowMs / 1000).toFixed(0)} s ` +
+        `is above the SLO of ${fmtMs(sloUs)}` +
+        (Number.isFinite(base) ? ` (before: ${fmtMs(base)})` : '') +
+        `; ${slow.length} of ${k.window.length} requests over it, on ${ranked.length} instance(s), most on ${instance}`,
+      suspected_cause: stage
+        ? `the requests over the SLO spend ${(stageShare * 100).toFixed(0)}% of their time in ${stage}`
+        : 'requests over the SLO',
+      suggested_action:
+        stage === 'queue_wait'
+          ? 'requests wait for the executor: add capacity (replicas, accelerators) or shed load'
+          : `look at the ${stage ?? 'slowest'} stage of ${instance}; \`breakid query stage-breakdown\` shows where the time goes`,
+      exemplar_request_ids: [...slow]
+        .sort((a, b) => b.total_us - a.total_us)
+        .slice(0, 3)
+        .map((s) => s.request_id),
+    }
+  }
+
+  /** The window's spans are not exported (they refill within `windowMs`); the baseline and lifecycle are. */
+  exportState(): Record<string, unknown> {
+    const keys: Record<string, unknown> = {}
+    for (const [key, k] of this.keys) {
+      keys[key] = {
+        fleet: k.fleet,
+        model: k.model,
+        openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+        p99: k.p99.toState(),
+        lifecycle: k.lifecycle.toState(),
+      }
+    }
+    return { version: 1, keys }
+  }
+
+  importState(state: Record<string, unknown>): void {
+    for (const [key, v] of entriesOf(state.keys)) {
+      const k = this.state(key, String(v.fleet ?? ''), String(v.model ?? ''))
+      k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
+      k.p99 = RollingBaseline.fromState(v.p99, 300, 1)
+      k.lifecycle = AlertLifecycle.fromState(v.lifecycle, this.o)
+    }
+  }
+}

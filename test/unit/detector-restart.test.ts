@@ -1,0 +1,211 @@
+/**
+ * A detector consumer restarted mid-stream resumes with its baselines and open alerts from
+ * ClickHouse (chDB) instead of relearning. Each scenario runs twice: with the state store, and as a
+ * control without it — the control must behave differently (warm-up, an alert that never resolves),
+ * or the check proves nothing.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { DetectorConsumer } from '../../detectors/consumer.ts'
+import { StarvationDetector } from '../../detectors/starvation/detector.ts'
+import { ClickHouseStateStore, MemoryStateStore } from '../../detectors/state-store.ts'
+import { type ClickHouse, openClickHouse } from '../../ingest/clickhouse/client.ts'
+import { migrate } from '../../ingest/clickhouse/migrations.ts'
+import type { Alert } from '../../ingest/contract/records.ts'
+import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
+import { createLogger } from '../../ingest/logger.ts'
+import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
+import { makeHwSample } from '../helpers/records.ts'
+import { series } from '../helpers/series.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const logger = createLogger('silent')
+const GROUP = 'breakid-detect'
+const T0_US = 1_767_225_600_000_000
+
+let dataDir = ''
+let ch: ClickHouse
+let dbSeq = 0
+before(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'breakid-restart-'))
+  ch = openClickHouse({ dataDir, database: 'restart_0' })
+})
+after(async () => {
+  await ch.close()
+  await rm(dataDir, { recursive: true, force: true })
+})
+
+/** a fresh migrated database on the file's one chDB session */
+async function freshStore(): Promise<{ db: ClickHouse; store: ClickHouseStateStore }> {
+  const db = openClickHouse({ dataDir, database: `restart_${++dbSeq}` })
+  await migrate(db)
+  return { db, store: new ClickHouseStateStore(db) }
+}
+
+/** busy / in-flight / queued per step, as in starvation.test.ts */
+function phase(busy: string, inFlight: string, queued: string) {
+  const b = series(busy)
+  const f = series(inFlight)
+  const q = series(queued)
+  assert.equal(new Set([b.length, f.length, q.length]).size, 1, 'series lengths differ')
+  return b.map((v, i) => ({ busy: v, inFlight: f[i]!, queued: q[i]! }))
+}
+
+interface Run {
+  bus: EmbeddedBus
+  alerts: (Alert & { step: number })[]
+  step: number
+  /** publishes samples from the current step on and waits until the running consumer committed them */
+  feed(steps: ReturnType<typeof phase>): Promise<void>
+  consumer(store?: ClickHouseStateStore | MemoryStateStore, everyRecords?: number): DetectorConsumer
+}
+
+function newRun(): Run {
+  const bus = new EmbeddedBus({ retryDelayMs: 10 })
+  const producer = bus.producer()
+  const run: Run = {
+    bus,
+    alerts: [],
+    step: 0,
+    async feed(steps) {
+      for (const s of steps) {
+        const i = run.step++
+        const sample = makeHwSample(i, {
+          timestamp_us: T0_US + i * 1_000_000,
+          executor_busy: s.busy,
+          in_flight: s.inFlight,
+          queue_depth: s.queued,
+        })
+        await producer.send(TOPICS.hw, [{ key: sample.instance, value: codecs.hw.encode(sample) }])
+      }
+      await bus.drained(TOPICS.hw, GROUP)
+    },
+    consumer(store, everyRecords) {
+      return new DetectorConsumer({
+        transport: bus,
+        detectors: [new StarvationDetector()],
+        logger,
+        stateStore: store,
+        checkpoint: everyRecords ? { everyRecords } : undefined,
+        onAlert: (a) => run.alerts.push({ ...a, step: (a.updated_at_us - T0_US) / 1_000_000 }),
+      })
+    },
+  }
+  return run
+}
+
+const steady = () => phase('0.5x20', '3x20', '1x20') // past the 10-sample warm-up
+const starved = () => phase('0.25x4', '60x4', '0x4')
+const recovered = () => phase('0.5x5', '3x5', '1x5')
+
+/** steady → restart → break → recovery; returns the alerts with the step each was raised at */
+async function breakAfterRestart(withStore: boolean) {
+  const { db, store } = await freshStore()
+  const run = newRun()
+  const first = run.consumer(withStore ? store : undefined)
+  await first.start()
+  await run.feed(steady())
+  await first.stop()
+  const second = run.consumer(withStore ? store : undefined) // a fresh StarvationDetector
+  await second.start()
+  await run.feed([...starved(), ...recovered()])
+  await second.stop()
+  await db.close()
+  return run.alerts.map((a) => [a.status, a.step])
+}
+
+test('restart with the store: a break right after the restart is detected without a new warm-up', async () => {
+  assert.deepEqual(await breakAfterRestart(true), [
+    ['firing', 21], // starved from step 20 (the first sample after the restart), held 2 samples
+    ['resolved', 26], // clear from step 24, 3 samples
+  ])
+})
+
+test('control: restarted without the store, the detector is in warm-up and misses the same break', async () => {
+  assert.deepEqual(await breakAfterRestart(false), [])
+})
+
+/** steady → break (fires) → restart while firing → recovery */
+async function firingAcrossRestart(withStore: boolean) {
+  const { db, store } = await freshStore()
+  const run = newRun()
+  const first = run.consumer(withStore ? store : undefined)
+  await first.start()
+  await run.feed([...steady(), ...starved()])
+  await first.stop()
+  const second = run.consumer(withStore ? store : undefined)
+  await second.start()
+  await run.feed([...recovered(), ...steady()])
+  await second.stop()
+  await db.close()
+  return run.alerts
+}
+
+test('an alert firing at the restart resolves afterwards (same id) instead of firing again', async () => {
+  const alerts = await firingAcrossRestart(true)
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step]),
+    [
+      ['firing', 21],
+      ['resolved', 26],
+    ],
+  )
+  assert.equal(alerts[1]!.id, alerts[0]!.id, 'the resolved record closes the alert raised before the restart')
+  assert.equal(alerts[1]!.starts_at_us, alerts[0]!.starts_at_us)
+})
+
+test('control: without the store the alert raised before the restart never resolves', async () => {
+  const alerts = await firingAcrossRestart(false)
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step]),
+    [['firing', 21]],
+  )
+})
+
+test('state is checkpointed periodically while consuming, one row per instance, newest wins', async () => {
+  const { db, store } = await freshStore()
+  const run = newRun()
+  const c = run.consumer(store, 5) // every 5 records
+  await c.start()
+  await run.feed(steady())
+  const stored = async () => {
+    const rs = await db.client.query({
+      query: `SELECT detector_type, key, count() AS n FROM ${db.database}.detector_state GROUP BY detector_type, key`,
+      format: 'JSONEachRow',
+    })
+    return rs.json<{ detector_type: string; key: string; n: string }>()
+  }
+  // before stop: only the periodic checkpoints can have written
+  await waitFor(async () => (await stored()).length > 0, { message: 'a periodic checkpoint' })
+  const rows = await stored()
+  assert.deepEqual(
+    rows.map((r) => [r.detector_type, r.key]),
+    [['accelerator_starved', 'engine-0']],
+  )
+  assert.ok(Number(rows[0]!.n) >= 2, 'several checkpoints over 20 records')
+  await c.stop()
+  const loaded = await store.load(GROUP)
+  assert.equal(loaded.length, 1)
+  const state = JSON.parse(loaded[0]!.state) as { busy: { seen: number } }
+  assert.equal(state.busy.seen, 20, 'the newest checkpoint (taken on stop) wins')
+  await db.close()
+})
+
+test('unchanged keys are not rewritten, so a member does not overwrite state it no longer owns', async () => {
+  const store = new MemoryStateStore()
+  const run = newRun()
+  const c = run.consumer(store)
+  await c.start()
+  await run.feed(steady())
+  await c.stop()
+  const key = `${GROUP}\u0000accelerator_starved\u0000engine-0`
+  const again = run.consumer(store)
+  await again.start() // restores engine-0
+  // meanwhile the member that now owns engine-0 checkpoints newer state
+  store.rows.set(key, { ...store.rows.get(key)!, state: '{"newer":true}' })
+  await again.stop() // this member saw no engine-0 record since its restore
+  assert.equal(store.rows.get(key)!.state, '{"newer":true}', 'the untouched key was not written back')
+})

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { InputDriftDetector } from '../../detectors/drift/input.ts'
+import type { Alert } from '../../ingest/contract/records.ts'
+import { makeSpan } from '../helpers/records.ts'
+import { series } from '../helpers/series.ts'
+
+const T0 = 1_767_225_600_000_000
+
+/** mulberry32 */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** 50 spans a second; input_mean uniform in [m − 0.5, m + 0.5] for the step's m; input_std ~1 ± 0.1 */
+function run(
+  means: number[],
+  opts: { nullEvery?: number; seed?: number } = {},
+): (Alert & { step: number })[] {
+  const d = new InputDriftDetector()
+  const r = prng(opts.seed ?? 1)
+  const out: (Alert & { step: number })[] = []
+  let req = 0
+  means.forEach((m, i) => {
+    for (let k = 0; k < 50; k++) {
+      const isNull = opts.nullEvery !== undefined && req % opts.nullEvery === 0
+      const span = makeSpan(req++, {
+        timestamp_us: T0 + i * 1e6 + k * 20_000,
+        input_mean: isNull ? null : m - 0.5 + r(),
+        input_std: isNull ? null : 0.9 + 0.2 * r(),
+      })
+      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
+    }
+  })
+  return out
+}
+
+test('input drift: a shift of input_mean fires on that statistic only, and resolves', () => {
+  const alerts = run(series('0x40 0.6x20 0x20'))
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step, a.statistic]),
+    [
+      ['firing', 45, 'ks_d(input_mean)'], // the uniform inputs overlap: D passes 0.3 a second later than disjoint ones
+      ['resolved', 68, 'ks_d(input_mean)'],
+    ],
+  )
+  assert.equal(alerts[0]!.type, 'input_drift')
+  assert.equal(alerts[0]!.dedup_key, 'input_drift/test/engine-0/mlp/input_mean')
+  assert.equal(alerts[0]!.severity, 'warning')
+})
+
+test('input drift: the same inputs stay quiet; spans without input statistics are skipped', () => {
+  assert.deepEqual(run(series('0x120'), { seed: 2 }), [])
+  assert.deepEqual(run(series('0x120'), { seed: 3, nullEvery: 3 }), [])
+  // with a third of the spans null the shift is still found, a little later
+  const alerts = run(series('0x60 0.6x20'), { seed: 4, nullEvery: 3 })
+  assert.equal(alerts[0]?.status, 'firing')
+})
+
+test('input drift: a small shift (a tenth of the spread) stays quiet', () => {
+  assert.deepEqual(run(series('0x40 0.1x60'), { seed: 5 }), [])
+})

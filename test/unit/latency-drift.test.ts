@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { LatencyDriftDetector } from '../../detectors/drift/latency.ts'
+import type { Alert, Span } from '../../ingest/contract/records.ts'
+import { makeSpan } from '../helpers/records.ts'
+import { series } from '../helpers/series.ts'
+
+const T0 = 1_767_225_600_000_000
+const PER_SECOND = 50
+
+/** mulberry32 */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * One step per second, PER_SECOND spans each; `computeUs` is the step's typical compute time, every
+ * span varies ±20 % around it (so the latency distribution has width), other stages fixed.
+ */
+function spans(computeUs: number[], seed = 1): Span[][] {
+  const r = prng(seed)
+  let req = 0
+  return computeUs.map((c, i) =>
+    Array.from({ length: PER_SECOND }, (_, k) => {
+      const compute = Math.round(c * (0.8 + 0.4 * r()))
+      const other = 20 + 40 + 500 + 15 + 12
+      return makeSpan(req++, {
+        timestamp_us: T0 + i * 1e6 + k * (1e6 / PER_SECOND),
+        deserialize_us: 20,
+        preprocess_us: 40,
+        queue_wait_us: 500,
+        compute_us: compute,
+        postprocess_us: 15,
+        serialize_us: 12,
+        total_us: compute + other,
+      })
+    }),
+  )
+}
+
+function run(d: LatencyDriftDetector, steps: Span[][], from = 0): (Alert & { step: number })[] {
+  const out: (Alert & { step: number })[] = []
+  steps.slice(from).forEach((ss, j) => {
+    for (const s of ss) for (const a of d.onSpan(s)) out.push({ ...a, step: from + j })
+  })
+  return out
+}
+
+test('latency drift: a compute slowdown fires once, names compute, and resolves after recovery', () => {
+  const alerts = run(new LatencyDriftDetector(), spans(series('1000x40 2000x20 1000x20')))
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step]),
+    [
+      ['firing', 44], // D > 0.3 once 2 s of the 6-s recent window are slow (bucket 41, closed at 42), held 3 buckets
+      ['resolved', 69], // the recent window is fast again from ~bucket 64, clear for 5 buckets
+    ],
+  )
+  const f = alerts[0]!
+  assert.equal(f.type, 'latency_drift')
+  assert.equal(f.dedup_key, 'latency_drift/test/engine-0/mlp/total_us')
+  assert.equal(f.stage, 'compute')
+  assert.equal(f.starts_at_us, T0 + 42 * 1e6, 'onset is the end of the first drifted bucket')
+  assert.ok(f.observed > 0.3 && f.threshold === 0.3)
+  assert.equal(f.exemplar_request_ids.length, 3)
+  assert.match(f.summary, /KS D .* PSI/)
+})
+
+test('latency drift: requests getting faster is not a break', () => {
+  assert.deepEqual(run(new LatencyDriftDetector(), spans(series('2000x40 1000x40'), 6)), [])
+})
+
+test('latency drift: stationary noise and a 5 % shift stay quiet', () => {
+  assert.deepEqual(run(new LatencyDriftDetector(), spans(series('1000x120'), 2)), [])
+  assert.deepEqual(run(new LatencyDriftDetector(), spans(series('1000x40 1050x40'), 3)), [])
+})
+
+test('latency drift: one slow second is not a drift (too small a share of the recent window)', () => {
+  assert.deepEqual(run(new LatencyDriftDetector(), spans(series('1000x40 3000x1 1000x20'), 4)), [])
+})
+
+test('latency drift: nothing before the baseline is warm (500 baseline + 200 recent values)', () => {
+  // 12 s × 50 = 600 spans: 300 recent, 300 baseline
+  assert.deepEqual(run(new LatencyDriftDetector(), spans(series('1000x6 3000x6'), 5)), [])
+})
+
+test('latency drift: state survives a restart mid-alert', () => {
+  const steps = spans(series('1000x40 2000x20 1000x20'))
+  const whole = run(new LatencyDriftDetector(), steps).map((a) => [a.status, a.step, a.id])
+  const first = new LatencyDriftDetector()
+  const before = run(first, steps.slice(0, 50))
+  const second = new LatencyDriftDetector()
+  second.importState(JSON.parse(JSON.stringify(first.exportState())))
+  const after = run(second, steps, 50)
+  assert.deepEqual(
+    [...before, ...after].map((a) => [a.status, a.step, a.id]),
+    whole,
+  )
+})

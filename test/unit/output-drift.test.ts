@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { OutputDriftDetector } from '../../detectors/drift/output.ts'
+import type { Alert } from '../../ingest/contract/records.ts'
+import { makeSpan } from '../helpers/records.ts'
+import { series } from '../helpers/series.ts'
+
+const T0 = 1_767_225_600_000_000
+
+/** mulberry32 */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** 50 spans a second; output_confidence uniform in [c − 0.1, c + 0.1] for the step's c */
+function run(conf: number[], seed = 1): (Alert & { step: number })[] {
+  const d = new OutputDriftDetector()
+  const r = prng(seed)
+  const out: (Alert & { step: number })[] = []
+  let req = 0
+  conf.forEach((c, i) => {
+    for (let k = 0; k < 50; k++) {
+      const span = makeSpan(req++, {
+        timestamp_us: T0 + i * 1e6 + k * 20_000,
+        output_confidence: c - 0.1 + 0.2 * r(),
+      })
+      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
+    }
+  })
+  return out
+}
+
+test('output drift: confidence falling from 0.9 to 0.6 fires and resolves when it returns', () => {
+  const alerts = run(series('0.9x40 0.6x20 0.9x20'))
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step]),
+    [
+      ['firing', 44],
+      ['resolved', 69],
+    ],
+  )
+  const f = alerts[0]!
+  assert.equal(f.type, 'output_drift')
+  assert.equal(f.statistic, 'ks_d(output_confidence)')
+  assert.equal(f.stage, null)
+  assert.match(f.summary, /output_confidence distribution drifted — median 0\.6\d+ \(baseline 0\.(9|89)\d*\)/)
+})
+
+test('output drift: steady confidence and a 0.01 wobble stay quiet', () => {
+  assert.deepEqual(run(series('0.9x120'), 2), [])
+  assert.deepEqual(run(series('0.9x40 0.91x40 0.9x40'), 3), [])
+})

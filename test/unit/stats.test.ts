@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import {
+  EventTimeBuckets,
+  kolmogorovQ,
+  ksTwoSample,
+  psi,
+  robustSigma,
+  robustZ,
+  theilSen,
+} from '../../detectors/stats.ts'
+
+const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i))
+
+test('KS: identical samples give D 0 and p 1; disjoint ones D 1 and a tiny p', () => {
+  const a = range(200, (i) => i)
+  assert.deepEqual(ksTwoSample(a, [...a].reverse()), { d: 0, p: 1 })
+  const far = ksTwoSample(
+    a,
+    range(200, (i) => 1000 + i),
+  )
+  assert.equal(far.d, 1)
+  assert.ok(far.p < 1e-30, `p ${far.p}`)
+})
+
+test('KS: a half-overlapping shift gives D 0.5 and the asymptotic p-value', () => {
+  const r = ksTwoSample(
+    range(10, (i) => i + 1),
+    range(10, (i) => i + 6),
+  )
+  assert.equal(r.d, 0.5)
+  // λ = (√5 + 0.12 + 0.11/√5)·0.5 = 1.2026 → Q_KS ≈ 0.111
+  assert.ok(Math.abs(r.p - 0.111) < 0.002, `p ${r.p}`)
+  // the 5 % critical value of the Kolmogorov distribution is λ = 1.358
+  assert.ok(Math.abs(kolmogorovQ(1.358) - 0.05) < 0.001)
+})
+
+test('KS: ties do not inflate D', () => {
+  assert.equal(ksTwoSample([1, 1, 1, 2], [1, 1, 1, 2]).d, 0)
+  assert.equal(ksTwoSample([1, 1, 2, 2], [1, 2, 2, 2]).d, 0.25)
+})
+
+test('PSI: ~0 for the same distribution, above 0.25 for a shifted one', () => {
+  const base = range(1000, (i) => Math.sin(i) * 10)
+  assert.ok(psi(base, base) < 1e-9)
+  const shifted = base.map((v) => v + 8)
+  assert.ok(psi(base, shifted) > 0.25, `psi ${psi(base, shifted)}`)
+  // a constant baseline (all ties) still gives a finite number
+  assert.ok(Number.isFinite(psi([5, 5, 5, 5], [6, 6, 6])))
+})
+
+test('Theil–Sen: recovers the slope through outliers a least-squares fit would follow', () => {
+  const xs = range(50, (i) => i)
+  const ys = xs.map((x) => 3 * x + 7)
+  ys[10] = 1000
+  ys[40] = -1000
+  const line = theilSen(xs, ys)
+  assert.equal(line.slope, 3)
+  assert.equal(line.intercept, 7)
+  assert.equal(theilSen([1, 1], [2, 5]).slope, 0, 'no distinct x')
+})
+
+test('robust sigma and z: mostly-constant series get a spread above 0', () => {
+  assert.ok(Math.abs(robustSigma([1, 2, 3, 4, 5, 6, 7, 8, 9]) - 1.4826 * 2) < 0.5)
+  const sparse = [...range(95, () => 0), ...range(5, () => 5)]
+  assert.ok(robustSigma(sparse) > 0)
+  assert.equal(robustZ(3, 3, 0), 0)
+  assert.equal(robustZ(4, 3, 0), Number.POSITIVE_INFINITY)
+  assert.equal(robustZ(1, 3, 2), -1)
+})
+
+test('event-time buckets close when a later bucket starts, and only then', () => {
+  const b = new EventTimeBuckets(1_000_000)
+  const steps = [0.1, 0.5, 0.9, 1.2, 1.1, 3.5, 3.6].map((s) => b.place(s * 1e6))
+  assert.deepEqual(steps, [undefined, undefined, undefined, 1e6, undefined, 2e6, undefined])
+})
