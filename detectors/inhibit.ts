@@ -1,7 +1,8 @@
 /**
  * Inhibition (after Alertmanager's inhibit rules): one break often shows up in several detectors.
- * Under data starvation the preprocess stage's latency regresses and, once the fault clears, the
- * backlog's queue wait does too — symptoms of the break that `accelerator_starved` already names.
+ * Under data starvation the preprocess stage's latency regresses, the latency distribution drifts,
+ * the p99 SLO breaks and, once the fault clears, the backlog drains in large batches — symptoms of
+ * the break that `accelerator_starved` already names.
  * While a source alert fires on an instance, and for `graceUs` after it resolves, target alerts of
  * that instance are suppressed — both their firing and their resolved record, so nobody receives a
  * resolution for an alert they never saw. Suppressions are counted by the caller.
@@ -11,21 +12,22 @@ import type { Alert } from '../ingest/contract/records.ts'
 export interface InhibitRule {
   source: string
   target: string
-  /** only targets on these stages (any stage when absent) */
-  stages?: string[]
   /** how long after the source resolves its targets stay inhibited, µs */
   graceUs: number
 }
 
-export const DEFAULT_INHIBIT_RULES: InhibitRule[] = [
-  {
-    source: 'accelerator_starved',
-    target: 'stage_latency_regression',
-    stages: ['preprocess', 'queue_wait', 'deserialize'],
-    graceUs: 60_000_000,
-  },
-  { source: 'accelerator_starved', target: 'queue_growth', graceUs: 60_000_000 },
-]
+/**
+ * Measured in `breakid up`: without these, one starvation episode paged six times — the starvation
+ * alert, then latency drift, the p99 SLO, and stage regressions of compute/serialize/postprocess
+ * while the backlog drained in large batches. All are consequences of the break the first names.
+ */
+const STARVATION_SYMPTOMS = ['stage_latency_regression', 'latency_drift', 'slo_p99_breach', 'queue_growth']
+
+export const DEFAULT_INHIBIT_RULES: InhibitRule[] = STARVATION_SYMPTOMS.map((target) => ({
+  source: 'accelerator_starved',
+  target,
+  graceUs: 60_000_000,
+}))
 
 export class Inhibitor {
   /** source type/instance → event time until which it inhibits (Infinity while firing) */
@@ -53,7 +55,6 @@ export class Inhibitor {
           this.rules.some(
             (r) =>
               r.target === a.type &&
-              (r.stages === undefined || (a.stage !== null && r.stages.includes(a.stage))) &&
               (this.active.get(`${r.source}/${a.instance}`) ?? Number.NEGATIVE_INFINITY) >= a.starts_at_us,
           ))
       if (blocked) {

@@ -43,17 +43,17 @@ test('symptoms of a starvation episode are suppressed, firing and resolved alike
   ])
 })
 
-test('unrelated alerts pass: another stage, another instance, or long after the grace period', () => {
+test('unrelated alerts pass: another type, another instance, or long after the grace period', () => {
   const published = run([
     at('accelerator_starved', 'firing', 10, 12, { stage: 'preprocess' }),
-    at('stage_latency_regression', 'firing', 11, 13, { stage: 'compute' }),
+    at('memory_leak', 'firing', 11, 13, { stage: 'compute' }),
     at('stage_latency_regression', 'firing', 11, 13, { stage: 'preprocess', instance: 'engine-1' }),
     at('accelerator_starved', 'resolved', 10, 30, { stage: 'preprocess' }),
     at('stage_latency_regression', 'firing', 200, 202, { stage: 'preprocess' }),
   ])
   assert.deepEqual(published, [
     'accelerator_starved:firing:preprocess',
-    'stage_latency_regression:firing:compute',
+    'memory_leak:firing:compute',
     'stage_latency_regression:firing:preprocess',
     'accelerator_starved:resolved:preprocess',
     'stage_latency_regression:firing:preprocess',
