@@ -18,3 +18,21 @@ export interface Detector {
   /** Restores a snapshot taken by exportState (of the same detector type); ignores what it cannot read. */
   importState?(state: Record<string, unknown>): void
 }
+
+/**
+ * Per-key detector state in the shape the state store splits into one row per key
+ * (`{ keys: { <key>: … } }`, see state-store.ts).
+ */
+export function keyedState<S>(states: Map<string, S>, toState: (s: S) => unknown): Record<string, unknown> {
+  return Object.fromEntries([...states].map(([key, s]) => [key, toState(s)]))
+}
+
+/** The state of `key`, made on first use. */
+export function getOrCreate<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let v = map.get(key)
+  if (v === undefined) {
+    v = make()
+    map.set(key, v)
+  }
+  return v
+}

@@ -21,7 +21,7 @@
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, getOrCreate } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { entriesOf, median } from '../stats.ts'
 
@@ -66,17 +66,12 @@ export class BatchUnderutilizedDetector implements Detector {
   }
 
   private state(key: string): InstanceState {
-    let s = this.instances.get(key)
-    if (!s) {
-      s = {
-        spans: [],
-        maxBatch: new RollingBaseline(this.o.baselineWindow, 1),
-        medianBatch: new RollingBaseline(this.o.baselineWindow, 1),
-        lifecycle: new AlertLifecycle(this.o),
-      }
-      this.instances.set(key, s)
-    }
-    return s
+    return getOrCreate(this.instances, key, () => ({
+      spans: [],
+      maxBatch: new RollingBaseline(this.o.baselineWindow, 1),
+      medianBatch: new RollingBaseline(this.o.baselineWindow, 1),
+      lifecycle: new AlertLifecycle(this.o),
+    }))
   }
 
   onSpan(span: Span): Alert[] {

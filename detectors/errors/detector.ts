@@ -16,7 +16,7 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../ingest/contract/records.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { EventTimeBuckets, entriesOf, fmtPct, num, nums } from '../stats.ts'
 
@@ -167,19 +167,16 @@ export class ErrorRateDetector implements Detector {
   }
 
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [key, k] of this.keys) {
-      keys[key] = {
-        fleet: k.fleet,
-        instance: k.instance,
-        model: k.model,
-        openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
-        interval: k.interval,
-        baseTotals: k.baseTotals,
-        baseErrors: k.baseErrors,
-        lifecycle: k.lifecycle.toState(),
-      }
-    }
+    const keys = keyedState(this.keys, (k) => ({
+      fleet: k.fleet,
+      instance: k.instance,
+      model: k.model,
+      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      interval: k.interval,
+      baseTotals: k.baseTotals,
+      baseErrors: k.baseErrors,
+      lifecycle: k.lifecycle.toState(),
+    }))
     return { version: 1, keys }
   }
 

@@ -12,7 +12,7 @@
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, getOrCreate, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 
 export interface EventLoopOptions extends LifecycleOptions {
@@ -53,17 +53,12 @@ export class EventLoopBlockedDetector implements Detector {
   }
 
   private state(instance: string): InstanceState {
-    let s = this.instances.get(instance)
-    if (!s) {
-      s = {
-        delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-        lifecycle: new AlertLifecycle(this.o),
-        spans: [],
-        model: '*',
-      }
-      this.instances.set(instance, s)
-    }
-    return s
+    return getOrCreate(this.instances, instance, () => ({
+      delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+      lifecycle: new AlertLifecycle(this.o),
+      spans: [],
+      model: '*',
+    }))
   }
 
   onSpan(span: Span): Alert[] {
@@ -119,10 +114,11 @@ export class EventLoopBlockedDetector implements Detector {
   }
 
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [instance, s] of this.instances) {
-      keys[instance] = { delay: s.delay.toState(), lifecycle: s.lifecycle.toState(), model: s.model }
-    }
+    const keys = keyedState(this.instances, (s) => ({
+      delay: s.delay.toState(),
+      lifecycle: s.lifecycle.toState(),
+      model: s.model,
+    }))
     return { keys }
   }
 

@@ -15,7 +15,7 @@
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, getOrCreate, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 
 export interface IdleOptions extends LifecycleOptions {
@@ -56,17 +56,12 @@ export class IdleNoLoadDetector implements Detector {
   }
 
   private state(instance: string): InstanceState {
-    let s = this.instances.get(instance)
-    if (!s) {
-      s = {
-        busy: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-        arrivals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-        lifecycle: new AlertLifecycle(this.o),
-        model: '*',
-      }
-      this.instances.set(instance, s)
-    }
-    return s
+    return getOrCreate(this.instances, instance, () => ({
+      busy: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+      arrivals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+      lifecycle: new AlertLifecycle(this.o),
+      model: '*',
+    }))
   }
 
   onSpan(span: Span): Alert[] {
@@ -122,15 +117,12 @@ export class IdleNoLoadDetector implements Detector {
   }
 
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [instance, s] of this.instances) {
-      keys[instance] = {
-        busy: s.busy.toState(),
-        arrivals: s.arrivals.toState(),
-        lifecycle: s.lifecycle.toState(),
-        model: s.model,
-      }
-    }
+    const keys = keyedState(this.instances, (s) => ({
+      busy: s.busy.toState(),
+      arrivals: s.arrivals.toState(),
+      lifecycle: s.lifecycle.toState(),
+      model: s.model,
+    }))
     return { keys }
   }
 

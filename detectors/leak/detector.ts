@@ -17,7 +17,7 @@
  * Severity: critical when the projection reaches the current level again (memory doubles) in the horizon.
  */
 import type { Alert, HwSample } from '../../ingest/contract/records.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, getOrCreate } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { entriesOf, nums, theilSen } from '../stats.ts'
 
@@ -79,18 +79,13 @@ export class MemoryLeakDetector implements Detector {
 
   private state(fleet: string, instance: string): InstanceState {
     const key = `${fleet}/${instance}`
-    let s = this.instances.get(key)
-    if (!s) {
-      s = {
-        fleet,
-        instance,
-        tUs: [],
-        values: { rss_bytes: [], heap_used_bytes: [] },
-        lifecycle: new AlertLifecycle(this.o),
-      }
-      this.instances.set(key, s)
-    }
-    return s
+    return getOrCreate(this.instances, key, () => ({
+      fleet,
+      instance,
+      tUs: [],
+      values: { rss_bytes: [], heap_used_bytes: [] },
+      lifecycle: new AlertLifecycle(this.o),
+    }))
   }
 
   onHwSample(sample: HwSample): Alert[] {

@@ -17,7 +17,7 @@
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, getOrCreate, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 
 export interface QueueGrowthOptions extends LifecycleOptions {
@@ -59,19 +59,14 @@ export class QueueGrowthDetector implements Detector {
   }
 
   private state(instance: string): InstanceState {
-    let s = this.instances.get(instance)
-    if (!s) {
-      s = {
-        queue: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-        completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-        recentQueue: [],
-        lifecycle: new AlertLifecycle(this.o),
-        spans: [],
-        model: '*',
-      }
-      this.instances.set(instance, s)
-    }
-    return s
+    return getOrCreate(this.instances, instance, () => ({
+      queue: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+      completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+      recentQueue: [],
+      lifecycle: new AlertLifecycle(this.o),
+      spans: [],
+      model: '*',
+    }))
   }
 
   onSpan(span: Span): Alert[] {
@@ -138,16 +133,13 @@ export class QueueGrowthDetector implements Detector {
   }
 
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [instance, s] of this.instances) {
-      keys[instance] = {
-        queue: s.queue.toState(),
-        completions: s.completions.toState(),
-        recentQueue: s.recentQueue,
-        lifecycle: s.lifecycle.toState(),
-        model: s.model,
-      }
-    }
+    const keys = keyedState(this.instances, (s) => ({
+      queue: s.queue.toState(),
+      completions: s.completions.toState(),
+      recentQueue: s.recentQueue,
+      lifecycle: s.lifecycle.toState(),
+      model: s.model,
+    }))
     return { keys }
   }
 

@@ -17,7 +17,7 @@
  */
 import type { Alert, Span } from '../../ingest/contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { EventTimeBuckets, entriesOf, fmtMs, fmtPct, num } from '../stats.ts'
 
@@ -155,17 +155,14 @@ export class SerializationDominantDetector implements Detector {
   }
 
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [key, k] of this.keys) {
-      keys[key] = {
-        fleet: k.fleet,
-        instance: k.instance,
-        model: k.model,
-        openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
-        share: k.share.toState(),
-        lifecycle: k.lifecycle.toState(),
-      }
-    }
+    const keys = keyedState(this.keys, (k) => ({
+      fleet: k.fleet,
+      instance: k.instance,
+      model: k.model,
+      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      share: k.share.toState(),
+      lifecycle: k.lifecycle.toState(),
+    }))
     return { version: 1, keys }
   }
 

@@ -20,7 +20,7 @@
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle } from '../lifecycle.ts'
 
 export interface SilentOptions {
@@ -128,16 +128,13 @@ export class InstanceSilentDetector implements Detector {
   }
 
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [instance, s] of this.instances) {
-      keys[instance] = {
-        fleet: s.fleet,
-        lastSeenUs: s.lastSeenUs,
-        intervals: s.intervals.toState(),
-        lifecycle: s.lifecycle.toState(),
-        recentRequests: s.recentRequests,
-      }
-    }
+    const keys = keyedState(this.instances, (s) => ({
+      fleet: s.fleet,
+      lastSeenUs: s.lastSeenUs,
+      intervals: s.intervals.toState(),
+      lifecycle: s.lifecycle.toState(),
+      recentRequests: s.recentRequests,
+    }))
     return { nowUs: this.nowUs, keys }
   }
 

@@ -18,7 +18,7 @@
 import type { Alert, Span } from '../../ingest/contract/records.ts'
 import { STAGES, type Stage } from '../../ingest/contract/schemas.ts'
 import { RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { EventTimeBuckets, entriesOf, fmtMs, num, quantile } from '../stats.ts'
 
@@ -171,16 +171,13 @@ export class SloP99Detector implements Detector {
 
   /** The window's spans are not exported (they refill within `windowMs`); the baseline and lifecycle are. */
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [key, k] of this.keys) {
-      keys[key] = {
-        fleet: k.fleet,
-        model: k.model,
-        openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
-        p99: k.p99.toState(),
-        lifecycle: k.lifecycle.toState(),
-      }
-    }
+    const keys = keyedState(this.keys, (k) => ({
+      fleet: k.fleet,
+      model: k.model,
+      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      p99: k.p99.toState(),
+      lifecycle: k.lifecycle.toState(),
+    }))
     return { version: 1, keys }
   }
 

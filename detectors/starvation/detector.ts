@@ -21,7 +21,7 @@
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
+import { type Detector, keyedState } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 
@@ -78,15 +78,12 @@ export class StarvationDetector implements Detector {
   }
 
   exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [instance, s] of this.instances) {
-      keys[instance] = {
-        busy: s.busy.toState(),
-        inFlight: s.inFlight.toState(),
-        spans: s.spans.toState(),
-        lifecycle: s.lifecycle.toState(),
-      }
-    }
+    const keys = keyedState(this.instances, (s) => ({
+      busy: s.busy.toState(),
+      inFlight: s.inFlight.toState(),
+      spans: s.spans.toState(),
+      lifecycle: s.lifecycle.toState(),
+    }))
     return { keys }
   }
 
