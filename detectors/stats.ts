@@ -136,6 +136,39 @@ export function theilSen(xs: readonly number[], ys: readonly number[]): Line {
 }
 
 /**
+ * P(X ≥ k) for X ~ Binomial(n, p): how unlikely k or more failures in n requests are when each
+ * fails with probability p. Summed in log space from k upwards until the terms stop mattering.
+ */
+export function binomialTail(k: number, n: number, p: number): number {
+  if (k <= 0) return 1
+  if (k > n) return 0
+  if (p <= 0) return 0
+  if (p >= 1) return 1
+  const lp = Math.log(p)
+  const lq = Math.log1p(-p)
+  let logPmf = logChoose(n, k) + k * lp + (n - k) * lq
+  let total = 0
+  for (let i = k; i <= n; i++) {
+    const term = Math.exp(logPmf)
+    total += term
+    if (term < total * 1e-12 && i > n * p) break
+    // pmf(i + 1) / pmf(i) = (n − i) / (i + 1) · p / q
+    logPmf += Math.log((n - i) / (i + 1)) + lp - lq
+  }
+  return Math.min(1, total)
+}
+
+function logChoose(n: number, k: number): number {
+  return logFactorial(n) - logFactorial(k) - logFactorial(n - k)
+}
+
+function logFactorial(n: number): number {
+  let s = 0
+  for (let i = 2; i <= n; i++) s += Math.log(i)
+  return s
+}
+
+/**
  * Robust spread of a sample, as a standard deviation for normal data: the larger of the scaled MAD
  * and the scaled mean absolute deviation from the median. The second keeps the spread above zero for
  * quantised or mostly-constant series (a counter that is 0 most of the time), where the MAD is 0.

@@ -15,8 +15,9 @@
  * Thresholds (defaults): underutilised when all hold —
  * - at least `minBatches` (3) batches in the interval and queue_depth ≥ `minQueueDepth` (1)
  * - achievable ≥ `minAchievableBatch` (4)                       the load would fill real batches
- * - median batch size ≤ achievable × `maxFillRatio` (0.25)       …but batches stay far below that
- * - held `pendingSamples` (3) samples; clear `resolveSamples` (3) to resolve
+ * - median batch size ≤ achievable × `maxFillRatio` (0.7)        …but batches stay well below that
+ *   (a saturated batcher runs full batches, ratio ≈ 1; a healthy one has no backlog to batch)
+ * - held `pendingSamples` (2) samples; clear `resolveSamples` (3) to resolve
  * Severity: critical when the median batch is 1 while ≥ 4 could be batched.
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
@@ -57,9 +58,9 @@ export class BatchUnderutilizedDetector implements Detector {
       minBatches: 3,
       minQueueDepth: 1,
       minAchievableBatch: 4,
-      maxFillRatio: 0.25,
+      maxFillRatio: 0.7,
       baselineWindow: 300,
-      pendingSamples: 3,
+      pendingSamples: 2,
       resolveSamples: 3,
       ...opts,
     }

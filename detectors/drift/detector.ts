@@ -6,15 +6,18 @@
  * the baseline's deciles). Values leave the recent window into the baseline, so the two never overlap;
  * the baseline is frozen while an alert is pending or firing, so the drift never becomes normal.
  *
- * Evaluated on event-time buckets of the span timestamps (`bucketMs`, 1 s): the first span of a later
- * bucket evaluates the closed one, so a replay of spans alone gives the same alerts. Windows count
+ * Evaluated on event-time buckets of the spans' completion times (timestamp + total, `bucketMs`, 1 s):
+ * the first span of a later bucket evaluates the closed one, so a replay of spans alone gives the same
+ * alerts. Windows count
  * samples, not seconds: a low-rate model needs as many requests as a busy one.
  *
  * Thresholds (defaults): drifted when all hold on one evaluation —
  * - KS D > `ksThreshold` (0.3) and p < `pValueThreshold` (0.001)   the shapes differ, not by chance
  * - PSI > `psiThreshold` (0.25)                                     …by a shift that matters
  * - at least `minRecentSamples` (200) recent and `minBaselineSamples` (500) baseline values (warm-up)
- * - held for `pendingSamples` (3) buckets before firing; clear for `resolveSamples` (5) to resolve
+ * - or the same on the newest `fastSamples` (60) alone with p < `fastPValueThreshold` (1e-6): a sharp
+ *   drift shows in the newest values seconds before it dominates the whole recent window
+ * - held for `pendingSamples` (2) buckets before firing; clear for `resolveSamples` (5) to resolve
  * - latency only: the recent median or p95 is ≥ (1 + `minGrowthRatio` (0.2)) × the baseline's — requests
  *   got slower by a margin a person would notice (a load swing that moves latency 10 % is no break;
  *   getting faster is none either)
@@ -43,6 +46,10 @@ export interface DriftOptions extends LifecycleOptions {
   ksThreshold?: number
   /** KS p-value below which the difference is not chance (0.001) */
   pValueThreshold?: number
+  /** the newest samples tested on their own, so a sharp drift fires within seconds (60) */
+  fastSamples?: number
+  /** KS p-value for the newest-samples test: stricter, it sees fewer values (1e-6) */
+  fastPValueThreshold?: number
   /** PSI above which the shift is significant (0.25) */
   psiThreshold?: number
   /** quantile bins of the baseline for the PSI (10) */
@@ -109,10 +116,12 @@ export const DRIFT_DEFAULTS: Readonly<Resolved> = Object.freeze({
   minBaselineSamples: 500,
   ksThreshold: 0.3,
   pValueThreshold: 0.001,
+  fastSamples: 60,
+  fastPValueThreshold: 1e-6,
   psiThreshold: 0.25,
   psiBins: 10,
   minGrowthRatio: 0.2,
-  pendingSamples: 3,
+  pendingSamples: 2,
   resolveSamples: 5,
 })
 
@@ -133,7 +142,9 @@ export class DistributionDriftDetector implements Detector {
     const key = `${span.fleet}/${span.instance}/${span.model}`
     const k = this.keyState(key, span.fleet, span.instance, span.model)
     const alerts: Alert[] = []
-    const closedAtUs = k.buckets.place(span.timestamp_us)
+    // bucketed by completion, not arrival: the model produced these values (and this latency) when
+    // the request finished — behind a backlog, arrival time can be seconds or minutes earlier
+    const closedAtUs = k.buckets.place(span.timestamp_us + span.total_us)
     if (closedAtUs !== undefined) this.evaluate(key, k, closedAtUs, alerts)
     const stages = this.kind.attributeStage ? STAGES.map((s) => span[`${s}_us`]) : undefined
     for (const f of this.kind.features) {
@@ -162,24 +173,45 @@ export class DistributionDriftDetector implements Detector {
       if (!ready) continue
       fs.sortedBaseline ??= fs.baseline.ordered().sort((a, b) => a - b)
       const base = fs.sortedBaseline
-      const recentValues = fs.recent.map((e) => e.v)
-      const recentSorted = [...recentValues].sort((a, b) => a - b)
-      const ks = ksSorted(recentSorted, base)
-      const p = psi(base, recentValues, this.o.psiBins)
-      const grow = 1 + this.o.minGrowthRatio
-      const upward =
-        this.kind.direction === 'both' ||
-        quantileSorted(recentSorted, 0.5) > grow * quantileSorted(base, 0.5) ||
-        quantileSorted(recentSorted, 0.95) > grow * quantileSorted(base, 0.95)
-      const drifted =
-        upward && ks.d > this.o.ksThreshold && ks.p < this.o.pValueThreshold && p > this.o.psiThreshold
+      // the whole recent window sees a moderate drift; its newest `fastSamples` see a sharp one
+      // within seconds, when the full window is still mostly made of values from before the break
+      const full = this.test(
+        fs.recent.map((e) => e.v),
+        base,
+        this.o.pValueThreshold,
+      )
+      const fast =
+        full.drifted || fs.recent.length < this.o.fastSamples
+          ? undefined
+          : this.test(
+              fs.recent.slice(-this.o.fastSamples).map((e) => e.v),
+              base,
+              this.o.fastPValueThreshold,
+            )
+      const hit = full.drifted ? full : fast?.drifted ? fast : undefined
+      const drifted = hit !== undefined
       const a = fs.lifecycle.observe(
         nowUs,
         drifted,
-        drifted ? this.evidence(key, k, name, fs, ks.d, ks.p, p, base, recentSorted) : undefined,
+        hit ? this.evidence(key, k, name, fs, hit.d, hit.p, hit.psi, base, hit.sorted) : undefined,
       )
       if (a) out.push(a)
     }
+  }
+
+  /** KS + PSI (+ direction for latency) of one window of recent values against the baseline */
+  private test(values: number[], base: number[], pValueThreshold: number) {
+    const sorted = [...values].sort((a, b) => a - b)
+    const ks = ksSorted(sorted, base)
+    const psiValue = psi(base, values, this.o.psiBins)
+    const grow = 1 + this.o.minGrowthRatio
+    const upward =
+      this.kind.direction === 'both' ||
+      quantileSorted(sorted, 0.5) > grow * quantileSorted(base, 0.5) ||
+      quantileSorted(sorted, 0.95) > grow * quantileSorted(base, 0.95)
+    const drifted =
+      upward && ks.d > this.o.ksThreshold && ks.p < pValueThreshold && psiValue > this.o.psiThreshold
+    return { drifted, d: ks.d, p: ks.p, psi: psiValue, sorted }
   }
 
   private evidence(

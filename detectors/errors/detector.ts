@@ -9,16 +9,21 @@
  * pending or firing.
  *
  * Thresholds (defaults): a spike when all hold —
- * - at least `minCount` (20) requests and `minErrors` (5) errors in the interval
+ * - at least `minCount` (20) requests and `minErrors` (4) errors in the interval
  * - a baseline of at least `warmupBuckets` (30) buckets and `warmupRequests` (100) requests
- * - rate > max(baseline × `rateFactor` (5), baseline + `minRateIncrease` (0.05))
- * - held `pendingSamples` (2) buckets; clear `resolveSamples` (3) to resolve
+ * - rate > max(baseline × `rateFactor` (3), baseline + `minRateIncrease` (0.02))   a change that matters
+ * - so many errors would happen by chance with p < `pValueThreshold` (1e-5) at the baseline rate
+ *   (binomial tail; the baseline rate counts as at least `minBaselineRate` (0.002), so an instance
+ *   that never failed does not page on its first two errors)                      …and is no accident
+ * - held `pendingSamples` (1) bucket — the binomial test already demands the evidence
+ * - once firing it holds while the rate stays above baseline + minRateIncrease / 2 at p < 0.01, and
+ *   resolves after `resolveSamples` (5) buckets below that — a burst that flickers stays one alert
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../ingest/contract/records.ts'
 import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
-import { EventTimeBuckets, entriesOf, fmtPct, num, nums } from '../stats.ts'
+import { binomialTail, EventTimeBuckets, entriesOf, fmtPct, num, nums } from '../stats.ts'
 
 export interface ErrorRateOptions extends LifecycleOptions {
   bucketMs?: number
@@ -30,6 +35,8 @@ export interface ErrorRateOptions extends LifecycleOptions {
   minErrors?: number
   rateFactor?: number
   minRateIncrease?: number
+  pValueThreshold?: number
+  minBaselineRate?: number
 }
 
 interface Bucket {
@@ -52,6 +59,9 @@ interface KeyState {
   lifecycle: AlertLifecycle
 }
 
+/** p-value under which a firing alert keeps firing */
+const HOLD_P_VALUE = 0.01
+
 const emptyBucket = (): Bucket => ({ total: 0, errors: 0, classes: {}, errorIds: [] })
 
 export class ErrorRateDetector implements Detector {
@@ -67,11 +77,13 @@ export class ErrorRateDetector implements Detector {
       warmupBuckets: 30,
       warmupRequests: 100,
       minCount: 20,
-      minErrors: 5,
-      rateFactor: 5,
-      minRateIncrease: 0.05,
-      pendingSamples: 2,
-      resolveSamples: 3,
+      minErrors: 4,
+      rateFactor: 3,
+      minRateIncrease: 0.02,
+      pValueThreshold: 1e-5,
+      minBaselineRate: 0.002,
+      pendingSamples: 1,
+      resolveSamples: 5,
       ...opts,
     }
   }
@@ -134,7 +146,16 @@ export class ErrorRateDetector implements Detector {
     const warm = k.baseTotals.length >= this.o.warmupBuckets && baseTotal >= this.o.warmupRequests
     const rate = total > 0 ? errors / total : 0
     const threshold = Math.max(baseRate * this.o.rateFactor, baseRate + this.o.minRateIncrease)
-    const spike = warm && total >= this.o.minCount && errors >= this.o.minErrors && rate > threshold
+    const chance = binomialTail(errors, total, Math.max(baseRate, this.o.minBaselineRate))
+    // hysteresis: a firing alert holds while the rate stays clearly up, so a burst that flickers
+    // around the threshold stays one alert
+    const spike = k.lifecycle.active
+      ? rate > baseRate + this.o.minRateIncrease / 2 && chance < HOLD_P_VALUE
+      : warm &&
+        total >= this.o.minCount &&
+        errors >= this.o.minErrors &&
+        rate > threshold &&
+        chance < this.o.pValueThreshold
     if (!spike) return k.lifecycle.observe(nowUs, false)
     const classes: Record<string, number> = {}
     for (const b of k.interval)

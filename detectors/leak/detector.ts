@@ -1,25 +1,42 @@
 /**
- * `memory_leak`: rss_bytes or heap_used_bytes of an instance grows steadily, sample after sample.
- * Judged on the last `windowSamples` hardware samples of the instance (a window in samples, so the
- * same rule reads 1-second and 5-minute sampling), split into `chunks` equal chunks whose minimum is
- * the memory *floor* of that stretch (what is left after GC). A leak raises every floor; a GC sawtooth
- * has flat floors however steep its teeth; a one-off step (a model loaded, a cache filled) raises one
- * floor once and then stays flat.
+ * `memory_leak`: an instance's memory keeps growing. Two rules, one alert per instance:
  *
- * Thresholds (defaults), for either series:
+ * **Fast rule — the heap suddenly grows faster per request than it used to.** Between two GCs the
+ * JS heap grows by what requests allocate; a leak adds what requests *retain*. The detector learns
+ * the heap's growth per request (Δheap_used / arrivals over one sample, GC drops excluded) as a
+ * rolling median/MAD baseline and fires when the median of the last `fastSamples` (3) samples is
+ * above `median + max(fastSigmas (6) × σ, fastMinRise (1.0) × median)` — the heap grows at least
+ * twice as fast per request as normal — for `fastHoldSamples` (2) samples. Normalised per request,
+ * a load burst or ramp does not move it; a real leak (bytes kept per request, or per second) does
+ * within seconds. Needs arrivals ≥ `minArrivals` (5) per sample; the baseline warms up over
+ * `fastWarmup` (30) samples and is frozen while the alert is pending or firing.
+ *
+ * **Slow rule — post-GC floors rise.** The last `windowSamples` hardware samples, split into
+ * `chunks` (6) chunks whose minimum is the memory *floor* of that stretch (what is left after GC).
+ * A leak raises every floor; a GC sawtooth has flat floors however steep its teeth; a one-off step (a
+ * model loaded, a cache filled) raises one floor once and then stays flat. The window is in samples,
+ * so the same rule reads 1-second and 5-minute sampling, and it stretches to `gcCycles` (2.5) GC
+ * periods when the heap's major GCs are slower than the window: a window shorter than one GC period
+ * sees only the rising half of a tooth, which looks exactly like a leak. Until one GC has been seen,
+ * a rising heap is only judged once the window spans `noGcMinSpanMs` (30 min) of event time. The
+ * rss series (native memory) is judged on its own only where the heap is not rising with it, or
+ * over full GC cycles. Thresholds (defaults), for either series:
  * - at least `minSamples` (60) samples in the window (warm-up)
  * - floors rise from chunk to chunk in ≥ `minRisingFraction` (0.8) of the steps    sustained
  * - the floors grew by ≥ `minWindowGrowthRatio` (0.02) of the first floor          not noise
  * - no single floor step carries more than `maxStepShare` (0.5) of that growth    not a one-off step
  * - the Theil–Sen slope over all samples projects ≥ `minProjectedGrowthRatio` (0.1) of the current
  *   level within `horizonMs` (1 h)                                                 it matters soon
- * - held `pendingSamples` (5) samples before firing; clear `resolveSamples` (10) to resolve
- * Severity: critical when the projection reaches the current level again (memory doubles) in the horizon.
+ * - held `pendingSamples` (5) samples
+ *
+ * Resolves after `resolveSamples` (10) samples in which neither rule holds. Severity: critical when
+ * the projection reaches the current level again (memory doubles) in the horizon.
  */
 import type { Alert, HwSample } from '../../ingest/contract/records.ts'
+import { RollingBaseline } from '../baseline.ts'
 import { type Detector, getOrCreate } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
-import { entriesOf, nums, theilSen } from '../stats.ts'
+import { entriesOf, median, num, nums, theilSen } from '../stats.ts'
 
 export interface MemoryLeakOptions extends LifecycleOptions {
   windowSamples?: number
@@ -30,16 +47,42 @@ export interface MemoryLeakOptions extends LifecycleOptions {
   maxStepShare?: number
   minProjectedGrowthRatio?: number
   horizonMs?: number
+  /** a heap sample this much (fraction) below the previous one is a GC */
+  gcDropRatio?: number
+  /** the slow rule's window covers this many GC periods at least */
+  gcCycles?: number
+  /** samples kept per instance: the longest the slow rule's window can stretch */
+  maxWindowSamples?: number
+  /** before any GC was seen, a rising heap is judged only over this much event time */
+  noGcMinSpanMs?: number
+  fastSamples?: number
+  fastSigmas?: number
+  fastMinRise?: number
+  fastHoldSamples?: number
+  fastWarmup?: number
+  fastBaselineWindow?: number
+  minArrivals?: number
 }
 
 const SERIES = ['rss_bytes', 'heap_used_bytes'] as const
 type Series = (typeof SERIES)[number]
+
+/** Theil–Sen is O(n²): longer windows are strided down to about this many points */
+const SLOPE_POINTS = 240
 
 interface InstanceState {
   fleet: string
   instance: string
   tUs: number[]
   values: Record<Series, number[]>
+  /** event times of the last GC drops of the heap (newest last) */
+  gcUs: number[]
+  /** heap growth per request, one value per sample without a GC (the fast rule's baseline) */
+  growth: RollingBaseline
+  /** the last few samples' heap growth per request */
+  recentGrowth: number[]
+  fastHeld: number
+  slowHeld: number
   lifecycle: AlertLifecycle
 }
 
@@ -54,6 +97,17 @@ export interface LeakAssessment {
   /** slope × horizon / current level */
   projectedRatio: number
   current: number
+}
+
+interface FastVerdict {
+  breaching: boolean
+  /** median heap growth per request over the last samples, bytes */
+  observed: number
+  baseline: number
+  threshold: number
+  /** bytes per hour at the current arrival rate */
+  perHour: number
+  projectedRatio: number
 }
 
 export class MemoryLeakDetector implements Detector {
@@ -71,6 +125,17 @@ export class MemoryLeakDetector implements Detector {
       maxStepShare: 0.5,
       minProjectedGrowthRatio: 0.1,
       horizonMs: 3_600_000,
+      gcDropRatio: 0.05,
+      gcCycles: 2.5,
+      maxWindowSamples: 1800,
+      noGcMinSpanMs: 1_800_000,
+      fastSamples: 3,
+      fastSigmas: 6,
+      fastMinRise: 1,
+      fastHoldSamples: 2,
+      fastWarmup: 30,
+      fastBaselineWindow: 300,
+      minArrivals: 5,
       pendingSamples: 5,
       resolveSamples: 10,
       ...opts,
@@ -84,30 +149,124 @@ export class MemoryLeakDetector implements Detector {
       instance,
       tUs: [],
       values: { rss_bytes: [], heap_used_bytes: [] },
-      lifecycle: new AlertLifecycle(this.o),
+      gcUs: [],
+      growth: new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup),
+      recentGrowth: [],
+      fastHeld: 0,
+      slowHeld: 0,
+      lifecycle: new AlertLifecycle({ pendingSamples: 1, resolveSamples: this.o.resolveSamples }),
     }))
   }
 
   onHwSample(sample: HwSample): Alert[] {
     const s = this.state(sample.fleet, sample.instance)
+    const heaps = s.values.heap_used_bytes
+    const prevHeap = heaps[heaps.length - 1]
+    const gc = prevHeap !== undefined && sample.heap_used_bytes < prevHeap * (1 - this.o.gcDropRatio)
+    if (gc) {
+      s.gcUs.push(sample.timestamp_us)
+      if (s.gcUs.length > 8) s.gcUs.shift()
+    }
     s.tUs.push(sample.timestamp_us)
     for (const k of SERIES) s.values[k].push(sample[k])
-    if (s.tUs.length > this.o.windowSamples) {
+    if (s.tUs.length > this.o.maxWindowSamples) {
       s.tUs.shift()
       for (const k of SERIES) s.values[k].shift()
     }
-    const assessed = SERIES.map((k) => this.assess(k, s.tUs, s.values[k]))
-    const leaking = assessed.filter((a) => a.leaking).sort((a, b) => b.projectedRatio - a.projectedRatio)
-    const worst = leaking[0]
+
+    const fast = this.fastRule(s, sample, prevHeap, gc)
+    s.fastHeld = fast?.breaching ? s.fastHeld + 1 : 0
+
+    const heap = this.slowRule(s, 'heap_used_bytes')
+    const rss = this.slowRule(s, 'rss_bytes')
+    const slow = [heap, rss].filter((a) => a.leaking).sort((a, b) => b.projectedRatio - a.projectedRatio)
+    s.slowHeld = slow.length > 0 ? s.slowHeld + 1 : 0
+
+    const fastFires = fast !== undefined && s.fastHeld >= this.o.fastHoldSamples
+    const slowFires = s.slowHeld >= this.o.pendingSamples
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
-      worst !== undefined,
-      worst ? this.evidence(s, worst, leaking, sample) : undefined,
+      fastFires || slowFires,
+      fastFires || slowFires
+        ? this.evidence(s, sample, fastFires ? fast : undefined, slowFires ? slow : [], heap)
+        : undefined,
     )
     return alert ? [alert] : []
   }
 
-  /** Exposed for tests and the evaluation harness: the verdict on one window of one series. */
+  /** The heap's growth per request now vs its baseline; undefined while it cannot be judged. */
+  private fastRule(
+    s: InstanceState,
+    sample: HwSample,
+    prevHeap: number | undefined,
+    gc: boolean,
+  ): FastVerdict | undefined {
+    if (prevHeap === undefined || gc || sample.arrivals < this.o.minArrivals) return undefined
+    const growth = (sample.heap_used_bytes - prevHeap) / sample.arrivals
+    s.recentGrowth.push(growth)
+    if (s.recentGrowth.length > this.o.fastSamples) s.recentGrowth.shift()
+    // a break must never teach the baseline that it is normal
+    if (!s.lifecycle.active && s.fastHeld === 0) s.growth.push(growth)
+    if (!s.growth.ready || s.recentGrowth.length < this.o.fastSamples) return undefined
+    const baseline = s.growth.median()
+    const threshold =
+      baseline + Math.max(this.o.fastSigmas * s.growth.sigma(), this.o.fastMinRise * Math.abs(baseline))
+    const observed = median(s.recentGrowth)
+    const intervalH = Math.max(sample.interval_ms, 1) / 3_600_000
+    const perHour = ((observed - Math.max(baseline, 0)) * sample.arrivals) / intervalH
+    const projectedRatio = (perHour * (this.o.horizonMs / 3_600_000)) / Math.max(sample.heap_used_bytes, 1)
+    return {
+      breaching: observed > threshold && projectedRatio >= this.o.minProjectedGrowthRatio,
+      observed,
+      baseline,
+      threshold,
+      perHour,
+      projectedRatio,
+    }
+  }
+
+  /**
+   * The slow rule on one series. Chunk minima are post-GC floors only when the window holds whole GC
+   * cycles, so the window is `windowSamples` stretched to `gcCycles` GC periods; before any GC has
+   * been seen a rising heap is judged only over `noGcMinSpanMs` of event time. rss is also judged
+   * on the plain window where the heap is not rising with it (native memory).
+   */
+  private slowRule(s: InstanceState, series: Series): LeakAssessment {
+    const n = s.tUs.length
+    const over = (window: number) => {
+      const from = Math.max(0, n - window)
+      const tUs = s.tUs.slice(from)
+      return { from, tUs, verdict: this.assess(series, tUs, s.values[series].slice(from)) }
+    }
+    if (series === 'rss_bytes') {
+      const plain = over(this.o.windowSamples)
+      const heapRising = this.assess('heap_used_bytes', plain.tUs, s.values.heap_used_bytes.slice(plain.from))
+      if (
+        plain.verdict.leaking &&
+        heapRising.firstFloor * (1 + this.o.minWindowGrowthRatio) > heapRising.lastFloor
+      )
+        return plain.verdict
+    }
+    if (s.gcUs.length === 0) {
+      const all = over(this.o.maxWindowSamples)
+      const spanMs = n > 1 ? (s.tUs[n - 1]! - s.tUs[0]!) / 1000 : 0
+      return spanMs >= this.o.noGcMinSpanMs ? all.verdict : { ...all.verdict, leaking: false }
+    }
+    const intervalUs = n > 1 ? (s.tUs[n - 1]! - s.tUs[0]!) / (n - 1) : 1
+    // the time from the first sample to the first GC bounds the period from below until two GCs are known
+    const gaps = [s.gcUs[0]! - s.tUs[0]!]
+    for (let i = 1; i < s.gcUs.length; i++) gaps.push(s.gcUs[i]! - s.gcUs[i - 1]!)
+    const periodSamples = Math.max(...gaps) / Math.max(intervalUs, 1)
+    const window = Math.min(
+      this.o.maxWindowSamples,
+      Math.max(this.o.windowSamples, Math.ceil(this.o.gcCycles * periodSamples)),
+    )
+    const { tUs, verdict } = over(window)
+    const gcInWindow = s.gcUs.filter((t) => t >= tUs[0]!).length
+    return gcInWindow >= 2 ? verdict : { ...verdict, leaking: false }
+  }
+
+  /** Exposed for tests and the evaluation harness: the slow rule's verdict on one window of one series. */
   assess(series: Series, tUs: readonly number[], ys: readonly number[]): LeakAssessment {
     const n = ys.length
     const none: LeakAssessment = {
@@ -125,7 +284,9 @@ export class MemoryLeakDetector implements Detector {
     for (let c = 0; c < this.o.chunks; c++) {
       const from = Math.floor((c * n) / this.o.chunks)
       const to = Math.floor(((c + 1) * n) / this.o.chunks)
-      floors.push(Math.min(...ys.slice(from, to)))
+      let floor = Number.POSITIVE_INFINITY
+      for (let i = from; i < to; i++) floor = Math.min(floor, ys[i]!)
+      floors.push(floor)
     }
     let rising = 0
     let maxStep = 0
@@ -138,59 +299,89 @@ export class MemoryLeakDetector implements Detector {
     const lastFloor = floors[floors.length - 1]!
     const growth = lastFloor - firstFloor
     const risingFraction = rising / (floors.length - 1)
-    const { slope } = theilSen(
-      tUs.map((t) => (t - tUs[0]!) / 1e6),
-      ys,
-    )
-    const slopePerHour = slope * 3600
-    const current = Math.max(lastFloor, 1)
-    const projectedRatio = (slope * (this.o.horizonMs / 1000)) / current
-    const leaking =
+    const floorsRise =
       risingFraction >= this.o.minRisingFraction &&
       growth >= this.o.minWindowGrowthRatio * Math.max(firstFloor, 1) &&
-      maxStep <= this.o.maxStepShare * growth &&
-      slope > 0 &&
-      projectedRatio >= this.o.minProjectedGrowthRatio
+      maxStep <= this.o.maxStepShare * growth
+    // the slope only matters (and costs O(n²)) once the floors rise
+    if (!floorsRise) return { ...none, firstFloor, lastFloor, risingFraction }
+    const stride = Math.max(1, Math.ceil(n / SLOPE_POINTS))
+    const xs: number[] = []
+    const sampled: number[] = []
+    for (let i = 0; i < n; i += stride) {
+      xs.push((tUs[i]! - tUs[0]!) / 1e6)
+      sampled.push(ys[i]!)
+    }
+    const { slope } = theilSen(xs, sampled)
+    const current = Math.max(lastFloor, 1)
+    const projectedRatio = (slope * (this.o.horizonMs / 1000)) / current
     return {
       series,
-      leaking,
+      leaking: slope > 0 && projectedRatio >= this.o.minProjectedGrowthRatio,
       firstFloor,
       lastFloor,
       risingFraction,
-      slopePerHour,
+      slopePerHour: slope * 3600,
       projectedRatio,
       current: ys[n - 1]!,
     }
   }
 
-  private evidence(s: InstanceState, worst: LeakAssessment, all: LeakAssessment[], sample: HwSample) {
-    const spanS = (s.tUs[s.tUs.length - 1]! - s.tUs[0]!) / 1e6
-    const names = all.map((a) => a.series).join(' and ')
-    const nativeOnly = all.length === 1 && worst.series === 'rss_bytes'
-    return {
+  private evidence(
+    s: InstanceState,
+    sample: HwSample,
+    fast: FastVerdict | undefined,
+    slow: LeakAssessment[],
+    heap: LeakAssessment,
+  ) {
+    const common = {
       type: this.type,
-      severity: worst.projectedRatio >= 1 ? ('critical' as const) : ('warning' as const),
       dedup_key: `${this.type}/${s.fleet}/${s.instance}`,
       fleet: s.fleet,
       instance: s.instance,
       model: '*',
       stage: null,
-      statistic: `${worst.series}_growth_bytes_per_hour`,
-      observed: worst.slopePerHour,
-      baseline: 0,
-      threshold: (this.o.minProjectedGrowthRatio * worst.current) / (this.o.horizonMs / 3_600_000),
-      summary:
-        `${sample.instance}: ${names} keep growing — ${worst.series} floor ${mb(worst.firstFloor)} → ` +
-        `${mb(worst.lastFloor)} over ${s.tUs.length} samples (${(spanS / 60).toFixed(1)} min), ` +
-        `${mb(worst.slopePerHour)}/h, floors rising in ${(worst.risingFraction * 100).toFixed(0)}% of steps; ` +
-        `+${(worst.projectedRatio * 100).toFixed(0)}% projected within ${(this.o.horizonMs / 60000).toFixed(0)} min`,
-      suspected_cause: nativeOnly
-        ? 'native memory grows while the JS heap does not: inference sessions, tensors or buffers not released'
-        : 'the JS heap grows after every GC: objects kept alive (caches without bounds, listeners, closures over requests)',
-      suggested_action: nativeOnly
-        ? 'check that inference sessions and output tensors are released; compare rss with the heap; restart the instance as a stopgap'
-        : 'take two heap snapshots a few minutes apart and diff them; restart the instance as a stopgap before it runs out of memory',
       exemplar_request_ids: [],
+    }
+    const worst = slow[0]
+    if (worst) {
+      const names = slow.map((a) => a.series).join(' and ')
+      const nativeOnly = slow.length === 1 && worst.series === 'rss_bytes'
+      return {
+        ...common,
+        severity: worst.projectedRatio >= 1 ? ('critical' as const) : ('warning' as const),
+        statistic: `${worst.series}_growth_bytes_per_hour`,
+        observed: worst.slopePerHour,
+        baseline: 0,
+        threshold: (this.o.minProjectedGrowthRatio * worst.current) / (this.o.horizonMs / 3_600_000),
+        summary:
+          `${sample.instance}: ${names} keep growing — ${worst.series} floor ${mb(worst.firstFloor)} → ` +
+          `${mb(worst.lastFloor)}, ${mb(worst.slopePerHour)}/h, floors rising in ` +
+          `${(worst.risingFraction * 100).toFixed(0)}% of steps; ` +
+          `+${(worst.projectedRatio * 100).toFixed(0)}% projected within ${(this.o.horizonMs / 60000).toFixed(0)} min`,
+        suspected_cause: nativeOnly
+          ? 'native memory grows while the JS heap does not: inference sessions, tensors or buffers not released'
+          : HEAP_CAUSE,
+        suggested_action: nativeOnly
+          ? 'check that inference sessions and output tensors are released; compare rss with the heap; restart the instance as a stopgap'
+          : HEAP_ACTION,
+      }
+    }
+    const f = fast!
+    return {
+      ...common,
+      severity: f.projectedRatio >= 1 ? ('critical' as const) : ('warning' as const),
+      statistic: 'heap_used_bytes_growth_per_request',
+      observed: f.observed,
+      baseline: f.baseline,
+      threshold: f.threshold,
+      summary:
+        `${sample.instance}: the JS heap grows ${kb(f.observed)} per request (baseline ${kb(f.baseline)}, ` +
+        `threshold ${kb(f.threshold)}) — ${mb(f.perHour)}/h beyond normal allocation at this load; ` +
+        `+${(f.projectedRatio * 100).toFixed(0)}% projected within ${(this.o.horizonMs / 60000).toFixed(0)} min` +
+        (Number.isFinite(heap.lastFloor) ? `; heap floor now ${mb(heap.lastFloor)}` : ''),
+      suspected_cause: HEAP_CAUSE,
+      suggested_action: HEAP_ACTION,
     }
   }
 
@@ -203,10 +394,15 @@ export class MemoryLeakDetector implements Detector {
         tUs: s.tUs,
         rss_bytes: s.values.rss_bytes,
         heap_used_bytes: s.values.heap_used_bytes,
+        gcUs: s.gcUs,
+        growth: s.growth.toState(),
+        recentGrowth: s.recentGrowth,
+        fastHeld: s.fastHeld,
+        slowHeld: s.slowHeld,
         lifecycle: s.lifecycle.toState(),
       }
     }
-    return { version: 1, instances }
+    return { version: 2, instances }
   }
 
   importState(state: Record<string, unknown>): void {
@@ -214,16 +410,32 @@ export class MemoryLeakDetector implements Detector {
       const tUs = nums(v.tUs)
       const rss = nums(v.rss_bytes)
       const heap = nums(v.heap_used_bytes)
-      const n = Math.min(tUs.length, rss.length, heap.length, this.o.windowSamples)
+      const n = Math.min(tUs.length, rss.length, heap.length, this.o.maxWindowSamples)
       this.instances.set(key, {
         fleet: String(v.fleet ?? ''),
         instance: String(v.instance ?? ''),
         tUs: tUs.slice(tUs.length - n),
         values: { rss_bytes: rss.slice(rss.length - n), heap_used_bytes: heap.slice(heap.length - n) },
-        lifecycle: AlertLifecycle.fromState(v.lifecycle, this.o),
+        gcUs: nums(v.gcUs),
+        growth:
+          v.growth === undefined
+            ? new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup)
+            : RollingBaseline.fromState(v.growth, this.o.fastBaselineWindow, this.o.fastWarmup),
+        recentGrowth: nums(v.recentGrowth),
+        fastHeld: num(v.fastHeld, 0),
+        slowHeld: num(v.slowHeld, 0),
+        lifecycle: AlertLifecycle.fromState(v.lifecycle, {
+          pendingSamples: 1,
+          resolveSamples: this.o.resolveSamples,
+        }),
       })
     }
   }
 }
 
+const HEAP_CAUSE =
+  'the JS heap grows after every GC: objects kept alive (caches without bounds, listeners, closures over requests)'
+const HEAP_ACTION =
+  'take two heap snapshots a few minutes apart and diff them; restart the instance as a stopgap before it runs out of memory'
 const mb = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MB`
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`

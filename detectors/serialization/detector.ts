@@ -10,9 +10,9 @@
  *
  * Thresholds (defaults): dominant when all hold —
  * - at least `minSpans` (5) spans in the bucket and `warmupBuckets` (10) buckets of baseline
- * - share > `minShare` (0.5)                                  serialization is most of the time
- * - share ≥ baseline × `minShareGrowth` (2)                    …and it was much lower before
- * - held `pendingSamples` (3) buckets; clear `resolveSamples` (3) to resolve
+ * - share > `minShare` (0.25)                 a quarter of every request is spent on bytes, not inference
+ * - share ≥ baseline × `minShareGrowth` (3)    …and it used to be a third of that or less
+ * - held `pendingSamples` (2) buckets; clear `resolveSamples` (3) to resolve
  * Severity: critical when the share is ≥ 0.8.
  */
 import type { Alert, Span } from '../../ingest/contract/records.ts'
@@ -56,11 +56,11 @@ export class SerializationDominantDetector implements Detector {
     this.o = {
       bucketMs: 1000,
       minSpans: 5,
-      minShare: 0.5,
-      minShareGrowth: 2,
+      minShare: 0.25,
+      minShareGrowth: 3,
       baselineWindow: 60,
       warmupBuckets: 10,
-      pendingSamples: 3,
+      pendingSamples: 2,
       resolveSamples: 3,
       ...opts,
     }

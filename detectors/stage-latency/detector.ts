@@ -9,9 +9,12 @@
  * spans are skipped (too few to have a median worth paging on).
  *
  * Thresholds (defaults):
- * - observed median > max(baseline × `ratio` (3), baseline + `sigmas` (6) × σ)   far above normal
+ * - observed median > max(baseline × `ratio` (1.5), baseline + `sigmas` (6) × σ)   far above normal
+ *   (queue_wait: × `queueWaitRatio` (3) — waiting grows with load by nature; the queue has its own
+ *   detector, and a stage that slows is named by its own regression)
  * - and observed − baseline > `minIncreaseUs` (1000)          microsecond stages do not page
- * - held for `pendingSamples` (3) intervals; clear for `resolveSamples` (3) to resolve
+ * - held for `pendingSamples` (2) intervals; clear for `resolveSamples` (3) to resolve
+ * - only requests that succeeded count: a failed one skips the stages after the failure
  * - baseline: `baselineWindow` (60) intervals, ready after `warmupSamples` (10), frozen while the
  *   stage's alert is pending or firing
  * - severity critical above 10 × baseline, else warning
@@ -26,6 +29,7 @@ export interface StageLatencyOptions extends LifecycleOptions {
   intervalMs?: number
   minSpans?: number
   ratio?: number
+  queueWaitRatio?: number
   sigmas?: number
   minIncreaseUs?: number
   baselineWindow?: number
@@ -74,12 +78,13 @@ export class StageLatencyDetector implements Detector {
     this.o = {
       intervalMs: 1000,
       minSpans: 5,
-      ratio: 3,
+      ratio: 1.5,
+      queueWaitRatio: 3,
       sigmas: 6,
       minIncreaseUs: 1000,
       baselineWindow: 60,
       warmupSamples: 10,
-      pendingSamples: 3,
+      pendingSamples: 2,
       resolveSamples: 3,
       ...opts,
     }
@@ -121,6 +126,8 @@ export class StageLatencyDetector implements Detector {
       m.intervalStartUs = start
       m.spans = []
     }
+    // a failed request skips the stages after the failure (they read 0): it says nothing about them
+    if (span.status !== 'ok') return out
     if (m.spans.length >= MAX_INTERVAL_SPANS) m.spans.shift()
     m.spans.push(span)
     return out
@@ -137,7 +144,7 @@ export class StageLatencyDetector implements Detector {
       const base = s.baseline.median()
       const sigma = s.baseline.sigma()
       const threshold = Math.max(
-        base * this.o.ratio,
+        base * (stage === 'queue_wait' ? this.o.queueWaitRatio : this.o.ratio),
         base + this.o.sigmas * sigma,
         base + this.o.minIncreaseUs,
       )

@@ -62,42 +62,64 @@ test('batching: batches collapse to 1 while requests queue — fires, then resol
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step]),
     [
-      ['firing', 22], // condition from 20, held 3 samples
-      ['resolved', 30], // clear from 28, 3 samples
+      // condition from step 20; pendingSamples 2 → breaching at 20 and 21, fires at 20 + 2 − 1 = 21
+      ['firing', 21],
+      // batches are full again from step 28; resolveSamples 3 → clear at 28, 29, 30, resolves at 30
+      ['resolved', 30],
     ],
   )
   const f = alerts[0]!
   assert.equal(f.type, 'batch_underutilized')
   assert.equal(f.observed, 1)
   assert.equal(f.baseline, 8)
-  assert.equal(f.threshold, 2, 'achievable min(cap 8, max(200/s × 50 ms, 20)) × 0.25')
+  assert.equal(f.threshold, 8 * 0.7, 'achievable min(cap 8, max(200/s × 50 ms, 20)) × 0.7')
   assert.equal(f.severity, 'critical')
   assert.equal(f.stage, 'queue_wait')
   assert.equal(f.exemplar_request_ids.length, 3)
 })
 
-test('batching: full batches under overload, and size-1 batches with nothing queued, stay quiet', () => {
+test('batching: full or three-quarter-full batches under load, and size-1 batches with nothing queued, stay quiet', () => {
   assert.deepEqual(
     run(steps('8x30', '2x10 70x20', '5x10 200x20', '200x10 2000x20')),
     [],
     'overload at max batch',
   )
   assert.deepEqual(run(steps('8x10 1x20', '2x10 0x20', '1x30', '10x30')), [], 'low load: nothing to batch')
+  // batches of 6 under a learned cap of 8 with work queued are 75 % full: above the 0.7 fill ratio
+  assert.deepEqual(
+    run(steps('8x10 6x20', '2x10 20x20', '5x10 50x20', '200x30')),
+    [],
+    'three-quarter-full batches',
+  )
 })
 
 test('batching: a batcher stuck at 1 from the start is still found while work queues', () => {
   const alerts = run(steps('1x20', '0x5 30x15', '1x5 100x15', '300x20'))
+  // work queues from step 5; pendingSamples 2 → breaching at 5 and 6, fires at 6
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step]),
-    [['firing', 7]],
+    [['firing', 6]],
   )
   assert.match(alerts[0]!.summary, /median batch 1 while the load allows ~30/)
 })
 
 test('batching: an explicit maxBatchSize caps what the load allows', () => {
-  // max batch 4: batches of 2 are half full, not a quarter
-  const d = new BatchUnderutilizedDetector({ maxBatchSize: 4 })
-  assert.deepEqual(run(steps('2x20', '20x20', '50x20', '200x20'), d), [])
+  // the load alone would allow min(∞, max(200/s × 50 ms, 20)) = 20 rows; the cap of 4 makes it 4.
+  // batches of 3 are 75 % full: above the 0.7 fill ratio (limit 2.8), quiet
+  const capped = new BatchUnderutilizedDetector({ maxBatchSize: 4 })
+  assert.deepEqual(run(steps('3x20', '20x20', '50x20', '200x20'), capped), [])
+  // batches of 2 are half full: under the limit of 2.8, found (fires on step 1, the second breaching
+  // sample with pendingSamples 2), and the threshold is the capped 4 × 0.7, not 20 × 0.7
+  const half = run(
+    steps('2x20', '20x20', '50x20', '200x20'),
+    new BatchUnderutilizedDetector({ maxBatchSize: 4 }),
+  )
+  assert.deepEqual(
+    half.map((a) => [a.status, a.step]),
+    [['firing', 1]],
+  )
+  assert.equal(half[0]!.threshold, 4 * 0.7)
+  assert.equal(half[0]!.severity, 'warning', 'batches of 2 are not the critical batch-of-1 case')
 })
 
 test('batching: state survives a restart mid-alert', () => {

@@ -22,9 +22,9 @@ function prng(seed: number): () => number {
 /** 50 spans a second; input_mean uniform in [m − 0.5, m + 0.5] for the step's m; input_std ~1 ± 0.1 */
 function run(
   means: number[],
-  opts: { nullEvery?: number; seed?: number } = {},
+  opts: { nullEvery?: number; seed?: number; detector?: InputDriftDetector } = {},
 ): (Alert & { step: number })[] {
-  const d = new InputDriftDetector()
+  const d = opts.detector ?? new InputDriftDetector()
   const r = prng(opts.seed ?? 1)
   const out: (Alert & { step: number })[] = []
   let req = 0
@@ -47,7 +47,13 @@ test('input drift: a shift of input_mean fires on that statistic only, and resol
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step, a.statistic]),
     [
-      ['firing', 45, 'ks_d(input_mean)'], // the uniform inputs overlap: D passes 0.3 a second later than disjoint ones
+      // bucket 40 (the first shifted one) is judged when 41 opens: the newest 60 values are 50 shifted
+      // + 10 old, D ≈ 0.5 at p ≪ 1e-6 (the fast test); bucket 41 judged at 42 likewise — pendingSamples
+      // 2 → fires at 42
+      ['firing', 42, 'ks_d(input_mean)'],
+      // back at 60. The 300-value (6 s) recent window holds 6 − j shifted buckets when bucket 59 + j is
+      // judged; with the uniform inputs overlapping, D ≈ share × 0.6 drops under 0.3 once only 2 of 6
+      // are shifted (bucket 63, judged at 64): clear at 64–68, resolveSamples 5 → resolves at 68
       ['resolved', 68, 'ks_d(input_mean)'],
     ],
   )
@@ -66,4 +72,21 @@ test('input drift: the same inputs stay quiet; spans without input statistics ar
 
 test('input drift: a small shift (a tenth of the spread) stays quiet', () => {
   assert.deepEqual(run(series('0x40 0.1x60'), { seed: 5 }), [])
+})
+
+test('input drift: a sharp shift fires within two buckets thanks to the newest-values test', () => {
+  const means = series('0x40 0.8x20')
+  // with the fast test: bucket 40 (the first shifted one) already breaches when judged at 41 — the
+  // newest 60 values are 50 shifted + 10 old — and again at 42: pendingSamples 2 → fires at 42
+  assert.deepEqual(
+    run(means, { seed: 6 }).map((a) => [a.status, a.step]),
+    [['firing', 42]],
+  )
+  // the whole 300-value (6 s) window alone has D ≈ share × 0.8: 2 of 6 buckets shifted (0.27) is not
+  // enough, 3 of 6 (0.4, bucket 42 judged at 43) is; held to 44 — two buckets later
+  const fullOnly = new InputDriftDetector({ fastSamples: Number.POSITIVE_INFINITY })
+  assert.deepEqual(
+    run(means, { seed: 6, detector: fullOnly }).map((a) => [a.status, a.step]),
+    [['firing', 44]],
+  )
 })

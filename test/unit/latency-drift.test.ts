@@ -58,15 +58,20 @@ test('latency drift: a compute slowdown fires once, names compute, and resolves 
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step]),
     [
-      ['firing', 44], // D > 0.3 once 2 s of the 6-s recent window are slow (bucket 41, closed at 42), held 3 buckets
-      ['resolved', 69], // the recent window is fast again from ~bucket 64, clear for 5 buckets
+      // bucket 40 (the first slow one) is judged when 41 opens: the newest 60 values are 50 slow + 10
+      // fast, D ≈ 0.83 at p ≪ 1e-6 (the fast test); bucket 41 judged at 42 too — pendingSamples 2 → 42
+      ['firing', 42],
+      // fast again from 60; the 6-s recent window holds 6 − j slow buckets when bucket 59 + j is judged
+      // and D ≈ that share: 2 of 6 (0.33, bucket 63) still breach, 1 of 6 (bucket 64, judged at 65)
+      // does not — clear at 65–69, resolveSamples 5 → resolves at 69
+      ['resolved', 69],
     ],
   )
   const f = alerts[0]!
   assert.equal(f.type, 'latency_drift')
   assert.equal(f.dedup_key, 'latency_drift/test/engine-0/mlp/total_us')
   assert.equal(f.stage, 'compute')
-  assert.equal(f.starts_at_us, T0 + 42 * 1e6, 'onset is the end of the first drifted bucket')
+  assert.equal(f.starts_at_us, T0 + 41 * 1e6, 'onset is the end of the first drifted bucket (40)')
   assert.ok(f.observed > 0.3 && f.threshold === 0.3)
   assert.equal(f.exemplar_request_ids.length, 3)
   assert.match(f.summary, /KS D .* PSI/)
@@ -81,7 +86,7 @@ test('latency drift: stationary noise and a 5 % shift stay quiet', () => {
   assert.deepEqual(run(new LatencyDriftDetector(), spans(series('1000x40 1050x40'), 3)), [])
 })
 
-test('latency drift: one slow second is not a drift (too small a share of the recent window)', () => {
+test('latency drift: one slow second is not a drift (the newest values breach for one bucket; firing needs two)', () => {
   assert.deepEqual(run(new LatencyDriftDetector(), spans(series('1000x40 3000x1 1000x20'), 4)), [])
 })
 

@@ -146,3 +146,88 @@ test('memory leak: state survives a restart mid-alert', () => {
     whole,
   )
 })
+
+const KB = 1024
+
+/**
+ * One hw sample per second with a request-driven heap: every request allocates ~`perRequest` bytes
+ * (±10 %) of garbage, collected every `gcEvery` samples (the heap drops back to its floor); `leak(i)`
+ * bytes a second are retained for good. rss follows the heap 250 MB above it.
+ */
+function runHeap(
+  n: number,
+  opts: {
+    arrivals?: (i: number) => number
+    leak?: (i: number) => number
+    gcEvery?: number
+    perRequest?: number
+    seed?: number
+  } = {},
+): (Alert & { step: number })[] {
+  const { arrivals = () => 200, leak = () => 0, gcEvery = 60, perRequest = 2 * KB, seed = 1 } = opts
+  const d = new MemoryLeakDetector()
+  const r = prng(seed)
+  const out: (Alert & { step: number })[] = []
+  let retained = 0
+  let garbage = 0
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && i % gcEvery === 0) garbage = 0
+    else if (i > 0) garbage += arrivals(i) * perRequest * (0.9 + 0.2 * r())
+    retained += leak(i)
+    const heap = Math.round(50 * MB + retained + garbage)
+    const sample = makeHwSample(i, {
+      arrivals: arrivals(i),
+      heap_used_bytes: heap,
+      rss_bytes: 250 * MB + heap,
+    })
+    for (const a of d.onHwSample(sample)) out.push({ ...a, step: i })
+  }
+  return out
+}
+
+test('memory leak: the fast rule fires within two samples when the heap grows faster per request', () => {
+  // 2 KB per request at 200 req/s; from sample 100 another 1 MB/s is retained: 2 + 1024/200 ≈ 7.1 KB
+  // per request. The rule takes the median of the last 3 samples' growth: at 100 it is [2, 2, 7.1]
+  // → 2 KB, at 101 [2, 7.1, 7.1] → 7.1 KB, above max(2 × baseline, baseline + 6σ) (held 1); at 102
+  // held 2 = fastHoldSamples → fires at 102. No GC falls on 99–102 (they come every 60 samples).
+  const alerts = runHeap(300, { leak: (i) => (i >= 100 ? MB : 0) })
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step]),
+    [['firing', 102]],
+  )
+  const f = alerts[0]!
+  assert.equal(f.statistic, 'heap_used_bytes_growth_per_request')
+  assert.ok(Math.abs(f.baseline - 2 * KB) < 0.05 * 2 * KB, `baseline ${f.baseline}`)
+  assert.ok(Math.abs(f.observed - (2 * KB + MB / 200)) < 0.05 * 7 * KB, `observed ${f.observed}`)
+  assert.ok(f.threshold >= 2 * f.baseline && f.threshold < f.observed, `threshold ${f.threshold}`)
+  assert.equal(f.severity, 'critical', '1 MB/s on a ~50 MB heap doubles it within the hour')
+})
+
+test('memory leak: a load burst (arrivals doubling, same bytes per request) does not fire', () => {
+  // the heap grows twice as fast for 30 s, but per request it grows as it always did
+  assert.deepEqual(runHeap(300, { arrivals: (i) => (i >= 100 && i < 130 ? 400 : 200) }), [])
+  assert.deepEqual(
+    runHeap(300, { arrivals: (i) => (i >= 100 ? 400 : 200), seed: 2 }),
+    [],
+    'a lasting step in load',
+  )
+})
+
+test('memory leak: a long GC sawtooth (170 rising samples, then a drop) without a leak stays quiet', () => {
+  // a fixed 120-sample window sees only the rising half of each tooth, which looks exactly like a leak;
+  // the slow rule waits for GCs and stretches its window over 2.5 GC periods instead
+  assert.deepEqual(runHeap(900, { gcEvery: 171, perRequest: 1.5 * KB }), [], 'seed 1')
+  assert.deepEqual(runHeap(900, { gcEvery: 171, perRequest: 1.5 * KB, seed: 2 }), [], 'seed 2')
+  // the same sawtooth with 0.2 MB/s retained from sample 400: too little per request for the fast rule
+  // (≈ 2.5 KB vs 1.5 KB), but the post-GC floors rise and the slow rule finds it
+  const leaking = runHeap(900, {
+    gcEvery: 171,
+    perRequest: 1.5 * KB,
+    seed: 2,
+    leak: (i) => (i >= 400 ? 0.2 * MB : 0),
+  })
+  assert.deepEqual(
+    leaking.slice(0, 1).map((a) => [a.status, a.step, a.statistic]),
+    [['firing', 703, 'heap_used_bytes_growth_bytes_per_hour']],
+  )
+})

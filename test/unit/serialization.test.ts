@@ -35,8 +35,11 @@ test('serialization: deserialize growing to 75 % of request time fires, names th
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step]),
     [
-      ['firing', 23], // bucket 20 judged when bucket 21 opens, held 3 buckets
-      ['resolved', 31], // bucket 28 is clear, 3 buckets
+      // bucket 20 is judged when bucket 21 opens (step 21), bucket 21 at step 22: pendingSamples 2 →
+      // fires at 22
+      ['firing', 22],
+      // bucket 28 is the first clear one (judged at 29); clear at 29, 30, 31: resolveSamples 3 → 31
+      ['resolved', 31],
     ],
   )
   const f = alerts[0]!
@@ -44,17 +47,25 @@ test('serialization: deserialize growing to 75 % of request time fires, names th
   assert.equal(f.stage, 'deserialize')
   assert.equal(f.starts_at_us, T0 + 21e6, 'onset at the end of the first dominated bucket')
   assert.ok(f.observed > 0.7 && f.baseline < 0.05, `${f.observed} vs ${f.baseline}`)
-  assert.equal(f.threshold, 0.5)
+  assert.equal(f.threshold, 0.25, 'max(minShare 0.25, baseline ~4 % × 3)')
   assert.deepEqual(
     f.exemplar_request_ids,
-    ['req-459', 'req-458', 'req-457'],
-    'the slowest (de)serializations of bucket 22',
+    ['req-439', 'req-438', 'req-437'],
+    'the slowest (de)serializations of bucket 21, the one that made it fire',
   )
 })
 
-test('serialization: a share that was always high, or grows but stays under half, is quiet', () => {
+test('serialization: a share that was always high, grows but stays under a quarter, or less than triples, is quiet', () => {
+  // share = (deserialize + ~9.5 µs jitter + 12 µs serialize) / (that + 1 ms of other stages)
   assert.deepEqual(run(series('2000x40')), [], 'always ~67 %: a steady state, not a break')
-  assert.deepEqual(run(series('20x20 600x20')), [], 'grows to ~38 %')
+  assert.deepEqual(run(series('20x20 250x20')), [], '~4 % → ~21 %: more than triples, but under a quarter')
+  assert.deepEqual(run(series('150x20 600x20')), [], '~15 % → ~38 %: over a quarter, but only ×2.6')
+  // the positive control of the two above: ~4 % → ~38 % is over a quarter and more than triples
+  assert.deepEqual(
+    run(series('20x20 600x20')).map((a) => [a.status, a.step]),
+    [['firing', 22]],
+    '~4 % → ~38 %',
+  )
 })
 
 test('serialization: nothing during warm-up, nothing on one slow bucket', () => {

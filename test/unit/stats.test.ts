@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {
+  binomialTail,
   EventTimeBuckets,
   kolmogorovQ,
   ksTwoSample,
@@ -73,4 +74,50 @@ test('event-time buckets close when a later bucket starts, and only then', () =>
   const b = new EventTimeBuckets(1_000_000)
   const steps = [0.1, 0.5, 0.9, 1.2, 1.1, 3.5, 3.6].map((s) => b.place(s * 1e6))
   assert.deepEqual(steps, [undefined, undefined, undefined, 1e6, undefined, 2e6, undefined])
+})
+
+test('binomial tail: exact values for small n', () => {
+  const close = (a: number, b: number, what: string) =>
+    assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`)
+  // P(X ≥ 1) = 1 − P(X = 0) = 1 − 0.5^10
+  close(binomialTail(1, 10, 0.5), 1 - 0.5 ** 10, 'P(X≥1 | 10, 0.5)')
+  // P(X = 10) = 0.5^10
+  close(binomialTail(10, 10, 0.5), 0.5 ** 10, 'P(X≥10 | 10, 0.5)')
+  // P(X ≥ 2 | 3, 0.2) = C(3,2)·0.2²·0.8 + 0.2³ = 0.096 + 0.008
+  close(binomialTail(2, 3, 0.2), 0.104, 'P(X≥2 | 3, 0.2)')
+  // P(X ≥ 3 | 5, 0.3) = 10·0.3³·0.7² + 5·0.3⁴·0.7 + 0.3⁵ = 0.1323 + 0.02835 + 0.00243
+  close(binomialTail(3, 5, 0.3), 0.16308, 'P(X≥3 | 5, 0.3)')
+  // symmetric: P(X ≥ 3 | 4, 0.5) = (4 + 1) / 16
+  close(binomialTail(3, 4, 0.5), 5 / 16, 'P(X≥3 | 4, 0.5)')
+})
+
+test('binomial tail: edge cases', () => {
+  assert.equal(binomialTail(0, 10, 0.1), 1, 'k = 0: always')
+  assert.equal(binomialTail(-3, 10, 0.1), 1, 'k < 0: always')
+  assert.equal(binomialTail(11, 10, 0.9), 0, 'k > n: never')
+  assert.equal(binomialTail(1, 0, 0.5), 0, 'no trials')
+  assert.equal(binomialTail(1, 10, 0), 0, 'p = 0: no failure can happen')
+  assert.equal(binomialTail(10, 10, 1), 1, 'p = 1: every trial fails')
+  const underflow = binomialTail(200, 200, 0.01)
+  assert.ok(underflow >= 0 && underflow < 1e-300, `0.01^200 underflows to ~0, not NaN: ${underflow}`)
+})
+
+test('binomial tail: large n matches exact values and decreases in k', () => {
+  // n = 100 000, p = 1e-4 (mean 10): exact values from rational arithmetic, 1 − Σ_{i<k} C(n,i) pⁱ qⁿ⁻ⁱ
+  const exact: [number, number][] = [
+    [5, 0.9707529867944409],
+    [10, 0.5420765413844394],
+    [20, 0.0034526626983106584],
+    [30, 2.5050771672969057e-7],
+  ]
+  for (const [k, want] of exact) {
+    const got = binomialTail(k, 100_000, 1e-4)
+    assert.ok(Math.abs(got - want) <= 1e-8 * want, `P(X≥${k} | 1e5, 1e-4): ${got} vs ${want}`)
+  }
+  let prev = 1
+  for (let k = 0; k <= 40; k++) {
+    const t = binomialTail(k, 200, 0.05)
+    assert.ok(t <= prev, `P(X≥${k}) ${t} > P(X≥${k - 1}) ${prev}`)
+    prev = t
+  }
 })
