@@ -8,8 +8,7 @@
  *   window are not false alerts, but they do not make the break "detected".
  *
  * Any other alert — a type not listed for the fault, another instance, outside the window — is a
- * false alert. Types marked (expected name) are not in the tree yet; correct them here when their
- * detector lands.
+ * false alert.
  */
 import type { EvalFaultType } from './scenarios.ts'
 
@@ -24,23 +23,25 @@ const SLOWER = ['stage_latency_regression', 'latency_drift', 'slo_p99_breach', '
 export const EXPECTED_ALERT_TYPES: Readonly<Record<EvalFaultType, ExpectedTypes>> = Object.freeze({
   data_starvation: {
     primary: ['accelerator_starved'],
-    symptoms: [...SLOWER, 'queue_growth' /* (expected name) */],
+    // a preprocessing backlog that overflows refuses requests (429): a real error spike
+    symptoms: [...SLOWER, 'queue_growth', 'error_rate_spike'],
   },
   stage_stall: {
     primary: ['stage_latency_regression'],
-    symptoms: [...SLOWER, 'queue_growth', 'event_loop_blocked' /* (expected names) */],
+    // a stalled deserialize stage is (de)serialization dominating request time, literally
+    symptoms: [...SLOWER, 'queue_growth', 'event_loop_blocked', 'serialization_dominant'],
   },
   input_drift: { primary: ['input_drift'], symptoms: ['anomaly'] },
   output_drift: { primary: ['output_drift'], symptoms: ['anomaly'] },
   memory_leak: { primary: ['memory_leak'], symptoms: ['anomaly'] },
   batch_size_misconfig: {
     primary: ['batch_underutilized'],
-    symptoms: [...SLOWER, 'queue_growth' /* (expected name) */],
+    symptoms: [...SLOWER, 'queue_growth'],
   },
   error_burst: { primary: ['error_rate_spike'], symptoms: ['latency_drift', 'anomaly'] },
   slow_serialization: {
     primary: ['serialization_dominant'],
-    symptoms: [...SLOWER, 'event_loop_blocked' /* (expected name) */],
+    symptoms: [...SLOWER, 'event_loop_blocked'],
   },
 })
 

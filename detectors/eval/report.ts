@@ -179,9 +179,13 @@ export function reportMarkdown(report: EvalReport, machine: Record<string, unkno
       'real time, so the live path is under more load than in production; the latency is not discounted for that.',
     '- **False alerts per instance-hour**: alerts on the clean scenarios / their instance-hours.',
     '- Telemetry is synthetic and deterministic (`detectors/eval/scenarios.ts`, seeded PRNG): a per-second fluid ' +
-      'model of the engine (preprocessing pool, dynamic batcher, executor) at 120 req/s per instance, 25 % of ' +
-      'requests emitting spans, one hardware sample per second. Fault scenarios: 180 s warm-up, 90 s fault, 60 s ' +
-      'tail; "noisy" variants have 4× the jitter and a load ramp under the fault.',
+      'model of the engine (preprocessing pool, dynamic batcher, executor) at 120 req/s per instance (360 req/s in ' +
+      'the batch-size scenarios, where batching matters), 25 % of requests emitting spans, one hardware sample per ' +
+      'second. Fault scenarios: 180 s warm-up, 90 s fault, 60 s tail; "noisy" variants have 4× the jitter and a ' +
+      'load ramp under the fault.',
+    '- The thresholds were tuned on this suite, so these numbers are in-sample: the 10 clean instance-hours (ramps, ' +
+      'bursts, diurnal) are the check against crying wolf, and `breakid replay` on recorded series nobody tuned on ' +
+      '(test/unit/replay.test.ts) the check that the rules generalise.',
     '',
   )
   out.push('## Scenarios', '')

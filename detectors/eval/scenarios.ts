@@ -28,7 +28,7 @@
  * arrival and completion counts. A span is emitted when its request completes, as the engine emits
  * it, with `timestamp_us` = arrival — so during a backlog, slow spans arrive late, as they do live.
  */
-import type { HwSample, Span } from '../../ingest/contract/records.ts'
+import { blankSpan, type HwSample, type Span } from '../../ingest/contract/records.ts'
 import { Prng } from './prng.ts'
 
 export const EVAL_FAULT_TYPES = [
@@ -58,8 +58,13 @@ export const FAULT_MAGNITUDE: Record<EvalFaultType, Record<FaultSeverity, number
   output_drift: { low: 0.06, medium: 0.1, high: 0.2 },
   /** rss/heap growth, MB per second */
   memory_leak: { low: 1, medium: 3, high: 8 },
-  /** the batcher's max batch size while the fault lasts */
-  batch_size_misconfig: { low: 2, medium: 1, high: 1 },
+  /**
+   * the batcher's max batch size while the fault lasts (configured: 8). These scenarios run at
+   * BATCH_SCENARIO_RPS, where batches of ~4.6 keep the executor ~85 % busy: a cap of 3, 2 or 1
+   * leaves it short of capacity by 15 %, 40 % or 70 %. (At the suite's 120 req/s batches are ~2 and a
+   * cap of 2 would change nothing anyone could notice — no break to find.)
+   */
+  batch_size_misconfig: { low: 3, medium: 2, high: 1 },
   /** fraction of requests failing */
   error_burst: { low: 0.05, medium: 0.2, high: 0.5 },
   /** extra serialize ms per request */
@@ -310,7 +315,7 @@ export function* simulate(s: Scenario): Generator<SimStep> {
         const failed = prng.next() < errorFraction
         const overloaded = rejected > 0 && prng.next() < rejected / Math.max(arrivals, 1)
         const deser = DESERIALIZE_MS * jit() + (stallStage === 'deserialize' ? stallMs : 0)
-        const span: Span = {
+        const span = blankSpan({
           timestamp_us: arrivalUs,
           trace_id: prng.hex(32),
           span_id: prng.hex(16),
@@ -320,26 +325,10 @@ export function* simulate(s: Scenario): Generator<SimStep> {
           instance: sim.name,
           model: 'resnet50',
           model_version: '1',
-          device: 'cpu',
-          batch_id: '',
-          batch_size: 0,
           status: failed || overloaded ? 'server_error' : 'ok',
-          error_class: null,
-          cache_hit: false,
           request_bytes: 12_400 + Math.floor(prng.next() * 200),
-          response_bytes: 0,
           deserialize_us: Math.round(deser * 1000),
-          preprocess_us: 0,
-          queue_wait_us: 0,
-          compute_us: 0,
-          postprocess_us: 0,
-          serialize_us: 0,
-          total_us: 0,
-          input_mean: null,
-          input_std: null,
-          output_mean: null,
-          output_confidence: null,
-        }
+        })
         if (overloaded) {
           span.error_class = 'BREAKID_PREPROCESS_BACKLOG'
           span.response_bytes = 60
@@ -372,8 +361,10 @@ export function* simulate(s: Scenario): Generator<SimStep> {
           span.response_bytes = 48
           span.total_us = span.deserialize_us + span.preprocess_us + waitedUs + Math.round(cost(rows) * 1000)
         } else {
-          span.batch_id = `${sim.name}-resnet50-${sim.batchSeq + 1}`
-          span.batch_size = Math.max(1, Math.round(rows * prng.jitter(noise / 2)))
+          // the executor ran `batches` batches of ~`rows` rows this second, in arrival order
+          const batchIndex = Math.max(0, Math.floor((r.index - cumExec0) / Math.max(rows, 1)))
+          span.batch_id = `${sim.name}-resnet50-${sim.batchSeq + 1 + batchIndex}`
+          span.batch_size = Math.min(maxBatch, Math.max(1, Math.round(rows * prng.jitter(noise / 2))))
           span.queue_wait_us = waitedUs
           span.compute_us = Math.round(cost(span.batch_size) * jit() * 1000)
           span.postprocess_us = Math.round(
@@ -468,6 +459,8 @@ export interface SuiteOptions {
 }
 
 const WARMUP_S = 180
+/** the arrival rate of the batch_size_misconfig scenarios: a busy instance, where batching matters */
+const BATCH_SCENARIO_RPS = 360
 const FAULT_S = 90
 const TAIL_S = 60
 
@@ -492,7 +485,7 @@ export function buildSuite(opts: SuiteOptions = {}): Scenario[] {
           seed: seed++,
           durationS: WARMUP_S + FAULT_S + TAIL_S,
           instances: 1,
-          baseRps: 120,
+          baseRps: type === 'batch_size_misconfig' ? BATCH_SCENARIO_RPS : 120,
           noise,
           // the noisy half also has a load ramp under the fault, so a detector must tell them apart
           load: label === 'noisy' ? { kind: 'ramp', fromS: 60, toS: 300, toFactor: 1.3 } : { kind: 'steady' },

@@ -21,7 +21,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
-import type { HwSample, Span, SpanStatus } from '../../ingest/contract/records.ts'
+import { blankSpan, type HwSample, type Span, type SpanStatus } from '../../ingest/contract/records.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
 
 export const TIMESTAMP_COLUMNS = ['timestamp', 'timestamp_us', 'time', 'ts'] as const
@@ -358,7 +358,7 @@ export function parseReplayText(text: string, opts: FileReplayOptions, source = 
     const hasHw = hwCols.some((c) => !isEmpty(row.values[c]))
     if (hasSpan) {
       const n = ++seq
-      const span: Span = {
+      const span = blankSpan({
         timestamp_us: ts,
         trace_id: str('trace_id', n.toString(16).padStart(32, '0')),
         span_id: str('span_id', n.toString(16).padStart(16, '0')),
@@ -374,20 +374,7 @@ export function parseReplayText(text: string, opts: FileReplayOptions, source = 
         status: spanStatus(row.values.status),
         error_class: isEmpty(row.values.error_class) ? null : String(row.values.error_class),
         cache_hit: row.values.cache_hit === true || row.values.cache_hit === 'true',
-        request_bytes: 0,
-        response_bytes: 0,
-        deserialize_us: 0,
-        preprocess_us: 0,
-        queue_wait_us: 0,
-        compute_us: 0,
-        postprocess_us: 0,
-        serialize_us: 0,
-        total_us: 0,
-        input_mean: null,
-        input_std: null,
-        output_mean: null,
-        output_confidence: null,
-      }
+      })
       for (const c of SPAN_NUMERIC) {
         const v = num(row, c)
         if (v !== undefined) (span as unknown as Record<SpanField, number>)[c] = v

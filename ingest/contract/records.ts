@@ -33,6 +33,39 @@ export interface Span {
   output_confidence: number | null
 }
 
+/** What identifies a span; everything else starts empty and is filled in as the request moves on. */
+export type SpanIdentity = Pick<
+  Span,
+  'timestamp_us' | 'trace_id' | 'span_id' | 'request_id' | 'fleet' | 'host' | 'instance' | 'model'
+>
+
+/** A span before any stage has run: no batch, status ok, every duration 0, no summary statistics. */
+export function blankSpan(identity: SpanIdentity & Partial<Span>): Span {
+  return {
+    model_version: '',
+    device: 'cpu',
+    batch_id: '',
+    batch_size: 0,
+    status: 'ok',
+    error_class: null,
+    cache_hit: false,
+    request_bytes: 0,
+    response_bytes: 0,
+    deserialize_us: 0,
+    preprocess_us: 0,
+    queue_wait_us: 0,
+    compute_us: 0,
+    postprocess_us: 0,
+    serialize_us: 0,
+    total_us: 0,
+    input_mean: null,
+    input_std: null,
+    output_mean: null,
+    output_confidence: null,
+    ...identity,
+  }
+}
+
 export interface DeviceSample {
   device: string
   utilization: number | null
