@@ -18,6 +18,8 @@
  *   batch of theirs is redelivered; those repeats are counted in `duplicates_suppressed`. The window
  *   lives in memory: after a restart the uncommitted tail is delivered again, so every request also
  *   carries `Idempotency-Key: <id>:<status>` for receivers to dedupe on.
+ * - Fleet grouping: each body carries the alert's group (./groups.ts) — the instances of the fleet
+ *   firing the same break right now — so one break on many instances reads as one.
  *
  * Time: one attempt is bounded by `timeoutMs`. The backoff (full jitter, doubling from
  * `initialDelayMs` to `maxDelayMs`, a longer server Retry-After honoured up to `maxRetryAfterMs`) is
@@ -30,6 +32,7 @@
  * stop() aborts the backoff wait at once, lets an attempt already on the wire finish (bounded by
  * `timeoutMs`), and leaves the unfinished batch uncommitted for the next start.
  */
+import { type AlertGroup, FleetGroups } from './groups.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Alert, Severity } from '../../ingest/contract/records.ts'
@@ -210,6 +213,7 @@ export class WebhookNotifier implements Lifecycle {
   private readonly deadLetters: MessageProducer | undefined
   private readonly deadLetterTopic: string | null
   private readonly settled: SettledKeys
+  private readonly groups = new FleetGroups()
   private readonly pending = new Map<string, PendingDelivery>()
   /** per topic/partition: the highest offset this process finished, so a redelivered batch skips it */
   private readonly finished = new Map<string, bigint>()
@@ -330,9 +334,10 @@ export class WebhookNotifier implements Lifecycle {
       return
     }
     const origin = `${batch.topic}/${batch.partition}/${message.offset}`
+    const group = this.groups.observe(alert)
     const routes = this.routes.filter((r) => this.matches(r, alert))
     const results = await Promise.allSettled(
-      routes.map((r) => this.deliverToRoute(r, alert, batch, message, origin, deadline)),
+      routes.map((r) => this.deliverToRoute(r, alert, group, batch, message, origin, deadline)),
     )
     // Every route has settled (nothing left in flight) before the batch is handed back.
     for (const r of results) if (r.status === 'rejected') throw r.reason
@@ -341,6 +346,7 @@ export class WebhookNotifier implements Lifecycle {
   private async deliverToRoute(
     route: ResolvedRoute,
     alert: Alert,
+    group: AlertGroup,
     batch: MessageBatch,
     message: IncomingMessage,
     origin: string,
@@ -385,6 +391,7 @@ export class WebhookNotifier implements Lifecycle {
           secret: route.secret,
           format: route.format,
           timeoutMs: this.cfg.timeoutMs,
+          group,
         })
         this.settle(route, key, origin)
         this.counters.inc('delivered_total', 1, { route: route.name })

@@ -6,6 +6,7 @@
  * Redirects are not followed: a signed alert must reach the configured URL or fail, never be re-sent
  * to wherever a 3xx points.
  */
+import type { AlertGroup } from './groups.ts'
 import type { Alert } from '../../ingest/contract/records.ts'
 import { BreakidError, DownstreamError, InvalidInputError } from '../../ingest/errors.ts'
 import { sign } from './signature.ts'
@@ -24,6 +25,8 @@ export interface DeliverOptions {
   format?: WebhookFormat
   /** clock for the signature timestamp and HTTP-date Retry-After (tests). Default Date.now. */
   nowMs?: () => number
+  /** the fleet group the alert belongs to (detectors/notify/groups.ts), sent along in the body */
+  group?: AlertGroup
 }
 
 export interface DeliveryResult {
@@ -49,13 +52,15 @@ export type WebhookAlert = Alert & { starts_at: string; ends_at: string | null }
 export interface JsonWebhookBody {
   version: 1
   alert: WebhookAlert
+  /** the same break on other instances of the fleet, when the notifier knows it */
+  group?: AlertGroup
 }
 
 export function isoFromMicros(us: number): string {
   return new Date(Math.floor(us / 1000)).toISOString()
 }
 
-export function jsonBody(alert: Alert): JsonWebhookBody {
+export function jsonBody(alert: Alert, group?: AlertGroup): JsonWebhookBody {
   return {
     version: 1,
     alert: {
@@ -63,7 +68,16 @@ export function jsonBody(alert: Alert): JsonWebhookBody {
       starts_at: isoFromMicros(alert.starts_at_us),
       ends_at: alert.ends_at_us === null ? null : isoFromMicros(alert.ends_at_us),
     },
+    ...(group ? { group } : {}),
   }
+}
+
+/** " · also firing on 2 other instances of eu-1" when the break is not this instance's alone */
+function groupNote(alert: Alert, group: AlertGroup | undefined): string {
+  const others = group?.firing_instances.filter((i) => i !== alert.instance).length ?? 0
+  return others > 0
+    ? ` · also firing on ${others} other instance${others === 1 ? '' : 's'} of ${alert.fleet}`
+    : ''
 }
 
 interface SlackText {
@@ -113,7 +127,7 @@ const SLACK_ICON: Record<Alert['severity'], string> = {
   info: ':large_blue_circle:',
 }
 
-export function slackBody(alert: Alert): SlackBody {
+export function slackBody(alert: Alert, group?: AlertGroup): SlackBody {
   const line = summaryLine(alert)
   const icon = alert.status === 'resolved' ? ':white_check_mark:' : SLACK_ICON[alert.severity]
   const field = (label: string, value: string): SlackText => ({
@@ -149,7 +163,10 @@ export function slackBody(alert: Alert): SlackBody {
           {
             type: 'mrkdwn',
             text: clip(
-              esc(`alert ${alert.id} · ${alert.fleet} · ${times}${exemplars ? ` · e.g. ${exemplars}` : ''}`),
+              esc(
+                `alert ${alert.id} · ${alert.fleet} · ${times}${exemplars ? ` · e.g. ${exemplars}` : ''}` +
+                  groupNote(alert, group),
+              ),
               3000,
             ),
           },
@@ -159,8 +176,8 @@ export function slackBody(alert: Alert): SlackBody {
   }
 }
 
-export function renderBody(alert: Alert, format: WebhookFormat): string {
-  return JSON.stringify(format === 'slack' ? slackBody(alert) : jsonBody(alert))
+export function renderBody(alert: Alert, format: WebhookFormat, group?: AlertGroup): string {
+  return JSON.stringify(format === 'slack' ? slackBody(alert, group) : jsonBody(alert, group))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -260,7 +277,7 @@ export async function deliver(url: string, alert: Alert, opts: DeliverOptions = 
   const format = opts.format ?? 'json'
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const now = opts.nowMs ?? Date.now
-  const body = renderBody(alert, format)
+  const body = renderBody(alert, format, opts.group)
   const headers: Record<string, string> = {
     'Content-Type': 'application/json; charset=utf-8',
     'User-Agent': 'breakid-notify',
