@@ -7,9 +7,12 @@
  *   the oldest request has waited `maxQueueDelayMs`.
  * - `adaptive`: the queue delay is chosen per batch from the observed arrival rate and a fitted cost
  *   model `compute(n) = a + b·n` so that the batch grows to the size the arrival rate needs (the
- *   executor keeps up) without the expected queue wait + compute exceeding `latencyTargetMs`. At low
- *   load that size is one request and nothing waits; under saturation batches grow to the largest
- *   size whose compute fits the target (at most `maxBatchSize`).
+ *   executor keeps up) without the expected queue wait + compute exceeding `latencyTargetMs`. The
+ *   executor's thread is the event loop (onnxruntime-node computes there), so the share of the loop
+ *   busy with other work (HTTP, parsing) counts against it: a loop near saturation asks for fuller
+ *   batches even when compute alone is cheap. At low load that size is one request and nothing waits;
+ *   under saturation batches grow to the largest size whose compute fits the target (at most
+ *   `maxBatchSize`).
  *
  * In every mode one batch runs at a time per model (the executor is one stream), and a batch takes
  * requests whole, in arrival order. The queue is bounded: when `maxQueueRows` rows are waiting,
@@ -17,6 +20,7 @@
  * limit. A request may carry a deadline; if it expires while queued it is rejected with
  * DeadlineExceededError (answered 504) and never computed.
  */
+import { type EventLoopUtilization, performance } from 'node:perf_hooks'
 import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
 import type { ModelExecutor } from './executor.ts'
 import { concatRows, type Tensor } from './tensors.ts'
@@ -58,6 +62,8 @@ export type BatchingMode = 'none' | 'static' | 'adaptive'
 
 /** adaptive: time constant of the arrival-rate estimate, ms (how fast it follows a change in load) */
 const RATE_WINDOW_MS = 100
+/** adaptive: the event loop's load is re-measured over windows at least this long, ms */
+const LOOP_WINDOW_MS = 250
 export const BATCHING_MODES: readonly BatchingMode[] = ['none', 'static', 'adaptive']
 
 /** `--batching` → a mode, or an error naming the choices */
@@ -113,6 +119,11 @@ export interface BatcherStats {
   arrivalRowsPerSec: number
   /** adaptive: fitted compute cost, µs: fixedUs + perRowUs · rows */
   cost: { fixedUs: number; perRowUs: number }
+  /**
+   * adaptive: share of the event loop's time spent outside the model (HTTP, parsing, serialization),
+   * 0..1 — the thread onnxruntime-node runs sessions on, so that work competes with compute
+   */
+  loopHostShare: number
 }
 
 interface Pending {
@@ -179,6 +190,12 @@ export class DynamicBatcher {
   private lastDelayMs = 0
   private lastTargetRows = 1
   private readonly cost = new CostModel()
+  /** adaptive: compute µs so far, and the window the event loop's load is measured over */
+  private computeUsTotal = 0
+  private loopWindow: { at: number; elu: EventLoopUtilization; computeUs: number } | undefined
+  /** adaptive: smoothed share of the event loop's time busy outside compute */
+  private loopHostShare = 0
+  private loopMeasured = false
   /**
    * adaptive: rows arrived, each decaying with time constant RATE_WINDOW_MS, so rows / window is the
    * recent arrival rate. A count over time, not an average of gaps: requests reach the queue in
@@ -241,6 +258,7 @@ export class DynamicBatcher {
       lastTargetRows: this.lastTargetRows,
       arrivalRowsPerSec: this.arrivalRowsPerMs() * 1000,
       cost: { fixedUs: a, perRowUs: b },
+      loopHostShare: this.loopHostShare,
     }
   }
 
@@ -355,6 +373,32 @@ export class DynamicBatcher {
     return Math.max(1, Math.min(max, byTarget))
   }
 
+  /**
+   * adaptive: re-measures the share of the event loop's time busy outside compute. onnxruntime-node
+   * runs every session synchronously on the event loop, so the executor shares its thread with HTTP,
+   * parsing and serialization: once that thread is saturated, a smaller fixed cost per batch is
+   * throughput even though the executor alone looks far from busy. (Work of other models on the same
+   * loop counts here too, which only errs towards batching under load.) A share over a window, not a
+   * cost per row: multiplied by a momentary arrival rate, a per-row cost would turn every burst at low
+   * load into a wait.
+   */
+  private measureLoop(now: number): void {
+    const w = this.loopWindow
+    if (!w) {
+      this.loopWindow = { at: now, elu: performance.eventLoopUtilization(), computeUs: this.computeUsTotal }
+      return
+    }
+    // a window spanning a quiet spell measures it as quiet: a busy past does not make a calm present wait
+    if (now - w.at < LOOP_WINDOW_MS) return
+    const elu = performance.eventLoopUtilization()
+    const { active, idle } = performance.eventLoopUtilization(elu, w.elu)
+    const hostMs = Math.max(0, active - (this.computeUsTotal - w.computeUs) / 1000)
+    const share = Math.min(1, hostMs / Math.max(1, active + idle))
+    this.loopHostShare = this.loopMeasured ? 0.5 * this.loopHostShare + 0.5 * share : share
+    this.loopMeasured = true
+    this.loopWindow = { at: now, elu, computeUs: this.computeUsTotal }
+  }
+
   private scheduleAdaptive(max: number): void {
     const now = performance.now()
     const waitedMs = now - this.queue[0]!.enqueuedAt
@@ -362,9 +406,13 @@ export class DynamicBatcher {
     const { a: aUs, b: bUs } = this.cost.fit()
     const a = aUs / 1000
     const b = bUs / 1000
-    // The batch size at which filling takes as long as computing (n/λ ≥ a + b·n): the executor keeps
-    // up with the arrivals. 25 % headroom absorbs bursts; past capacity (b·λ ≥ 1) the most allowed.
-    const need = b * lambda >= 1 ? max : Math.ceil((1.25 * a * lambda) / (1 - b * lambda))
+    this.measureLoop(now)
+    // The batch size at which the thread keeps up with the arrivals: of its time, the share u goes to
+    // work outside the model and λ·(a/n + b) to compute, so u + λ·(a/n + b) ≤ 1, n ≥ a·λ/(1 − u − b·λ).
+    // 25 % headroom absorbs bursts; past capacity (u + b·λ ≥ 1) the most allowed. With u = 0 (an idle
+    // loop) this is the executor's own balance.
+    const free = 1 - this.loopHostShare - b * lambda
+    const need = free <= 0 ? max : Math.ceil((1.25 * a * lambda) / free)
     const target = Math.max(1, Math.min(max, need))
     this.lastTargetRows = target
     if (target <= this.queuedRows || lambda <= 0) {
@@ -436,13 +484,17 @@ export class DynamicBatcher {
     const startedAt = performance.now()
     const batchId = `${this.instance}-${this.executor.meta.name}-${++this.batchSeq}`
     try {
-      const { outputs, computeUs } = await this.executor.run(
+      const run = await this.executor.run(
         concatRows(
           this.executor.meta,
           batch.map((p) => p.inputs),
         ),
       )
+      const { outputs, computeUs } = run
+      // the wait for the executor ends when compute starts (the executor may start a little later)
+      const computeStartedAt = run.startedAt ?? startedAt
       this.cost.observe(rows, computeUs)
+      this.computeUsTotal += computeUs
       let row = 0
       for (const p of batch) {
         const mine = outputs.map((o) => {
@@ -458,7 +510,7 @@ export class DynamicBatcher {
           outputs: mine,
           batchId,
           batchSize: rows,
-          queueWaitUs: Math.round((startedAt - p.enqueuedAt) * 1000),
+          queueWaitUs: Math.round((computeStartedAt - p.enqueuedAt) * 1000),
           computeUs,
         })
       }

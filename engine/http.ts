@@ -51,12 +51,15 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
   app.decorateRequest('arrivalEpochUs', 0)
   app.decorateRequest('parsedNs', 0n)
   app.decorateRequest('binaryTail', null)
-  app.addHook('onRequest', async (req) => {
+  // callback hooks, not async ones: no promise per request and hook on the hot path
+  app.addHook('onRequest', (req, _reply, done) => {
     req.arrivalNs = process.hrtime.bigint()
     req.arrivalEpochUs = Math.round((performance.timeOrigin + performance.now()) * 1000)
+    done()
   })
-  app.addHook('preValidation', async (req) => {
+  app.addHook('preValidation', (req, _reply, done) => {
     req.parsedNs = process.hrtime.bigint()
+    done()
   })
 
   app.setErrorHandler(

@@ -17,6 +17,7 @@ import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js'
 import { InvalidInputError } from '../ingest/errors.ts'
+import type { GeneratedInput } from './models/zoo.ts'
 
 export const ARRIVAL_PATTERNS = ['constant', 'poisson', 'bursty', 'diurnal'] as const
 export type ArrivalPattern = (typeof ARRIVAL_PATTERNS)[number]
@@ -41,8 +42,11 @@ export interface ArrivalOptions {
 export interface LoadgenOptions extends ArrivalOptions {
   /** e.g. http://127.0.0.1:8000/v2/models/mlp/infer */
   url: string
-  /** request bodies to cycle through (JSON strings) */
-  bodies: string[]
+  /**
+   * request bodies to cycle through: JSON strings (sent as application/json), or prebuilt bodies with
+   * their own headers (`inferBody(inputs, 'binary')`: the binary tensor extension)
+   */
+  bodies: (string | LoadgenBody)[]
   /** requests allowed in flight at once; beyond that a scheduled request is counted as dropped */
   maxOutstanding?: number
   timeoutMs?: number
@@ -80,6 +84,66 @@ export interface LoadgenReport {
   /** 200 answers per second of the run */
   throughputPerSec: number
   latencyMs: { p50: number; p95: number; p99: number; p999: number; max: number; mean: number }
+}
+
+/** A prebuilt request body and the headers that describe it (content-type, Inference-Header-Content-Length). */
+export interface LoadgenBody {
+  bytes: Buffer
+  headers: Record<string, string>
+}
+
+export const BODY_ENCODINGS = ['json', 'binary'] as const
+export type BodyEncoding = (typeof BODY_ENCODINGS)[number]
+
+/**
+ * One KServe v2 inference request for `inputs`:
+ * - `json`: the inputs as JSON `data` arrays (every value as decimal text);
+ * - `binary`: the binary tensor extension, as Triton's perf_analyzer sends it — a JSON header whose
+ *   inputs carry `parameters.binary_data_size`, then each input's raw little-endian bytes, with
+ *   `Inference-Header-Content-Length` naming the header's length; outputs are asked for as binary too.
+ */
+export function inferBody(inputs: readonly GeneratedInput[], encoding: BodyEncoding): LoadgenBody {
+  if (encoding === 'json') {
+    const json = JSON.stringify({
+      inputs: inputs.map((t) => ({
+        name: t.name,
+        shape: [...t.shape],
+        datatype: t.datatype,
+        data: t.datatype === 'FP32' ? Array.from(t.data) : Array.from(t.data, Number),
+      })),
+    })
+    return { bytes: Buffer.from(json), headers: { 'content-type': 'application/json' } }
+  }
+  if (encoding !== 'binary') {
+    throw new InvalidInputError(`body encoding "${encoding}" is not one of ${BODY_ENCODINGS.join(', ')}`)
+  }
+  const tensors = inputs.map((t) => littleEndianBytes(t.data))
+  const header = Buffer.from(
+    JSON.stringify({
+      inputs: inputs.map((t, i) => ({
+        name: t.name,
+        shape: [...t.shape],
+        datatype: t.datatype,
+        parameters: { binary_data_size: tensors[i]!.length },
+      })),
+      parameters: { binary_data_output: true },
+    }),
+  )
+  return {
+    bytes: Buffer.concat([header, ...tensors]),
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.length),
+    },
+  }
+}
+
+/** A typed array's values as little-endian bytes (a copy, whatever the host's byte order). */
+function littleEndianBytes(data: Float32Array | BigInt64Array): Buffer {
+  const b = Buffer.alloc(data.byteLength)
+  if (data instanceof Float32Array) for (let i = 0; i < data.length; i++) b.writeFloatLE(data[i]!, i * 4)
+  else for (let i = 0; i < data.length; i++) b.writeBigInt64LE(data[i]!, i * 8)
+  return b
 }
 
 export function isLoopback(url: string): boolean {
@@ -223,9 +287,14 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
   let answered = 0
   let outstanding = 0
   let dropped = 0
-  const bodies = opts.bodies.map((b) => Buffer.from(b))
+  // headers built once per body: content-length and the body's own headers
+  const bodies = opts.bodies.map((b) => {
+    const { bytes, headers } =
+      typeof b === 'string' ? { bytes: Buffer.from(b), headers: { 'content-type': 'application/json' } } : b
+    return { bytes, headers: { ...headers, 'content-length': String(bytes.length) } }
+  })
 
-  const one = (scheduledAt: number, body: Buffer) =>
+  const one = (scheduledAt: number, body: { bytes: Buffer; headers: Record<string, string> }) =>
     new Promise<void>((resolve) => {
       outstanding++
       let settled = false
@@ -245,7 +314,7 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
         {
           method: 'POST',
           agent,
-          headers: { 'content-type': 'application/json', 'content-length': body.length },
+          headers: body.headers,
           timeout: timeoutMs,
         },
         (res) => {
@@ -256,7 +325,7 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
       )
       req.on('timeout', () => req.destroy(new Error('timeout')))
       req.on('error', () => done(0))
-      req.end(body)
+      req.end(body.bytes)
     })
 
   const started = performance.now()

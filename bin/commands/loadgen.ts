@@ -3,10 +3,11 @@ import {
   ARRIVAL_PATTERNS,
   type ArrivalPattern,
   formatProgress,
+  inferBody,
   isLoopback,
   runLoad,
 } from '../../engine/loadgen.ts'
-import { getModel, isModelName, MODEL_NAMES, toKServeInputs } from '../../engine/models/zoo.ts'
+import { getModel, isModelName, MODEL_NAMES } from '../../engine/models/zoo.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
 import { parseDurationMs, parsePositive } from '../args.ts'
 import type { Command } from '../cli.ts'
@@ -15,7 +16,7 @@ import { parseModelFlag } from './serve.ts'
 export const loadgen: Command = {
   summary: 'send open-loop load to a KServe v2 endpoint and report latency percentiles',
   usage:
-    'breakid loadgen --url http://127.0.0.1:8000 --model mlp [--rate 100] [--duration 30s] [--arrival constant|poisson|bursty|diurnal]',
+    'breakid loadgen --url http://127.0.0.1:8000 --model mlp [--rate 100] [--duration 30s] [--arrival constant|poisson|bursty|diurnal] [--binary]',
   options: {
     url: { type: 'string', default: 'http://127.0.0.1:8000' },
     model: { type: 'string', default: 'mlp' },
@@ -29,6 +30,7 @@ export const loadgen: Command = {
     'max-outstanding': { type: 'string', default: '512' },
     timeout: { type: 'string', default: '30s' },
     seed: { type: 'string', default: '42' },
+    binary: { type: 'boolean', default: false },
     progress: { type: 'boolean', default: false },
     'allow-remote': { type: 'boolean', default: false },
   },
@@ -47,6 +49,8 @@ export const loadgen: Command = {
       'requests in flight at once; a request due beyond that is dropped and counted (default 512)',
     timeout: 'per-request timeout; a timed-out request counts as status 0 (default 30s)',
     seed: 'seed of the poisson arrivals (default 42)',
+    binary:
+      'send the binary tensor extension (Inference-Header-Content-Length: JSON header + raw little-endian tensors, binary outputs), as Triton perf_analyzer does; default: JSON bodies',
     progress: 'print a progress line on stderr every second (default: only when stderr is a terminal)',
     'allow-remote': 'allow a non-loopback target (off by default: load tests stay on this machine)',
   },
@@ -71,8 +75,9 @@ export const loadgen: Command = {
     if (minRatePerSec !== undefined && minRatePerSec > ratePerSec) {
       throw new InvalidInputError(`--min-rate ${minRatePerSec} is above --rate ${ratePerSec}`)
     }
+    const encoding = values.binary ? 'binary' : 'json'
     const bodies = Array.from({ length: 16 }, (_, seed) =>
-      JSON.stringify({ inputs: toKServeInputs(getModel(spec.name).inputGenerator(seed, 1, spec.options)) }),
+      inferBody(getModel(spec.name).inputGenerator(seed, 1, spec.options), encoding),
     )
     const showProgress = Boolean(values.progress) || process.stderr.isTTY === true
     const report = await runLoad({

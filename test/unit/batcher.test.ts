@@ -39,20 +39,30 @@ interface Call {
   startedAt: number
 }
 
-/** A fake executor. `costUs(rows)` set: each batch takes that long; unset: held until `release()`. */
+/**
+ * A fake executor. `costUs(rows)` set: each batch takes that long (`onLoop`: busy on the event loop, as
+ * onnxruntime-node computes; otherwise a timer); unset: held until `release()`.
+ */
 class FakeExecutor {
   readonly meta = META
   busyUs = 0
   readonly calls: Call[] = []
   private held: (() => void)[] = []
-  constructor(private readonly costUs?: (rows: number) => number) {}
+  constructor(
+    private readonly costUs?: (rows: number) => number,
+    private readonly onLoop = false,
+  ) {}
 
   async run(inputs: Tensor[]): Promise<{ outputs: Tensor[]; computeUs: number }> {
     const x = inputs[0]!
     const rows = x.shape[0]!
     this.calls.push({ rows, values: Array.from(x.data as Float32Array), startedAt: performance.now() })
     const us = this.costUs?.(rows) ?? 0
-    if (this.costUs) await new Promise((r) => setTimeout(r, us / 1000))
+    if (this.costUs && this.onLoop) {
+      await new Promise((r) => setImmediate(r))
+      const until = performance.now() + us / 1000
+      while (performance.now() < until) {}
+    } else if (this.costUs) await new Promise((r) => setTimeout(r, us / 1000))
     else await new Promise<void>((r) => this.held.push(r))
     this.busyUs += us
     const y = Float32Array.from(x.data as Float32Array, (v) => v * 2)
@@ -260,6 +270,52 @@ describe('mode adaptive', () => {
     assert.ok(b.stats.waits >= 5, `waited for a fuller batch ${b.stats.waits} times`)
     assert.ok(b.stats.lastTargetRows >= 2, `target ${b.stats.lastTargetRows} rows`)
     assert.ok(mean >= 2, `mean batch ${mean}: ${later.join(',')}`)
+  })
+})
+
+describe('adaptive and a busy event loop', () => {
+  test('when other work keeps the event loop busy, it waits for fuller batches though compute is cheap', async () => {
+    // Compute runs on the event loop (as onnxruntime-node's does) and is cheap; the loop is kept ~85 %
+    // busy by other work (what HTTP costs a real engine). The executor alone would never need a batch
+    // at this rate (see the next test), but each batch's fixed cost is loop time the rest is short of.
+    const exec = new FakeExecutor((rows) => 300 + 50 * rows, true)
+    const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 8, latencyTargetMs: 50 })
+    let burning = true
+    const burn = () => {
+      const until = performance.now() + 0.9
+      while (performance.now() < until) {}
+      if (burning) setImmediate(burn)
+    }
+    setImmediate(burn)
+    setImmediate(burn)
+    const pending: Promise<BatchResult>[] = []
+    try {
+      for (let i = 0; i < 200; i++) {
+        pending.push(b.enqueue(req(i)))
+        await new Promise((r) => setTimeout(r, 2))
+      }
+    } finally {
+      burning = false
+    }
+    const results = await Promise.all(pending)
+    for (const [i, r] of results.entries()) assertOwnRows(r, [i])
+    const { loopHostShare, waits, lastTargetRows } = b.stats
+    assert.ok(loopHostShare > 0.5, `loop busy outside compute ${loopHostShare} of the time`)
+    assert.ok(waits >= 5, `waited for a fuller batch ${waits} times`)
+    assert.ok(lastTargetRows >= 2, `target ${lastTargetRows} rows`)
+    assert.ok(exec.sizes.some((n) => n >= 2) && exec.sizes.every((n) => n <= 8), exec.sizes.join(','))
+  })
+
+  test('an idle loop leaves the decision to the executor: a modest rate of cheap requests runs alone', async () => {
+    const exec = new FakeExecutor((rows) => 300 + 50 * rows, true)
+    const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 8, latencyTargetMs: 50 })
+    for (let i = 0; i < 60; i++) {
+      await b.enqueue(req(i))
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    assert.ok(exec.sizes.every((n) => n === 1))
+    assert.equal(b.stats.lastTargetRows, 1)
+    assert.equal(b.stats.waits, 0)
   })
 })
 
