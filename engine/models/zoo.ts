@@ -43,9 +43,15 @@ export interface ModelMeta {
   outputs: TensorMeta[]
 }
 
-/** Generator options. Only `resnet50` uses them (others ignore them and they do not affect their hash). */
+/**
+ * Generator options. `resnet50` uses both, `cnn` only `widthScale`; the other models ignore them, and an
+ * option a model ignores does not affect its hash.
+ */
 export interface ModelOptions {
-  /** resnet50: multiplier on all channel widths (1 = real ResNet-50: 64..2048 channels). Default 1. */
+  /**
+   * resnet50: multiplier on all channel widths (1 = real ResNet-50: 64..2048 channels). Default 1.
+   * cnn: multiplier on its widths (1 = conv 16, conv 32, fc 64). Default 1.
+   */
   widthScale?: number
   /** resnet50: input height/width, a multiple of 32, at least 32. Default 224. */
   resolution?: number
@@ -56,13 +62,16 @@ export type GeneratedInput =
   | { name: string; datatype: 'FP32'; shape: number[]; data: Float32Array }
   | { name: string; datatype: 'INT64'; shape: number[]; data: BigInt64Array }
 
+/** What {@link ModelDefinition.normalizeOptions} returns: only the options a model uses, defaults filled in. */
+export type NormalizedOptions = Readonly<ModelOptions>
+
 export interface ModelDefinition {
   readonly name: ModelName
   readonly description: string
   /** Default seed of a model version; version 2 simply uses a different seed. */
   seedFor(version: number): number
   /** Options with defaults filled in and irrelevant keys dropped (what gets hashed). */
-  normalizeOptions(options?: ModelOptions): Required<ModelOptions> | Record<string, never>
+  normalizeOptions(options?: ModelOptions): NormalizedOptions
   /** KServe-v2 metadata for this model version (shapes depend on options for resnet50). */
   meta(version?: number, options?: ModelOptions): ModelMeta
   /** Valid random inputs for a batch (deterministic for a seed; row i does not depend on batch). */
@@ -186,7 +195,12 @@ const softmaxLast = { axis: attr.int(-1) }
 interface ModelSpec {
   name: ModelName
   description: string
-  normalize(options?: ModelOptions): Required<ModelOptions> | Record<string, never>
+  /**
+   * The ONNX doc string of one variant; default {@link description}. Written into the model bytes, so a
+   * variant that existed before options did must keep its old text.
+   */
+  docString?(opts: ModelOptions): string
+  normalize(options?: ModelOptions): NormalizedOptions
   io(opts: ModelOptions): { inputs: TensorMeta[]; outputs: TensorMeta[] }
   build(g: GraphBuilder, rng: Rng, opts: ModelOptions): void
   input(rng: Rng, batch: number, opts: ModelOptions): GeneratedInput[]
@@ -224,23 +238,52 @@ const mlpSpec: ModelSpec = {
 }
 
 // --- cnn: small image classifier ----------------------------------------------------------------------
+const CNN_DESCRIPTION =
+  'Small image classifier: image[batch,3,32,32] -> (Conv3x3/Relu/MaxPool2)x2 -> Flatten -> Gemm/Relu -> Gemm -> softmax probs[batch,10]'
+
+/**
+ * cnn options: only `widthScale` (w), default 1. At w = 1 the options normalize to `{}`, as before the
+ * option existed, so plain `cnn` keeps its bytes (the options are written into the model metadata).
+ */
+function cnnOptions(options: ModelOptions = {}): NormalizedOptions {
+  const widthScale = options.widthScale ?? 1
+  if (!(widthScale > 0) || !Number.isFinite(widthScale)) throw new Error(`cnn: bad widthScale ${widthScale}`)
+  return widthScale === 1 ? {} : { widthScale }
+}
+
+/** cnn channel widths at a width scale: conv1 16w, conv2 32w, fc1 64w (each rounded, at least 1). */
+export function cnnWidths(widthScale = 1): { conv1: number; conv2: number; fc1: number } {
+  const width = (c: number) => Math.max(1, Math.round(c * widthScale))
+  return { conv1: width(16), conv2: width(32), fc1: width(64) }
+}
+
 const cnnSpec: ModelSpec = {
   name: 'cnn',
-  description:
-    'Small image classifier: image[batch,3,32,32] -> (Conv3x3/Relu/MaxPool2)x2 -> Flatten -> Gemm/Relu -> Gemm -> softmax probs[batch,10]',
-  normalize: noOptions,
+  description: `${CNN_DESCRIPTION}. Option widthScale (w) multiplies the widths (default 1: conv 16, conv 32, fc 64; w=4: 64, 128, 256).`,
+  docString(opts) {
+    const w = opts.widthScale ?? 1
+    if (w === 1) return CNN_DESCRIPTION
+    const c = cnnWidths(w)
+    return `${CNN_DESCRIPTION}; width x${w}: conv ${c.conv1}, conv ${c.conv2}, fc ${c.fc1}`
+  },
+  normalize: cnnOptions,
   io: () => ({
     inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, 3, 32, 32] }],
     outputs: [{ name: 'probs', datatype: 'FP32', shape: [-1, 10] }],
   }),
-  build(g, rng) {
+  build(g, rng, opts) {
+    const c = cnnWidths(opts.widthScale)
     let h = g.input('image', 'float32', ['batch', 3, 32, 32])
     const pool = { kernel_shape: attr.ints([2, 2]), strides: attr.ints([2, 2]) }
-    h = g.op('MaxPool', [g.op('Relu', [conv2d(g, rng, h, 'conv1', { cin: 3, cout: 16, k: 3 })])], pool)
-    h = g.op('MaxPool', [g.op('Relu', [conv2d(g, rng, h, 'conv2', { cin: 16, cout: 32, k: 3 })])], pool)
+    h = g.op('MaxPool', [g.op('Relu', [conv2d(g, rng, h, 'conv1', { cin: 3, cout: c.conv1, k: 3 })])], pool)
+    h = g.op(
+      'MaxPool',
+      [g.op('Relu', [conv2d(g, rng, h, 'conv2', { cin: c.conv1, cout: c.conv2, k: 3 })])],
+      pool,
+    )
     h = g.op('Flatten', [h], { axis: attr.int(1) })
-    h = g.op('Relu', [dense(g, rng, h, 'fc1', 32 * 8 * 8, 64)])
-    h = dense(g, rng, h, 'fc2', 64, 10, Math.SQRT1_2)
+    h = g.op('Relu', [dense(g, rng, h, 'fc1', c.conv2 * 8 * 8, c.fc1)])
+    h = dense(g, rng, h, 'fc2', c.fc1, 10, Math.SQRT1_2)
     g.op('Softmax', [h], softmaxLast, 'probs')
     g.output('probs', 'float32', ['batch', 10])
   },
@@ -400,11 +443,13 @@ const SHARED_SOURCES: readonly unknown[] = [
   layerNorm,
   bottleneck,
   resnetOptions,
+  cnnOptions,
+  cnnWidths,
   floatInput,
 ]
 
 function specSource(spec: ModelSpec): string {
-  return [spec.build, spec.io, spec.normalize].map(String).join('\n')
+  return [spec.build, spec.io, spec.normalize, spec.docString].map(String).join('\n')
 }
 
 function checkVersion(version: number): number {
@@ -444,7 +489,7 @@ function defineModel(spec: ModelSpec): ModelDefinition {
       const protoOpts: ProtoOptions = {
         opset: DEFAULT_OPSET,
         modelVersion: version,
-        docString: spec.description,
+        docString: spec.docString?.(spec.normalize(options)) ?? spec.description,
         metadata: {
           'breakid.model': spec.name,
           'breakid.version': String(version),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -7,6 +8,7 @@ import onnxProto from 'onnx-proto'
 import ort from 'onnxruntime-node'
 import { attr, GraphBuilder } from '../../engine/models/onnx-builder.ts'
 import {
+  cnnWidths,
   ensureModel,
   type GeneratedInput,
   getModel,
@@ -251,4 +253,78 @@ test('changed options give a different cache file', async () => {
   assert.match(basename(mlp2.path), /^mlp-v2-[0-9a-f]{12}\.onnx$/)
   assert.equal(mlp2.meta.version, '2')
   await assert.rejects(ensureModel('mlp', { cacheDir, version: 0 }), /version/)
+})
+
+describe('cnn width option', () => {
+  /** sha256 of `cnn` v1 as generated before the width option existed: plain `cnn` must keep its bytes */
+  const CNN_V1_SHA256 = '5db2a0f63268fc5f2260bf56c63fd0497e186913e1f986dabf459250ba74fa76'
+  const WIDE: ModelOptions = { widthScale: 4 }
+  const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+  const initializerShapes = (bytes: Uint8Array) =>
+    Object.fromEntries(
+      onnxProto.onnx.ModelProto.decode(bytes).graph!.initializer!.map((t) => [t.name!, t.dims!.map(Number)]),
+    )
+
+  test('plain cnn is unchanged and is cnn:w=1', () => {
+    const plain = MODELS.cnn.generate(1)
+    assert.equal(sha256(plain), CNN_V1_SHA256)
+    assert.deepEqual(Buffer.from(MODELS.cnn.generate(1, { widthScale: 1 })), Buffer.from(plain))
+    assert.deepEqual(MODELS.cnn.normalizeOptions({ widthScale: 1 }), {})
+    assert.deepEqual(MODELS.cnn.normalizeOptions({ resolution: 64 }), {}, 'cnn ignores resolution')
+    assert.equal(modelHash('cnn', 1, { widthScale: 1 }), modelHash('cnn'))
+    assert.equal(MODELS.cnn.parameterCount(), 136_874)
+  })
+
+  test('cnn:w=4 has conv 64, conv 128, fc 256 and the cnn input/output shapes', () => {
+    assert.deepEqual(cnnWidths(4), { conv1: 64, conv2: 128, fc1: 256 })
+    assert.deepEqual(cnnWidths(), { conv1: 16, conv2: 32, fc1: 64 })
+    assert.deepEqual(MODELS.cnn.meta(1, WIDE), MODELS.cnn.meta())
+    assert.deepEqual(MODELS.cnn.normalizeOptions(WIDE), { widthScale: 4 })
+    assert.deepEqual(initializerShapes(MODELS.cnn.generate(1, WIDE)), {
+      'conv1.weight': [64, 3, 3, 3],
+      'conv1.bias': [64],
+      'conv2.weight': [128, 64, 3, 3],
+      'conv2.bias': [128],
+      'fc1.weight': [256, 128 * 8 * 8],
+      'fc1.bias': [256],
+      'fc2.weight': [10, 256],
+      'fc2.bias': [10],
+    })
+    assert.equal(MODELS.cnn.parameterCount(WIDE), 2_175_626)
+    assert.throws(() => MODELS.cnn.generate(1, { widthScale: 0 }), /widthScale/)
+  })
+
+  test('cnn:w=4 generation is deterministic and cached under its own file', async () => {
+    const a = MODELS.cnn.generate(1, WIDE)
+    assert.deepEqual(Buffer.from(a), Buffer.from(MODELS.cnn.generate(1, WIDE)))
+    assert.notEqual(modelHash('cnn', 1, WIDE), modelHash('cnn'))
+    const [wide, plain] = await Promise.all([
+      ensureModel('cnn', { cacheDir, options: WIDE }),
+      ensureModel('cnn', { cacheDir }),
+    ])
+    assert.notEqual(wide.path, plain.path)
+    assert.deepEqual(Buffer.from(await readFile(wide.path)), Buffer.from(a))
+    assert.deepEqual(Buffer.from(await readFile(plain.path)), Buffer.from(MODELS.cnn.generate(1)))
+  })
+
+  test('cnn:w=4 runs; plain cnn and cnn:w=1 give the same output', async () => {
+    const input = MODELS.cnn.inputGenerator(7, 2)
+    const run = async (bytes: Uint8Array) => {
+      const session = await ort.InferenceSession.create(bytes)
+      const out = (await session.run(toFeeds(input))).probs!
+      await session.release()
+      return out
+    }
+    const wide = await run(MODELS.cnn.generate(1, WIDE))
+    assert.deepEqual(wide.dims, [2, 10])
+    const p = wide.data as Float32Array
+    for (let b = 0; b < 2; b++) {
+      const sum = p.subarray(b * 10, (b + 1) * 10).reduce((x, y) => x + y, 0)
+      assert.ok(Math.abs(sum - 1) < 1e-5, `row ${b} sums to ${sum}`)
+    }
+    const plain = await run(MODELS.cnn.generate(1))
+    const w1 = await run(MODELS.cnn.generate(1, { widthScale: 1 }))
+    assert.deepEqual(Array.from(w1.data as Float32Array), Array.from(plain.data as Float32Array))
+    assert.notDeepEqual(Array.from(p), Array.from(plain.data as Float32Array))
+  })
 })
