@@ -3,7 +3,6 @@
  * fault schedule and telemetry (spans, hardware samples). `handleInfer` is the request pipeline and
  * times every stage; http.ts puts it behind the Open Inference Protocol.
  */
-import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import type { Span, SpanStatus } from '../ingest/contract/records.ts'
@@ -17,6 +16,7 @@ import { type PreprocessOptions, PreprocessPool } from './preprocess.ts'
 import type { TelemetryEmitter } from './telemetry/emitter.ts'
 import { MetricsRecorder } from './telemetry/metrics-recorder.ts'
 import { HwSampler } from './telemetry/hw-sampler.ts'
+import { randomIds } from './telemetry/ids.ts'
 import { NvidiaSmi } from './telemetry/nvidia-smi.ts'
 import {
   type LoadedModel,
@@ -172,8 +172,8 @@ export class Engine implements Lifecycle {
     const trace = meta.traceparent ? TRACEPARENT.exec(meta.traceparent) : null
     return {
       timestamp_us: meta.arrivalEpochUs,
-      trace_id: trace?.[1] ?? randomBytes(16).toString('hex'),
-      span_id: randomBytes(8).toString('hex'),
+      trace_id: trace?.[1] ?? randomIds.traceId(),
+      span_id: randomIds.spanId(),
       request_id: requestId,
       ...this.identity,
       model,

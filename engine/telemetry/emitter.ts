@@ -1,6 +1,20 @@
 /**
  * Batches telemetry records to the transport (Kafka or the embedded bus) off the request path.
- * Records are Avro-encoded on emit and flushed every `flushIntervalMs` or when `maxBatch` are waiting.
+ *
+ * The request path only appends the record object to a buffer (`emitSpan`: an array push and a
+ * counter, no encoding, no allocation beyond the array slot). Encoding happens in the flush, every
+ * `flushIntervalMs` or as soon as `maxBatch` records wait — started on a later turn of the event loop
+ * (setImmediate), never inside the request that filled the batch. A flush Avro-encodes its batch into
+ * one buffer (single-object encoding: `C3 01`, the writer schema's fingerprint, the body — the same
+ * bytes `RecordCodec.encode` produces, one message per record) and hands the messages to the producer
+ * in sends of at most `maxSend` messages (a Kafka producer can run on its own thread:
+ * kafka-worker.ts). Encoding a batch into one buffer costs ~1.9 µs per span
+ * against ~6 µs for `RecordCodec.encode` (which allocates, zero-fills and concatenates two Buffers
+ * per record).
+ *
+ * Records are encoded when they are flushed, so a record must not be changed after it was emitted
+ * (the engine emits a span after its last stage is recorded). A record that cannot be encoded is
+ * dropped, counted (`invalid`) and logged; the others of its batch go out.
  *
  * Bounded: at most `maxBuffered` records wait (plus the one batch being sent). When full, the OLDEST
  * record is dropped and counted (`dropped`) — telemetry must never block or slow inference
@@ -8,6 +22,7 @@
  * fails goes back to the front of its buffer for the next flush.
  */
 import type { Logger } from 'pino'
+import type { RecordCodec } from '../../ingest/contract/codec.ts'
 import type { HwSample, Span } from '../../ingest/contract/records.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { retry } from '../../ingest/retry.ts'
@@ -17,30 +32,70 @@ export interface EmitterOptions {
   producer: MessageProducer
   logger: Logger
   flushIntervalMs?: number
+  /** records per flush batch (and the buffer size that starts a flush early). Default 1000. */
   maxBatch?: number
+  /** most records waiting; beyond it the oldest is dropped. Default 100 000. */
   maxBuffered?: number
+  /**
+   * most messages per producer send. Default `maxBatch`: kafkajs costs more CPU per message in small
+   * sends (measured 36–43 µs per message in sends of 250 against 23–28 µs in sends of 1000).
+   */
+  maxSend?: number
+}
+
+/** Avro single-object encoding header: the marker and the 8-byte fingerprint follow. */
+const MAGIC_0 = 0xc3
+const MAGIC_1 = 0x01
+const HEADER_BYTES = 10
+
+/** A record waiting for a flush; `instance` is the message key on both topics. */
+type Pending = { instance: string }
+
+interface Stream<T extends Pending> {
+  topic: string
+  codec: RecordCodec<T>
+  buffer: T[]
+  /** running estimate of encoded bytes per record, to size a batch's buffer in one allocation */
+  bytesPerRecord: number
 }
 
 export class TelemetryEmitter implements Lifecycle {
   sent = 0
   dropped = 0
   sendFailures = 0
-  private buffers = new Map<string, OutgoingMessage[]>([
-    [TOPICS.spans, []],
-    [TOPICS.hw, []],
-  ])
+  /** records that could not be encoded (not valid against the schema): dropped, never sent */
+  invalid = 0
+  private readonly spans: Stream<Span> = {
+    topic: TOPICS.spans,
+    codec: codecs.span,
+    buffer: [],
+    bytesPerRecord: 256,
+  }
+  private readonly hw: Stream<HwSample> = {
+    topic: TOPICS.hw,
+    codec: codecs.hw,
+    buffer: [],
+    bytesPerRecord: 256,
+  }
+  private readonly streams: Stream<Pending>[] = [
+    this.spans as unknown as Stream<Pending>,
+    this.hw as unknown as Stream<Pending>,
+  ]
   private buffered = 0
   private timer: NodeJS.Timeout | undefined
   private flushing: Promise<void> | undefined
+  private flushScheduled = false
   private stopped = false
   private readonly flushIntervalMs: number
   private readonly maxBatch: number
   private readonly maxBuffered: number
+  private readonly maxSend: number
 
   constructor(private readonly opts: EmitterOptions) {
     this.flushIntervalMs = opts.flushIntervalMs ?? 100
     this.maxBatch = opts.maxBatch ?? 1_000
     this.maxBuffered = opts.maxBuffered ?? 100_000
+    this.maxSend = opts.maxSend ?? this.maxBatch
   }
 
   async start(): Promise<void> {
@@ -50,29 +105,45 @@ export class TelemetryEmitter implements Lifecycle {
     this.timer.unref()
   }
 
+  /** The request path: buffers the span (encoded at the next flush; do not change it afterwards). */
   emitSpan(span: Span): void {
-    this.push(TOPICS.spans, { key: span.instance, value: codecs.span.encode(span) })
+    this.spans.buffer.push(span)
+    this.pushed()
   }
 
   emitHwSample(sample: HwSample): void {
-    this.push(TOPICS.hw, { key: sample.instance, value: codecs.hw.encode(sample) })
+    this.hw.buffer.push(sample)
+    this.pushed()
   }
 
-  private push(topic: string, message: OutgoingMessage): void {
-    this.buffers.get(topic)!.push(message)
-    this.buffered++
-    this.trim()
-    if (this.buffered >= this.maxBatch) void this.flush().catch(() => {})
+  /** records waiting for a flush */
+  get pending(): number {
+    return this.buffered
+  }
+
+  private pushed(): void {
+    if (++this.buffered > this.maxBuffered) this.trim()
+    if (this.buffered >= this.maxBatch) this.scheduleFlush()
   }
 
   /** Drops the oldest records of the fuller buffer until the bound holds. */
   private trim(): void {
     while (this.buffered > this.maxBuffered) {
-      const fuller = [...this.buffers.values()].sort((a, b) => b.length - a.length)[0]!
-      fuller.shift()
+      const fuller = this.spans.buffer.length >= this.hw.buffer.length ? this.spans : this.hw
+      fuller.buffer.shift()
       this.buffered--
       this.dropped++
     }
+  }
+
+  /** A flush on a later turn of the event loop: never inside the request that filled the batch. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing) return
+    this.flushScheduled = true
+    setImmediate(() => {
+      this.flushScheduled = false
+      void this.flush().catch(() => {})
+    })
   }
 
   /** Sends everything buffered now; concurrent calls share one flush. */
@@ -80,40 +151,93 @@ export class TelemetryEmitter implements Lifecycle {
     if (!this.flushing) {
       this.flushing = this.flushAll().finally(() => {
         this.flushing = undefined
+        // records that arrived while the flush was sending: a full batch goes out now
+        if (this.buffered >= this.maxBatch && !this.stopped) this.scheduleFlush()
       })
     }
     return this.flushing
   }
 
   private async flushAll(): Promise<void> {
-    for (const [topic, buf] of this.buffers) {
+    for (const stream of this.streams) {
+      const buf = stream.buffer
       while (buf.length > 0) {
         // taken out of the buffer while in flight, so drop-oldest cannot touch a batch being sent
         const batch = buf.splice(0, this.maxBatch)
         this.buffered -= batch.length
+        const messages = this.encode(stream, batch)
         try {
-          await retry(() => this.opts.producer.send(topic, batch), {
-            retries: this.stopped ? 3 : 8,
-            initialDelayMs: 100,
-            maxDelayMs: 2_000,
-            onRetry: (err) => {
-              this.sendFailures++
-              this.opts.logger.warn({ err, topic }, 'telemetry send failed; retrying')
-            },
-          })
+          for (let i = 0; i < messages.length; i += this.maxSend) {
+            const part = messages.length <= this.maxSend ? messages : messages.slice(i, i + this.maxSend)
+            await retry(() => this.opts.producer.send(stream.topic, part), {
+              retries: this.stopped ? 3 : 8,
+              initialDelayMs: 100,
+              maxDelayMs: 2_000,
+              onRetry: (err) => {
+                this.sendFailures++
+                this.opts.logger.warn({ err, topic: stream.topic }, 'telemetry send failed; retrying')
+              },
+            })
+            // counted per send: a batch that fails half-way keeps only its unsent records
+            this.sent += part.length
+            batch.splice(0, part.length)
+          }
         } catch (err) {
           buf.unshift(...batch)
           this.buffered += batch.length
           this.trim()
           this.opts.logger.error(
-            { err, topic, records: batch.length },
+            { err, topic: stream.topic, records: batch.length },
             'telemetry send failed; keeping records',
           )
           throw err
         }
-        this.sent += batch.length
       }
     }
+  }
+
+  /**
+   * One message per record, all encoded into one buffer (`subarray`s of it; a new buffer when it is
+   * full). A record the schema rejects is removed from `batch`, so `batch[i]` stays the record of
+   * `messages[i]`.
+   */
+  private encode<T extends Pending>(stream: Stream<T>, batch: T[]): OutgoingMessage[] {
+    const { codec } = stream
+    const messages: OutgoingMessage[] = []
+    const slabFor = (records: number, atLeast = 0) =>
+      Buffer.allocUnsafe(Math.max(atLeast, Math.ceil(records * stream.bytesPerRecord * 1.25) + 4096))
+    let slab = slabFor(batch.length)
+    let pos = 0
+    let bytes = 0
+    let kept = 0
+    for (let i = 0; i < batch.length; i++) {
+      const record = batch[i]!
+      let end: number
+      try {
+        end = encodeInto(codec, record, slab, pos)
+        if (end < 0) {
+          // too small: the rest of the batch goes into a new buffer, sized for this record at least
+          // (avsc returned minus the bytes missing); the messages already made keep theirs
+          slab = slabFor(batch.length - i, slab.length - pos - end + 4096)
+          pos = 0
+          end = encodeInto(codec, record, slab, pos)
+        }
+      } catch (err) {
+        this.invalid++
+        this.opts.logger.error(
+          { err, topic: stream.topic, instance: record.instance },
+          'telemetry record does not match its schema; dropped',
+        )
+        continue
+      }
+      messages.push({ key: record.instance, value: slab.subarray(pos, end) })
+      batch[kept++] = record
+      bytes += end - pos
+      pos = end
+    }
+    batch.length = kept
+    if (kept > 0) stream.bytesPerRecord = Math.max(32, bytes / kept)
+    return messages
   }
 
   async stop(): Promise<void> {
@@ -124,4 +248,16 @@ export class TelemetryEmitter implements Lifecycle {
     await this.flush().catch(() => {})
     await this.opts.producer.stop()
   }
+}
+
+/**
+ * Writes `record` in single-object encoding at `pos`: the same bytes as `codec.encode(record)`.
+ * Returns the end position, or a negative number (minus the bytes missing) when `buf` is too small.
+ */
+function encodeInto<T>(codec: RecordCodec<T>, record: T, buf: Buffer, pos: number): number {
+  if (buf.length - pos < HEADER_BYTES) return buf.length - pos - HEADER_BYTES - 64
+  buf[pos] = MAGIC_0
+  buf[pos + 1] = MAGIC_1
+  codec.fingerprint.copy(buf, pos + 2)
+  return codec.type.encode(record, buf, pos + HEADER_BYTES)
 }

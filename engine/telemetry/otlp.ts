@@ -23,13 +23,13 @@
  * built only then. `forceFlush()` exports everything queued; `shutdown()` flushes and closes the
  * exporter; both are safe to call twice.
  */
-import { randomBytes } from 'node:crypto'
 import { type Attributes, type HrTime, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { Span } from '../../ingest/contract/records.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
+import { randomIds } from './ids.ts'
 
 export interface OtlpExportOptions {
   /**
@@ -301,7 +301,7 @@ export class OtlpSpanExporter {
         resource,
       }),
     ]
-    const ids = randomBytes(8 * OTLP_STAGES.length).toString('hex')
+    const ids = randomIds.hex(8 * OTLP_STAGES.length)
     let at = startUs
     OTLP_STAGES.forEach((stage, i) => {
       const durationUs = span[`${stage}_us` as const]

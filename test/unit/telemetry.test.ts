@@ -20,6 +20,7 @@ import { type EngineGauges, HwSampler } from '../../engine/telemetry/hw-sampler.
 import { NVIDIA_SMI_QUERY, NvidiaSmi, parseNvidiaSmiCsv } from '../../engine/telemetry/nvidia-smi.ts'
 import type { HwSample } from '../../ingest/contract/records.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
+import { InvalidInputError } from '../../ingest/errors.ts'
 import { createLogger } from '../../ingest/logger.ts'
 import type { MessageProducer, OutgoingMessage } from '../../ingest/transport/transport.ts'
 import { makeHwSample, makeSpan } from '../helpers/records.ts'
@@ -397,6 +398,83 @@ describe('TelemetryEmitter', () => {
     assert.equal(producer.sends.filter((s) => s.topic === TOPICS.hw).length, 1)
     assert.equal(emitter.sendFailures, 3)
     assert.equal(emitter.dropped, 0)
+    assert.equal(emitter.sent, 5)
+  })
+
+  test('flushed records are byte for byte what RecordCodec.encode writes, one message each', async () => {
+    const producer = new FakeProducer()
+    const emitter = new TelemetryEmitter({ producer, logger, flushIntervalMs: 3_600_000 })
+    // varied sizes, nulls and errors; one record far larger than the buffer estimate
+    const spans = Array.from({ length: 300 }, (_, i) =>
+      makeSpan(i, {
+        status: i % 3 === 0 ? 'server_error' : 'ok',
+        error_class: i % 3 === 0 ? 'Boom'.repeat(i % 17) : null,
+        input_mean: i % 5 === 0 ? null : i / 7,
+        request_id: i === 150 ? 'x'.repeat(300_000) : `req-${i}`,
+      }),
+    )
+    for (const s of spans) emitter.emitSpan(s)
+    emitter.emitHwSample(makeHwSample(1))
+    await emitter.flush()
+    const sent = producer.sends.filter((s) => s.topic === TOPICS.spans).flatMap((s) => s.messages)
+    assert.equal(sent.length, spans.length)
+    sent.forEach((m, i) => {
+      assert.ok(m.value.equals(codecs.span.encode(spans[i]!)), `span ${i} differs`)
+    })
+    const hw = producer.sends.filter((s) => s.topic === TOPICS.hw).flatMap((s) => s.messages)
+    assert.ok(hw[0]!.value.equals(codecs.hw.encode(makeHwSample(1))))
+  })
+
+  test('emitting only buffers: a full batch is sent on a later turn, in sends of at most maxSend', async () => {
+    const producer = new FakeProducer()
+    const emitter = new TelemetryEmitter({
+      producer,
+      logger,
+      maxBatch: 10,
+      maxSend: 4,
+      flushIntervalMs: 3_600_000,
+    })
+    for (let i = 0; i < 10; i++) emitter.emitSpan(makeSpan(i))
+    assert.equal(producer.attempts, 0, 'nothing is encoded or sent inside emitSpan')
+    assert.equal(emitter.pending, 10)
+    await waitFor(() => emitter.sent === 10, { message: 'the size-triggered flush' })
+    assert.deepEqual(
+      producer.sends.map((s) => s.messages.length),
+      [4, 4, 2],
+    )
+    assert.deepEqual(
+      producer.spanIds(),
+      Array.from({ length: 10 }, (_, i) => `req-${i}`),
+    )
+  })
+
+  test('a record that does not match the schema is dropped and counted; the rest of its batch goes out', async () => {
+    const producer = new FakeProducer()
+    const emitter = new TelemetryEmitter({ producer, logger, flushIntervalMs: 3_600_000 })
+    emitter.emitSpan(makeSpan(0))
+    emitter.emitSpan(makeSpan(1, { request_id: 42 as unknown as string }))
+    emitter.emitSpan(makeSpan(2))
+    await emitter.flush()
+    assert.deepEqual(producer.spanIds(), ['req-0', 'req-2'])
+    assert.deepEqual([emitter.sent, emitter.invalid, emitter.dropped], [2, 1, 0])
+  })
+
+  test('a batch that fails after some of its sends keeps only the unsent records', async () => {
+    const producer = new FakeProducer()
+    const emitter = new TelemetryEmitter({ producer, logger, maxSend: 2, flushIntervalMs: 3_600_000 })
+    for (let i = 0; i < 5; i++) emitter.emitSpan(makeSpan(i))
+    const send = producer.send.bind(producer)
+    let calls = 0
+    producer.send = async (topic, messages) => {
+      // the second send fails for good (not retriable: no backoff)
+      if (++calls === 2) throw new InvalidInputError('message too large')
+      return send(topic, messages)
+    }
+    await assert.rejects(emitter.flush())
+    assert.deepEqual(producer.spanIds(), ['req-0', 'req-1'])
+    assert.equal(emitter.pending, 3)
+    await emitter.flush()
+    assert.deepEqual(producer.spanIds(), ['req-0', 'req-1', 'req-2', 'req-3', 'req-4'])
     assert.equal(emitter.sent, 5)
   })
 

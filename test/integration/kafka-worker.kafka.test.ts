@@ -1,0 +1,81 @@
+/**
+ * The Kafka producer thread (engine/telemetry/kafka-worker.ts) against a real broker: what the
+ * emitter sends through it arrives on the broker byte for byte as RecordCodec.encode writes it, keyed
+ * by instance, every record once; a send after stop is refused. Never skipped: without a broker it
+ * fails.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { before, test } from 'node:test'
+import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
+import { KafkaWorkerProducer } from '../../engine/telemetry/kafka-worker.ts'
+import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
+import { createLogger } from '../../ingest/logger.ts'
+import { KafkaTransport } from '../../ingest/transport/kafka.ts'
+import { kafkaBrokers, requireKafka } from '../helpers/kafka.ts'
+import { makeHwSample, makeSpan } from '../helpers/records.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const logger = createLogger(process.env.BREAKID_TEST_LOG ?? 'silent')
+
+before(async () => {
+  await requireKafka()
+})
+
+test('records sent through the producer thread arrive once each, byte for byte, keyed by instance', async () => {
+  const prefix = `kw-${randomBytes(4).toString('hex')}.`
+  const kafka = new KafkaTransport({ brokers: kafkaBrokers(), logger, topicPrefix: prefix })
+  await kafka.ensureTopics([TOPICS.spans, TOPICS.hw], 2)
+
+  const producer = new KafkaWorkerProducer({
+    brokers: kafkaBrokers(),
+    topicPrefix: prefix,
+    logLevel: 'silent',
+  })
+  const emitter = new TelemetryEmitter({ producer, logger, maxBatch: 200 })
+  await emitter.start()
+  const spans = Array.from({ length: 1_000 }, (_, i) =>
+    makeSpan(i, { instance: `engine-${i % 3}`, trace_id: randomBytes(16).toString('hex') }),
+  )
+  const hw = [makeHwSample(0), makeHwSample(1, { instance: 'engine-1' })]
+  for (const s of spans) emitter.emitSpan(s)
+  for (const s of hw) emitter.emitHwSample(s)
+  await emitter.stop() // flushes, then ends the producer thread
+  assert.deepEqual([emitter.sent, emitter.dropped, emitter.invalid], [1_002, 0, 0])
+  await assert.rejects(producer.send(TOPICS.spans, [{ key: 'x', value: Buffer.from('x') }]), /not running/)
+
+  const got = new Map<string, { key: string; value: Buffer }[]>([
+    [TOPICS.spans, []],
+    [TOPICS.hw, []],
+  ])
+  const consumer = kafka.consumer({
+    groupId: 'kw-check',
+    topics: [TOPICS.spans, TOPICS.hw],
+    handler: async (batch) => {
+      for (const m of batch.messages) got.get(batch.topic)!.push({ key: m.key!.toString(), value: m.value! })
+    },
+  })
+  await consumer.start()
+  try {
+    await waitFor(() => got.get(TOPICS.spans)!.length >= spans.length && got.get(TOPICS.hw)!.length >= 2, {
+      timeoutMs: 60_000,
+      message: 'every record on the broker',
+    })
+  } finally {
+    await consumer.stop()
+  }
+  const expected = new Map(spans.map((s) => [s.request_id, s]))
+  const receivedSpans = got.get(TOPICS.spans)!
+  assert.equal(receivedSpans.length, spans.length)
+  for (const m of receivedSpans) {
+    const span = expected.get(codecs.span.decode(m.value).request_id)
+    assert.ok(span, 'a span that was sent')
+    expected.delete(span.request_id)
+    assert.ok(m.value.equals(codecs.span.encode(span)), `${span.request_id}: bytes differ`)
+    assert.equal(m.key, span.instance)
+  }
+  assert.equal(expected.size, 0, 'every span once')
+  const receivedHw = got.get(TOPICS.hw)!.map((m) => m.value)
+  assert.equal(receivedHw.length, 2)
+  for (const s of hw) assert.ok(receivedHw.some((v) => v.equals(codecs.hw.encode(s))))
+})
