@@ -17,7 +17,9 @@
  * model loaded, a cache filled) raises one floor once and then stays flat. The window is in samples,
  * so the same rule reads 1-second and 5-minute sampling, and it stretches to `gcCycles` (2.5) GC
  * periods when the heap's major GCs are slower than the window: a window shorter than one GC period
- * sees only the rising half of a tooth, which looks exactly like a leak. Until one GC has been seen,
+ * sees only the rising half of a tooth, which looks exactly like a leak. Where GCs are further apart
+ * than a chunk, a chunk's minimum is just where its stretch of a tooth began, so the floors are the
+ * values at the last 4 GC samples instead (three cycles, every step rising). Until one GC has been seen,
  * a rising heap is only judged once the window spans `noGcMinSpanMs` (30 min) of event time. The
  * rss series (native memory) is judged on its own only where the heap is not rising with it, or
  * over full GC cycles. Thresholds (defaults), for either series:
@@ -29,6 +31,8 @@
  *   level within `horizonMs` (1 h)                                                 it matters soon
  * - held `pendingSamples` (5) samples
  *
+ * While the alert is active the slow rule holds on half the thresholds (floors rising in half the
+ * steps by half the growth; 3 GC floors), so a leak that goes on does not resolve and re-fire.
  * Resolves after `resolveSamples` (10) samples in which neither rule holds. Severity: critical when
  * the projection reaches the current level again (memory doubles) in the horizon.
  */
@@ -177,8 +181,9 @@ export class MemoryLeakDetector implements Detector {
     const fast = this.fastRule(s, sample, prevHeap, gc)
     s.fastHeld = fast?.breaching ? s.fastHeld + 1 : 0
 
-    const heap = this.slowRule(s, 'heap_used_bytes')
-    const rss = this.slowRule(s, 'rss_bytes')
+    const holding = s.lifecycle.active
+    const heap = this.slowRule(s, 'heap_used_bytes', holding)
+    const rss = this.slowRule(s, 'rss_bytes', holding)
     const slow = [heap, rss].filter((a) => a.leaking).sort((a, b) => b.projectedRatio - a.projectedRatio)
     s.slowHeld = slow.length > 0 ? s.slowHeld + 1 : 0
 
@@ -231,12 +236,12 @@ export class MemoryLeakDetector implements Detector {
    * been seen a rising heap is judged only over `noGcMinSpanMs` of event time. rss is also judged
    * on the plain window where the heap is not rising with it (native memory).
    */
-  private slowRule(s: InstanceState, series: Series): LeakAssessment {
+  private slowRule(s: InstanceState, series: Series, holding: boolean): LeakAssessment {
     const n = s.tUs.length
     const over = (window: number) => {
       const from = Math.max(0, n - window)
       const tUs = s.tUs.slice(from)
-      return { from, tUs, verdict: this.assess(series, tUs, s.values[series].slice(from)) }
+      return { from, tUs, verdict: this.assess(series, tUs, s.values[series].slice(from), holding) }
     }
     if (series === 'rss_bytes') {
       const plain = over(this.o.windowSamples)
@@ -262,24 +267,42 @@ export class MemoryLeakDetector implements Detector {
       Math.max(this.o.windowSamples, Math.ceil(this.o.gcCycles * periodSamples)),
     )
     const { tUs, verdict } = over(window)
+    // chunk minima are floors when every chunk holds a GC; with GCs further apart than a chunk a
+    // chunk's minimum is wherever its stretch of a tooth began, and the floors are the GCs' own values
+    if (periodSamples * this.o.chunks > window) return this.assessGcFloors(s, series, holding)
     const gcInWindow = s.gcUs.filter((t) => t >= tUs[0]!).length
     return gcInWindow >= 2 ? verdict : { ...verdict, leaking: false }
   }
 
-  /** Exposed for tests and the evaluation harness: the slow rule's verdict on one window of one series. */
-  assess(series: Series, tUs: readonly number[], ys: readonly number[]): LeakAssessment {
-    const n = ys.length
-    const none: LeakAssessment = {
+  /**
+   * The slow rule where GCs are further apart than a chunk: the floors are the series' values at the
+   * last GC samples — 4 (3 cycles) to fire, 3 (2 cycles) to hold an active alert — and the slope is
+   * Theil–Sen over those floors, not over the teeth between them.
+   */
+  private assessGcFloors(s: InstanceState, series: Series, holding: boolean): LeakAssessment {
+    const at = s.gcUs
+      .slice(holding ? -3 : -4)
+      .map((t) => s.tUs.lastIndexOf(t))
+      .filter((i) => i >= 0)
+    const ys = s.values[series]
+    const current = ys[ys.length - 1] ?? Number.NaN
+    if (at.length < (holding ? 3 : 4)) return this.notLeaking(series, current)
+    const t0 = s.tUs[at[0]!]!
+    return this.judgeFloors(
       series,
-      leaking: false,
-      firstFloor: Number.NaN,
-      lastFloor: Number.NaN,
-      risingFraction: 0,
-      slopePerHour: 0,
-      projectedRatio: 0,
-      current: ys[n - 1] ?? Number.NaN,
-    }
-    if (n < this.o.minSamples || n < this.o.chunks * 2) return none
+      at.map((i) => ys[i]!),
+      at.map((i) => (s.tUs[i]! - t0) / 1e6),
+      at.map((i) => ys[i]!),
+      current,
+      holding,
+    )
+  }
+
+  /** Exposed for tests and the evaluation harness: the slow rule's verdict on one window of one series. */
+  assess(series: Series, tUs: readonly number[], ys: readonly number[], holding = false): LeakAssessment {
+    const n = ys.length
+    if (n < this.o.minSamples || n < this.o.chunks * 2)
+      return this.notLeaking(series, ys[n - 1] ?? Number.NaN)
     const floors: number[] = []
     for (let c = 0; c < this.o.chunks; c++) {
       const from = Math.floor((c * n) / this.o.chunks)
@@ -288,6 +311,30 @@ export class MemoryLeakDetector implements Detector {
       for (let i = from; i < to; i++) floor = Math.min(floor, ys[i]!)
       floors.push(floor)
     }
+    const stride = Math.max(1, Math.ceil(n / SLOPE_POINTS))
+    const xs: number[] = []
+    const sampled: number[] = []
+    for (let i = 0; i < n; i += stride) {
+      xs.push((tUs[i]! - tUs[0]!) / 1e6)
+      sampled.push(ys[i]!)
+    }
+    return this.judgeFloors(series, floors, xs, sampled, ys[n - 1]!, holding)
+  }
+
+  /**
+   * The thresholds on a series of floors (oldest first) and the points its slope is fitted on
+   * (seconds, bytes). While an alert is active (`holding`) the floors need only rise in half the
+   * steps by half the growth, with no step-share test: hysteresis, so noise in one window does not
+   * resolve a leak that goes on.
+   */
+  private judgeFloors(
+    series: Series,
+    floors: readonly number[],
+    xs: readonly number[],
+    ys: readonly number[],
+    current: number,
+    holding: boolean,
+  ): LeakAssessment {
     let rising = 0
     let maxStep = 0
     for (let c = 1; c < floors.length; c++) {
@@ -299,31 +346,38 @@ export class MemoryLeakDetector implements Detector {
     const lastFloor = floors[floors.length - 1]!
     const growth = lastFloor - firstFloor
     const risingFraction = rising / (floors.length - 1)
+    const hold = holding ? 0.5 : 1
     const floorsRise =
-      risingFraction >= this.o.minRisingFraction &&
-      growth >= this.o.minWindowGrowthRatio * Math.max(firstFloor, 1) &&
-      maxStep <= this.o.maxStepShare * growth
+      risingFraction >= hold * this.o.minRisingFraction &&
+      growth >= hold * this.o.minWindowGrowthRatio * Math.max(firstFloor, 1) &&
+      // a one-off step (a model loaded) is one rising step of several: judged where there are several
+      (holding || floors.length < 5 || maxStep <= this.o.maxStepShare * growth)
     // the slope only matters (and costs O(n²)) once the floors rise
-    if (!floorsRise) return { ...none, firstFloor, lastFloor, risingFraction }
-    const stride = Math.max(1, Math.ceil(n / SLOPE_POINTS))
-    const xs: number[] = []
-    const sampled: number[] = []
-    for (let i = 0; i < n; i += stride) {
-      xs.push((tUs[i]! - tUs[0]!) / 1e6)
-      sampled.push(ys[i]!)
-    }
-    const { slope } = theilSen(xs, sampled)
-    const current = Math.max(lastFloor, 1)
-    const projectedRatio = (slope * (this.o.horizonMs / 1000)) / current
+    if (!floorsRise) return { ...this.notLeaking(series, current), firstFloor, lastFloor, risingFraction }
+    const { slope } = theilSen(xs, ys)
+    const projectedRatio = (slope * (this.o.horizonMs / 1000)) / Math.max(lastFloor, 1)
     return {
       series,
-      leaking: slope > 0 && projectedRatio >= this.o.minProjectedGrowthRatio,
+      leaking: slope > 0 && projectedRatio >= hold * this.o.minProjectedGrowthRatio,
       firstFloor,
       lastFloor,
       risingFraction,
       slopePerHour: slope * 3600,
       projectedRatio,
-      current: ys[n - 1]!,
+      current,
+    }
+  }
+
+  private notLeaking(series: Series, current: number): LeakAssessment {
+    return {
+      series,
+      leaking: false,
+      firstFloor: Number.NaN,
+      lastFloor: Number.NaN,
+      risingFraction: 0,
+      slopePerHour: 0,
+      projectedRatio: 0,
+      current,
     }
   }
 

@@ -219,7 +219,9 @@ test('memory leak: a long GC sawtooth (170 rising samples, then a drop) without 
   assert.deepEqual(runHeap(900, { gcEvery: 171, perRequest: 1.5 * KB }), [], 'seed 1')
   assert.deepEqual(runHeap(900, { gcEvery: 171, perRequest: 1.5 * KB, seed: 2 }), [], 'seed 2')
   // the same sawtooth with 0.2 MB/s retained from sample 400: too little per request for the fast rule
-  // (≈ 2.5 KB vs 1.5 KB), but the post-GC floors rise and the slow rule finds it
+  // (≈ 2.5 KB vs 1.5 KB), but the post-GC floors rise and the slow rule finds it: GCs 171 samples apart
+  // are further apart than a chunk, so the floors are the heap at the GCs — 342, 513, 684 and 855 rise
+  // over three cycles — and the verdict is held 5 samples
   const leaking = runHeap(900, {
     gcEvery: 171,
     perRequest: 1.5 * KB,
@@ -228,6 +230,20 @@ test('memory leak: a long GC sawtooth (170 rising samples, then a drop) without 
   })
   assert.deepEqual(
     leaking.slice(0, 1).map((a) => [a.status, a.step, a.statistic]),
-    [['firing', 703, 'heap_used_bytes_growth_bytes_per_hour']],
+    [['firing', 859, 'heap_used_bytes_growth_bytes_per_hour']],
   )
+})
+
+test('memory leak: a slow leak under a long GC sawtooth stays firing (no flapping) until it stops', () => {
+  // chunk minima over a window that is not a whole number of GC periods rise in some windows and not
+  // in others; once firing, the slow rule holds while the floors still grow (hysteresis)
+  const alerts = runHeap(3000, {
+    gcEvery: 171,
+    perRequest: 1.5 * KB,
+    seed: 2,
+    leak: (i) => (i >= 400 && i < 2200 ? 0.2 * MB : 0),
+  })
+  const seen = alerts.map((a) => a.status)
+  assert.deepEqual(seen, ['firing', 'resolved'], `alerts at ${alerts.map((a) => `${a.status}@${a.step}`)}`)
+  assert.ok(alerts[1]!.step > 2200, 'resolves only after the leak stopped')
 })
