@@ -17,8 +17,8 @@
  *   otlp    `on` plus OTLP/HTTP trace export (sample ratio 0.1; errors and requests above the rolling
  *           p99 always), to a receiver in the sink process (a collector stand-in: reads and acks).
  *   inline  (only when named in TELEMETRY_BENCH_MODES) `on` with the kafkajs producer on the engine's
- *           event loop instead of its own thread: what `breakid serve` does until its wiring uses
- *           KafkaWorkerProducer.
+ *           event loop instead of its own thread (`breakid serve` and `up` use the thread, bin/runtime.ts):
+ *           what the thread saves.
  *
  * Not included in any mode: scraping /metrics (no scraper runs), a Kafka consumer in the engine's
  * process (with a broker, the sink process's consumer group reads every record back only after the

@@ -1,11 +1,12 @@
 /** Builds the shared parts (transport, ClickHouse) from the configuration, the same way for every command. */
 import type { Logger } from 'pino'
+import { KafkaWorkerProducer } from '../engine/telemetry/kafka-worker.ts'
 import { type ClickHouse, openClickHouse } from '../ingest/clickhouse/client.ts'
 import { migrate } from '../ingest/clickhouse/migrations.ts'
 import { TOPICS } from '../ingest/contract/topics.ts'
 import { EmbeddedBus } from '../ingest/transport/embedded-bus.ts'
 import { KafkaTransport } from '../ingest/transport/kafka.ts'
-import type { Transport } from '../ingest/transport/transport.ts'
+import type { MessageProducer, Transport } from '../ingest/transport/transport.ts'
 import type { BreakidConfig } from './config.ts'
 
 export async function openTransport(cfg: BreakidConfig, logger: Logger): Promise<Transport> {
@@ -20,6 +21,21 @@ export async function openTransport(cfg: BreakidConfig, logger: Logger): Promise
       : new EmbeddedBus()
   await transport.ensureTopics(Object.values(TOPICS))
   return transport
+}
+
+/**
+ * The engine's telemetry producer. With Kafka it runs on its own thread (engine/telemetry/kafka-worker.ts):
+ * kafkajs costs tens of µs of CPU per message, which would otherwise come out of the event loop that
+ * serves requests. The embedded bus is in-process by nature and stays on the transport.
+ */
+export function telemetryProducer(cfg: BreakidConfig, transport: Transport): MessageProducer {
+  if (cfg.kafkaBrokers.length === 0) return transport.producer()
+  return new KafkaWorkerProducer({
+    brokers: [...cfg.kafkaBrokers],
+    clientId: `breakid-${cfg.instance}-telemetry`,
+    topicPrefix: cfg.topicPrefix,
+    logLevel: cfg.logLevel,
+  })
 }
 
 export async function openStore(cfg: BreakidConfig): Promise<ClickHouse> {

@@ -17,7 +17,7 @@ import { parsePort, parsePositive } from '../args.ts'
 import type { Command } from '../cli.ts'
 import { loadConfig } from '../config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
-import { openStore, openTransport, runUntilSignal } from '../runtime.ts'
+import { openStore, openTransport, runUntilSignal, telemetryProducer } from '../runtime.ts'
 
 /** `name[@version][:w=0.5,r=32]` → a model spec */
 export function parseModelFlag(flag: string): ModelSpec {
@@ -119,7 +119,7 @@ export const serve: Command = {
           routes: webhookRoutes(cfg),
         })
       : undefined
-    const emitter = new TelemetryEmitter({ producer: transport.producer(), logger })
+    const emitter = new TelemetryEmitter({ producer: telemetryProducer(cfg, transport), logger })
     const otlp = cfg.otlpEndpoint
       ? new OtlpSpanExporter({
           endpoint: cfg.otlpEndpoint,

@@ -23,7 +23,7 @@ import { parseDurationMs, parsePort, parsePositive } from '../args.ts'
 import type { Command } from '../cli.ts'
 import { loadConfig } from '../config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
-import { openStore, openTransport } from '../runtime.ts'
+import { openStore, openTransport, telemetryProducer } from '../runtime.ts'
 import { parseModelFlag } from './serve.ts'
 
 /** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
@@ -104,7 +104,7 @@ export const up: Command = {
       detectors: defaultDetectors(),
       routes: webhookRoutes(cfg, [{ name: 'local-receiver', url: receiver.url, secret: cfg.webhookSecret }]),
     })
-    const emitter = new TelemetryEmitter({ producer: transport.producer(), logger })
+    const emitter = new TelemetryEmitter({ producer: telemetryProducer(cfg, transport), logger })
     const schedule = new FaultSchedule(faults)
     const otlp = cfg.otlpEndpoint
       ? new OtlpSpanExporter({

@@ -17,6 +17,7 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { runLoad } from '../../engine/loadgen.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
+import { KafkaWorkerProducer } from '../../engine/telemetry/kafka-worker.ts'
 import { type ClickHouse, openClickHouse } from '../../ingest/clickhouse/client.ts'
 import { migrate } from '../../ingest/clickhouse/migrations.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
@@ -74,7 +75,11 @@ test('N requests through the engine become exactly N spans in ClickHouse and one
   })
   // Preprocessing slowed to 40 ms per request with 4 workers: 100 req/s of capacity for 150 req/s.
   const faults = new FaultSchedule([{ type: 'data_starvation', startMs: 4_000, endMs: 7_000, delayMs: 40 }])
-  const emitter = new TelemetryEmitter({ producer: kafka.producer(), logger })
+  // the engine's producer on its own thread, as `breakid serve`/`up` run it with Kafka (bin/runtime.ts)
+  const emitter = new TelemetryEmitter({
+    producer: new KafkaWorkerProducer({ brokers: kafkaBrokers(), topicPrefix: prefix, logLevel: 'silent' }),
+    logger,
+  })
   const engine = new Engine({
     models: [{ name: 'mlp' }],
     modelCacheDir: '.cache/models',
