@@ -1,10 +1,11 @@
 /**
  * Dynamic batching: none vs static vs adaptive, on the CNN and a wider CNN, side by side in one run.
  *
- * Models (default `cnn,cnn:w=4`): the default `cnn` (conv 16/32, fc 64) costs onnxruntime only ~0.1–0.2 ms
+ * Models (default `cnn,cnn:w=8`): the default `cnn` (conv 16/32, fc 64) costs onnxruntime only ~0.1–0.2 ms
  * per call at batch 1, less than the engine's HTTP work per request, so batching can gain little on it;
- * `cnn:w=4` (conv 64/128, fc 256, still a CIFAR-10-scale classifier, ~1–1.5 ms at batch 1) is where its
- * compute weighs enough for batching to show (bench/ort-batch-scaling.ts measures onnxruntime alone).
+ * `cnn:w=8` (conv 128/256, fc 512, still a CIFAR-10-scale classifier, ~7 ms at batch 1, 2.8× more rows/s
+ * at batch 16) is a CNN whose compute outweighs HTTP, as an image model's usually does
+ * (bench/ort-batch-scaling.ts measures onnxruntime alone; `cnn:w=4` gains only 1.4× there).
  * The models run one after the other, each through all three modes with the same load steps.
  *
  * Each mode gets a fresh engine (the model under test, telemetry off so only batching differs) behind real
@@ -19,12 +20,13 @@
  *   - saturation: the offered rate steps up (RATES, STEP_SECONDS each) until a step fails; the
  *     saturation point is the highest rate where ≥ 99 % of the requests scheduled answered 200 (client
  *     drops and timeouts count as failures) and p99 ≤ P99_BOUND_MS; two failed steps in a row end the
- *     ramp. Its throughput and p99 are reported.
+ *     ramp, then REFINE_ROUNDS bisection steps narrow the gap between the highest passing and the
+ *     lowest failing rate. Its throughput and p99 are reported.
  *
  * Targets (issue 3): adaptive ≥ 2× the saturation throughput of no batching at a p99 no worse than 2×
  * no-batching's p99 at its own saturation point, and adaptive's p99 at low load below static's.
  *
- * Run: node --import tsx bench/batching.ts [stepSeconds=3] [p99BoundMs=250] [json|binary=binary] [models=cnn,cnn:w=4]
+ * Run: node --import tsx bench/batching.ts [stepSeconds=3] [p99BoundMs=250] [json|binary=binary] [models=cnn,cnn:w=8]
  * (models as `breakid serve --models` takes them, e.g. `cnn` or `resnet50:w=0.5,r=32`, the demo model)
  * Writes bench/results/batching.json with machineInfo(), one entry per model.
  */
@@ -48,7 +50,7 @@ import { machineInfo } from './machine.ts'
 
 const STEP_SECONDS = Number(process.argv[2] ?? 3)
 const LOW_RATE = 20
-const LOW_SECONDS = 10
+const LOW_SECONDS = 30
 // generous because the 2-core host is shared: neighbours' CPU bursts put 100 ms+ into the tail at
 // any load, while past saturation the p99 runs into seconds
 const P99_BOUND_MS = Number(process.argv[3] ?? 250)
@@ -58,8 +60,10 @@ const BODY = (process.argv[4] ?? 'binary') as BodyEncoding
 if (process.argv[2] !== '--loadgen' && !BODY_ENCODINGS.includes(BODY)) {
   throw new Error(`body encoding "${BODY}" is not one of ${BODY_ENCODINGS.join(', ')}`)
 }
-const MODELS_FLAG = process.argv[2] === '--loadgen' ? '' : (process.argv[5] ?? 'cnn,cnn:w=4')
+const MODELS_FLAG = process.argv[2] === '--loadgen' ? '' : (process.argv[5] ?? 'cnn,cnn:w=8')
 const OK_FRACTION = 0.99
+/** bisection steps between the highest passing and the lowest failing rate of the ladder (to within 4 %) */
+const REFINE_ROUNDS = 3
 const RATES = [50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800, 1000, 1200, 1500, 2000]
 const MODEL_CACHE_DIR = fileURLToPath(new URL('../.cache/models', import.meta.url))
 const MAX_BATCH = 16
@@ -233,43 +237,60 @@ async function benchModel(spec: ModelSpec) {
     )
   }
   const stepsOf = new Map<BatchingMode, Step[]>(MODES.map((m) => [m.mode, []]))
+  const step = async ({ mode, engine }: (typeof engines)[number], rate: number): Promise<Step> => {
+    const cpu0 = process.cpuUsage()
+    const busy0 = engine.busyUs()
+    const r = track(mode, await loadStep(spec, engine.url, rate, STEP_SECONDS))
+    const cpu = process.cpuUsage(cpu0)
+    const perOk = (us: number) => (r.ok > 0 ? Math.round(us / r.ok) : 0)
+    const scheduled = r.sent + r.droppedAtClient
+    const okFraction = scheduled > 0 ? r.ok / scheduled : 0
+    const s: Step = {
+      rate,
+      pass: okFraction >= OK_FRACTION && r.latencyMs.p99 <= P99_BOUND_MS,
+      okFraction: r2(okFraction),
+      throughputPerSec: r.throughputPerSec,
+      p50: r.latencyMs.p50,
+      p99: r.latencyMs.p99,
+      meanBatch: r2(engine.meanBatch(answered.get(mode)!)),
+      perRequestUs: {
+        engineCpu: perOk(cpu.user + cpu.system),
+        compute: perOk(engine.busyUs() - busy0),
+        loadgenCpu: perOk(r.cpuUs),
+      },
+    }
+    stepsOf.get(mode)!.push(s)
+    console.log(
+      `${mode.padEnd(8)} ${String(rate).padStart(5)} req/s: ok ${(okFraction * 100).toFixed(1)}% ` +
+        `thr ${r.throughputPerSec}/s p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms batch ${s.meanBatch} ` +
+        `µs/req engine ${s.perRequestUs.engineCpu} (compute ${s.perRequestUs.compute}) loadgen ${s.perRequestUs.loadgenCpu}` +
+        `${s.pass ? '' : '  ✗'}${mode === 'adaptive' ? ` ${adaptiveNote(engine.stats())}` : ''}`,
+    )
+    return s
+  }
   const saturated = new Set<BatchingMode>()
   // two failed steps in a row end a mode's ramp, so one noisy step does not decide its saturation
   const failedInARow = new Map<BatchingMode, number>()
   for (const rate of RATES) {
     if (saturated.size === engines.length) break
-    for (const { mode, engine } of engines) {
-      if (saturated.has(mode)) continue
-      const cpu0 = process.cpuUsage()
-      const busy0 = engine.busyUs()
-      const r = track(mode, await loadStep(spec, engine.url, rate, STEP_SECONDS))
-      const cpu = process.cpuUsage(cpu0)
-      const perOk = (us: number) => (r.ok > 0 ? Math.round(us / r.ok) : 0)
-      const scheduled = r.sent + r.droppedAtClient
-      const okFraction = scheduled > 0 ? r.ok / scheduled : 0
-      const step: Step = {
-        rate,
-        pass: okFraction >= OK_FRACTION && r.latencyMs.p99 <= P99_BOUND_MS,
-        okFraction: r2(okFraction),
-        throughputPerSec: r.throughputPerSec,
-        p50: r.latencyMs.p50,
-        p99: r.latencyMs.p99,
-        meanBatch: r2(engine.meanBatch(answered.get(mode)!)),
-        perRequestUs: {
-          engineCpu: perOk(cpu.user + cpu.system),
-          compute: perOk(engine.busyUs() - busy0),
-          loadgenCpu: perOk(r.cpuUs),
-        },
-      }
-      stepsOf.get(mode)!.push(step)
-      console.log(
-        `${mode.padEnd(8)} ${String(rate).padStart(5)} req/s: ok ${(okFraction * 100).toFixed(1)}% ` +
-          `thr ${r.throughputPerSec}/s p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} ms batch ${step.meanBatch} ` +
-          `µs/req engine ${step.perRequestUs.engineCpu} (compute ${step.perRequestUs.compute}) loadgen ${step.perRequestUs.loadgenCpu}` +
-          `${step.pass ? '' : '  ✗'}${mode === 'adaptive' ? ` ${adaptiveNote(engine.stats())}` : ''}`,
-      )
-      failedInARow.set(mode, step.pass ? 0 : (failedInARow.get(mode) ?? 0) + 1)
-      if (failedInARow.get(mode)! >= 2) saturated.add(mode)
+    for (const e of engines) {
+      if (saturated.has(e.mode)) continue
+      const s = await step(e, rate)
+      failedInARow.set(e.mode, s.pass ? 0 : (failedInARow.get(e.mode) ?? 0) + 1)
+      if (failedInARow.get(e.mode)! >= 2) saturated.add(e.mode)
+    }
+  }
+  // The ladder's rungs are up to a third apart, too coarse to decide a 2× ratio: bisect each mode's
+  // gap between its highest passing rate and the lowest failing rate above it, rounds interleaved
+  // across the modes like the ladder.
+  for (let round = 0; round < REFINE_ROUNDS; round++) {
+    for (const e of engines) {
+      const steps = stepsOf.get(e.mode)!
+      const lo = saturationOf(steps)?.rate
+      if (lo === undefined) continue
+      const hi = Math.min(...steps.filter((s) => !s.pass && s.rate > lo).map((s) => s.rate))
+      if (!Number.isFinite(hi) || hi - lo <= lo * 0.04) continue
+      await step(e, Math.round((lo + hi) / 2))
     }
   }
   const modes: Record<string, unknown>[] = []
@@ -287,7 +308,7 @@ async function benchModel(spec: ModelSpec) {
         ok: low.report.ok,
         meanBatch: r2(low.meanBatch),
       },
-      saturation: [...steps].reverse().find((s) => s.pass) ?? null,
+      saturation: saturationOf(steps),
       steps,
       adaptiveStats: mode === 'adaptive' ? engine.stats() : undefined,
     })
@@ -323,6 +344,9 @@ async function benchModel(spec: ModelSpec) {
 }
 
 const r2 = (x: number) => Math.round(x * 100) / 100
+/** the passing step at the highest rate (steps run out of rate order once the bisection starts) */
+const saturationOf = (steps: Step[]): Step | null =>
+  steps.filter((s) => s.pass).reduce<Step | null>((best, s) => (best && best.rate >= s.rate ? best : s), null)
 const ratio = (a: number | undefined, b: number | undefined) =>
   a !== undefined && b !== undefined && b > 0 ? r2(a / b) : null
 const adaptiveNote = (s: BatcherStats) =>
