@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
-import type { Span, SpanStatus } from '../ingest/contract/records.ts'
+import { blankSpan, type Span, type SpanStatus } from '../ingest/contract/records.ts'
 import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
 import type { Lifecycle } from '../ingest/transport/transport.ts'
 import { type BatcherOptions, DeadlineExceededError } from './batcher.ts'
@@ -170,34 +170,18 @@ export class Engine implements Lifecycle {
   /** A span with the request's identity and trace context; the pipeline fills in the stages. */
   private newSpan(model: string, requestId: string, meta: RequestMeta): Span {
     const trace = meta.traceparent ? TRACEPARENT.exec(meta.traceparent) : null
-    return {
+    const loaded = this.registry.get(model)
+    return blankSpan({
       timestamp_us: meta.arrivalEpochUs,
       trace_id: trace?.[1] ?? randomIds.traceId(),
       span_id: randomIds.spanId(),
       request_id: requestId,
       ...this.identity,
       model,
-      model_version: this.registry.get(model)?.meta.version ?? '',
-      device: this.registry.get(model)?.executor.device ?? 'cpu',
-      batch_id: '',
-      batch_size: 0,
-      status: 'ok',
-      error_class: null,
-      cache_hit: false,
+      model_version: loaded?.meta.version ?? '',
+      device: loaded?.executor.device ?? 'cpu',
       request_bytes: meta.requestBytes,
-      response_bytes: 0,
-      deserialize_us: 0,
-      preprocess_us: 0,
-      queue_wait_us: 0,
-      compute_us: 0,
-      postprocess_us: 0,
-      serialize_us: 0,
-      total_us: 0,
-      input_mean: null,
-      input_std: null,
-      output_mean: null,
-      output_confidence: null,
-    }
+    })
   }
 
   /**
