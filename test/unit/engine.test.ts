@@ -5,24 +5,19 @@
  * file, so a wrong row, a wrong slice of a shared batch or a mangled tensor cannot pass.
  */
 import assert from 'node:assert/strict'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import ort from 'onnxruntime-node'
-import { Engine, type EngineOptions } from '../../engine/engine.ts'
+import { Engine } from '../../engine/engine.ts'
 import { FaultSchedule } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { type EnsuredModel, ensureModel, type ModelMeta, toKServeInputs } from '../../engine/models/zoo.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import type { Span } from '../../ingest/contract/records.ts'
 import { STAGES } from '../../ingest/contract/schemas.ts'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
-import type { MessageConsumer } from '../../ingest/transport/transport.ts'
+import { type EngineHarness, MODEL_CACHE_DIR, startEngineHarness } from '../helpers/engine-harness.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
 const logger = createLogger('silent')
 /** `performance.now()`-based stages are rounded to whole µs; hrtime-based ones are floored. */
 const ROUNDING_SLACK_US = 2
@@ -32,59 +27,8 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/
 
 type InjectResponse = Awaited<ReturnType<FastifyInstance['inject']>>
 
-interface Harness {
-  engine: Engine
-  app: FastifyInstance
-  bus: EmbeddedBus
-  emitter: TelemetryEmitter
-  /** every span emitted so far, decoded from the spans topic */
-  spans(): Promise<Span[]>
-  close(): Promise<void>
-}
-
-/** An engine serving `mlp` whose telemetry goes to an embedded bus, and a reader of its spans topic. */
-async function startHarness(opts: Partial<EngineOptions> = {}): Promise<Harness> {
-  const bus = new EmbeddedBus()
-  const emitter = new TelemetryEmitter({ producer: bus.producer(), logger })
-  const engine = new Engine({
-    models: [{ name: 'mlp' }],
-    modelCacheDir: MODEL_CACHE_DIR,
-    logger,
-    emitter,
-    identity: { fleet: 'test', host: 'host-a', instance: 'engine-0' },
-    hwIntervalMs: 3_600_000, // hardware samples are not under test here
-    ...opts,
-  })
-  await engine.start()
-  const app = buildEngineApp(engine)
-  const decoded: Span[] = []
-  const reader: MessageConsumer = bus.consumer({
-    groupId: 'test-span-reader',
-    topics: [TOPICS.spans],
-    handler: async (batch) => {
-      for (const m of batch.messages) decoded.push(codecs.span.decode(m.value!))
-    },
-  })
-  await reader.start()
-  return {
-    engine,
-    app,
-    bus,
-    emitter,
-    async spans() {
-      await emitter.flush()
-      await waitFor(() => reader.committedMessages === bus.endOffset(TOPICS.spans), {
-        message: 'the span reader to catch up',
-      })
-      return decoded
-    },
-    async close() {
-      await app.close()
-      await engine.stop()
-      await reader.stop()
-    },
-  }
-}
+type Harness = EngineHarness
+const startHarness = startEngineHarness
 
 let generated: EnsuredModel
 let meta: ModelMeta

@@ -11,12 +11,11 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { Engine, type EngineOptions } from '../../engine/engine.ts'
+import type { EngineOptions } from '../../engine/engine.ts'
 import {
   FAULT_TYPES,
   FaultSchedule,
@@ -29,19 +28,13 @@ import {
   parseScenario,
   releaseLeakedMemory,
 } from '../../engine/faults.ts'
-import { buildEngineApp } from '../../engine/http.ts'
 import { type EnsuredModel, ensureModel, toKServeInputs } from '../../engine/models/zoo.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import type { Span } from '../../ingest/contract/records.ts'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
 import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
-import type { MessageConsumer } from '../../ingest/transport/transport.ts'
-import { waitFor } from '../helpers/wait.ts'
+import { type EngineHarness, MODEL_CACHE_DIR, startEngineHarness } from '../helpers/engine-harness.ts'
 
-const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
-const logger = createLogger('silent')
+const _logger = createLogger('silent')
 const HOUR_MS = 3_600_000
 const MIB = 1024 * 1024
 const TRACEPARENT = /^00-[0-9a-f]{32}-([0-9a-f]{16})-01$/
@@ -56,54 +49,10 @@ const TIMER_SLACK_US = 1000
 
 type InjectResponse = Awaited<ReturnType<FastifyInstance['inject']>>
 
-interface Harness {
-  engine: Engine
-  app: FastifyInstance
-  /** every span emitted so far, decoded from the spans topic */
-  spans(): Promise<Span[]>
-  close(): Promise<void>
-}
-
-async function startHarness(opts: Partial<EngineOptions>): Promise<Harness> {
-  const bus = new EmbeddedBus()
-  const emitter = new TelemetryEmitter({ producer: bus.producer(), logger })
-  const engine = new Engine({
-    models: [{ name: 'mlp' }],
-    modelCacheDir: MODEL_CACHE_DIR,
-    logger,
-    emitter,
-    identity: { fleet: 'test', host: 'host-a', instance: 'engine-faults' },
-    hwIntervalMs: HOUR_MS, // samples only when a test calls tick()
-    ...opts,
-  })
-  await engine.start()
-  const app = buildEngineApp(engine)
-  const decoded: Span[] = []
-  const reader: MessageConsumer = bus.consumer({
-    groupId: 'test-span-reader',
-    topics: [TOPICS.spans],
-    handler: async (batch) => {
-      for (const m of batch.messages) decoded.push(codecs.span.decode(m.value!))
-    },
-  })
-  await reader.start()
-  return {
-    engine,
-    app,
-    async spans() {
-      await emitter.flush()
-      await waitFor(() => reader.committedMessages === bus.endOffset(TOPICS.spans), {
-        message: 'the span reader to catch up',
-      })
-      return decoded
-    },
-    async close() {
-      await app.close()
-      await engine.stop()
-      await reader.stop()
-    },
-  }
-}
+type Harness = EngineHarness
+/** the harness with this file's instance name; hardware samples only when a test calls tick() */
+const startHarness = (opts: Partial<EngineOptions>): Promise<Harness> =>
+  startEngineHarness({ identity: { fleet: 'test', host: 'host-a', instance: 'engine-faults' }, ...opts })
 
 let generated: EnsuredModel
 let seed = 1
