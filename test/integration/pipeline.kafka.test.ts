@@ -23,7 +23,9 @@ import { migrate } from '../../ingest/clickhouse/migrations.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { createLogger } from '../../ingest/logger.ts'
 import { KafkaTransport } from '../../ingest/transport/kafka.ts'
+import { loadConfig } from '../../bin/config.ts'
 import { startPipeline } from '../../bin/pipeline.ts'
+import { telemetryProducer } from '../../bin/runtime.ts'
 import { kafkaBrokers, requireKafka, testKafka } from '../helpers/kafka.ts'
 import { makeHwSample, makeSpan } from '../helpers/records.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -75,11 +77,17 @@ test('N requests through the engine become exactly N spans in ClickHouse and one
   })
   // Preprocessing slowed to 40 ms per request with 4 workers: 100 req/s of capacity for 150 req/s.
   const faults = new FaultSchedule([{ type: 'data_starvation', startMs: 4_000, endMs: 7_000, delayMs: 40 }])
-  // the engine's producer on its own thread, as `breakid serve`/`up` run it with Kafka (bin/runtime.ts)
-  const emitter = new TelemetryEmitter({
-    producer: new KafkaWorkerProducer({ brokers: kafkaBrokers(), topicPrefix: prefix, logLevel: 'silent' }),
-    logger,
-  })
+  // the engine's producer as `breakid serve`/`up` pick it with Kafka configured: on its own thread
+  const cfg = loadConfig(
+    { 'kafka-brokers': kafkaBrokers().join(','), 'topic-prefix': prefix, 'log-level': 'silent' },
+    {},
+  )
+  const producer = telemetryProducer(cfg, kafka)
+  assert.ok(
+    producer instanceof KafkaWorkerProducer,
+    'with brokers configured the producer runs on its thread',
+  )
+  const emitter = new TelemetryEmitter({ producer, logger })
   const engine = new Engine({
     models: [{ name: 'mlp' }],
     modelCacheDir: '.cache/models',
