@@ -33,6 +33,7 @@ import {
   Partitioners,
   type Producer,
 } from 'kafkajs'
+import '../ingest/transport/kafkajs-idle-fix.ts'
 import type { Span } from '../ingest/contract/records.ts'
 import { codecs } from '../ingest/contract/topics.ts'
 import { makeSpan } from '../test/helpers/records.ts'

@@ -15,6 +15,8 @@ import {
   type Producer,
 } from 'kafkajs'
 import type { Logger } from 'pino'
+// before any connection: stops kafkajs's idle timer loop (see the module)
+import './kafkajs-idle-fix.ts'
 import type {
   ConsumerOptions,
   IncomingMessage,
