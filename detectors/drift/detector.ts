@@ -82,6 +82,9 @@ export interface DriftKind {
   action: string
 }
 
+/** exemplar request ids per alert */
+const EXEMPLARS = 3
+
 interface RecentEntry {
   v: number
   id: string
@@ -180,20 +183,23 @@ export class DistributionDriftDetector implements Detector {
         base,
         this.o.pValueThreshold,
       )
+      const newest = fs.recent.slice(-this.o.fastSamples)
       const fast =
         full.drifted || fs.recent.length < this.o.fastSamples
           ? undefined
           : this.test(
-              fs.recent.slice(-this.o.fastSamples).map((e) => e.v),
+              newest.map((e) => e.v),
               base,
               this.o.fastPValueThreshold,
             )
       const hit = full.drifted ? full : fast?.drifted ? fast : undefined
       const drifted = hit !== undefined
+      // the evidence (exemplars, suspected stage) comes from the window that drifted
+      const window = full.drifted ? fs.recent : newest
       const a = fs.lifecycle.observe(
         nowUs,
         drifted,
-        hit ? this.evidence(key, k, name, fs, hit.d, hit.p, hit.psi, base, hit.sorted) : undefined,
+        hit ? this.evidence(key, k, name, window, hit.d, hit.p, hit.psi, base, hit.sorted) : undefined,
       )
       if (a) out.push(a)
     }
@@ -218,7 +224,7 @@ export class DistributionDriftDetector implements Detector {
     key: string,
     k: KeyState,
     feature: string,
-    fs: FeatureState,
+    window: readonly RecentEntry[],
     d: number,
     p: number,
     psiValue: number,
@@ -228,12 +234,9 @@ export class DistributionDriftDetector implements Detector {
     const u = this.kind.unit
     const baseMed = median(base)
     const recentMed = median(recentSorted)
-    const stage = this.kind.attributeStage ? this.suspectStage(k, fs) : undefined
+    const stage = this.kind.attributeStage ? this.suspectStage(k, window) : undefined
     const severity: Severity = this.kind.mayBeCritical && d >= 2 * this.o.ksThreshold ? 'critical' : 'warning'
-    const exemplars = [...fs.recent]
-      .sort((a, b) => Math.abs(b.v - baseMed) - Math.abs(a.v - baseMed))
-      .slice(0, 3)
-      .map((e) => e.id)
+    const exemplars = this.exemplars(window, base)
     return {
       type: this.type,
       severity,
@@ -259,15 +262,38 @@ export class DistributionDriftDetector implements Detector {
     }
   }
 
+  /**
+   * The newest requests of the window outside the baseline's central 90 % (in a drift, requests of the
+   * new distribution; an older outlier still in the window is not what changed), topped up with the
+   * farthest from the baseline median when fewer than three are outside.
+   */
+  private exemplars(window: readonly RecentEntry[], base: number[]): string[] {
+    const lo = quantileSorted(base, 0.05)
+    const hi = quantileSorted(base, 0.95)
+    const ids: string[] = []
+    for (let i = window.length - 1; i >= 0 && ids.length < EXEMPLARS; i--) {
+      const e = window[i]!
+      if (e.v < lo || e.v > hi) ids.push(e.id)
+    }
+    if (ids.length < EXEMPLARS) {
+      const baseMed = median(base)
+      const farthest = window
+        .filter((e) => !ids.includes(e.id))
+        .sort((a, b) => Math.abs(b.v - baseMed) - Math.abs(a.v - baseMed))
+      for (const e of farthest.slice(0, EXEMPLARS - ids.length)) ids.push(e.id)
+    }
+    return ids
+  }
+
   private suspectStage(
     k: KeyState,
-    fs: FeatureState,
+    window: readonly RecentEntry[],
   ): { stage: Stage; observed: number; baseline: number } | undefined {
     let best: { stage: Stage; observed: number; baseline: number; growth: number } | undefined
     STAGES.forEach((stage, i) => {
       const b = k.stageBaselines.get(stage)!
       if (b.count === 0) return
-      const observed = median(fs.recent.map((e) => e.stages?.[i] ?? 0))
+      const observed = median(window.map((e) => e.stages?.[i] ?? 0))
       const baseline = b.median()
       const growth = Math.abs(observed - baseline)
       if (!best || growth > best.growth) best = { stage, observed, baseline, growth }

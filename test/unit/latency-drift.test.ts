@@ -77,6 +77,26 @@ test('latency drift: a compute slowdown fires once, names compute, and resolves 
   assert.match(f.summary, /KS D .* PSI/)
 })
 
+test('latency drift: fired by the newest values, its exemplars are from the drift, not older outliers', () => {
+  const steps = spans(series('1000x40 2000x20'))
+  // three very slow requests 2 s before the onset: still in the 6-s recent window when the alert fires
+  const outliers = steps[38]!.slice(0, 3)
+  for (const o of outliers) o.total_us = o.compute_us = 50_000
+  const alerts = run(new LatencyDriftDetector(), steps)
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step]),
+    [['firing', 42]],
+  )
+  const ids = alerts[0]!.exemplar_request_ids
+  const outlierIds = new Set(outliers.map((o) => o.request_id))
+  const firstDrifted = 40 * PER_SECOND
+  assert.equal(ids.length, 3)
+  for (const id of ids) {
+    assert.ok(!outlierIds.has(id), `${id} is an outlier from before the drift`)
+    assert.ok(Number(id.slice('req-'.length)) >= firstDrifted, `${id} is from before the drift`)
+  }
+})
+
 test('latency drift: requests getting faster is not a break', () => {
   assert.deepEqual(run(new LatencyDriftDetector(), spans(series('2000x40 1000x40'), 6)), [])
 })
