@@ -14,6 +14,7 @@ import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
 import { type Detector, getOrCreate, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import { RecentSpans } from '../recent-spans.ts'
 
 export interface EventLoopOptions extends LifecycleOptions {
   minDelayMs?: number
@@ -27,11 +28,8 @@ export interface EventLoopOptions extends LifecycleOptions {
 interface InstanceState {
   delay: RollingBaseline
   lifecycle: AlertLifecycle
-  spans: Span[]
-  model: string
+  spans: RecentSpans
 }
-
-const RECENT_SPANS = 128
 
 export class EventLoopBlockedDetector implements Detector {
   readonly type = 'event_loop_blocked'
@@ -56,16 +54,12 @@ export class EventLoopBlockedDetector implements Detector {
     return getOrCreate(this.instances, instance, () => ({
       delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       lifecycle: new AlertLifecycle(this.o),
-      spans: [],
-      model: '*',
+      spans: new RecentSpans(),
     }))
   }
 
   onSpan(span: Span): Alert[] {
-    const s = this.state(span.instance)
-    if (s.spans.length >= RECENT_SPANS) s.spans.shift()
-    s.spans.push(span)
-    s.model = span.model
+    this.state(span.instance).spans.add(span)
     return []
   }
 
@@ -85,7 +79,7 @@ export class EventLoopBlockedDetector implements Detector {
             dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
             fleet: sample.fleet,
             instance: sample.instance,
-            model: s.model,
+            model: s.spans.model,
             stage: null,
             statistic: 'event_loop_delay_p99_ms',
             observed,
@@ -102,10 +96,7 @@ export class EventLoopBlockedDetector implements Detector {
             suggested_action:
               'profile the instance (node --cpu-prof) and move CPU-bound work to worker threads; ' +
               'check request payload sizes and heap growth',
-            exemplar_request_ids: [...s.spans]
-              .sort((a, b) => b.total_us - a.total_us)
-              .slice(0, 3)
-              .map((x) => x.request_id),
+            exemplar_request_ids: s.spans.exemplars((x) => x.total_us),
           }
         : undefined,
     )
@@ -117,7 +108,7 @@ export class EventLoopBlockedDetector implements Detector {
     const keys = keyedState(this.instances, (s) => ({
       delay: s.delay.toState(),
       lifecycle: s.lifecycle.toState(),
-      model: s.model,
+      model: s.spans.model,
     }))
     return { keys }
   }
@@ -129,8 +120,7 @@ export class EventLoopBlockedDetector implements Detector {
       this.instances.set(instance, {
         delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
         lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
-        spans: [],
-        model: typeof raw.model === 'string' ? raw.model : '*',
+        spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
       })
     }
   }

@@ -19,6 +19,7 @@ import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
 import { type Detector, getOrCreate, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import { RecentSpans } from '../recent-spans.ts'
 
 export interface QueueGrowthOptions extends LifecycleOptions {
   risingSamples?: number
@@ -33,12 +34,9 @@ interface InstanceState {
   completions: RollingBaseline
   recentQueue: number[]
   lifecycle: AlertLifecycle
-  /** the newest spans of the instance (bounded), for exemplars */
-  spans: Span[]
-  model: string
+  /** the newest spans of the instance (bounded), for the model and exemplars */
+  spans: RecentSpans
 }
-
-const RECENT_SPANS = 128
 
 export class QueueGrowthDetector implements Detector {
   readonly type = 'queue_growth'
@@ -64,16 +62,12 @@ export class QueueGrowthDetector implements Detector {
       completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       recentQueue: [],
       lifecycle: new AlertLifecycle(this.o),
-      spans: [],
-      model: '*',
+      spans: new RecentSpans(),
     }))
   }
 
   onSpan(span: Span): Alert[] {
-    const s = this.state(span.instance)
-    if (s.spans.length >= RECENT_SPANS) s.spans.shift()
-    s.spans.push(span)
-    s.model = span.model
+    this.state(span.instance).spans.add(span)
     return []
   }
 
@@ -103,7 +97,7 @@ export class QueueGrowthDetector implements Detector {
             dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
             fleet: sample.fleet,
             instance: sample.instance,
-            model: s.model,
+            model: s.spans.model,
             stage: 'queue_wait',
             statistic: 'completions',
             observed: sample.completions,
@@ -118,10 +112,7 @@ export class QueueGrowthDetector implements Detector {
             suggested_action:
               'check the executor of this instance (device health, errors, stuck batches) and shed or ' +
               'reroute load until it drains; restart the instance if execution is hung',
-            exemplar_request_ids: [...s.spans]
-              .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
-              .slice(0, 3)
-              .map((x) => x.request_id),
+            exemplar_request_ids: s.spans.exemplars((x) => x.queue_wait_us),
           }
         : undefined,
     )
@@ -138,7 +129,7 @@ export class QueueGrowthDetector implements Detector {
       completions: s.completions.toState(),
       recentQueue: s.recentQueue,
       lifecycle: s.lifecycle.toState(),
-      model: s.model,
+      model: s.spans.model,
     }))
     return { keys }
   }
@@ -155,8 +146,7 @@ export class QueueGrowthDetector implements Detector {
           ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
           : [],
         lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
-        spans: [],
-        model: typeof raw.model === 'string' ? raw.model : '*',
+        spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
       })
     }
   }
