@@ -481,18 +481,19 @@ export class DynamicBatcher {
       rows += p.rows
     }
     this.queuedRows -= rows
-    const startedAt = performance.now()
     const batchId = `${this.instance}-${this.executor.meta.name}-${++this.batchSeq}`
     try {
-      const run = await this.executor.run(
+      // the wait for the executor ends when compute starts (`computeStartedAt`), not when it is called
+      const {
+        outputs,
+        computeUs,
+        startedAt: computeStartedAt,
+      } = await this.executor.run(
         concatRows(
           this.executor.meta,
           batch.map((p) => p.inputs),
         ),
       )
-      const { outputs, computeUs } = run
-      // the wait for the executor ends when compute starts (the executor may start a little later)
-      const computeStartedAt = run.startedAt ?? startedAt
       this.cost.observe(rows, computeUs)
       this.computeUsTotal += computeUs
       let row = 0

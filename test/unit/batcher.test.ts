@@ -53,10 +53,11 @@ class FakeExecutor {
     private readonly onLoop = false,
   ) {}
 
-  async run(inputs: Tensor[]): Promise<{ outputs: Tensor[]; computeUs: number }> {
+  async run(inputs: Tensor[]): Promise<{ outputs: Tensor[]; computeUs: number; startedAt: number }> {
     const x = inputs[0]!
     const rows = x.shape[0]!
-    this.calls.push({ rows, values: Array.from(x.data as Float32Array), startedAt: performance.now() })
+    const startedAt = performance.now()
+    this.calls.push({ rows, values: Array.from(x.data as Float32Array), startedAt })
     const us = this.costUs?.(rows) ?? 0
     if (this.costUs && this.onLoop) {
       await new Promise((r) => setImmediate(r))
@@ -66,7 +67,7 @@ class FakeExecutor {
     else await new Promise<void>((r) => this.held.push(r))
     this.busyUs += us
     const y = Float32Array.from(x.data as Float32Array, (v) => v * 2)
-    return { outputs: [{ name: 'y', datatype: 'FP32', shape: [rows, 1], data: y }], computeUs: us }
+    return { outputs: [{ name: 'y', datatype: 'FP32', shape: [rows, 1], data: y }], computeUs: us, startedAt }
   }
 
   /** lets every held batch finish */
