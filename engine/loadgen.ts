@@ -17,7 +17,7 @@ import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js'
 import { InvalidInputError } from '../ingest/errors.ts'
-import type { GeneratedInput } from './models/zoo.ts'
+import { type GeneratedInput, toKServeInputs } from './models/zoo.ts'
 
 export const ARRIVAL_PATTERNS = ['constant', 'poisson', 'bursty', 'diurnal'] as const
 export type ArrivalPattern = (typeof ARRIVAL_PATTERNS)[number]
@@ -104,14 +104,7 @@ export type BodyEncoding = (typeof BODY_ENCODINGS)[number]
  */
 export function inferBody(inputs: readonly GeneratedInput[], encoding: BodyEncoding): LoadgenBody {
   if (encoding === 'json') {
-    const json = JSON.stringify({
-      inputs: inputs.map((t) => ({
-        name: t.name,
-        shape: [...t.shape],
-        datatype: t.datatype,
-        data: t.datatype === 'FP32' ? Array.from(t.data) : Array.from(t.data, Number),
-      })),
-    })
+    const json = JSON.stringify({ inputs: toKServeInputs(inputs) })
     return { bytes: Buffer.from(json), headers: { 'content-type': 'application/json' } }
   }
   if (encoding !== 'binary') {
