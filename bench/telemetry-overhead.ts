@@ -11,7 +11,8 @@
  *           sample Avro-encoded every second — and the TRANSPORT: when a broker answers at
  *           KAFKA_BROKERS (else 127.0.0.1:9092), every record goes to that Kafka broker through the
  *           kafkajs producer on its own thread (engine/telemetry/kafka-worker.ts: acks=all,
- *           idempotent, one record per message, keyed by instance — the ingest contract unchanged).
+ *           idempotent, keyed by instance, containers of up to 64 records per message:
+ *           ingest/contract/container.ts).
  *           Without a broker (or TELEMETRY_BENCH_TRANSPORT=embedded) the EmbeddedBus, drained by a
  *           consumer inside the engine process (which then pays for the consumer too).
  *   otlp    `on` plus OTLP/HTTP trace export (sample ratio 0.1; errors and requests above the rolling
@@ -19,6 +20,8 @@
  *   inline  (only when named in TELEMETRY_BENCH_MODES) `on` with the kafkajs producer on the engine's
  *           event loop instead of its own thread (`breakid serve` and `up` use the thread, bin/runtime.ts):
  *           what the thread saves.
+ *   single  (only when named in TELEMETRY_BENCH_MODES) `on` with one record per Kafka message (no
+ *           containers, the contract before containers): what containers save.
  *
  * Not included in any mode: scraping /metrics (no scraper runs), a Kafka consumer in the engine's
  * process (with a broker, the sink process's consumer group reads every record back only after the
@@ -48,7 +51,7 @@
  * broker (read back and decoded by the sink), none dropped or invalid, every kept OTLP span exported.
  *
  * Run: node --import tsx bench/telemetry-overhead.ts [rounds=8] [roundSeconds=1.5]
- *   TELEMETRY_BENCH_MODELS=mlp,cnn  TELEMETRY_BENCH_MODES=off,on,otlp[,inline]
+ *   TELEMETRY_BENCH_MODELS=mlp,cnn  TELEMETRY_BENCH_MODES=off,on,otlp[,inline][,single]
  *   TELEMETRY_BENCH_TRANSPORT=embedded (no broker)  TELEMETRY_BENCH_CPU_PROF=<dir> (--cpu-prof per mode)
  *   TELEMETRY_BENCH_OUT=<file> (default bench/results/telemetry-overhead.json)
  */
@@ -69,6 +72,7 @@ import { KafkaWorkerProducer } from '../engine/telemetry/kafka-worker.ts'
 import { MetricsRecorder } from '../engine/telemetry/metrics-recorder.ts'
 import { OtlpSpanExporter } from '../engine/telemetry/otlp.ts'
 import type { Span } from '../ingest/contract/records.ts'
+import { decodeMessage } from '../ingest/contract/container.ts'
 import { codecs, TOPICS } from '../ingest/contract/topics.ts'
 import { createLogger } from '../ingest/logger.ts'
 import { EmbeddedBus } from '../ingest/transport/embedded-bus.ts'
@@ -77,7 +81,7 @@ import type { MessageConsumer, MessageProducer } from '../ingest/transport/trans
 import { makeSpan } from '../test/helpers/records.ts'
 import { machineInfo } from './machine.ts'
 
-type Mode = 'off' | 'on' | 'otlp' | 'inline'
+type Mode = 'off' | 'on' | 'otlp' | 'inline' | 'single'
 const MODES: Mode[] = (process.env.TELEMETRY_BENCH_MODES?.split(',') as Mode[] | undefined) ?? [
   'off',
   'on',
@@ -178,20 +182,23 @@ async function child(cfg: ChildConfig): Promise<void> {
       groupId: 'bench-drain',
       topics: [TOPICS.spans, TOPICS.hw],
       handler: async (batch) => {
-        drained += batch.messages.length
-        const first = batch.messages[0]
-        if (!first?.value) return
-        try {
-          if (batch.topic === TOPICS.spans) codecs.span.decode(first.value)
-          else codecs.hw.decode(first.value)
-        } catch {
-          decodeFailures++
+        // every record decoded: the consumer's cost is part of this mode (see above)
+        const codec = batch.topic === TOPICS.spans ? codecs.span : codecs.hw
+        for (const m of batch.messages) {
+          for (const r of decodeMessage<unknown>(codec, m.value ?? Buffer.alloc(0))) {
+            if (r.error) decodeFailures++
+            else drained++
+          }
         }
       },
     })
     await drain.start()
   }
-  const emitter = new TelemetryEmitter({ producer, logger })
+  const emitter = new TelemetryEmitter({
+    producer,
+    logger,
+    recordsPerMessage: mode === 'single' ? 1 : undefined,
+  })
   const otlp =
     mode === 'otlp' ? new OtlpSpanExporter({ endpoint: cfg.otlpEndpoint!, sampleRatio: 0.1 }) : undefined
 
@@ -285,17 +292,19 @@ async function sink(): Promise<void> {
         topics: [TOPICS.spans, TOPICS.hw],
         handler: async (batch) => {
           for (const m of batch.messages) {
-            try {
-              if (batch.topic === TOPICS.spans) {
-                const span = codecs.span.decode(m.value!)
-                perInstance[span.instance] = (perInstance[span.instance] ?? 0) + 1
-                spans++
-              } else {
-                codecs.hw.decode(m.value!)
-                hw++
+            if (batch.topic === TOPICS.spans) {
+              for (const r of decodeMessage(codecs.span, m.value!)) {
+                if (r.error) decodeFailures++
+                else {
+                  perInstance[r.record.instance] = (perInstance[r.record.instance] ?? 0) + 1
+                  spans++
+                }
               }
-            } catch {
-              decodeFailures++
+            } else {
+              for (const r of decodeMessage(codecs.hw, m.value!)) {
+                if (r.error) decodeFailures++
+                else hw++
+              }
             }
           }
         },

@@ -16,9 +16,9 @@
  * detection goes on (from scratch, or with the previous checkpoint).
  */
 import type { Logger } from 'pino'
-import type { Alert } from '../ingest/contract/records.ts'
+import { decodeMessage } from '../ingest/contract/container.ts'
+import type { Alert, HwSample, Span } from '../ingest/contract/records.ts'
 import { codecs, TOPICS } from '../ingest/contract/topics.ts'
-import { RecordDecodeError } from '../ingest/errors.ts'
 import { Counters } from '../ingest/metrics.ts'
 import type {
   Lifecycle,
@@ -116,20 +116,23 @@ export class DetectorConsumer implements Lifecycle {
     const isSpan = batch.topic === TOPICS.spans
     let checkpointDue = false
     for (const m of batch.messages) {
-      try {
+      const value = m.value ?? Buffer.alloc(0)
+      const records = isSpan ? decodeMessage(codecs.span, value) : decodeMessage(codecs.hw, value)
+      for (const r of records) {
+        if (r.error) {
+          this.counters.inc('decode_errors_total', 1, { topic: batch.topic, reason: r.error.reason })
+          continue
+        }
         if (isSpan) {
-          const span = codecs.span.decode(m.value ?? Buffer.alloc(0))
+          const span = r.record as Span
           for (const d of this.opts.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
           if (this.checkpoints?.note(span.timestamp_us)) checkpointDue = true
         } else {
-          const sample = codecs.hw.decode(m.value ?? Buffer.alloc(0))
+          const sample = r.record as HwSample
           for (const d of this.opts.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
           if (this.checkpoints?.note(sample.timestamp_us)) checkpointDue = true
         }
         this.counters.inc('records_total', 1, { topic: batch.topic })
-      } catch (err) {
-        if (!(err instanceof RecordDecodeError)) throw err
-        this.counters.inc('decode_errors_total', 1, { topic: batch.topic, reason: err.reason })
       }
     }
     const { publish, inhibited } = this.inhibitor.filter(raised)

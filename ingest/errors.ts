@@ -18,7 +18,7 @@ export class BreakidError extends Error {
 export class RecordDecodeError extends BreakidError {
   constructor(
     message: string,
-    readonly reason: 'not_single_object' | 'unknown_schema' | 'malformed' | 'wrong_type',
+    readonly reason: 'not_single_object' | 'unknown_schema' | 'malformed' | 'wrong_type' | 'truncated',
     cause?: unknown,
   ) {
     super(message, { code: `BREAKID_DECODE_${reason.toUpperCase()}`, retriable: false, cause })

@@ -1,6 +1,8 @@
 /**
- * The Kafka → ClickHouse writer (consumer group `breakid-ingest`). Each batch is decoded, records
- * that are not ours go to the dead-letter topic with the reason in headers, and the good records are
+ * The Kafka → ClickHouse writer (consumer group `breakid-ingest`). Each batch is decoded (a message is
+ * one record or a container of several: contract/container.ts), records that are not ours go to the
+ * dead-letter topic one by one with the reason in headers (source offset `offset:index` for a
+ * container's record), and the good records are
  * inserted; the transport commits the offsets only after this resolves, so ClickHouse has the rows
  * before Kafka forgets them. A retriable insert failure throws, and the same batch comes back.
  */
@@ -16,8 +18,9 @@ import {
 } from './clickhouse/tables.ts'
 import { type InsertFormat, insertRecords } from './clickhouse/writer.ts'
 import type { RecordCodec } from './contract/codec.ts'
+import { decodeMessage, isContainer } from './contract/container.ts'
 import { codecs, TOPICS } from './contract/topics.ts'
-import { isRetriable, RecordDecodeError } from './errors.ts'
+import { isRetriable } from './errors.ts'
 import { Counters } from './metrics.ts'
 import type {
   Lifecycle,
@@ -109,16 +112,20 @@ export class Ingester implements Lifecycle {
     const rejected: Rejected[] = []
     for (const m of batch.messages) {
       const value = m.value ?? Buffer.alloc(0)
-      try {
-        decoded.push({ offset: m.offset, value, record: route.codec.decode(value) })
-      } catch (err) {
-        if (!(err instanceof RecordDecodeError)) throw err
-        const wrongType = wrongTypeMessage(route, value)
+      // a container's records are dead-lettered one by one: `offset:index` names each
+      const inContainer = isContainer(value)
+      for (const r of decodeMessage(route.codec, value)) {
+        const offset = inContainer ? `${m.offset}:${r.index}` : m.offset
+        if (!r.error) {
+          decoded.push({ offset, value: r.bytes, record: r.record })
+          continue
+        }
+        const wrongType = r.error.reason === 'truncated' ? undefined : wrongTypeMessage(route, r.bytes)
         rejected.push({
-          offset: m.offset,
-          value,
-          reason: wrongType ? 'wrong_type' : err.reason,
-          error: wrongType ?? err.message,
+          offset,
+          value: r.bytes,
+          reason: wrongType ? 'wrong_type' : r.error.reason,
+          error: wrongType ?? r.error.message,
         })
       }
     }

@@ -6,8 +6,9 @@
  * `flushIntervalMs` or as soon as `maxBatch` records wait — started on a later turn of the event loop
  * (setImmediate), never inside the request that filled the batch. A flush Avro-encodes its batch into
  * one buffer (single-object encoding: `C3 01`, the writer schema's fingerprint, the body — the same
- * bytes `RecordCodec.encode` produces, one message per record) and hands the messages to the producer
- * in sends of at most `maxSend` messages (a Kafka producer can run on its own thread:
+ * bytes `RecordCodec.encode` produces), packs each instance's records into containers of up to
+ * `recordsPerMessage` per Kafka message (ingest/contract/container.ts) and hands the messages to the
+ * producer in sends of at most `maxSend` messages (a Kafka producer can run on its own thread:
  * kafka-worker.ts). Encoding a batch into one buffer costs ~1.9 µs per span
  * against ~6 µs for `RecordCodec.encode` (which allocates, zero-fills and concatenates two Buffers
  * per record).
@@ -24,6 +25,11 @@
 import type { Logger } from 'pino'
 import type { RecordCodec } from '../../ingest/contract/codec.ts'
 import type { HwSample, Span } from '../../ingest/contract/records.ts'
+import {
+  CONTAINER_HEADER_BYTES,
+  CONTAINER_LENGTH_BYTES,
+  CONTAINER_MAGIC,
+} from '../../ingest/contract/container.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { retry } from '../../ingest/retry.ts'
 import type { Lifecycle, MessageProducer, OutgoingMessage } from '../../ingest/transport/transport.ts'
@@ -41,6 +47,12 @@ export interface EmitterOptions {
    * sends (measured 36–43 µs per message in sends of 250 against 23–28 µs in sends of 1000).
    */
   maxSend?: number
+  /**
+   * most records per Kafka message (ingest/contract/container.ts); 1 sends plain single-object
+   * messages, one per record. Default 64: kafkajs and the broker cost per message, so containers
+   * cut the producer's CPU per record several-fold (bench/results/telemetry-overhead.json).
+   */
+  recordsPerMessage?: number
 }
 
 /** Avro single-object encoding header: the marker and the 8-byte fingerprint follow. */
@@ -90,12 +102,14 @@ export class TelemetryEmitter implements Lifecycle {
   private readonly maxBatch: number
   private readonly maxBuffered: number
   private readonly maxSend: number
+  private readonly recordsPerMessage: number
 
   constructor(private readonly opts: EmitterOptions) {
     this.flushIntervalMs = opts.flushIntervalMs ?? 100
     this.maxBatch = opts.maxBatch ?? 1_000
     this.maxBuffered = opts.maxBuffered ?? 100_000
     this.maxSend = opts.maxSend ?? this.maxBatch
+    this.recordsPerMessage = Math.max(1, Math.floor(opts.recordsPerMessage ?? 64))
   }
 
   async start(): Promise<void> {
@@ -165,10 +179,12 @@ export class TelemetryEmitter implements Lifecycle {
         // taken out of the buffer while in flight, so drop-oldest cannot touch a batch being sent
         const batch = buf.splice(0, this.maxBatch)
         this.buffered -= batch.length
-        const messages = this.encode(stream, batch)
+        const { messages, counts } = this.encode(stream, batch)
         try {
           for (let i = 0; i < messages.length; i += this.maxSend) {
             const part = messages.length <= this.maxSend ? messages : messages.slice(i, i + this.maxSend)
+            let records = 0
+            for (let k = i; k < i + part.length; k++) records += counts[k]!
             await retry(() => this.opts.producer.send(stream.topic, part), {
               retries: this.stopped ? 3 : 8,
               initialDelayMs: 100,
@@ -179,8 +195,8 @@ export class TelemetryEmitter implements Lifecycle {
               },
             })
             // counted per send: a batch that fails half-way keeps only its unsent records
-            this.sent += part.length
-            batch.splice(0, part.length)
+            this.sent += records
+            batch.splice(0, records)
           }
         } catch (err) {
           buf.unshift(...batch)
@@ -197,47 +213,89 @@ export class TelemetryEmitter implements Lifecycle {
   }
 
   /**
-   * One message per record, all encoded into one buffer (`subarray`s of it; a new buffer when it is
-   * full). A record the schema rejects is removed from `batch`, so `batch[i]` stays the record of
-   * `messages[i]`.
+   * The batch as messages, all encoded into one buffer (`subarray`s of it; a new buffer when it is
+   * full): the records grouped by instance (the message key), each group in order and in containers
+   * of at most `recordsPerMessage` (a group of one, or `recordsPerMessage: 1`, is a plain
+   * single-object message). A record the schema rejects is left out; `batch` is rewritten to the
+   * records sent, in message order, so `counts[i]` records of it belong to `messages[i]`.
    */
-  private encode<T extends Pending>(stream: Stream<T>, batch: T[]): OutgoingMessage[] {
-    const { codec } = stream
+  private encode<T extends Pending>(
+    stream: Stream<T>,
+    batch: T[],
+  ): { messages: OutgoingMessage[]; counts: number[] } {
+    const groups = new Map<string, T[]>()
+    for (const record of batch) {
+      const group = groups.get(record.instance)
+      if (group) group.push(record)
+      else groups.set(record.instance, [record])
+    }
     const messages: OutgoingMessage[] = []
-    const slabFor = (records: number, atLeast = 0) =>
-      Buffer.allocUnsafe(Math.max(atLeast, Math.ceil(records * stream.bytesPerRecord * 1.25) + 4096))
-    let slab = slabFor(batch.length)
+    const counts: number[] = []
+    const perMessage = this.recordsPerMessage
+    let slab = Buffer.allocUnsafe(Math.ceil(batch.length * stream.bytesPerRecord * 1.25) + 4096)
     let pos = 0
-    let bytes = 0
+    let start = 0 // where the message being written starts in `slab`
+    /** at least `bytes` free after `pos`: else a new buffer, with the message written so far moved */
+    const reserve = (bytes: number) => {
+      if (slab.length - pos >= bytes) return
+      const next = Buffer.allocUnsafe(Math.max(bytes, slab.length) * 2 + (pos - start))
+      slab.copy(next, 0, start, pos)
+      pos -= start
+      start = 0
+      slab = next
+    }
     let kept = 0
-    for (let i = 0; i < batch.length; i++) {
-      const record = batch[i]!
-      let end: number
-      try {
-        end = encodeInto(codec, record, slab, pos)
-        if (end < 0) {
-          // too small: the rest of the batch goes into a new buffer, sized for this record at least
-          // (avsc returned minus the bytes missing); the messages already made keep theirs
-          slab = slabFor(batch.length - i, slab.length - pos - end + 4096)
-          pos = 0
-          end = encodeInto(codec, record, slab, pos)
+    let bytes = 0
+    for (const [key, records] of groups) {
+      for (let first = 0; first < records.length; first += perMessage) {
+        const chunk = records.length - first
+        const inContainer = perMessage > 1 && chunk > 1
+        const size = Math.min(chunk, perMessage)
+        start = pos
+        if (inContainer) {
+          reserve(CONTAINER_HEADER_BYTES)
+          CONTAINER_MAGIC.copy(slab, pos)
+          pos += CONTAINER_HEADER_BYTES
         }
-      } catch (err) {
-        this.invalid++
-        this.opts.logger.error(
-          { err, topic: stream.topic, instance: record.instance },
-          'telemetry record does not match its schema; dropped',
-        )
-        continue
+        let n = 0
+        for (let i = first; i < first + size; i++) {
+          const record = records[i]!
+          const prefix = inContainer ? CONTAINER_LENGTH_BYTES : 0
+          let end: number
+          try {
+            reserve(prefix + HEADER_BYTES + 64)
+            end = encodeInto(stream.codec, record, slab, pos + prefix)
+            if (end < 0) {
+              // avsc answered minus the bytes missing: room for this record at least, then again
+              reserve(slab.length - pos - end + 4096)
+              end = encodeInto(stream.codec, record, slab, pos + prefix)
+            }
+          } catch (err) {
+            this.invalid++
+            this.opts.logger.error(
+              { err, topic: stream.topic, instance: record.instance },
+              'telemetry record does not match its schema; dropped',
+            )
+            continue
+          }
+          if (inContainer) slab.writeUInt32BE(end - pos - prefix, pos)
+          bytes += end - pos
+          pos = end
+          batch[kept++] = record
+          n++
+        }
+        if (n === 0) {
+          pos = start
+          continue
+        }
+        if (inContainer) slab.writeUInt32BE(n, start + CONTAINER_MAGIC.length)
+        messages.push({ key, value: slab.subarray(start, pos) })
+        counts.push(n)
       }
-      messages.push({ key: record.instance, value: slab.subarray(pos, end) })
-      batch[kept++] = record
-      bytes += end - pos
-      pos = end
     }
     batch.length = kept
     if (kept > 0) stream.bytesPerRecord = Math.max(32, bytes / kept)
-    return messages
+    return { messages, counts }
   }
 
   async stop(): Promise<void> {

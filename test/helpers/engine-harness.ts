@@ -9,6 +9,7 @@ import { Engine, type EngineOptions } from '../../engine/engine.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import type { Span } from '../../ingest/contract/records.ts'
+import { decodeRecords } from '../../ingest/contract/container.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { createLogger } from '../../ingest/logger.ts'
 import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
@@ -51,7 +52,7 @@ export async function startEngineHarness(opts: Partial<EngineOptions> = {}): Pro
     groupId: 'test-span-reader',
     topics: [TOPICS.spans],
     handler: async (batch) => {
-      for (const m of batch.messages) decoded.push(codecs.span.decode(m.value!))
+      for (const m of batch.messages) decoded.push(...decodeRecords(codecs.span, m.value!))
     },
   })
   await reader.start()

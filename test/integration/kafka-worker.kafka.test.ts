@@ -1,7 +1,7 @@
 /**
  * The Kafka producer thread (engine/telemetry/kafka-worker.ts) against a real broker: what the
- * emitter sends through it arrives on the broker byte for byte as RecordCodec.encode writes it, keyed
- * by instance, every record once; a send after stop is refused. Never skipped: without a broker it
+ * emitter sends through it arrives on the broker byte for byte as RecordCodec.encode writes it (in
+ * containers of one instance's records), keyed by instance, every record once; a send after stop is refused. Never skipped: without a broker it
  * fails.
  */
 import assert from 'node:assert/strict'
@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { before, test } from 'node:test'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { KafkaWorkerProducer } from '../../engine/telemetry/kafka-worker.ts'
+import { decodeMessage } from '../../ingest/contract/container.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { createLogger } from '../../ingest/logger.ts'
 import { KafkaTransport } from '../../ingest/transport/kafka.ts'
@@ -52,7 +53,14 @@ test('records sent through the producer thread arrive once each, byte for byte, 
     groupId: 'kw-check',
     topics: [TOPICS.spans, TOPICS.hw],
     handler: async (batch) => {
-      for (const m of batch.messages) got.get(batch.topic)!.push({ key: m.key!.toString(), value: m.value! })
+      // one entry per record: a message may be a container of one instance's records
+      const codec = batch.topic === TOPICS.spans ? codecs.span : codecs.hw
+      for (const m of batch.messages) {
+        for (const r of decodeMessage<unknown>(codec, m.value!)) {
+          assert.ifError(r.error)
+          got.get(batch.topic)!.push({ key: m.key!.toString(), value: r.bytes })
+        }
+      }
     },
   })
   await consumer.start()

@@ -2,6 +2,13 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import avro from 'avsc'
 import { RecordCodec } from '../../ingest/contract/codec.ts'
+import {
+  CONTAINER_MAGIC,
+  decodeMessage,
+  decodeRecords,
+  encodeContainer,
+  isContainer,
+} from '../../ingest/contract/container.ts'
 import { crc64Avro } from '../../ingest/contract/fingerprint.ts'
 import { spanV1 } from '../../ingest/contract/schemas.ts'
 import { codecs } from '../../ingest/contract/topics.ts'
@@ -81,3 +88,76 @@ test('the span fingerprint is the canonical-form fingerprint any Avro implementa
   assert.deepEqual(codecs.span.fingerprint, fp)
   assert.ok(!canonical.includes('doc'), 'canonical form has no doc attributes')
 })
+
+test('a container carries several records; each bad one is rejected alone, a broken frame keeps what came before', () => {
+  const spans = [0, 1, 2, 3].map((i) => makeSpan(i))
+  const container = encodeContainer(codecs.span, spans)
+  assert.ok(isContainer(container))
+  assert.ok(!isContainer(codecs.span.encode(spans[0]!)))
+  assert.deepEqual(decodeRecords(codecs.span, container).map(plain), spans)
+  // a plain single-object message is a message of one record
+  assert.deepEqual(
+    decodeMessage(codecs.span, codecs.span.encode(spans[2]!)).map((r) => [r.index, r.record?.request_id]),
+    [[0, 'req-2']],
+  )
+
+  // record 1 with an unknown writer schema, record 2 a hardware sample: rejected one by one
+  const unknown = codecs.span.encode(spans[1]!)
+  unknown.writeBigUInt64LE(12345n, 2)
+  const mixed = Buffer.concat([
+    CONTAINER_MAGIC,
+    u32(4),
+    ...[
+      codecs.span.encode(spans[0]!),
+      unknown,
+      codecs.hw.encode(makeHwSample(1)),
+      codecs.span.encode(spans[3]!),
+    ].flatMap((b) => [u32(b.length), b]),
+  ])
+  const got = decodeMessage(codecs.span, mixed)
+  assert.deepEqual(
+    got.map((r) => [r.index, r.record?.request_id ?? r.error!.reason]),
+    [
+      [0, 'req-0'],
+      [1, 'unknown_schema'],
+      [2, 'unknown_schema'],
+      [3, 'req-3'],
+    ],
+  )
+  assert.ok(got[1]!.bytes.equals(unknown), 'a rejected record comes with its own bytes')
+
+  // cut short: the whole records before the cut are kept, the rest is one 'truncated' piece
+  const cut = container.subarray(0, container.length - 10)
+  const partial = decodeMessage(codecs.span, cut)
+  assert.deepEqual(
+    partial.map((r) => r.record?.request_id ?? r.error!.reason),
+    ['req-0', 'req-1', 'req-2', 'truncated'],
+  )
+  assert.match(partial[3]!.error!.message, /record 3 of 4 claims \d+ bytes/)
+  // a count larger than what follows, trailing bytes, a header cut in half
+  const overCounted = Buffer.from(container)
+  overCounted.writeUInt32BE(5, 4)
+  assert.deepEqual(
+    decodeMessage(codecs.span, overCounted).map((r) => r.error?.reason ?? 'ok'),
+    ['ok', 'ok', 'ok', 'ok', 'truncated'],
+  )
+  assert.deepEqual(
+    decodeMessage(codecs.span, Buffer.concat([container, Buffer.from('xx')])).map(
+      (r) => r.error?.reason ?? 'ok',
+    ),
+    ['ok', 'ok', 'ok', 'ok', 'truncated'],
+  )
+  assert.deepEqual(
+    decodeMessage(codecs.span, container.subarray(0, 6)).map((r) => r.error?.reason),
+    ['truncated'],
+  )
+  assert.throws(() => decodeRecords(codecs.span, cut), RecordDecodeError)
+})
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
+}
+
+const plain = <T>(v: T): T => structuredClone(v)

@@ -14,6 +14,7 @@ import type { ClickHouseClient } from '@clickhouse/client'
 import { type ClickHouse, openClickHouse } from '../../ingest/clickhouse/client.ts'
 import { migrate } from '../../ingest/clickhouse/migrations.ts'
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import { CONTAINER_MAGIC, encodeContainer } from '../../ingest/contract/container.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { INGEST_GROUP, Ingester } from '../../ingest/ingester.ts'
 import { createLogger } from '../../ingest/logger.ts'
@@ -351,6 +352,82 @@ test('garbage is dead-lettered with its reason and offset; every valid record ar
     await p.stop()
   }
 })
+
+test('a container with bad records: each is dead-lettered alone as offset:index, its good records are stored', async () => {
+  const p = await startPipeline('ingest_containers')
+  const dlq: IncomingMessage[] = []
+  const reader = p.bus.consumer({
+    groupId: 'test-dlq-reader',
+    topics: [TOPICS.deadLetter],
+    handler: async (batch) => {
+      dlq.push(...batch.messages)
+    },
+  })
+  await reader.start()
+  try {
+    const unknown = codecs.span.encode(span(50))
+    unknown.writeBigUInt64LE(12345n, 2)
+    const good = [10, 11].map((i) => codecs.span.encode(span(i)))
+    const withBadRecord = Buffer.concat([
+      CONTAINER_MAGIC,
+      u32(3),
+      ...[good[0]!, unknown, good[1]!].flatMap((b) => [u32(b.length), b]),
+    ])
+    const whole = encodeContainer(codecs.span, [span(12), span(13), span(14)])
+    const cut = whole.subarray(0, whole.length - 20) // record 2 of 3 cut short
+    await p.producer.send(TOPICS.spans, [
+      { key: 'engine-0', value: withBadRecord },
+      { key: 'engine-0', value: cut },
+      { key: 'engine-0', value: codecs.span.encode(span(15)) },
+    ])
+    await p.settled()
+
+    const ids = await select<{ request_id: string }>(
+      p.ch,
+      `SELECT request_id FROM ${p.ch.database}.spans ORDER BY request_id`,
+    )
+    assert.deepEqual(
+      ids.map((r) => r.request_id),
+      ['req-10', 'req-11', 'req-12', 'req-13', 'req-15'],
+    )
+    await waitFor(() => dlq.length >= 2, { message: 'the dead letters' })
+    assert.deepEqual(
+      dlq.map((m) => [m.headers['breakid-source-offset'], m.headers['breakid-reason']]),
+      [
+        ['0:1', 'unknown_schema'],
+        ['1:2', 'truncated'],
+      ],
+    )
+    assert.ok(dlq[0]!.value!.equals(unknown), 'the rejected record alone, untouched')
+    const rest = dlq[1]!.value!
+    assert.ok(
+      rest.length > 0 && cut.subarray(cut.length - rest.length).equals(rest),
+      'the unreadable rest of the container',
+    )
+    const stored = await select<{ source_offset: string; reason: string }>(
+      p.ch,
+      `SELECT source_offset, reason FROM ${p.ch.database}.dead_letters ORDER BY source_offset`,
+    )
+    assert.deepEqual(
+      stored.map((r) => [r.source_offset, r.reason]),
+      [
+        ['0:1', 'unknown_schema'],
+        ['1:2', 'truncated'],
+      ],
+    )
+    assert.equal(p.ingester.counters.get('rows_stored_total', { table: 'spans' }), 5)
+    assert.equal(p.ingester.counters.total('dead_letters_total'), 2)
+  } finally {
+    await reader.stop()
+    await p.stop()
+  }
+})
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
+}
 
 /**
  * Wraps the client so `insert` misbehaves on demand, and records the rows of every insert that

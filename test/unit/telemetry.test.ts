@@ -19,6 +19,7 @@ import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { type EngineGauges, HwSampler } from '../../engine/telemetry/hw-sampler.ts'
 import { NVIDIA_SMI_QUERY, NvidiaSmi, parseNvidiaSmiCsv } from '../../engine/telemetry/nvidia-smi.ts'
 import type { HwSample } from '../../ingest/contract/records.ts'
+import { decodeRecords, encodeContainer, isContainer } from '../../ingest/contract/container.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
 import { createLogger } from '../../ingest/logger.ts'
@@ -316,12 +317,12 @@ class FakeProducer implements MessageProducer {
   spanIds(): string[] {
     return this.sends
       .filter((s) => s.topic === TOPICS.spans)
-      .flatMap((s) => s.messages.map((m) => codecs.span.decode(m.value).request_id))
+      .flatMap((s) => s.messages.flatMap((m) => decodeRecords(codecs.span, m.value).map((r) => r.request_id)))
   }
 }
 
 describe('TelemetryEmitter', () => {
-  test('records go to their own topic, in order, in batches of at most maxBatch', async () => {
+  test('records go to their own topic, in order per instance, in batches of at most maxBatch', async () => {
     const producer = new FakeProducer()
     const emitter = new TelemetryEmitter({ producer, logger, maxBatch: 4, flushIntervalMs: 3_600_000 })
     await emitter.start()
@@ -334,23 +335,32 @@ describe('TelemetryEmitter', () => {
 
     const onTopic = (topic: string) =>
       producer.sends.filter((s) => s.topic === topic).flatMap((s) => s.messages)
+    // a message holds one instance's records (its key), in the order they were emitted
+    const spanMessages = onTopic(TOPICS.spans).map((m) => ({
+      key: m.key,
+      records: decodeRecords(codecs.span, m.value).map(plain),
+    }))
+    for (const m of spanMessages)
+      assert.ok(
+        m.records.every((r) => r.instance === m.key),
+        'keyed by instance',
+      )
+    for (const instance of ['engine-0', 'engine-1']) {
+      assert.deepEqual(
+        spanMessages.filter((m) => m.key === instance).flatMap((m) => m.records),
+        spans.filter((s) => s.instance === instance),
+      )
+    }
     assert.deepEqual(
-      onTopic(TOPICS.spans).map((m) => plain(codecs.span.decode(m.value))),
-      spans,
-    )
-    assert.deepEqual(
-      onTopic(TOPICS.spans).map((m) => m.key),
-      spans.map((s) => s.instance),
-      'keyed by instance',
-    )
-    assert.deepEqual(
-      onTopic(TOPICS.hw).map((m) => plain(codecs.hw.decode(m.value))),
+      onTopic(TOPICS.hw).flatMap((m) => decodeRecords(codecs.hw, m.value).map(plain)),
       hw,
     )
-    const batchSizes = (topic: string) =>
-      producer.sends.filter((s) => s.topic === topic).map((s) => s.messages.length)
-    assert.deepEqual(batchSizes(TOPICS.spans), [4, 4, 1])
-    assert.deepEqual(batchSizes(TOPICS.hw), [3])
+    const batchSizes = (topic: string, codec: typeof codecs.span | typeof codecs.hw) =>
+      producer.sends
+        .filter((s) => s.topic === topic)
+        .map((s) => s.messages.reduce((n, m) => n + decodeRecords<unknown>(codec, m.value).length, 0))
+    assert.deepEqual(batchSizes(TOPICS.spans, codecs.span), [4, 4, 1])
+    assert.deepEqual(batchSizes(TOPICS.hw, codecs.hw), [3])
     assert.deepEqual([emitter.sent, emitter.dropped, emitter.sendFailures], [12, 0, 0])
 
     // stop flushes what is still buffered, then stops the producer
@@ -376,7 +386,10 @@ describe('TelemetryEmitter', () => {
     emitter.emitHwSample(makeHwSample(1))
     emitter.emitSpan(makeSpan(12))
     await emitter.flush()
-    const delivered = producer.sends.reduce((n, s) => n + s.messages.length, 0)
+    const hwDelivered = producer.sends
+      .filter((s) => s.topic === TOPICS.hw)
+      .flatMap((s) => s.messages.flatMap((m) => decodeRecords(codecs.hw, m.value)))
+    const delivered = producer.spanIds().length + hwDelivered.length
     assert.equal(delivered, 3 + 3)
     assert.equal(emitter.dropped, 2 + 2)
     assert.equal(emitter.sent, delivered)
@@ -401,28 +414,67 @@ describe('TelemetryEmitter', () => {
     assert.equal(emitter.sent, 5)
   })
 
-  test('flushed records are byte for byte what RecordCodec.encode writes, one message each', async () => {
-    const producer = new FakeProducer()
-    const emitter = new TelemetryEmitter({ producer, logger, flushIntervalMs: 3_600_000 })
-    // varied sizes, nulls and errors; one record far larger than the buffer estimate
-    const spans = Array.from({ length: 300 }, (_, i) =>
-      makeSpan(i, {
-        status: i % 3 === 0 ? 'server_error' : 'ok',
-        error_class: i % 3 === 0 ? 'Boom'.repeat(i % 17) : null,
-        input_mean: i % 5 === 0 ? null : i / 7,
-        request_id: i === 150 ? 'x'.repeat(300_000) : `req-${i}`,
-      }),
-    )
-    for (const s of spans) emitter.emitSpan(s)
-    emitter.emitHwSample(makeHwSample(1))
-    await emitter.flush()
-    const sent = producer.sends.filter((s) => s.topic === TOPICS.spans).flatMap((s) => s.messages)
-    assert.equal(sent.length, spans.length)
-    sent.forEach((m, i) => {
-      assert.ok(m.value.equals(codecs.span.encode(spans[i]!)), `span ${i} differs`)
+  for (const recordsPerMessage of [1, 64]) {
+    test(`flushed records are byte for byte what the codec writes (${recordsPerMessage} per message)`, async () => {
+      const producer = new FakeProducer()
+      const emitter = new TelemetryEmitter({
+        producer,
+        logger,
+        recordsPerMessage,
+        flushIntervalMs: 3_600_000,
+      })
+      // varied sizes, nulls and errors; one record far larger than the buffer estimate, mid-container
+      const spans = Array.from({ length: 300 }, (_, i) =>
+        makeSpan(i, {
+          status: i % 3 === 0 ? 'server_error' : 'ok',
+          error_class: i % 3 === 0 ? 'Boom'.repeat(i % 17) : null,
+          input_mean: i % 5 === 0 ? null : i / 7,
+          request_id: i === 150 ? 'x'.repeat(300_000) : `req-${i}`,
+        }),
+      )
+      for (const s of spans) emitter.emitSpan(s)
+      emitter.emitHwSample(makeHwSample(1))
+      await emitter.flush()
+      const sent = producer.sends.filter((s) => s.topic === TOPICS.spans).flatMap((s) => s.messages)
+      assert.equal(sent.length, Math.ceil(spans.length / recordsPerMessage))
+      sent.forEach((m, i) => {
+        const records = spans.slice(i * recordsPerMessage, (i + 1) * recordsPerMessage)
+        const expected =
+          records.length === 1 ? codecs.span.encode(records[0]!) : encodeContainer(codecs.span, records)
+        assert.ok(m.value.equals(expected), `message ${i} differs`)
+        assert.equal(isContainer(m.value), recordsPerMessage > 1)
+      })
+      // a lone record is a plain single-object message, whatever recordsPerMessage is
+      const hw = producer.sends.filter((s) => s.topic === TOPICS.hw).flatMap((s) => s.messages)
+      assert.ok(hw[0]!.value.equals(codecs.hw.encode(makeHwSample(1))))
     })
-    const hw = producer.sends.filter((s) => s.topic === TOPICS.hw).flatMap((s) => s.messages)
-    assert.ok(hw[0]!.value.equals(codecs.hw.encode(makeHwSample(1))))
+  }
+
+  test('containers hold at most recordsPerMessage records of one instance', async () => {
+    const producer = new FakeProducer()
+    const emitter = new TelemetryEmitter({
+      producer,
+      logger,
+      recordsPerMessage: 4,
+      flushIntervalMs: 3_600_000,
+    })
+    const spans = Array.from({ length: 13 }, (_, i) => makeSpan(i, { instance: i < 10 ? 'a' : 'b' }))
+    for (const s of spans) emitter.emitSpan(s)
+    await emitter.flush()
+    const messages = producer.sends.flatMap((s) => s.messages)
+    assert.deepEqual(
+      messages.map((m) => [m.key, decodeRecords(codecs.span, m.value).length]),
+      [
+        ['a', 4],
+        ['a', 4],
+        ['a', 2],
+        ['b', 3],
+      ],
+    )
+    assert.deepEqual(
+      producer.spanIds(),
+      spans.map((s) => s.request_id),
+    )
   })
 
   test('emitting only buffers: a full batch is sent on a later turn, in sends of at most maxSend', async () => {
@@ -432,6 +484,7 @@ describe('TelemetryEmitter', () => {
       logger,
       maxBatch: 10,
       maxSend: 4,
+      recordsPerMessage: 1,
       flushIntervalMs: 3_600_000,
     })
     for (let i = 0; i < 10; i++) emitter.emitSpan(makeSpan(i))
@@ -461,7 +514,14 @@ describe('TelemetryEmitter', () => {
 
   test('a batch that fails after some of its sends keeps only the unsent records', async () => {
     const producer = new FakeProducer()
-    const emitter = new TelemetryEmitter({ producer, logger, maxSend: 2, flushIntervalMs: 3_600_000 })
+    // sends of one container of two records: [0, 1], [2, 3], [4]
+    const emitter = new TelemetryEmitter({
+      producer,
+      logger,
+      maxSend: 1,
+      recordsPerMessage: 2,
+      flushIntervalMs: 3_600_000,
+    })
     for (let i = 0; i < 5; i++) emitter.emitSpan(makeSpan(i))
     const send = producer.send.bind(producer)
     let calls = 0
