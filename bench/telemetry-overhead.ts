@@ -33,8 +33,9 @@
  * Rounds are interleaved (off, on, otlp, then rotated) so drift of the machine hits every mode alike.
  * Per model:
  *
- *   - calibration: the `off` engine at an offered rate far above what it can answer; the achieved
- *     throughput is the saturation capacity C of this machine (engine + load generator together);
+ *   - calibration: every engine twice at an offered rate far above what it can answer (the first pass
+ *     warms up); the throughput `off` achieves in the second is the saturation capacity C of this
+ *     machine (engine + load generator together);
  *   - below saturation: offered 0.5·C; compared: median and p99 latency (deltas in µs vs off);
  *   - at saturation: offered 2·C (the excess is dropped at the client: maxOutstanding 256); compared:
  *     throughput (ratio vs off), engine process CPU µs per request (all its threads: event loop,
@@ -542,10 +543,13 @@ async function main(): Promise<void> {
   try {
     for (const model of MODELS) {
       const bodies = bodiesFor(model)
-      // every engine gets the same warm-up (JIT, onnxruntime arenas, sockets): a short burst far above
-      // capacity, which also measures the capacity C of `off` on this machine
+      // every engine gets the same warm-up (JIT, onnxruntime arenas, sockets): two short bursts far
+      // above capacity; the second, on warm engines, measures the capacity C of `off` on this machine
+      // (a single burst on a cold engine once measured half of what `off` then answered)
       const calib: Partial<Record<Mode, LoadgenReport>> = {}
-      for (const mode of MODES) calib[mode] = await load(engines.url[mode], model, bodies, 20_000, CALIB_MS)
+      for (let pass = 0; pass < 2; pass++) {
+        for (const mode of MODES) calib[mode] = await load(engines.url[mode], model, bodies, 20_000, CALIB_MS)
+      }
       const capacity = calib.off!.throughputPerSec
       console.log(
         `${model}: saturation capacity ≈ ${capacity} req/s (offered 20000 for ${CALIB_MS / 1000} s; on ${calib.on?.throughputPerSec}, otlp ${calib.otlp?.throughputPerSec})`,

@@ -27,6 +27,8 @@ export interface BreakidConfig {
   executionProvider: 'cpu' | 'cuda'
   /** OTLP/HTTP collector base URL (`/v1/traces` appended) for request traces; undefined → no export */
   otlpEndpoint: string | undefined
+  /** most telemetry records per Kafka message (ingest/contract/container.ts); 1: one per message */
+  recordsPerMessage: number
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -43,6 +45,7 @@ const DEFAULTS: BreakidConfig = {
   logLevel: 'info',
   executionProvider: 'cpu',
   otlpEndpoint: undefined,
+  recordsPerMessage: 64,
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -63,6 +66,7 @@ const ENV: Record<string, keyof BreakidConfig> = {
   // the OpenTelemetry standard name first, so breakid's own wins when both are set
   OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
   BREAKID_OTLP_ENDPOINT: 'otlpEndpoint',
+  BREAKID_RECORDS_PER_MESSAGE: 'recordsPerMessage',
 }
 
 /** every environment variable read, for --help */
@@ -86,6 +90,10 @@ export const CONFIG_FLAGS = {
     key: 'otlpEndpoint',
     help: 'OTLP/HTTP collector URL for request traces (default: none)',
   },
+  'records-per-message': {
+    key: 'recordsPerMessage',
+    help: 'most telemetry records per Kafka message, 1 for one each (default: 64)',
+  },
   config: { key: undefined, help: 'JSON config file' },
 } as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
 
@@ -99,12 +107,24 @@ const list = (v: unknown, name: string): string[] => {
   throw new InvalidInputError(`${name}: expected a list or comma-separated string`)
 }
 
+function recordsPerMessage(v: unknown): number {
+  const n =
+    typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+    throw new InvalidInputError(
+      `recordsPerMessage: expected a whole number from 1 to 10000, got ${JSON.stringify(v)}`,
+    )
+  }
+  return n
+}
+
 function validate(raw: Raw): BreakidConfig {
   const c = { ...DEFAULTS }
   for (const [k, v] of Object.entries(raw) as [keyof BreakidConfig, unknown][]) {
     if (v === undefined) continue
     if (!(k in DEFAULTS)) throw new InvalidInputError(`unknown configuration key "${k}"`)
     if (k === 'kafkaBrokers' || k === 'webhookUrls') (c as Record<string, unknown>)[k] = list(v, k)
+    else if (k === 'recordsPerMessage') c.recordsPerMessage = recordsPerMessage(v)
     else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =

@@ -119,7 +119,11 @@ export const serve: Command = {
           routes: webhookRoutes(cfg),
         })
       : undefined
-    const emitter = new TelemetryEmitter({ producer: telemetryProducer(cfg, transport), logger })
+    const emitter = new TelemetryEmitter({
+      producer: telemetryProducer(cfg, transport),
+      logger,
+      recordsPerMessage: cfg.recordsPerMessage,
+    })
     const otlp = cfg.otlpEndpoint
       ? new OtlpSpanExporter({
           endpoint: cfg.otlpEndpoint,

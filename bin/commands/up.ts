@@ -104,7 +104,11 @@ export const up: Command = {
       detectors: defaultDetectors(),
       routes: webhookRoutes(cfg, [{ name: 'local-receiver', url: receiver.url, secret: cfg.webhookSecret }]),
     })
-    const emitter = new TelemetryEmitter({ producer: telemetryProducer(cfg, transport), logger })
+    const emitter = new TelemetryEmitter({
+      producer: telemetryProducer(cfg, transport),
+      logger,
+      recordsPerMessage: cfg.recordsPerMessage,
+    })
     const schedule = new FaultSchedule(faults)
     const otlp = cfg.otlpEndpoint
       ? new OtlpSpanExporter({

@@ -17,6 +17,8 @@
  * emitter retries and keeps its records). A worker that dies rejects every send in flight and every
  * later one until `start` is called again.
  */
+import { readlinkSync } from 'node:fs'
+import { getPriority, setPriority } from 'node:os'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { createLogger } from '../../ingest/logger.ts'
 import { KafkaTransport } from '../../ingest/transport/kafka.ts'
@@ -28,6 +30,13 @@ export interface KafkaWorkerProducerOptions {
   clientId?: string
   /** pino level of the worker's log (kafkajs warnings and errors, to stderr). Default BREAKID_LOG_LEVEL or info. */
   logLevel?: string
+  /**
+   * Nice value of the producer thread alone (Linux; ignored elsewhere). Default 10: when the cores
+   * are contended, the threads that serve requests get the CPU first and telemetry waits (buffered,
+   * and dropped oldest-first only past the emitter's bound), as the emitter's policy says. 0 keeps
+   * the process's priority.
+   */
+  nice?: number
 }
 
 type ToWorker =
@@ -153,12 +162,29 @@ export class KafkaWorkerProducer implements MessageProducer {
   }
 }
 
+/**
+ * Lowers the calling thread's priority, not the process's: on Linux the nice value is per thread and
+ * setpriority(PRIO_PROCESS, tid) changes only that thread (man 2 setpriority); the thread id is the
+ * last part of /proc/thread-self. Raising one's own nice value needs no privilege. Best effort.
+ */
+function lowerThreadPriority(nice: number): void {
+  if (nice === 0) return
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
+    // never raises the priority: a process started under `nice` keeps its own value if that is higher
+    if (Number.isInteger(tid) && tid !== process.pid) setPriority(tid, Math.max(getPriority(tid), nice))
+  } catch {
+    // not Linux, or not allowed: the thread keeps the process's priority
+  }
+}
+
 /** The worker side: runs when kafka-worker-thread.mjs loads this module on the producer thread. */
 export async function runProducerThread(): Promise<void> {
   if (isMainThread || !parentPort || !workerData?.[WORKER_FLAG]) return
   const port = parentPort
   const opts = workerData as KafkaWorkerProducerOptions
   const post = (m: FromWorker) => port.postMessage(m)
+  lowerThreadPriority(opts.nice ?? 10)
   const transport = new KafkaTransport({
     brokers: opts.brokers,
     topicPrefix: opts.topicPrefix,

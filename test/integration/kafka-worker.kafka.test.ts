@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { getPriority } from 'node:os'
 import { before, test } from 'node:test'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { KafkaWorkerProducer } from '../../engine/telemetry/kafka-worker.ts'
@@ -35,6 +37,14 @@ test('records sent through the producer thread arrive once each, byte for byte, 
   })
   const emitter = new TelemetryEmitter({ producer, logger, maxBatch: 200 })
   await emitter.start()
+  // the producer thread alone runs at a lower priority (nice 10); every other thread keeps the process's
+  const nice = threadNiceValues()
+  const base = getPriority()
+  const byValue = (a: number, b: number) => a - b
+  assert.deepEqual(
+    nice.sort(byValue),
+    [...Array(nice.length - 1).fill(base), Math.max(base, 10)].sort(byValue),
+  )
   const spans = Array.from({ length: 1_000 }, (_, i) =>
     makeSpan(i, { instance: `engine-${i % 3}`, trace_id: randomBytes(16).toString('hex') }),
   )
@@ -87,3 +97,11 @@ test('records sent through the producer thread arrive once each, byte for byte, 
   assert.equal(receivedHw.length, 2)
   for (const s of hw) assert.ok(receivedHw.some((v) => v.equals(codecs.hw.encode(s))))
 })
+
+/** the nice value of every thread of this process (Linux: field 19 of /proc/self/task/<tid>/stat) */
+function threadNiceValues(): number[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+  })
+}

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { loadConfig } from '../../bin/config.ts'
+import { InvalidInputError } from '../../ingest/errors.ts'
+
+test('precedence: flags > environment > config file > defaults', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'breakid-config-'))
+  try {
+    const file = join(dir, 'breakid.json')
+    await writeFile(file, JSON.stringify({ fleet: 'from-file', instance: 'file-i', recordsPerMessage: 8 }))
+    const cfg = loadConfig(
+      { config: file, instance: 'flag-i' },
+      { BREAKID_INSTANCE: 'env-i', BREAKID_RECORDS_PER_MESSAGE: '16' },
+    )
+    assert.equal(cfg.fleet, 'from-file')
+    assert.equal(cfg.instance, 'flag-i')
+    assert.equal(cfg.recordsPerMessage, 16)
+    assert.equal(loadConfig({}, {}).recordsPerMessage, 64, 'containers of 64 by default')
+    assert.equal(loadConfig({ 'records-per-message': '1' }, {}).recordsPerMessage, 1)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('bad values are refused with the key and the value in the message', () => {
+  for (const bad of ['0', '-3', '2.5', 'lots', '', '10001']) {
+    assert.throws(
+      () => loadConfig({ 'records-per-message': bad }, {}),
+      (err: unknown) => err instanceof InvalidInputError && /recordsPerMessage/.test(err.message),
+      bad,
+    )
+  }
+  assert.throws(() => loadConfig({ 'kafka-brokers': 'localhost' }, {}), /not host:port/)
+  assert.throws(() => loadConfig({ 'execution-provider': 'tpu' }, {}), /not cpu or cuda/)
+})
