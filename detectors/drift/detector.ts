@@ -23,7 +23,7 @@
  *   getting faster is none either)
  * Severity: critical when D ≥ 2 × ksThreshold on a kind that allows it (latency), else warning.
  */
-import { quantileSorted } from 'simple-statistics'
+import { mean, quantileSorted } from 'simple-statistics'
 import type { Alert, Severity, Span } from '../../ingest/contract/records.ts'
 import { STAGES, type Stage } from '../../ingest/contract/schemas.ts'
 import { RollingBaseline } from '../baseline.ts'
@@ -68,7 +68,7 @@ export interface DriftFeature {
 export interface DriftKind {
   type: string
   features: DriftFeature[]
-  /** whether to blame the stage whose median grew most (latency) */
+  /** whether to blame the stage whose mean grew most (latency) */
   attributeStage: boolean
   /** whether severity may be critical */
   mayBeCritical: boolean
@@ -255,7 +255,7 @@ export class DistributionDriftDetector implements Detector {
         `(baseline ${u(quantile(base, 0.95))}); KS D ${d.toFixed(2)} (p ${p.toExponential(1)}), ` +
         `PSI ${psiValue.toFixed(2)} over the last ${recentSorted.length} requests vs ${base.length} before`,
       suspected_cause: stage
-        ? `${this.kind.cause}; the ${stage.stage} stage moved most: median ${u(stage.observed)} (baseline ${u(stage.baseline)})`
+        ? `${this.kind.cause}; the ${stage.stage} stage moved most: mean ${u(stage.observed)} (baseline ${u(stage.baseline)})`
         : this.kind.cause,
       suggested_action: this.kind.action,
       exemplar_request_ids: exemplars,
@@ -293,8 +293,10 @@ export class DistributionDriftDetector implements Detector {
     STAGES.forEach((stage, i) => {
       const b = k.stageBaselines.get(stage)!
       if (b.count === 0) return
-      const observed = median(window.map((e) => e.stages?.[i] ?? 0))
-      const baseline = b.median()
+      // means, not medians: a drift often lives in the tail (under data starvation the median
+      // request is still fast while p95 is seconds), and the mean is what the tail adds per request
+      const observed = mean(window.map((e) => e.stages?.[i] ?? 0))
+      const baseline = mean(b.ordered())
       const growth = Math.abs(observed - baseline)
       if (!best || growth > best.growth) best = { stage, observed, baseline, growth }
     })

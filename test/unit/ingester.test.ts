@@ -230,10 +230,11 @@ test('spans, hardware samples and alerts land in ClickHouse exactly, to the micr
   }
 })
 
-test('garbage is dead-lettered with its reason and offset; every valid record around it is stored', async () => {
-  const p = await startPipeline('ingest_garbage')
-  // a second group on the dead-letter topic, joined before anything is published: the embedded bus
-  // releases messages once every group it knows has committed them
+/**
+ * A second group on the dead-letter topic, joined before anything is published: the embedded bus
+ * releases messages once every group it knows has committed them.
+ */
+async function readDeadLetters(p: Pipeline) {
   const dlq: IncomingMessage[] = []
   const reader = p.bus.consumer({
     groupId: 'test-dlq-reader',
@@ -243,6 +244,12 @@ test('garbage is dead-lettered with its reason and offset; every valid record ar
     },
   })
   await reader.start()
+  return { dlq, reader }
+}
+
+test('garbage is dead-lettered with its reason and offset; every valid record around it is stored', async () => {
+  const p = await startPipeline('ingest_garbage')
+  const { dlq, reader } = await readDeadLetters(p)
   try {
     const valid = (i: number) => ({
       kind: 'valid' as const,
@@ -355,15 +362,7 @@ test('garbage is dead-lettered with its reason and offset; every valid record ar
 
 test('a container with bad records: each is dead-lettered alone as offset:index, its good records are stored', async () => {
   const p = await startPipeline('ingest_containers')
-  const dlq: IncomingMessage[] = []
-  const reader = p.bus.consumer({
-    groupId: 'test-dlq-reader',
-    topics: [TOPICS.deadLetter],
-    handler: async (batch) => {
-      dlq.push(...batch.messages)
-    },
-  })
-  await reader.start()
+  const { dlq, reader } = await readDeadLetters(p)
   try {
     const unknown = codecs.span.encode(span(50))
     unknown.writeBigUInt64LE(12345n, 2)

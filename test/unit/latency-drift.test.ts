@@ -77,6 +77,22 @@ test('latency drift: a compute slowdown fires once, names compute, and resolves 
   assert.match(f.summary, /KS D .* PSI/)
 })
 
+test('latency drift: a drift in the tail names the stage that made it, not a median that moved a little', () => {
+  // as under data starvation: from step 40, 40 % of requests wait 200 ms in preprocess (its median
+  // does not move), while compute's median grows 10 %
+  const steps = spans(series('1000x40 1100x20'), 3).map((ss, i) =>
+    i < 40
+      ? ss
+      : ss.map((s, k) =>
+          k % 5 < 2 ? { ...s, preprocess_us: s.preprocess_us + 200_000, total_us: s.total_us + 200_000 } : s,
+        ),
+  )
+  const firing = run(new LatencyDriftDetector(), steps).filter((a) => a.status === 'firing')
+  assert.equal(firing.length, 1)
+  assert.equal(firing[0]!.stage, 'preprocess')
+  assert.match(firing[0]!.suspected_cause, /preprocess stage moved most: mean/)
+})
+
 test('latency drift: fired by the newest values, its exemplars are from the drift, not older outliers', () => {
   const steps = spans(series('1000x40 2000x20'))
   // three very slow requests 2 s before the onset: still in the 6-s recent window when the alert fires
