@@ -54,6 +54,10 @@ export class DetectorConsumer implements Lifecycle {
   private readonly alerts: MessageProducer
   private readonly checkpoints: DetectorCheckpoints | undefined
   private started = false
+  /** the newest record time seen, µs: the inhibitor's clock */
+  private eventTimeUs = 0
+  /** a checkpoint came due while the inhibitor held an alert */
+  private checkpointOwed = false
 
   constructor(private readonly opts: DetectorConsumerOptions) {
     this.inhibitor = new Inhibitor(opts.inhibitRules)
@@ -92,6 +96,10 @@ export class DetectorConsumer implements Lifecycle {
   /** Drains, then writes a last checkpoint. Safe to call twice. */
   async stop(): Promise<void> {
     await this.consumer.stop()
+    // alerts held for a pending cause go out rather than being lost
+    await this.publish(this.inhibitor.releaseAll()).catch((err) =>
+      this.opts.logger.error({ err }, 'could not publish the alerts held at shutdown'),
+    )
     await this.alerts.stop()
     if (this.started) {
       this.started = false
@@ -127,32 +135,51 @@ export class DetectorConsumer implements Lifecycle {
           const span = r.record as Span
           for (const d of this.opts.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
           if (this.checkpoints?.note(span.timestamp_us)) checkpointDue = true
+          this.eventTimeUs = Math.max(this.eventTimeUs, span.timestamp_us)
         } else {
           const sample = r.record as HwSample
           for (const d of this.opts.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
           if (this.checkpoints?.note(sample.timestamp_us)) checkpointDue = true
+          this.eventTimeUs = Math.max(this.eventTimeUs, sample.timestamp_us)
         }
         this.counters.inc('records_total', 1, { topic: batch.topic })
       }
     }
-    const { publish, inhibited } = this.inhibitor.filter(raised)
+    const { publish, inhibited } = this.inhibitor.filter(raised, {
+      pending: this.pendingSources(),
+      nowUs: this.eventTimeUs,
+    })
     for (const a of inhibited)
       this.counters.inc('alerts_inhibited_total', 1, { type: a.type, status: a.status })
-    if (publish.length > 0) {
-      await this.alerts.send(
-        TOPICS.alerts,
-        publish.map((a) => ({ key: a.dedup_key, value: codecs.alert.encode(a) })),
-      )
-      for (const a of publish) {
-        this.counters.inc('alerts_total', 1, { type: a.type, status: a.status })
-        this.opts.logger.info(
-          { alert: a.id, type: a.type, status: a.status, instance: a.instance },
-          a.summary,
-        )
-        this.opts.onAlert?.(a)
-      }
+    await this.publish(publish)
+    // after the alerts are out: a stored "firing" state always has its firing record published (so
+    // not while an alert is held by the inhibitor: the checkpoint waits for it)
+    this.checkpointOwed ||= checkpointDue
+    if (this.checkpointOwed && this.inhibitor.heldCount === 0) {
+      this.checkpointOwed = false
+      await this.checkpoint()
     }
-    // after the alerts are out: a stored "firing" state always has its firing record published
-    if (checkpointDue) await this.checkpoint()
+  }
+
+  /** `<type>/<instance>` of every detector's pending condition, for the inhibitor */
+  private pendingSources(): Set<string> {
+    const pending = new Set<string>()
+    for (const d of this.opts.detectors) {
+      for (const instance of d.pendingInstances?.() ?? []) pending.add(`${d.type}/${instance}`)
+    }
+    return pending
+  }
+
+  private async publish(alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return
+    await this.alerts.send(
+      TOPICS.alerts,
+      alerts.map((a) => ({ key: a.dedup_key, value: codecs.alert.encode(a) })),
+    )
+    for (const a of alerts) {
+      this.counters.inc('alerts_total', 1, { type: a.type, status: a.status })
+      this.opts.logger.info({ alert: a.id, type: a.type, status: a.status, instance: a.instance }, a.summary)
+      this.opts.onAlert?.(a)
+    }
   }
 }

@@ -17,6 +17,11 @@ export interface Detector {
   exportState?(): Record<string, unknown>
   /** Restores a snapshot taken by exportState (of the same detector type); ignores what it cannot read. */
   importState?(state: Record<string, unknown>): void
+  /**
+   * Instances where this detector's condition holds but has not fired yet (pending). Inhibition
+   * sources implement it, so the symptoms of a cause about to fire wait for it (inhibit.ts).
+   */
+  pendingInstances?(): Iterable<string>
 }
 
 /**

@@ -62,6 +62,10 @@ export class StarvationDetector implements Detector {
     }
   }
 
+  *pendingInstances(): Iterable<string> {
+    for (const [instance, s] of this.instances) if (s.lifecycle.state === 'pending') yield instance
+  }
+
   private state(instance: string): InstanceState {
     let s = this.instances.get(instance)
     if (!s) {
