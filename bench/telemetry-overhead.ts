@@ -36,7 +36,9 @@
  *   - calibration: every engine twice at an offered rate far above what it can answer (the first pass
  *     warms up); the throughput `off` achieves in the second is the saturation capacity C of this
  *     machine (engine + load generator together);
- *   - below saturation: offered 0.5·C; compared: median and p99 latency (deltas in µs vs off);
+ *   - below saturation: offered 0.5·C; compared: median and p99 latency as the load generator sees
+ *     it, and the engine's own median (request received → response sent, fastify hooks, the same in
+ *     every mode), which leaves out the load generator waiting for a core (deltas in µs vs off);
  *   - at saturation: offered 2·C (the excess is dropped at the client: maxOutstanding 256); compared:
  *     throughput (ratio vs off), engine process CPU µs per request (all its threads: event loop,
  *     onnxruntime, Kafka producer) and event-loop thread CPU µs per request (Linux schedstat of the main
@@ -214,6 +216,17 @@ async function child(cfg: ChildConfig): Promise<void> {
   })
   await engine.start()
   const app = buildEngineApp(engine)
+  // server-side latency (request received → response sent), the same hooks in every mode: unlike the
+  // load generator's latency it leaves out the client's own waits for a core
+  let serverUs: number[] = []
+  const receivedAt = new WeakMap<object, bigint>()
+  app.addHook('onRequest', async (req) => {
+    receivedAt.set(req, process.hrtime.bigint())
+  })
+  app.addHook('onResponse', async (req) => {
+    const t0 = receivedAt.get(req)
+    if (t0 !== undefined) serverUs.push(Number(process.hrtime.bigint() - t0) / 1000)
+  })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   process.send!({ ready: url })
   process.on('message', async (msg: { stop?: boolean; cpu?: boolean }) => {
@@ -222,7 +235,14 @@ async function child(cfg: ChildConfig): Promise<void> {
       // Kafka producer's): per-request CPU is what telemetry adds, and unlike latency it barely moves
       // when other processes compete for the cores. `loopUs`: the event loop thread's CPU alone.
       const u = process.cpuUsage()
-      process.send!({ cpuUs: u.user + u.system, loopUs: loopCpuUs(), completions: engine.completions })
+      const serverP50Us = serverUs.length > 0 ? median(serverUs) : 0
+      serverUs = []
+      process.send!({
+        cpuUs: u.user + u.system,
+        loopUs: loopCpuUs(),
+        completions: engine.completions,
+        serverP50Us,
+      })
       return
     }
     if (!msg.stop) return
@@ -420,6 +440,8 @@ interface CpuReading {
   cpuUs: number
   loopUs: number
   completions: number
+  /** median server-side latency of the requests answered since the previous reading */
+  serverP50Us: number
 }
 
 /** The engine process's CPU µs, event-loop busy µs and completed requests so far. */
@@ -528,6 +550,8 @@ interface RoundResult {
   cpuUsPerRequest: number
   /** engine event-loop busy µs per completed request during the round */
   loopUsPerRequest: number
+  /** median server-side latency during the round, µs */
+  serverP50Us: number
 }
 
 async function main(): Promise<void> {
@@ -573,6 +597,7 @@ async function main(): Promise<void> {
               report,
               cpuUsPerRequest: (after.cpuUs - before.cpuUs) / done,
               loopUsPerRequest: (after.loopUs - before.loopUs) / done,
+              serverP50Us: after.serverP50Us,
             })
           }
         }
@@ -600,6 +625,7 @@ async function main(): Promise<void> {
             throughput_per_s: round(median(tput), 1),
             p50_us: round(median(p50), 0),
             p99_us: round(median(p99), 0),
+            server_p50_us: round(median(mine.map((x) => x.serverP50Us)), 0),
             non_200: mine.reduce((n, x) => n + x.report.sent - x.report.ok, 0),
             dropped_at_client: mine.reduce((n, x) => n + x.report.droppedAtClient, 0),
             ...(mode === 'off'
@@ -633,6 +659,10 @@ async function main(): Promise<void> {
                     median(mine.map((x) => (x.report.latencyMs.p99 - off(x.round).latencyMs.p99) * 1000)),
                     0,
                   ),
+                  server_p50_delta_us: round(
+                    median(mine.map((x) => x.serverP50Us - offRound(x.round).serverP50Us)),
+                    0,
+                  ),
                 }),
           }
         }
@@ -645,7 +675,7 @@ async function main(): Promise<void> {
           return `${m.padEnd(6)} cpu ${String(s.cpu_us_per_request).padStart(6)} loop ${String(s.loop_us_per_request).padStart(6)} µs/req ${String(s.throughput_per_s).padStart(8)}/s p50 ${String(s.p50_us).padStart(7)} µs p99 ${String(s.p99_us).padStart(8)} µs${
             m === 'off'
               ? ''
-              : `  Δcpu ${s.cpu_delta_us_per_request} (ratio ${s.cpu_bound_throughput_ratio}) Δloop ${s.loop_delta_us_per_request} (ratio ${s.loop_bound_throughput_ratio})  tput ratio ${s.throughput_ratio_vs_off}  Δp50 ${s.p50_delta_us} µs  Δp99 ${s.p99_delta_us} µs`
+              : `  Δcpu ${s.cpu_delta_us_per_request} (ratio ${s.cpu_bound_throughput_ratio}) Δloop ${s.loop_delta_us_per_request} (ratio ${s.loop_bound_throughput_ratio})  tput ratio ${s.throughput_ratio_vs_off}  Δp50 ${s.p50_delta_us} µs  Δp99 ${s.p99_delta_us} µs  Δserver p50 ${s.server_p50_delta_us} µs`
           }`
         }
         console.log(
