@@ -11,8 +11,8 @@
  * - severity critical above `criticalMs` (1000), else warning
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
-import { isRecord, RollingBaseline } from '../baseline.ts'
-import { type Detector, getOrCreate, keyedState } from '../detector.ts'
+import { RollingBaseline } from '../baseline.ts'
+import { PerInstanceDetector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -31,12 +31,12 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class EventLoopBlockedDetector implements Detector {
+export class EventLoopBlockedDetector extends PerInstanceDetector<InstanceState> {
   readonly type = 'event_loop_blocked'
-  private readonly instances = new Map<string, InstanceState>()
   private readonly o: Required<EventLoopOptions>
 
   constructor(opts: EventLoopOptions = {}) {
+    super()
     this.o = {
       minDelayMs: 100,
       ratio: 5,
@@ -50,12 +50,24 @@ export class EventLoopBlockedDetector implements Detector {
     }
   }
 
-  private state(instance: string): InstanceState {
-    return getOrCreate(this.instances, instance, () => ({
+  protected newState(): InstanceState {
+    return {
       delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       lifecycle: new AlertLifecycle(this.o),
       spans: new RecentSpans(),
-    }))
+    }
+  }
+
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return { delay: s.delay.toState(), lifecycle: s.lifecycle.toState(), model: s.spans.model }
+  }
+
+  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+    return {
+      delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
+      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
+    }
   }
 
   onSpan(span: Span): Alert[] {
@@ -102,26 +114,5 @@ export class EventLoopBlockedDetector implements Detector {
     )
     if (!s.lifecycle.active) s.delay.push(observed)
     return alert ? [alert] : []
-  }
-
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.instances, (s) => ({
-      delay: s.delay.toState(),
-      lifecycle: s.lifecycle.toState(),
-      model: s.spans.model,
-    }))
-    return { keys }
-  }
-
-  importState(state: Record<string, unknown>): void {
-    if (!isRecord(state.keys)) return
-    for (const [instance, raw] of Object.entries(state.keys)) {
-      if (!isRecord(raw)) continue
-      this.instances.set(instance, {
-        delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
-        lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
-        spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
-      })
-    }
   }
 }

@@ -14,8 +14,8 @@
  *   pending or firing (a long idle spell never becomes the baseline of a loaded instance)
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
-import { isRecord, RollingBaseline } from '../baseline.ts'
-import { type Detector, getOrCreate, keyedState } from '../detector.ts'
+import { RollingBaseline } from '../baseline.ts'
+import { PerInstanceDetector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 
 export interface IdleOptions extends LifecycleOptions {
@@ -35,12 +35,12 @@ interface InstanceState {
   model: string
 }
 
-export class IdleNoLoadDetector implements Detector {
+export class IdleNoLoadDetector extends PerInstanceDetector<InstanceState> {
   readonly type = 'accelerator_idle_no_load'
-  private readonly instances = new Map<string, InstanceState>()
   private readonly o: Required<IdleOptions>
 
   constructor(opts: IdleOptions = {}) {
+    super()
     this.o = {
       absoluteBusy: 0.05,
       busyDropRatio: 0.25,
@@ -55,13 +55,32 @@ export class IdleNoLoadDetector implements Detector {
     }
   }
 
-  private state(instance: string): InstanceState {
-    return getOrCreate(this.instances, instance, () => ({
+  protected newState(): InstanceState {
+    return {
       busy: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       arrivals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       lifecycle: new AlertLifecycle(this.o),
       model: '*',
-    }))
+    }
+  }
+
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return {
+      busy: s.busy.toState(),
+      arrivals: s.arrivals.toState(),
+      lifecycle: s.lifecycle.toState(),
+      model: s.model,
+    }
+  }
+
+  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+    const { baselineWindow: w, warmupSamples: warm } = this.o
+    return {
+      busy: RollingBaseline.fromState(raw.busy, w, warm),
+      arrivals: RollingBaseline.fromState(raw.arrivals, w, warm),
+      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      model: typeof raw.model === 'string' ? raw.model : '*',
+    }
   }
 
   onSpan(span: Span): Alert[] {
@@ -114,30 +133,6 @@ export class IdleNoLoadDetector implements Detector {
       s.arrivals.push(sample.arrivals)
     }
     return alert ? [alert] : []
-  }
-
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.instances, (s) => ({
-      busy: s.busy.toState(),
-      arrivals: s.arrivals.toState(),
-      lifecycle: s.lifecycle.toState(),
-      model: s.model,
-    }))
-    return { keys }
-  }
-
-  importState(state: Record<string, unknown>): void {
-    if (!isRecord(state.keys)) return
-    const { baselineWindow: w, warmupSamples: warm } = this.o
-    for (const [instance, raw] of Object.entries(state.keys)) {
-      if (!isRecord(raw)) continue
-      this.instances.set(instance, {
-        busy: RollingBaseline.fromState(raw.busy, w, warm),
-        arrivals: RollingBaseline.fromState(raw.arrivals, w, warm),
-        lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
-        model: typeof raw.model === 'string' ? raw.model : '*',
-      })
-    }
   }
 }
 

@@ -16,8 +16,8 @@
  * - severity critical when completions fall below 30 % of baseline, else warning
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
-import { isRecord, RollingBaseline } from '../baseline.ts'
-import { type Detector, getOrCreate, keyedState } from '../detector.ts'
+import { RollingBaseline } from '../baseline.ts'
+import { PerInstanceDetector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -38,12 +38,12 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class QueueGrowthDetector implements Detector {
+export class QueueGrowthDetector extends PerInstanceDetector<InstanceState> {
   readonly type = 'queue_growth'
-  private readonly instances = new Map<string, InstanceState>()
   private readonly o: Required<QueueGrowthOptions>
 
   constructor(opts: QueueGrowthOptions = {}) {
+    super()
     this.o = {
       risingSamples: 5,
       minGrowth: 5,
@@ -56,14 +56,37 @@ export class QueueGrowthDetector implements Detector {
     }
   }
 
-  private state(instance: string): InstanceState {
-    return getOrCreate(this.instances, instance, () => ({
+  protected newState(): InstanceState {
+    return {
       queue: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       recentQueue: [],
       lifecycle: new AlertLifecycle(this.o),
       spans: new RecentSpans(),
-    }))
+    }
+  }
+
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return {
+      queue: s.queue.toState(),
+      completions: s.completions.toState(),
+      recentQueue: s.recentQueue,
+      lifecycle: s.lifecycle.toState(),
+      model: s.spans.model,
+    }
+  }
+
+  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+    const { baselineWindow: w, warmupSamples: warm } = this.o
+    return {
+      queue: RollingBaseline.fromState(raw.queue, w, warm),
+      completions: RollingBaseline.fromState(raw.completions, w, warm),
+      recentQueue: Array.isArray(raw.recentQueue)
+        ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
+        : [],
+      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
+    }
   }
 
   onSpan(span: Span): Alert[] {
@@ -121,33 +144,5 @@ export class QueueGrowthDetector implements Detector {
       s.completions.push(sample.completions)
     }
     return alert ? [alert] : []
-  }
-
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.instances, (s) => ({
-      queue: s.queue.toState(),
-      completions: s.completions.toState(),
-      recentQueue: s.recentQueue,
-      lifecycle: s.lifecycle.toState(),
-      model: s.spans.model,
-    }))
-    return { keys }
-  }
-
-  importState(state: Record<string, unknown>): void {
-    if (!isRecord(state.keys)) return
-    const { baselineWindow: w, warmupSamples: warm } = this.o
-    for (const [instance, raw] of Object.entries(state.keys)) {
-      if (!isRecord(raw)) continue
-      this.instances.set(instance, {
-        queue: RollingBaseline.fromState(raw.queue, w, warm),
-        completions: RollingBaseline.fromState(raw.completions, w, warm),
-        recentQueue: Array.isArray(raw.recentQueue)
-          ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
-          : [],
-        lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
-        spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
-      })
-    }
   }
 }

@@ -20,8 +20,8 @@
  * instead of firing again), as `{ keys: { <instance>: … } }` — one row per instance in the store.
  */
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
-import { isRecord, RollingBaseline } from '../baseline.ts'
-import { type Detector, keyedState } from '../detector.ts'
+import { RollingBaseline } from '../baseline.ts'
+import { PerInstanceDetector } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 
@@ -42,12 +42,12 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class StarvationDetector implements Detector {
+export class StarvationDetector extends PerInstanceDetector<InstanceState> {
   readonly type = 'accelerator_starved'
-  private readonly instances = new Map<string, InstanceState>()
   private readonly o: Required<StarvationOptions>
 
   constructor(opts: StarvationOptions = {}) {
+    super()
     this.o = {
       busyDropRatio: 0.9,
       busyCeiling: 0.75,
@@ -62,47 +62,32 @@ export class StarvationDetector implements Detector {
     }
   }
 
-  *pendingInstances(): Iterable<string> {
-    for (const [instance, s] of this.instances) if (s.lifecycle.state === 'pending') yield instance
-  }
-
-  private state(instance: string): InstanceState {
-    let s = this.instances.get(instance)
-    if (!s) {
-      const { baselineWindow: w, warmupSamples: warm } = this.o
-      s = {
-        busy: new RollingBaseline(w, warm),
-        inFlight: new RollingBaseline(w, warm),
-        spans: new InstanceSpanWindow(),
-        lifecycle: new AlertLifecycle(this.o),
-      }
-      this.instances.set(instance, s)
+  protected newState(): InstanceState {
+    const { baselineWindow: w, warmupSamples: warm } = this.o
+    return {
+      busy: new RollingBaseline(w, warm),
+      inFlight: new RollingBaseline(w, warm),
+      spans: new InstanceSpanWindow(),
+      lifecycle: new AlertLifecycle(this.o),
     }
-    return s
   }
 
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.instances, (s) => ({
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return {
       busy: s.busy.toState(),
       inFlight: s.inFlight.toState(),
       spans: s.spans.toState(),
       lifecycle: s.lifecycle.toState(),
-    }))
-    return { keys }
+    }
   }
 
-  /** Merges the instances of `state` into this detector (instances it already has are replaced). */
-  importState(state: Record<string, unknown>): void {
-    if (!isRecord(state.keys)) return
+  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
     const { baselineWindow: w, warmupSamples: warm } = this.o
-    for (const [instance, raw] of Object.entries(state.keys)) {
-      if (!isRecord(raw)) continue
-      this.instances.set(instance, {
-        busy: RollingBaseline.fromState(raw.busy, w, warm),
-        inFlight: RollingBaseline.fromState(raw.inFlight, w, warm),
-        spans: InstanceSpanWindow.fromState(raw.spans),
-        lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
-      })
+    return {
+      busy: RollingBaseline.fromState(raw.busy, w, warm),
+      inFlight: RollingBaseline.fromState(raw.inFlight, w, warm),
+      spans: InstanceSpanWindow.fromState(raw.spans),
+      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
     }
   }
 
