@@ -162,10 +162,17 @@ function logChoose(n: number, k: number): number {
   return logFactorial(n) - logFactorial(k) - logFactorial(n - k)
 }
 
+/** log(i!) for i < length, extended on demand: called per error-rate evaluation, n up to ~10⁵ */
+let logFactorials = new Float64Array([0, 0])
+
 function logFactorial(n: number): number {
-  let s = 0
-  for (let i = 2; i <= n; i++) s += Math.log(i)
-  return s
+  if (n >= logFactorials.length) {
+    const grown = new Float64Array(Math.max(n + 1, logFactorials.length * 2))
+    grown.set(logFactorials)
+    for (let i = logFactorials.length; i < grown.length; i++) grown[i] = grown[i - 1]! + Math.log(i)
+    logFactorials = grown
+  }
+  return logFactorials[n]!
 }
 
 /**

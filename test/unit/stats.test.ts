@@ -91,6 +91,19 @@ test('binomial tail: exact values for small n', () => {
   close(binomialTail(3, 4, 0.5), 5 / 16, 'P(X≥3 | 4, 0.5)')
 })
 
+test('binomial tail: large n agrees with its complement (X ≥ k ⇔ n − X ≤ n − k)', () => {
+  // P(X ≥ k | n, p) + P(Y ≥ n − k + 1 | n, 1 − p) = 1 for Y = n − X; large n, then small again
+  for (const [k, n, p] of [
+    [480, 1_000, 0.5],
+    [2_100, 5_000, 0.4],
+    [30, 2_000, 0.01],
+    [3, 10, 0.2],
+  ] as const) {
+    const sum = binomialTail(k, n, p) + binomialTail(n - k + 1, n, 1 - p)
+    assert.ok(Math.abs(sum - 1) < 1e-9, `k ${k} n ${n} p ${p}: ${sum}`)
+  }
+})
+
 test('binomial tail: edge cases', () => {
   assert.equal(binomialTail(0, 10, 0.1), 1, 'k = 0: always')
   assert.equal(binomialTail(-3, 10, 0.1), 1, 'k < 0: always')
