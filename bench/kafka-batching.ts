@@ -2,8 +2,9 @@
  * Should a Kafka message carry one telemetry record or a container of records from one writer?
  * Against the real broker (127.0.0.1:9092, or KAFKA_BROKERS), side by side in one run:
  *
- *   - 1 record per message (today) and containers of 10, 50 and 200 records per message
- *     (framing: u32 count, then per record u32 length + the Avro single-object record),
+ *   - 1 record per message and containers of 10, 50 and 200 records per message (the contract's
+ *     container, ingest/contract/container.ts: magic, u32 count, per record u32 length + the Avro
+ *     single-object record; the emitter's default is 64),
  *   - each with kafkajs compression off and GZIP.
  *
  * Throughput (interleaved rounds, same spans in every mode): the producer sends 1000 records per
@@ -35,6 +36,7 @@ import {
 } from 'kafkajs'
 import '../ingest/transport/kafkajs-idle-fix.ts'
 import type { Span } from '../ingest/contract/records.ts'
+import { decodeRecords, packContainer } from '../ingest/contract/container.ts'
 import { codecs } from '../ingest/contract/topics.ts'
 import { makeSpan } from '../test/helpers/records.ts'
 import { machineInfo } from './machine.ts'
@@ -64,57 +66,20 @@ const MODES: Mode[] = [1, 10, 50, 200].flatMap((perMessage) =>
   })),
 )
 
-// ---------- framing ----------
-
-function pack(recs: readonly Buffer[]): Buffer {
-  let size = 4
-  for (const r of recs) size += 4 + r.length
-  const out = Buffer.allocUnsafe(size)
-  out.writeUInt32BE(recs.length, 0)
-  let o = 4
-  for (const r of recs) {
-    out.writeUInt32BE(r.length, o)
-    r.copy(out, o + 4)
-    o += 4 + r.length
-  }
-  return out
-}
-
-function unpack(buf: Buffer, each: (rec: Buffer) => void): void {
-  if (buf.length < 4) throw new Error(`container too short: ${buf.length} bytes`)
-  const count = buf.readUInt32BE(0)
-  let o = 4
-  for (let i = 0; i < count; i++) {
-    if (o + 4 > buf.length) throw new Error('container truncated')
-    const len = buf.readUInt32BE(o)
-    if (o + 4 + len > buf.length) throw new Error('container truncated')
-    each(buf.subarray(o + 4, o + 4 + len))
-    o += 4 + len
-  }
-  if (o !== buf.length) throw new Error('container has trailing bytes')
-}
-
 /** The Kafka messages for up to SEND_RECORDS encoded records, for one mode. */
 function toMessages(recs: readonly Buffer[], perMessage: number): Message[] {
   if (perMessage === 1) return recs.map((value) => ({ key: KEY, value }))
   const out: Message[] = []
   for (let i = 0; i < recs.length; i += perMessage)
-    out.push({ key: KEY, value: pack(recs.slice(i, i + perMessage)) })
+    out.push({ key: KEY, value: packContainer(recs.slice(i, i + perMessage)) })
   return out
 }
 
-/** Decodes every record of a message value; returns how many. */
-function decodeValue(value: Buffer, perMessage: number, each: (span: Span) => void): number {
-  if (perMessage === 1) {
-    each(codecs.span.decode(value))
-    return 1
-  }
-  let n = 0
-  unpack(value, (rec) => {
-    each(codecs.span.decode(rec))
-    n++
-  })
-  return n
+/** Decodes every record of a message value (a container or one record, as ingest does); returns how many. */
+function decodeValue(value: Buffer, each: (span: Span) => void): number {
+  const spans = decodeRecords(codecs.span, value)
+  for (const span of spans) each(span)
+  return spans.length
 }
 
 // ---------- kafka plumbing (same settings as ingest/transport/kafka.ts) ----------
@@ -200,11 +165,7 @@ interface RunningConsumer {
  * A consumer group reading `topic` from the beginning, as the transport does: eachBatch, resolve and
  * commit after the whole batch was handled. Calls onSpan for every decoded record.
  */
-async function startConsumer(
-  topic: string,
-  perMessage: number,
-  onSpan: (span: Span) => void,
-): Promise<RunningConsumer> {
+async function startConsumer(topic: string, onSpan: (span: Span) => void): Promise<RunningConsumer> {
   const groupId = `${topic}-g`
   createdGroups.push(groupId)
   const consumer = kafka.consumer({
@@ -230,7 +191,7 @@ async function startConsumer(
     autoCommit: false,
     eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat }) => {
       if (batch.messages.length === 0) return
-      for (const m of batch.messages) decoded += decodeValue(m.value!, perMessage, onSpan)
+      for (const m of batch.messages) decoded += decodeValue(m.value!, onSpan)
       resolveOffset(batch.lastOffset())
       await commitOffsetsIfNecessary({
         topics: [
@@ -327,7 +288,7 @@ async function throughputRound(mode: Mode, round: number): Promise<void> {
 
   let checksum = 0
   const tStart = nowMs()
-  const c = await startConsumer(topic, mode.perMessage, (s) => {
+  const c = await startConsumer(topic, (s) => {
     checksum += s.total_us
   })
   c.setExpected(records)
@@ -397,7 +358,7 @@ async function latencyRound(mode: Mode, round: number): Promise<void> {
   const warm = Math.round(latencyRate * LATENCY_WARMUP_S)
   const lat: number[] = []
   let seen = 0
-  const c = await startConsumer(topic, mode.perMessage, (s) => {
+  const c = await startConsumer(topic, (s) => {
     const ms = (nowUs() - s.timestamp_us) / 1000
     if (seen++ >= warm) lat.push(ms)
   })
@@ -531,7 +492,8 @@ const report = {
     producer: 'idempotent, acks -1, maxInFlightRequests 1',
     partitions: 1,
   },
-  framing: 'u32 BE record count, then per record u32 BE length + Avro single-object bytes',
+  framing:
+    'ingest/contract/container.ts: magic BKC\\x01, u32 BE record count, then per record u32 BE length + Avro single-object bytes',
   throughput: {
     records_per_round: records,
     rounds,

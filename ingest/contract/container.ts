@@ -94,11 +94,13 @@ export function decodeRecords<T>(codec: RecordCodec<T>, value: Buffer): T[] {
 
 /** A container of `records` (the emitter writes the same bytes into one buffer per flush). */
 export function encodeContainer<T>(codec: RecordCodec<T>, records: readonly T[]): Buffer {
-  const parts: Buffer[] = [CONTAINER_MAGIC, u32(records.length)]
-  for (const r of records) {
-    const bytes = codec.encode(r)
-    parts.push(u32(bytes.length), bytes)
-  }
+  return packContainer(records.map((r) => codec.encode(r)))
+}
+
+/** A container of records already in single-object encoding. */
+export function packContainer(encoded: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = [CONTAINER_MAGIC, u32(encoded.length)]
+  for (const bytes of encoded) parts.push(u32(bytes.length), bytes)
   return Buffer.concat(parts)
 }
 
