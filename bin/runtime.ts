@@ -1,5 +1,6 @@
 /** Builds the shared parts (transport, ClickHouse) from the configuration, the same way for every command. */
 import type { Logger } from 'pino'
+import { TelemetryEmitter } from '../engine/telemetry/emitter.ts'
 import { KafkaWorkerProducer } from '../engine/telemetry/kafka-worker.ts'
 import { type ClickHouse, openClickHouse } from '../ingest/clickhouse/client.ts'
 import { migrate } from '../ingest/clickhouse/migrations.ts'
@@ -35,6 +36,15 @@ export function telemetryProducer(cfg: BreakidConfig, transport: Transport): Mes
     clientId: `breakid-${cfg.instance}-telemetry`,
     topicPrefix: cfg.topicPrefix,
     logLevel: cfg.logLevel,
+  })
+}
+
+/** The engine's telemetry emitter as every command configures it. */
+export function telemetryEmitter(cfg: BreakidConfig, transport: Transport, logger: Logger): TelemetryEmitter {
+  return new TelemetryEmitter({
+    producer: telemetryProducer(cfg, transport),
+    logger,
+    recordsPerMessage: cfg.recordsPerMessage,
   })
 }
 

@@ -8,7 +8,6 @@ import { Engine, type ModelSpec } from '../../engine/engine.ts'
 import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { isModelName, MODEL_NAMES } from '../../engine/models/zoo.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { InvalidInputError } from '../../ingest/errors.ts'
 import { createLogger } from '../../ingest/logger.ts'
@@ -17,7 +16,7 @@ import { parsePort, parsePositive } from '../args.ts'
 import type { Command } from '../cli.ts'
 import { loadConfig } from '../config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
-import { openStore, openTransport, runUntilSignal, telemetryProducer } from '../runtime.ts'
+import { openStore, openTransport, runUntilSignal, telemetryEmitter } from '../runtime.ts'
 
 /** `name[@version][:w=0.5,r=32]` → a model spec */
 export function parseModelFlag(flag: string): ModelSpec {
@@ -119,11 +118,7 @@ export const serve: Command = {
           routes: webhookRoutes(cfg),
         })
       : undefined
-    const emitter = new TelemetryEmitter({
-      producer: telemetryProducer(cfg, transport),
-      logger,
-      recordsPerMessage: cfg.recordsPerMessage,
-    })
+    const emitter = telemetryEmitter(cfg, transport, logger)
     const otlp = cfg.otlpEndpoint
       ? new OtlpSpanExporter({
           endpoint: cfg.otlpEndpoint,

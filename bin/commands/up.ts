@@ -13,7 +13,6 @@ import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { runLoad } from '../../engine/loadgen.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { createLogger } from '../../ingest/logger.ts'
 import { queriesPlugin } from '../../queries/http.ts'
@@ -23,7 +22,7 @@ import { parseDurationMs, parsePort, parsePositive } from '../args.ts'
 import type { Command } from '../cli.ts'
 import { loadConfig } from '../config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
-import { openStore, openTransport, telemetryProducer } from '../runtime.ts'
+import { openStore, openTransport, telemetryEmitter } from '../runtime.ts'
 import { parseModelFlag } from './serve.ts'
 
 /** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
@@ -104,11 +103,7 @@ export const up: Command = {
       detectors: defaultDetectors(),
       routes: webhookRoutes(cfg, [{ name: 'local-receiver', url: receiver.url, secret: cfg.webhookSecret }]),
     })
-    const emitter = new TelemetryEmitter({
-      producer: telemetryProducer(cfg, transport),
-      logger,
-      recordsPerMessage: cfg.recordsPerMessage,
-    })
+    const emitter = telemetryEmitter(cfg, transport, logger)
     const schedule = new FaultSchedule(faults)
     const otlp = cfg.otlpEndpoint
       ? new OtlpSpanExporter({

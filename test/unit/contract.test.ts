@@ -101,7 +101,8 @@ test('a container carries several records; each bad one is rejected alone, a bro
     [[0, 'req-2']],
   )
 
-  // record 1 with an unknown writer schema, record 2 a hardware sample: rejected one by one
+  // record 1 with an unknown writer schema, record 2 a hardware sample: rejected one by one (the
+  // container built byte by byte from the documented layout, not by the module under test)
   const unknown = codecs.span.encode(spans[1]!)
   unknown.writeBigUInt64LE(12345n, 2)
   const mixed = Buffer.concat([

@@ -14,7 +14,7 @@ import type { ClickHouseClient } from '@clickhouse/client'
 import { type ClickHouse, openClickHouse } from '../../ingest/clickhouse/client.ts'
 import { migrate } from '../../ingest/clickhouse/migrations.ts'
 import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
-import { CONTAINER_MAGIC, encodeContainer } from '../../ingest/contract/container.ts'
+import { encodeContainer, packContainer } from '../../ingest/contract/container.ts'
 import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
 import { INGEST_GROUP, Ingester } from '../../ingest/ingester.ts'
 import { createLogger } from '../../ingest/logger.ts'
@@ -367,11 +367,7 @@ test('a container with bad records: each is dead-lettered alone as offset:index,
     const unknown = codecs.span.encode(span(50))
     unknown.writeBigUInt64LE(12345n, 2)
     const good = [10, 11].map((i) => codecs.span.encode(span(i)))
-    const withBadRecord = Buffer.concat([
-      CONTAINER_MAGIC,
-      u32(3),
-      ...[good[0]!, unknown, good[1]!].flatMap((b) => [u32(b.length), b]),
-    ])
+    const withBadRecord = packContainer([good[0]!, unknown, good[1]!])
     const whole = encodeContainer(codecs.span, [span(12), span(13), span(14)])
     const cut = whole.subarray(0, whole.length - 20) // record 2 of 3 cut short
     await p.producer.send(TOPICS.spans, [
@@ -421,12 +417,6 @@ test('a container with bad records: each is dead-lettered alone as offset:index,
     await p.stop()
   }
 })
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4)
-  b.writeUInt32BE(n)
-  return b
-}
 
 /**
  * Wraps the client so `insert` misbehaves on demand, and records the rows of every insert that
