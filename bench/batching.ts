@@ -46,7 +46,7 @@ import {
 } from '../engine/loadgen.ts'
 import { getModel } from '../engine/models/zoo.ts'
 import type { ModelSpec } from '../engine/registry.ts'
-import { machineInfo } from './machine.ts'
+import { machineInfo } from '../core/machine.ts'
 
 const STEP_SECONDS = Number(process.argv[2] ?? 3)
 const LOW_RATE = 20
@@ -99,7 +99,7 @@ if (process.argv[2] === '--loadgen') {
 
 /** the models under test (parent only; imported late so the child stays light) */
 const MODEL_SPECS: ModelSpec[] = MODELS_FLAG
-  ? (await import('../bin/commands/serve.ts')).parseModelsFlag(MODELS_FLAG)
+  ? (await import('../app/flags.ts')).parseModelsFlag(MODELS_FLAG)
   : []
 /** `cnn`, `cnn:w=4`, `resnet50:w=0.5,r=32`: how a spec is written on the command line */
 const specLabel = (spec: ModelSpec) => {
@@ -165,8 +165,8 @@ async function startEngine(model: ModelSpec, batching: BatcherOptions) {
       import('../engine/engine.ts'),
       import('../engine/http.ts'),
       import('../engine/telemetry/emitter.ts'),
-      import('../ingest/logger.ts'),
-      import('../ingest/transport/embedded-bus.ts'),
+      import('../core/logger.ts'),
+      import('../bus/embedded-bus.ts'),
     ])
   const logger = createLogger('silent')
   const bus = new EmbeddedBus()

@@ -6,12 +6,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { openClickHouse } from '../ingest/clickhouse/client.ts'
-import { migrate } from '../ingest/clickhouse/migrations.ts'
-import { spansTable } from '../ingest/clickhouse/tables.ts'
-import { INSERT_FORMATS, type InsertFormat, insertRecords } from '../ingest/clickhouse/writer.ts'
-import { makeSpan } from '../test/helpers/records.ts'
-import { machineInfo } from './machine.ts'
+import { openClickHouse } from '../store/client.ts'
+import { migrate } from '../store/migrations.ts'
+import { spansTable } from '../store/tables.ts'
+import { INSERT_FORMATS, type InsertFormat, insertRecords } from '../store/writer.ts'
+import { makeSpan } from '../contract/synthetic.ts'
+import { machineInfo } from '../core/machine.ts'
 
 const rows = Number(process.argv[2] ?? 20_000)
 const rounds = Number(process.argv[3] ?? 5)

@@ -3,13 +3,13 @@
  * Against the real broker (127.0.0.1:9092, or KAFKA_BROKERS), side by side in one run:
  *
  *   - 1 record per message and containers of 10, 50 and 200 records per message (the contract's
- *     container, ingest/contract/container.ts: magic, u32 count, per record u32 length + the Avro
+ *     container, contract/container.ts: magic, u32 count, per record u32 length + the Avro
  *     single-object record; the emitter's default is 64),
  *   - each with kafkajs compression off and GZIP.
  *
  * Throughput (interleaved rounds, same spans in every mode): the producer sends 1000 records per
  * `send` (the emitter's maxBatch) sequentially, idempotent, acks -1, maxInFlightRequests 1, as
- * ingest/transport/kafka.ts does; a fresh consumer group then reads the topic from the beginning with
+ * bus/kafka.ts does; a fresh consumer group then reads the topic from the beginning with
  * eachBatch, decoding every record with codecs.span.decode and committing per batch like the transport.
  * Bytes: the sum of message values, and the partition's log size on the broker (what went on the wire,
  * compressed where gzip is on) when the broker's log dir is readable here.
@@ -34,12 +34,12 @@ import {
   Partitioners,
   type Producer,
 } from 'kafkajs'
-import '../ingest/transport/kafkajs-idle-fix.ts'
-import type { Span } from '../ingest/contract/records.ts'
-import { decodeRecords, packContainer } from '../ingest/contract/container.ts'
-import { codecs } from '../ingest/contract/topics.ts'
-import { makeSpan } from '../test/helpers/records.ts'
-import { machineInfo } from './machine.ts'
+import '../bus/kafkajs-idle-fix.ts'
+import type { Span } from '../contract/records.ts'
+import { decodeRecords, packContainer } from '../contract/container.ts'
+import { codecs } from '../contract/topics.ts'
+import { makeSpan } from '../contract/synthetic.ts'
+import { machineInfo } from '../core/machine.ts'
 
 const records = Number(process.argv[2] ?? 50_000)
 const rounds = Number(process.argv[3] ?? 3)
@@ -82,7 +82,7 @@ function decodeValue(value: Buffer, each: (span: Span) => void): number {
   return spans.length
 }
 
-// ---------- kafka plumbing (same settings as ingest/transport/kafka.ts) ----------
+// ---------- kafka plumbing (same settings as bus/kafka.ts) ----------
 
 const kafka = new Kafka({
   clientId: 'breakid-bench',
@@ -493,7 +493,7 @@ const report = {
     partitions: 1,
   },
   framing:
-    'ingest/contract/container.ts: magic BKC\\x01, u32 BE record count, then per record u32 BE length + Avro single-object bytes',
+    'contract/container.ts: magic BKC\\x01, u32 BE record count, then per record u32 BE length + Avro single-object bytes',
   throughput: {
     records_per_round: records,
     rounds,

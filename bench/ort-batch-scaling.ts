@@ -15,9 +15,9 @@ import { writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import ort from 'onnxruntime-node'
-import { parseModelsFlag } from '../bin/commands/serve.ts'
+import { parseModelsFlag } from '../app/flags.ts'
 import { ensureModel, getModel } from '../engine/models/zoo.ts'
-import { machineInfo } from './machine.ts'
+import { machineInfo } from '../core/machine.ts'
 
 const SECONDS_PER_POINT = Number(process.argv[2] ?? 0.5)
 const MODELS_FLAG = process.argv[3] ?? 'cnn,cnn:w=2,cnn:w=4,cnn:w=8'

@@ -10,15 +10,15 @@
  *           every 100 ms or 1000 records), the Triton /metrics recorder fed by every span, a hardware
  *           sample Avro-encoded every second — and the TRANSPORT: when a broker answers at
  *           KAFKA_BROKERS (else 127.0.0.1:9092), every record goes to that Kafka broker through the
- *           kafkajs producer on its own thread (engine/telemetry/kafka-worker.ts: acks=all,
+ *           kafkajs producer on its own thread (bus/kafka-worker.ts: acks=all,
  *           idempotent, keyed by instance, containers of up to 64 records per message:
- *           ingest/contract/container.ts).
+ *           contract/container.ts).
  *           Without a broker (or TELEMETRY_BENCH_TRANSPORT=embedded) the EmbeddedBus, drained by a
  *           consumer inside the engine process (which then pays for the consumer too).
  *   otlp    `on` plus OTLP/HTTP trace export (sample ratio 0.1; errors and requests above the rolling
  *           p99 always), to a receiver in the sink process (a collector stand-in: reads and acks).
  *   inline  (only when named in TELEMETRY_BENCH_MODES) `on` with the kafkajs producer on the engine's
- *           event loop instead of its own thread (`breakid serve` and `up` use the thread, bin/runtime.ts):
+ *           event loop instead of its own thread (`breakid serve` and `up` use the thread, app/runtime.ts):
  *           what the thread saves.
  *   single  (only when named in TELEMETRY_BENCH_MODES) `on` with one record per Kafka message (no
  *           containers, the contract before containers): what containers save.
@@ -71,18 +71,18 @@ import { buildEngineApp } from '../engine/http.ts'
 import { type LoadgenReport, runLoad } from '../engine/loadgen.ts'
 import { getModel, toKServeInputs } from '../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../engine/telemetry/emitter.ts'
-import { KafkaWorkerProducer } from '../engine/telemetry/kafka-worker.ts'
+import { KafkaWorkerProducer } from '../bus/kafka-worker.ts'
 import { MetricsRecorder } from '../engine/telemetry/metrics-recorder.ts'
 import { OtlpSpanExporter } from '../engine/telemetry/otlp.ts'
-import type { Span } from '../ingest/contract/records.ts'
-import { decodeMessage } from '../ingest/contract/container.ts'
-import { codecs, TOPICS } from '../ingest/contract/topics.ts'
-import { createLogger } from '../ingest/logger.ts'
-import { EmbeddedBus } from '../ingest/transport/embedded-bus.ts'
-import { KafkaTransport } from '../ingest/transport/kafka.ts'
-import type { MessageConsumer, MessageProducer } from '../ingest/transport/transport.ts'
-import { makeSpan } from '../test/helpers/records.ts'
-import { machineInfo } from './machine.ts'
+import type { Span } from '../contract/records.ts'
+import { decodeMessage } from '../contract/container.ts'
+import { codecs, TOPICS } from '../contract/topics.ts'
+import { createLogger } from '../core/logger.ts'
+import { EmbeddedBus } from '../bus/embedded-bus.ts'
+import { KafkaTransport } from '../bus/kafka.ts'
+import type { MessageConsumer, MessageProducer } from '../bus/transport.ts'
+import { makeSpan } from '../contract/synthetic.ts'
+import { machineInfo } from '../core/machine.ts'
 
 type Mode = 'off' | 'on' | 'otlp' | 'inline' | 'single'
 const MODES: Mode[] = (process.env.TELEMETRY_BENCH_MODES?.split(',') as Mode[] | undefined) ?? [
@@ -167,7 +167,7 @@ async function child(cfg: ChildConfig): Promise<void> {
   let drained = 0
   let decodeFailures = 0
   if (cfg.transport === 'kafka') {
-    // production: kafkajs on its own thread, to the broker (engine/telemetry/kafka-worker.ts)
+    // production: kafkajs on its own thread, to the broker (bus/kafka-worker.ts)
     producer = new KafkaWorkerProducer({
       brokers: cfg.brokers!,
       topicPrefix: cfg.topicPrefix,

@@ -9,7 +9,7 @@
  * Part 1, CPU per span (no contention; variants interleaved over rounds, median reported):
  *   null        emitter + Avro encoding, a producer that discards (the floor: what any transport pays)
  *   single      one record per Kafka message (the contract before containers)
- *   containers  up to 64 records of one instance per message (ingest/contract/container.ts, default)
+ *   containers  up to 64 records of one instance per message (contract/container.ts, default)
  * Reported per variant: process CPU ms per second (every thread: event loop, producer thread, V8's GC
  * helpers) and µs per span, from /proc/self/task/<tid>/schedstat; the event loop's share separately.
  *
@@ -26,13 +26,13 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { TelemetryEmitter } from '../engine/telemetry/emitter.ts'
-import { KafkaWorkerProducer } from '../engine/telemetry/kafka-worker.ts'
-import { TOPICS } from '../ingest/contract/topics.ts'
-import { createLogger } from '../ingest/logger.ts'
-import { KafkaTransport } from '../ingest/transport/kafka.ts'
-import type { MessageProducer } from '../ingest/transport/transport.ts'
-import { makeSpan } from '../test/helpers/records.ts'
-import { machineInfo } from './machine.ts'
+import { KafkaWorkerProducer } from '../bus/kafka-worker.ts'
+import { TOPICS } from '../contract/topics.ts'
+import { createLogger } from '../core/logger.ts'
+import { KafkaTransport } from '../bus/kafka.ts'
+import type { MessageProducer } from '../bus/transport.ts'
+import { makeSpan } from '../contract/synthetic.ts'
+import { machineInfo } from '../core/machine.ts'
 
 const RESULT_PATH = fileURLToPath(new URL('./results/telemetry-producer.json', import.meta.url))
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')

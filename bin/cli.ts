@@ -3,19 +3,9 @@
  * are the user's (bad flags, bad SQL) print one clear line and exit 2; anything else exits 1.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
-import { CONFIG_FLAGS, ENV_NAMES } from './config.ts'
-
-export interface Command {
-  summary: string
-  usage: string
-  /** command-specific flags (the shared configuration flags are added to every command) */
-  options: NonNullable<ParseArgsConfig['options']>
-  /** one line per flag for --help */
-  help: Record<string, string>
-  allowPositionals?: boolean
-  run(args: { values: Record<string, unknown>; positionals: string[] }): Promise<number>
-}
+import type { Command } from './command.ts'
+import { BreakidError, InvalidInputError } from '../core/errors.ts'
+import { CONFIG_FLAGS, ENV_NAMES } from '../app/config.ts'
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   up: async () => (await import('./commands/up.ts')).up,

@@ -16,17 +16,17 @@
  * detection goes on (from scratch, or with the previous checkpoint).
  */
 import type { Logger } from 'pino'
-import { decodeMessage } from '../ingest/contract/container.ts'
-import type { Alert, HwSample, Span } from '../ingest/contract/records.ts'
-import { codecs, TOPICS } from '../ingest/contract/topics.ts'
-import { Counters } from '../ingest/metrics.ts'
+import { decodeMessage } from '../contract/container.ts'
+import type { Alert, HwSample, Span } from '../contract/records.ts'
+import { codecs, TOPICS } from '../contract/topics.ts'
+import { Counters } from '../core/metrics.ts'
 import type {
   Lifecycle,
   MessageBatch,
   MessageConsumer,
   MessageProducer,
   Transport,
-} from '../ingest/transport/transport.ts'
+} from '../bus/transport.ts'
 import type { Detector } from './detector.ts'
 import { Inhibitor, type InhibitRule } from './inhibit.ts'
 import { type CheckpointOptions, DetectorCheckpoints, type DetectorStateStore } from './state-store.ts'

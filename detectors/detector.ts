@@ -3,7 +3,7 @@
  * returns the alert state changes they cause. Detectors are pure computation (no I/O), so the same
  * code runs in the live consumer, in replay and in the evaluation harness.
  */
-import type { Alert, HwSample, Span } from '../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from '../contract/records.ts'
 import { isRecord } from './baseline.ts'
 import type { AlertLifecycle } from './lifecycle.ts'
 

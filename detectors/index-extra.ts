@@ -1,5 +1,5 @@
 /**
- * The drift, resource, SLO, error and generic detectors, for `defaultDetectors()` in bin/pipeline.ts.
+ * The drift, resource, SLO, error and generic detectors, for `defaultDetectors()` in app/pipeline.ts.
  * Each takes its own options (thresholds documented in its module); omitted options keep the defaults.
  */
 import { AnomalyDetector, type AnomalyOptions } from './anomaly/detector.ts'

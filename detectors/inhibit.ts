@@ -15,7 +15,7 @@
  * enough to fire): it is suppressed if the source fires, published if the source clears, and
  * published anyway after `maxHoldUs` of event time. Targets with no pending source are not delayed.
  */
-import type { Alert } from '../ingest/contract/records.ts'
+import type { Alert } from '../contract/records.ts'
 
 export interface InhibitRule {
   source: string

@@ -2,8 +2,8 @@
  * What a detector remembers about the spans of one instance between two hardware samples: per-stage
  * durations (for "which stage is to blame") and the request ids behind them (exemplars).
  */
-import type { Span } from '../ingest/contract/records.ts'
-import { STAGES, type Stage } from '../ingest/contract/schemas.ts'
+import type { Span } from '../contract/records.ts'
+import { STAGES, type Stage } from '../contract/schemas.ts'
 import { isRecord, RollingBaseline, type RollingBaselineState } from './baseline.ts'
 
 /** Plain-JSON state: what the window learned (stage baselines, model mix), not the spans in flight. */

@@ -7,8 +7,8 @@
  * A pending condition that clears before it is held goes back to inactive without an alert. Time is
  * the telemetry's own event time, passed in, so a replay of recorded data gives the same alerts.
  */
-import { createHash } from 'node:crypto'
-import type { Alert } from '../ingest/contract/records.ts'
+import { alertId } from '../contract/alerts.ts'
+import type { Alert } from '../contract/records.ts'
 
 export type LifecycleState = 'inactive' | 'pending' | 'firing'
 
@@ -134,23 +134,4 @@ function isAlertLike(x: unknown): x is Alert {
   if (typeof x !== 'object' || x === null) return false
   const a = x as Record<string, unknown>
   return typeof a.id === 'string' && typeof a.dedup_key === 'string' && typeof a.starts_at_us === 'number'
-}
-
-/**
- * The fleet-wide group of an alert: the same break type (and stage, when the alert names one) in
- * the same fleet. Alerts of several instances that share it are one break seen several times — a
- * notifier or a query groups on it (`GROUP BY type, fleet, stage` over `alerts` gives the same).
- *
- * Derived from fields every alert already carries rather than stored, so the Avro alert schema v1
- * is unchanged and alerts written before this existed group too. The dedup key stays per instance
- * (`<type>/<fleet>/<instance>[/<model>/<stage>]`): each instance's alert still fires and resolves on
- * its own, and the group's span is from its first firing to its last resolution.
- */
-export function alertGroupKey(alert: Pick<Alert, 'type' | 'fleet' | 'stage'>): string {
-  return alert.stage ? `${alert.type}/${alert.fleet}/${alert.stage}` : `${alert.type}/${alert.fleet}`
-}
-
-/** Same key and onset → same id, so a replay or a redelivered batch produces the same alert id. */
-export function alertId(dedupKey: string, startsAtUs: number): string {
-  return createHash('sha256').update(`${dedupKey}@${startsAtUs}`).digest('hex').slice(0, 20)
 }

@@ -3,7 +3,7 @@
  * hardware samples keeps of the spans to name the model and pick exemplar requests. Not persisted: it
  * refills within seconds, and the model is restored from the detector's state.
  */
-import type { Span } from '../ingest/contract/records.ts'
+import type { Span } from '../contract/records.ts'
 
 export class RecentSpans {
   private spans: Span[] = []

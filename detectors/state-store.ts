@@ -15,10 +15,10 @@
  * Restore calls `importState` once per detector with the merged rows; a row that does not parse is
  * skipped (counted), never fatal: the detector then learns that key from scratch.
  */
-import type { ClickHouse } from '../ingest/clickhouse/client.ts'
-import { ident } from '../ingest/clickhouse/client.ts'
-import { type DetectorStateRow, detectorStateTable } from '../ingest/clickhouse/tables.ts'
-import { insertRecords } from '../ingest/clickhouse/writer.ts'
+import type { ClickHouse } from '../store/client.ts'
+import { ident } from '../store/client.ts'
+import { type DetectorStateRow, detectorStateTable } from '../store/tables.ts'
+import { insertRecords } from '../store/writer.ts'
 import { isRecord } from './baseline.ts'
 import type { Detector } from './detector.ts'
 

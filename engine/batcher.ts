@@ -21,7 +21,7 @@
  * DeadlineExceededError (answered 504) and never computed.
  */
 import { type EventLoopUtilization, performance } from 'node:perf_hooks'
-import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
+import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import type { ModelExecutor } from './executor.ts'
 import { concatRows, type Tensor } from './tensors.ts'
 

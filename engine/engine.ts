@@ -5,9 +5,9 @@
  */
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
-import { blankSpan, type Span, type SpanStatus } from '../ingest/contract/records.ts'
-import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
-import type { Lifecycle } from '../ingest/transport/transport.ts'
+import { blankSpan, type Span, type SpanStatus } from '../contract/records.ts'
+import { BreakidError, InvalidInputError } from '../core/errors.ts'
+import type { Lifecycle } from '../bus/transport.ts'
 import { type BatcherOptions, DeadlineExceededError } from './batcher.ts'
 import { ResultCache } from './cache.ts'
 import type { ExecutorOptions } from './executor.ts'
@@ -27,7 +27,8 @@ import {
 } from './registry.ts'
 import { summarize, type Tensor } from './tensors.ts'
 import { renderInferResponse } from './v2-binary.ts'
-import { toTensors, type V2InferRequest } from './v2-request.ts'
+import { toTensors } from './v2-request.ts'
+import type { V2InferRequest } from './v2-types.ts'
 
 export type { LoadedModel, ModelSpec }
 export { UnknownModelError }

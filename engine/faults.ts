@@ -19,7 +19,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
+import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import type { Tensor } from './tensors.ts'
 
 export const FAULT_TYPES = [

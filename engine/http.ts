@@ -3,12 +3,13 @@
  * error contract — every failure is a JSON `{ "error": "..." }` with a 4xx/5xx status, counted.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
+import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import { type Engine, httpStatus, type RequestMeta } from './engine.ts'
 import { renderMetrics } from './metrics.ts'
 import { parseVersion } from './registry.ts'
 import { BINARY_CONTENT_TYPE, INFERENCE_HEADER_LENGTH, splitBinaryBody } from './v2-binary.ts'
-import { type V2InferRequest, v2InferBodySchema } from './v2-request.ts'
+import { v2InferBodySchema } from './v2-request.ts'
+import type { V2InferRequest } from './v2-types.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {

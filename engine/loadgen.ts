@@ -16,7 +16,7 @@
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js'
-import { InvalidInputError } from '../ingest/errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 import { type GeneratedInput, toKServeInputs } from './models/zoo.ts'
 
 export const ARRIVAL_PATTERNS = ['constant', 'poisson', 'bursty', 'diurnal'] as const

@@ -8,7 +8,7 @@
  * answered 429) rather than queued without limit.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BreakidError } from '../ingest/errors.ts'
+import { BreakidError } from '../core/errors.ts'
 import type { FaultSchedule } from './faults.ts'
 import { summarize, type Tensor } from './tensors.ts'
 

@@ -8,7 +8,7 @@
  * releases the onnxruntime session, so swapping versions under load drops nothing.
  */
 import type { Logger } from 'pino'
-import { BreakidError, InvalidInputError } from '../ingest/errors.ts'
+import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import { type BatcherOptions, DynamicBatcher } from './batcher.ts'
 import { type ExecutorOptions, ModelExecutor } from './executor.ts'
 import { ensureModel, isModelName, MODEL_NAMES, type ModelMeta, type ModelOptions } from './models/zoo.ts'

@@ -8,9 +8,9 @@
  * Every malformed body is an InvalidInputError (400) naming the input and the sizes that disagree.
  */
 import { endianness } from 'node:os'
-import { InvalidInputError } from '../ingest/errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 import type { Tensor, TensorData } from './tensors.ts'
-import type { V2InferRequest, V2RequestTensor } from './v2-request.ts'
+import type { V2InferRequest, V2RequestTensor } from './v2-types.ts'
 
 /** The header naming the JSON part's length, on requests and on binary responses (lower case, as node sees it). */
 export const INFERENCE_HEADER_LENGTH = 'inference-header-content-length'

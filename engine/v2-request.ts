@@ -3,32 +3,11 @@
  * metadata. Every problem is an InvalidInputError whose message names the tensor and what is wrong,
  * answered with 400.
  */
-import { InvalidInputError } from '../ingest/errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 import type { ModelMeta } from './models/zoo.ts'
 import type { Tensor } from './tensors.ts'
 import { binaryInputSlices, decodeBinaryTensor } from './v2-binary.ts'
-
-export interface V2RequestTensor {
-  name: string
-  shape: number[]
-  datatype: string
-  /** JSON data; absent when the tensor travels as binary data (`parameters.binary_data_size`) */
-  data?: unknown
-  parameters?: { binary_data_size?: number; [k: string]: unknown }
-}
-
-/** A requested output: only these are answered, `binary_data` ones as binary data. */
-export interface V2RequestOutput {
-  name: string
-  parameters?: { binary_data?: boolean; [k: string]: unknown }
-}
-
-export interface V2InferRequest {
-  id?: string
-  inputs: V2RequestTensor[]
-  outputs?: V2RequestOutput[]
-  parameters?: { binary_data_output?: boolean; [k: string]: unknown }
-}
+import type { V2InferRequest, V2RequestTensor } from './v2-types.ts'
 
 /** JSON schema fastify checks before the handler runs (shape of the body, not its semantics). */
 export const v2InferBodySchema = {

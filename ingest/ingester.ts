@@ -7,7 +7,7 @@
  * before Kafka forgets them. A retriable insert failure throws, and the same batch comes back.
  */
 import type { Logger } from 'pino'
-import type { ClickHouse } from './clickhouse/client.ts'
+import type { ClickHouse } from '../store/client.ts'
 import {
   alertsTable,
   type DeadLetter,
@@ -15,20 +15,20 @@ import {
   hwSamplesTable,
   spansTable,
   type TableSpec,
-} from './clickhouse/tables.ts'
-import { type InsertFormat, insertRecords } from './clickhouse/writer.ts'
-import type { RecordCodec } from './contract/codec.ts'
-import { decodeMessage, isContainer } from './contract/container.ts'
-import { codecs, TOPICS } from './contract/topics.ts'
-import { isRetriable } from './errors.ts'
-import { Counters } from './metrics.ts'
+} from '../store/tables.ts'
+import { type InsertFormat, insertRecords } from '../store/writer.ts'
+import type { RecordCodec } from '../contract/codec.ts'
+import { decodeMessage, isContainer } from '../contract/container.ts'
+import { codecs, TOPICS } from '../contract/topics.ts'
+import { isRetriable } from '../core/errors.ts'
+import { Counters } from '../core/metrics.ts'
 import type {
   Lifecycle,
   MessageBatch,
   MessageConsumer,
   MessageProducer,
   Transport,
-} from './transport/transport.ts'
+} from '../bus/transport.ts'
 
 export const INGEST_GROUP = 'breakid-ingest'
 

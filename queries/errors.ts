@@ -4,7 +4,7 @@
  * `InvalidInputError` with the server's own message, never retried. Resource limits, cancellations
  * and transport failures may heal, so they are `DownstreamError`.
  */
-import { DownstreamError, InvalidInputError } from '../ingest/errors.ts'
+import { DownstreamError, InvalidInputError } from '../core/errors.ts'
 
 /** A named query that does not exist; HTTP answers 404. */
 export class UnknownQueryError extends InvalidInputError {

@@ -12,8 +12,8 @@
  * that is down or over a limit is 503.
  */
 import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify'
-import type { ClickHouse } from '../ingest/clickhouse/client.ts'
-import { DownstreamError, InvalidInputError } from '../ingest/errors.ts'
+import type { ClickHouse } from '../store/client.ts'
+import { DownstreamError, InvalidInputError } from '../core/errors.ts'
 import { UnknownQueryError } from './errors.ts'
 import { CONTENT_TYPES, formatResult, OUTPUT_FORMATS, type OutputFormat } from './format.ts'
 import { RESERVED_PARAM_NAMES } from './params.ts'

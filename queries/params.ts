@@ -17,7 +17,7 @@
  * expressions: one grammar, validated when the file is loaded, and relative times are computed here
  * from one clock reading so `from` and `to` of a request agree with each other.
  */
-import { InvalidInputError } from '../ingest/errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 
 export interface ParamSpec {
   name: string

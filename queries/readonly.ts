@@ -10,7 +10,7 @@
  */
 import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client'
 import { createChdbConnection } from 'chdb/connection'
-import { type ClickHouse, ident } from '../ingest/clickhouse/client.ts'
+import { type ClickHouse, ident } from '../store/client.ts'
 import { toQueryError } from './errors.ts'
 
 export interface ReadOnlyTarget {

@@ -8,7 +8,7 @@
  * and its output has no comments, upper-case keywords and each top-level clause on its own line,
  * so a clause is found by the first word of a line rather than by a second SQL parser here.
  */
-import { InvalidInputError } from '../ingest/errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 
 /** Statement kinds that only read. */
 export const READ_STATEMENTS: readonly string[] = [

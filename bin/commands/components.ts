@@ -1,10 +1,10 @@
 /** One pipeline component per command, for running breakid as separate services against Kafka. */
-import { createLogger } from '../../ingest/logger.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import type { Command } from '../cli.ts'
-import { type BreakidConfig, loadConfig } from '../config.ts'
-import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
-import { openStore, openTransport, runUntilSignal } from '../runtime.ts'
+import { createLogger } from '../../core/logger.ts'
+import { InvalidInputError } from '../../core/errors.ts'
+import type { Command } from '../command.ts'
+import { type BreakidConfig, loadConfig } from '../../app/config.ts'
+import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
+import { openStore, openTransport, runUntilSignal } from '../../app/runtime.ts'
 
 function requireKafka(cfg: BreakidConfig, name: string): void {
   if (cfg.kafkaBrokers.length === 0) {

@@ -1,17 +1,17 @@
 /**
- * `breakid eval`: runs the scenario suite (detectors/eval/) through the live detector set, scores it
+ * `breakid eval`: runs the scenario suite (eval/) through the live detector set, scores it
  * against ground truth and writes bench/results/eval.{md,json}. Exits 0 when every target is met,
  * 3 when the run completed but a target is missed (so CI can tell a regression from a crash).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { machineInfo } from '../../bench/machine.ts'
-import { type LiveMode, runEval } from '../../detectors/eval/harness.ts'
-import { formatJson, reportJson, reportMarkdown, summaryTable } from '../../detectors/eval/report.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import { parsePositive } from '../args.ts'
-import type { Command } from '../cli.ts'
-import { defaultDetectors } from '../pipeline.ts'
+import { machineInfo } from '../../core/machine.ts'
+import { type LiveMode, runEval } from '../../eval/harness.ts'
+import { formatJson, reportJson, reportMarkdown, summaryTable } from '../../eval/report.ts'
+import { InvalidInputError } from '../../core/errors.ts'
+import { parsePositive } from '../../app/flags.ts'
+import type { Command } from '../command.ts'
+import { defaultDetectors } from '../../app/pipeline.ts'
 
 const LIVE_MODES: readonly LiveMode[] = ['none', 'faults', 'all']
 

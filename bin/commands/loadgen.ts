@@ -8,10 +8,10 @@ import {
   runLoad,
 } from '../../engine/loadgen.ts'
 import { getModel, isModelName, MODEL_NAMES } from '../../engine/models/zoo.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import { parseDurationMs, parsePositive } from '../args.ts'
-import type { Command } from '../cli.ts'
-import { parseModelFlag } from './serve.ts'
+import { InvalidInputError } from '../../core/errors.ts'
+import { parseDurationMs, parsePositive } from '../../app/flags.ts'
+import type { Command } from '../command.ts'
+import { parseModelFlag } from '../../app/flags.ts'
 
 export const loadgen: Command = {
   summary: 'send open-loop load to a KServe v2 endpoint and report latency percentiles',

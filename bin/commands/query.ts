@@ -4,13 +4,13 @@
  * up.json next to the data directory); otherwise they open the store themselves.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { DownstreamError, InvalidInputError } from '../../ingest/errors.ts'
+import { DownstreamError, InvalidInputError } from '../../core/errors.ts'
 import { formatResult, OUTPUT_FORMATS, type OutputFormat } from '../../queries/format.ts'
 import { listQueries, type QueryResult, runNamedQuery, runSql } from '../../queries/runner.ts'
-import type { Command } from '../cli.ts'
-import { type BreakidConfig, loadConfig } from '../config.ts'
-import { openStore } from '../runtime.ts'
-import { upStatePath } from './up.ts'
+import type { Command } from '../command.ts'
+import { type BreakidConfig, loadConfig } from '../../app/config.ts'
+import { openStore } from '../../app/runtime.ts'
+import { upStatePath } from '../../app/runtime.ts'
 
 function outputFormat(value: unknown): OutputFormat {
   if ((OUTPUT_FORMATS as readonly unknown[]).includes(value)) return value as OutputFormat

@@ -1,17 +1,17 @@
 /**
  * `breakid replay`: runs the live detector set over recorded telemetry — a ClickHouse time range or
  * a CSV/NDJSON file — and prints the alerts as NDJSON on stdout, one per line; what was read
- * (rows, skipped rows, sampling interval, columns) goes to stderr. See detectors/replay/.
+ * (rows, skipped rows, sampling interval, columns) goes to stderr. See replay/.
  */
-import { clickhouseEvents } from '../../detectors/replay/clickhouse-source.ts'
-import { readReplayFile } from '../../detectors/replay/file-source.ts'
-import { replay as runReplay } from '../../detectors/replay/replay.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
+import { clickhouseEvents } from '../../replay/clickhouse-source.ts'
+import { readReplayFile } from '../../replay/file-source.ts'
+import { replay as runReplay } from '../../replay/replay.ts'
+import { InvalidInputError } from '../../core/errors.ts'
 import { parseTimeMicros } from '../../queries/params.ts'
-import type { Command } from '../cli.ts'
-import { loadConfig } from '../config.ts'
-import { defaultDetectors } from '../pipeline.ts'
-import { openStore } from '../runtime.ts'
+import type { Command } from '../command.ts'
+import { loadConfig } from '../../app/config.ts'
+import { defaultDetectors } from '../../app/pipeline.ts'
+import { openStore } from '../../app/runtime.ts'
 
 const note = (line: string) => process.stderr.write(`breakid replay: ${line}\n`)
 

@@ -4,62 +4,19 @@
  */
 import { writeFileSync } from 'node:fs'
 import { parseBatchingMode } from '../../engine/batcher.ts'
-import { Engine, type ModelSpec } from '../../engine/engine.ts'
+import { Engine } from '../../engine/engine.ts'
 import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
-import { isModelName, MODEL_NAMES } from '../../engine/models/zoo.ts'
 import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import { createLogger } from '../../ingest/logger.ts'
+import { createLogger } from '../../core/logger.ts'
 import { queriesPlugin } from '../../queries/http.ts'
-import { parsePort, parsePositive } from '../args.ts'
-import type { Command } from '../cli.ts'
-import { loadConfig } from '../config.ts'
-import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
-import { openStore, openTransport, runUntilSignal, telemetryEmitter } from '../runtime.ts'
+import { parseCacheEntries, parseModelsFlag, parsePort, parsePositive } from '../../app/flags.ts'
+import type { Command } from '../command.ts'
+import { loadConfig } from '../../app/config.ts'
+import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
+import { openStore, openTransport, runUntilSignal, telemetryEmitter } from '../../app/runtime.ts'
 
 /** `name[@version][:w=0.5,r=32]` → a model spec */
-export function parseModelFlag(flag: string): ModelSpec {
-  const m = /^([a-z0-9]+)(?:@(\d+))?(?::(.*))?$/.exec(flag.trim())
-  if (!m || !isModelName(m[1]!)) {
-    throw new InvalidInputError(
-      `--model: "${flag}" is not one of ${MODEL_NAMES.join(', ')} (name[@version][:w=…,r=…])`,
-    )
-  }
-  const spec: ModelSpec = { name: m[1]!, version: m[2] ? Number(m[2]) : undefined }
-  if (m[3]) {
-    const opts: Record<string, number> = {}
-    for (const kv of m[3].split(',')) {
-      const [k, v] = kv.split('=')
-      if (k === 'w') opts.widthScale = parsePositive(v, 'model w')
-      else if (k === 'r') opts.resolution = parsePositive(v, 'model r', { integer: true })
-      else throw new InvalidInputError(`--model: unknown option "${k}" (w=widthScale, r=resolution)`)
-    }
-    spec.options = opts
-  }
-  return spec
-}
-
-/**
- * `mlp@1,mlp@2,resnet50:w=0.5,r=32` → one spec per model version. Commas inside a model's options
- * (followed by `key=`) do not separate models.
- */
-export function parseModelsFlag(flag: string): ModelSpec[] {
-  return flag
-    .split(/,(?![a-z]+=)/)
-    .filter((part) => part.trim() !== '')
-    .map(parseModelFlag)
-}
-
-/** `--cache-entries`: a count, 0 turning the result cache off */
-function parseCacheEntries(value: unknown): number {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 0) {
-    throw new InvalidInputError(`--cache-entries: "${value}" is not an integer >= 0`)
-  }
-  return n
-}
-
 export const serve: Command = {
   summary: 'serve models over the Open Inference Protocol (KServe v2) with telemetry',
   usage: 'breakid serve [--port 8000] [--models mlp,cnn] [--fault type@start-end[:delayMs]]',

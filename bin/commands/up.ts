@@ -5,32 +5,27 @@
  * data stays queryable with `breakid query` / `breakid sql`.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { type ReceivedAlert, startReceiver } from '../../detectors/notify/receiver.ts'
-import { isoFromMicros } from '../../detectors/notify/webhook.ts'
+import { type ReceivedAlert, startReceiver } from '../../notify/receiver.ts'
+import { isoFromMicros } from '../../notify/webhook.ts'
 import { Engine } from '../../engine/engine.ts'
 import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { runLoad } from '../../engine/loadgen.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
-import { createLogger } from '../../ingest/logger.ts'
+import { createLogger } from '../../core/logger.ts'
 import { queriesPlugin } from '../../queries/http.ts'
 import { formatResult } from '../../queries/format.ts'
 import { runNamedQuery, runSql } from '../../queries/runner.ts'
-import { parseDurationMs, parsePort, parsePositive } from '../args.ts'
-import type { Command } from '../cli.ts'
-import { loadConfig } from '../config.ts'
-import { defaultDetectors, startPipeline, webhookRoutes } from '../pipeline.ts'
-import { openStore, openTransport, telemetryEmitter } from '../runtime.ts'
-import { parseModelFlag } from './serve.ts'
+import { parseDurationMs, parsePort, parsePositive } from '../../app/flags.ts'
+import type { Command } from '../command.ts'
+import { loadConfig } from '../../app/config.ts'
+import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
+import { openStore, openTransport, telemetryEmitter, upStatePath } from '../../app/runtime.ts'
+import { parseModelFlag } from '../../app/flags.ts'
 
 /** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
 export const DEMO_MODEL = 'resnet50:w=0.5,r=32'
-
-export function upStatePath(dataDir: string): string {
-  return join(dirname(dataDir), 'up.json')
-}
 
 export const up: Command = {
   summary: 'run the whole pipeline in one process with load and a scheduled fault, then summarise',

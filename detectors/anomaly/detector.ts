@@ -23,7 +23,7 @@
  * White noise of any scale stays quiet: a level shift needs five values beyond 4σ in a row
  * (probability ~1e-23 per sample for Gaussian noise) and a spike one beyond 8σ (~1e-15).
  */
-import type { Alert, HwSample } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import type { Detector } from '../detector.ts'
 import { AlertLifecycle } from '../lifecycle.ts'
 import { entriesOf, median, nums, robustZ } from '../stats.ts'

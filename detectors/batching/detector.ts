@@ -20,7 +20,7 @@
  * - held `pendingSamples` (2) samples; clear `resolveSamples` (3) to resolve
  * Severity: critical when the median batch is 1 while ≥ 4 could be batched.
  */
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { type Detector, getOrCreate } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

@@ -24,8 +24,8 @@
  * Severity: critical when D ≥ 2 × ksThreshold on a kind that allows it (latency), else warning.
  */
 import { mean, quantileSorted } from 'simple-statistics'
-import type { Alert, Severity, Span } from '../../ingest/contract/records.ts'
-import { STAGES, type Stage } from '../../ingest/contract/schemas.ts'
+import type { Alert, Severity, Span } from '../../contract/records.ts'
+import { STAGES, type Stage } from '../../contract/schemas.ts'
 import { RollingBaseline } from '../baseline.ts'
 import type { Detector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

@@ -20,7 +20,7 @@
  *   resolves after `resolveSamples` (5) buckets below that — a burst that flickers stays one alert
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
-import type { Alert, Span } from '../../ingest/contract/records.ts'
+import type { Alert, Span } from '../../contract/records.ts'
 import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
 import { binomialTail, EventTimeBuckets, entriesOf, fmtPct, num, nums } from '../stats.ts'

@@ -10,7 +10,7 @@
  * - baseline: `baselineWindow` (60) samples, ready after `warmupSamples` (10), frozen while active
  * - severity critical above `criticalMs` (1000), else warning
  */
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { PerInstanceDetector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

@@ -13,7 +13,7 @@
  * - baselines: `baselineWindow` (120) samples, ready after `warmupSamples` (10), frozen while
  *   pending or firing (a long idle spell never becomes the baseline of a loaded instance)
  */
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { PerInstanceDetector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

@@ -36,7 +36,7 @@
  * Resolves after `resolveSamples` (10) samples in which neither rule holds. Severity: critical when
  * the projection reaches the current level again (memory doubles) in the horizon.
  */
-import type { Alert, HwSample } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { type Detector, getOrCreate } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

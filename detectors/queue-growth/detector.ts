@@ -15,7 +15,7 @@
  *   `warmupSamples` (10), frozen while pending or firing
  * - severity critical when completions fall below 30 % of baseline, else warning
  */
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { PerInstanceDetector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

@@ -15,7 +15,7 @@
  * - held `pendingSamples` (2) buckets; clear `resolveSamples` (3) to resolve
  * Severity: critical when the share is ≥ 0.8.
  */
-import type { Alert, Span } from '../../ingest/contract/records.ts'
+import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

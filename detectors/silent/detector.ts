@@ -18,7 +18,7 @@
  *   instances costs O(n) per second, not O(n²)
  * Known gap: when the whole fleet goes silent there is no clock left to notice.
  */
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
 import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle } from '../lifecycle.ts'

@@ -15,8 +15,8 @@
  * The alert names the instance with the most requests over the SLO, and the stage where those
  * requests spent most of their time.
  */
-import type { Alert, Span } from '../../ingest/contract/records.ts'
-import { STAGES, type Stage } from '../../ingest/contract/schemas.ts'
+import type { Alert, Span } from '../../contract/records.ts'
+import { STAGES, type Stage } from '../../contract/schemas.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

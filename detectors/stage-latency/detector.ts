@@ -19,8 +19,8 @@
  *   stage's alert is pending or firing
  * - severity critical above 10 × baseline, else warning
  */
-import type { Alert, Span } from '../../ingest/contract/records.ts'
-import { STAGES, type Stage } from '../../ingest/contract/schemas.ts'
+import type { Alert, Span } from '../../contract/records.ts'
+import { STAGES, type Stage } from '../../contract/schemas.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
 import type { Detector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

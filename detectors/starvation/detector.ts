@@ -19,7 +19,7 @@
  * span baselines and the alert lifecycle (an alert firing at a checkpoint resolves after a restart
  * instead of firing again), as `{ keys: { <instance>: … } }` — one row per instance in the store.
  */
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { PerInstanceDetector } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'

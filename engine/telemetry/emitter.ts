@@ -7,7 +7,7 @@
  * (setImmediate), never inside the request that filled the batch. A flush Avro-encodes its batch into
  * one buffer (single-object encoding: `C3 01`, the writer schema's fingerprint, the body — the same
  * bytes `RecordCodec.encode` produces), packs each instance's records into containers of up to
- * `recordsPerMessage` per Kafka message (ingest/contract/container.ts) and hands the messages to the
+ * `recordsPerMessage` per Kafka message (contract/container.ts) and hands the messages to the
  * producer in sends of at most `maxSend` messages (a Kafka producer can run on its own thread:
  * kafka-worker.ts). Encoding a batch into one buffer costs ~1.9 µs per span
  * against ~6 µs for `RecordCodec.encode` (which allocates, zero-fills and concatenates two Buffers
@@ -23,16 +23,12 @@
  * fails goes back to the front of its buffer for the next flush.
  */
 import type { Logger } from 'pino'
-import type { RecordCodec } from '../../ingest/contract/codec.ts'
-import type { HwSample, Span } from '../../ingest/contract/records.ts'
-import {
-  CONTAINER_HEADER_BYTES,
-  CONTAINER_LENGTH_BYTES,
-  CONTAINER_MAGIC,
-} from '../../ingest/contract/container.ts'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
-import { retry } from '../../ingest/retry.ts'
-import type { Lifecycle, MessageProducer, OutgoingMessage } from '../../ingest/transport/transport.ts'
+import type { RecordCodec } from '../../contract/codec.ts'
+import type { HwSample, Span } from '../../contract/records.ts'
+import { CONTAINER_HEADER_BYTES, CONTAINER_LENGTH_BYTES, CONTAINER_MAGIC } from '../../contract/container.ts'
+import { codecs, TOPICS } from '../../contract/topics.ts'
+import { retry } from '../../core/retry.ts'
+import type { Lifecycle, MessageProducer, OutgoingMessage } from '../../bus/transport.ts'
 
 export interface EmitterOptions {
   producer: MessageProducer
@@ -48,7 +44,7 @@ export interface EmitterOptions {
    */
   maxSend?: number
   /**
-   * most records per Kafka message (ingest/contract/container.ts); 1 sends plain single-object
+   * most records per Kafka message (contract/container.ts); 1 sends plain single-object
    * messages, one per record. Default 64: kafkajs and the broker cost per message, so containers
    * cut the Kafka path's CPU per record to 0.38× (bench/results/telemetry-producer.json).
    */

@@ -4,8 +4,8 @@
  * in-flight) are read at its end.
  */
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
-import type { DeviceSample, HwSample } from '../../ingest/contract/records.ts'
-import type { Lifecycle } from '../../ingest/transport/transport.ts'
+import type { DeviceSample, HwSample } from '../../contract/records.ts'
+import type { Lifecycle } from '../../bus/transport.ts'
 import type { NvidiaSmi } from './nvidia-smi.ts'
 
 /** What the engine reports about itself at each sample. */

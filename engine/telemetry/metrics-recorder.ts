@@ -19,7 +19,7 @@
  * version are remembered, so an execution is counted once however many of its requests finish.
  * Everything here is O(buckets) per span and allocates nothing after the first span of a model.
  */
-import type { Span } from '../../ingest/contract/records.ts'
+import type { Span } from '../../contract/records.ts'
 
 /** µs buckets of the duration histograms: 100 µs .. 10 s */
 export const DURATION_BUCKETS_US = [

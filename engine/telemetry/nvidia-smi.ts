@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import type { DeviceSample } from '../../ingest/contract/records.ts'
+import type { DeviceSample } from '../../contract/records.ts'
 
 const run = promisify(execFile)
 

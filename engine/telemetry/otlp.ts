@@ -27,8 +27,8 @@ import { type Attributes, type HrTime, SpanKind, SpanStatusCode } from '@opentel
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base'
-import type { Span } from '../../ingest/contract/records.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
+import type { Span } from '../../contract/records.ts'
+import { InvalidInputError } from '../../core/errors.ts'
 import { randomIds } from './ids.ts'
 
 export interface OtlpExportOptions {

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { type Admin, Kafka, type KafkaConfig, logLevel } from 'kafkajs'
-import '../../ingest/transport/kafkajs-idle-fix.ts'
+import '../../bus/kafkajs-idle-fix.ts'
 
 const DEFAULT_BROKER = '127.0.0.1:9092'
 

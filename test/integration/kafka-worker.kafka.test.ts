@@ -1,5 +1,5 @@
 /**
- * The Kafka producer thread (engine/telemetry/kafka-worker.ts) against a real broker: what the
+ * The Kafka producer thread (bus/kafka-worker.ts) against a real broker: what the
  * emitter sends through it arrives on the broker byte for byte as RecordCodec.encode writes it (in
  * containers of one instance's records), keyed by instance, every record once; a send after stop is refused. Never skipped: without a broker it
  * fails.
@@ -10,13 +10,13 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { getPriority } from 'node:os'
 import { before, test } from 'node:test'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
-import { KafkaWorkerProducer } from '../../engine/telemetry/kafka-worker.ts'
-import { decodeMessage } from '../../ingest/contract/container.ts'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { KafkaTransport } from '../../ingest/transport/kafka.ts'
+import { KafkaWorkerProducer } from '../../bus/kafka-worker.ts'
+import { decodeMessage } from '../../contract/container.ts'
+import { codecs, TOPICS } from '../../contract/topics.ts'
+import { createLogger } from '../../core/logger.ts'
+import { KafkaTransport } from '../../bus/kafka.ts'
 import { kafkaBrokers, requireKafka } from '../helpers/kafka.ts'
-import { makeHwSample, makeSpan } from '../helpers/records.ts'
+import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const logger = createLogger(process.env.BREAKID_TEST_LOG ?? 'silent')

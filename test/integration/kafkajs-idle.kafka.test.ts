@@ -1,5 +1,5 @@
 /**
- * The kafkajs idle fix (ingest/transport/kafkajs-idle-fix.ts) against a real broker: a connected
+ * The kafkajs idle fix (bus/kafkajs-idle-fix.ts) against a real broker: a connected
  * producer with nothing to send leaves its connections' request queues alone, instead of re-checking
  * them from a 1 ms timer loop. Never skipped: without a broker it fails.
  */
@@ -8,12 +8,12 @@ import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { before, test } from 'node:test'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { KafkaTransport } from '../../ingest/transport/kafka.ts'
-import { kafkajsIdleFixApplied } from '../../ingest/transport/kafkajs-idle-fix.ts'
+import { codecs, TOPICS } from '../../contract/topics.ts'
+import { createLogger } from '../../core/logger.ts'
+import { KafkaTransport } from '../../bus/kafka.ts'
+import { kafkajsIdleFixApplied } from '../../bus/kafkajs-idle-fix.ts'
 import { kafkaBrokers, requireKafka } from '../helpers/kafka.ts'
-import { makeSpan } from '../helpers/records.ts'
+import { makeSpan } from '../../contract/synthetic.ts'
 
 const require = createRequire(import.meta.url)
 const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { AnomalyDetector, type AnomalyOptions } from '../../detectors/anomaly/detector.ts'
-import { makeHwSample } from '../helpers/records.ts'
+import { makeHwSample } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
 
 /** mulberry32: a seeded PRNG, so the noise tests are reproducible */

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { EwmaBaseline, RollingBaseline } from '../../detectors/baseline.ts'
-import { AlertLifecycle, type AlertEvidence, alertGroupKey } from '../../detectors/lifecycle.ts'
+import { alertGroupKey } from '../../contract/alerts.ts'
+import { AlertLifecycle, type AlertEvidence } from '../../detectors/lifecycle.ts'
 import { QueueGrowthDetector } from '../../detectors/queue-growth/detector.ts'
-import type { Alert } from '../../ingest/contract/records.ts'
-import { makeAlert, makeHwSample } from '../helpers/records.ts'
+import type { Alert } from '../../contract/records.ts'
+import { makeAlert, makeHwSample } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
 
 test('rolling baseline: robust centre and quantiles over the window, ready after warm-up', () => {

@@ -20,9 +20,9 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { getModel, type ModelMeta, toKServeInputs } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import type { Tensor } from '../../engine/tensors.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
+import { InvalidInputError } from '../../core/errors.ts'
+import { createLogger } from '../../core/logger.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const META: ModelMeta = {

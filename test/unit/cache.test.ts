@@ -13,9 +13,9 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { type EnsuredModel, ensureModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import type { Tensor } from '../../engine/tensors.ts'
-import type { Span } from '../../ingest/contract/records.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
+import type { Span } from '../../contract/records.ts'
+import { createLogger } from '../../core/logger.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 
 const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
 const logger = createLogger('silent')

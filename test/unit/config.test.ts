@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { loadConfig } from '../../bin/config.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
+import { loadConfig } from '../../app/config.ts'
+import { InvalidInputError } from '../../core/errors.ts'
 
 test('precedence: flags > environment > config file > defaults', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'breakid-config-'))

@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import avro from 'avsc'
-import { RecordCodec } from '../../ingest/contract/codec.ts'
+import { RecordCodec } from '../../contract/codec.ts'
 import {
   CONTAINER_MAGIC,
   decodeMessage,
   decodeRecords,
   encodeContainer,
   isContainer,
-} from '../../ingest/contract/container.ts'
-import { crc64Avro } from '../../ingest/contract/fingerprint.ts'
-import { spanV1 } from '../../ingest/contract/schemas.ts'
-import { codecs } from '../../ingest/contract/topics.ts'
-import { RecordDecodeError } from '../../ingest/errors.ts'
-import { makeAlert, makeHwSample, makeSpan } from '../helpers/records.ts'
+} from '../../contract/container.ts'
+import { crc64Avro } from '../../contract/fingerprint.ts'
+import { spanV1 } from '../../contract/schemas.ts'
+import { codecs } from '../../contract/topics.ts'
+import { RecordDecodeError } from '../../core/errors.ts'
+import { makeAlert, makeHwSample, makeSpan } from '../../contract/synthetic.ts'
 
 test('CRC-64-AVRO matches the Avro specification test vectors', () => {
   // from the Avro repository's share/test/data/schema-tests.txt

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
-import type { IncomingMessage } from '../../ingest/transport/transport.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
+import type { IncomingMessage } from '../../bus/transport.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const msg = (i: number) => ({ key: `k${i}`, value: Buffer.from(String(i)) })

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, test } from 'node:test'
 import type { Detector } from '../../detectors/detector.ts'
-import { runEval } from '../../detectors/eval/harness.ts'
-import { reportMarkdown } from '../../detectors/eval/report.ts'
+import { runEval } from '../../eval/harness.ts'
+import { reportMarkdown } from '../../eval/report.ts'
 import {
   buildSuite,
   EVAL_FAULT_TYPES,
@@ -17,11 +17,11 @@ import {
   SCENARIO_EPOCH_US,
   type Scenario,
   simulate,
-} from '../../detectors/eval/scenarios.ts'
-import { type EvalAlert, percentile, score, TARGETS } from '../../detectors/eval/score.ts'
+} from '../../eval/scenarios.ts'
+import { type EvalAlert, percentile, score, TARGETS } from '../../eval/score.ts'
 import { StarvationDetector } from '../../detectors/starvation/detector.ts'
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
-import { makeAlert } from '../helpers/records.ts'
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import { makeAlert } from '../../contract/synthetic.ts'
 
 const S = (s: number) => SCENARIO_EPOCH_US + s * 1e6
 

@@ -29,9 +29,9 @@ import {
   releaseLeakedMemory,
 } from '../../engine/faults.ts'
 import { type EnsuredModel, ensureModel, toKServeInputs } from '../../engine/models/zoo.ts'
-import type { Span } from '../../ingest/contract/records.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import { createLogger } from '../../ingest/logger.ts'
+import type { Span } from '../../contract/records.ts'
+import { InvalidInputError } from '../../core/errors.ts'
+import { createLogger } from '../../core/logger.ts'
 import { type EngineHarness, MODEL_CACHE_DIR, startEngineHarness } from '../helpers/engine-harness.ts'
 
 const _logger = createLogger('silent')

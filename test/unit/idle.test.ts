@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { IdleNoLoadDetector } from '../../detectors/idle/detector.ts'
-import type { Alert, HwSample } from '../../ingest/contract/records.ts'
-import { makeHwSample } from '../helpers/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
+import { makeHwSample } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
 
 const T0 = 1_767_225_600_000_000

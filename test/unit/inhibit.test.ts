@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Inhibitor } from '../../detectors/inhibit.ts'
-import type { Alert } from '../../ingest/contract/records.ts'
-import { makeAlert } from '../helpers/records.ts'
+import type { Alert } from '../../contract/records.ts'
+import { makeAlert } from '../../contract/synthetic.ts'
 
 const S = 1_000_000
 const at = (

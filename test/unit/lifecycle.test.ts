@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { AlertLifecycle, type AlertEvidence } from '../../detectors/lifecycle.ts'
-import { makeAlert } from '../helpers/records.ts'
+import { makeAlert } from '../../contract/synthetic.ts'
 
 const evidence: AlertEvidence = (({ id, status, starts_at_us, ends_at_us, updated_at_us, ...rest }) => rest)(
   makeAlert(),

@@ -14,10 +14,10 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { inferBody, runLoad } from '../../engine/loadgen.ts'
 import { getModel } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
-import type { Span } from '../../ingest/contract/records.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
+import type { Span } from '../../contract/records.ts'
+import { InvalidInputError } from '../../core/errors.ts'
+import { createLogger } from '../../core/logger.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 
 const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
 

@@ -16,7 +16,7 @@ import {
   rateAt,
   runLoad,
 } from '../../engine/loadgen.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
+import { InvalidInputError } from '../../core/errors.ts'
 
 /** How the test server answers one request, by the `seq` in its body. */
 type Behaviour = (seq: number, res: http.ServerResponse) => void

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemoryLeakDetector } from '../../detectors/leak/detector.ts'
-import type { Alert } from '../../ingest/contract/records.ts'
-import { makeHwSample } from '../helpers/records.ts'
+import type { Alert } from '../../contract/records.ts'
+import { makeHwSample } from '../../contract/synthetic.ts'
 
 const MB = 1_048_576
 

@@ -11,9 +11,9 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { DURATION_BUCKETS_US, MetricsRecorder } from '../../engine/telemetry/metrics-recorder.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
-import { makeSpan } from '../helpers/records.ts'
+import { createLogger } from '../../core/logger.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
+import { makeSpan } from '../../contract/synthetic.ts'
 
 const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
 const logger = createLogger('silent')

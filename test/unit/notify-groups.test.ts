@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { FleetGroups } from '../../detectors/notify/groups.ts'
-import { jsonBody, slackBody } from '../../detectors/notify/webhook.ts'
-import { makeAlert } from '../helpers/records.ts'
+import { FleetGroups } from '../../notify/groups.ts'
+import { jsonBody, slackBody } from '../../notify/webhook.ts'
+import { makeAlert } from '../../contract/synthetic.ts'
 
 const T0 = 1_767_225_600_000_000
 

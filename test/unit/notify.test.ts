@@ -10,9 +10,9 @@ import {
   type RetryEvent,
   WebhookNotifier,
   type WebhookNotifierOptions,
-} from '../../detectors/notify/notifier.ts'
-import { type Receiver, startReceiver } from '../../detectors/notify/receiver.ts'
-import { SIGNATURE_HEADER, sign, TIMESTAMP_HEADER, verify } from '../../detectors/notify/signature.ts'
+} from '../../notify/notifier.ts'
+import { type Receiver, startReceiver } from '../../notify/receiver.ts'
+import { SIGNATURE_HEADER, sign, TIMESTAMP_HEADER, verify } from '../../notify/signature.ts'
 import {
   classifyFailure,
   deliver,
@@ -21,13 +21,13 @@ import {
   type SlackBody,
   slackBody,
   WebhookRejectedError,
-} from '../../detectors/notify/webhook.ts'
-import type { Alert } from '../../ingest/contract/records.ts'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
-import { DownstreamError } from '../../ingest/errors.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
-import type { IncomingMessage } from '../../ingest/transport/transport.ts'
-import { makeAlert } from '../helpers/records.ts'
+} from '../../notify/webhook.ts'
+import type { Alert } from '../../contract/records.ts'
+import { codecs, TOPICS } from '../../contract/topics.ts'
+import { DownstreamError } from '../../core/errors.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
+import type { IncomingMessage } from '../../bus/transport.ts'
+import { makeAlert } from '../../contract/synthetic.ts'
 
 // ------------------------------------------------------------------------------------------------
 // helpers

@@ -10,7 +10,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
-import { loadConfig } from '../../bin/config.ts'
+import { loadConfig } from '../../app/config.ts'
 import { Engine } from '../../engine/engine.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
@@ -23,9 +23,9 @@ import {
   traceIdFraction,
   tracesUrl,
 } from '../../engine/telemetry/otlp.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
-import { makeSpan } from '../helpers/records.ts'
+import { createLogger } from '../../core/logger.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
+import { makeSpan } from '../../contract/synthetic.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { InvalidInputError } from '../../ingest/errors.ts'
+import { InvalidInputError } from '../../core/errors.ts'
 import {
   type ParamSpec,
   parseParamValue,

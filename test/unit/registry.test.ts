@@ -12,9 +12,9 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { type EnsuredModel, ensureModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { ModelRegistry, UnknownModelError } from '../../engine/registry.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
-import { createLogger } from '../../ingest/logger.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
+import { InvalidInputError } from '../../core/errors.ts'
+import { createLogger } from '../../core/logger.ts'
+import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))

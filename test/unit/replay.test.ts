@@ -9,24 +9,24 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, test } from 'node:test'
-import { Prng } from '../../detectors/eval/prng.ts'
-import { clickhouseEvents } from '../../detectors/replay/clickhouse-source.ts'
+import { Prng } from '../../eval/prng.ts'
+import { clickhouseEvents } from '../../replay/clickhouse-source.ts'
 import {
   medianIntervalUs,
   parseReplayText,
   parseTimestampUs,
   ReplayInputError,
   type ReplayEvent,
-} from '../../detectors/replay/file-source.ts'
-import { LevelShiftDetector } from '../../detectors/replay/level-shift.ts'
-import { findSeriesDetector, replay } from '../../detectors/replay/replay.ts'
+} from '../../replay/file-source.ts'
+import { LevelShiftDetector } from '../../replay/level-shift.ts'
+import { findSeriesDetector, replay } from '../../replay/replay.ts'
 import { StarvationDetector } from '../../detectors/starvation/detector.ts'
-import { type ClickHouse, openClickHouse } from '../../ingest/clickhouse/client.ts'
-import { migrate } from '../../ingest/clickhouse/migrations.ts'
-import { hwSamplesTable, spansTable } from '../../ingest/clickhouse/tables.ts'
-import { insertRecords } from '../../ingest/clickhouse/writer.ts'
-import type { HwSample, Span } from '../../ingest/contract/records.ts'
-import { makeHwSample, makeSpan } from '../helpers/records.ts'
+import { type ClickHouse, openClickHouse } from '../../store/client.ts'
+import { migrate } from '../../store/migrations.ts'
+import { hwSamplesTable, spansTable } from '../../store/tables.ts'
+import { insertRecords } from '../../store/writer.ts'
+import type { HwSample, Span } from '../../contract/records.ts'
+import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
 
 const T0_MS = Date.parse('2026-03-01T00:00:00Z')
 const FIVE_MIN_MS = 300_000

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { SerializationDominantDetector } from '../../detectors/serialization/detector.ts'
-import type { Alert } from '../../ingest/contract/records.ts'
-import { makeSpan } from '../helpers/records.ts'
+import type { Alert } from '../../contract/records.ts'
+import { makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
 
 const T0 = 1_767_225_600_000_000

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { InstanceSilentDetector } from '../../detectors/silent/detector.ts'
-import { makeHwSample, makeSpan } from '../helpers/records.ts'
+import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
 
 const T0 = 1_767_225_600_000_000

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { StageLatencyDetector } from '../../detectors/stage-latency/detector.ts'
-import type { Alert, Span } from '../../ingest/contract/records.ts'
-import type { Stage } from '../../ingest/contract/schemas.ts'
-import { makeSpan } from '../helpers/records.ts'
+import type { Alert, Span } from '../../contract/records.ts'
+import type { Stage } from '../../contract/schemas.ts'
+import { makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
 
 const T0 = 1_767_225_600_000_000

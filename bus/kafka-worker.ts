@@ -20,9 +20,9 @@
 import { readlinkSync } from 'node:fs'
 import { getPriority, setPriority } from 'node:os'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
-import { createLogger } from '../../ingest/logger.ts'
-import { KafkaTransport } from '../../ingest/transport/kafka.ts'
-import type { MessageProducer, OutgoingMessage } from '../../ingest/transport/transport.ts'
+import { createLogger } from '../core/logger.ts'
+import { KafkaTransport } from './kafka.ts'
+import type { MessageProducer, OutgoingMessage } from './transport.ts'
 
 export interface KafkaWorkerProducerOptions {
   brokers: string[]

@@ -18,7 +18,7 @@
  * container whose framing is broken (cut short, lengths past its end) keeps the records before the
  * break and returns the rest as one undecodable piece.
  */
-import { RecordDecodeError } from '../errors.ts'
+import { RecordDecodeError } from '../core/errors.ts'
 import type { RecordCodec } from './codec.ts'
 
 export const CONTAINER_MAGIC = Buffer.from([0x42, 0x4b, 0x43, 0x01])

@@ -1,13 +1,14 @@
 /** Builds the shared parts (transport, ClickHouse) from the configuration, the same way for every command. */
+import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import { TelemetryEmitter } from '../engine/telemetry/emitter.ts'
-import { KafkaWorkerProducer } from '../engine/telemetry/kafka-worker.ts'
-import { type ClickHouse, openClickHouse } from '../ingest/clickhouse/client.ts'
-import { migrate } from '../ingest/clickhouse/migrations.ts'
-import { TOPICS } from '../ingest/contract/topics.ts'
-import { EmbeddedBus } from '../ingest/transport/embedded-bus.ts'
-import { KafkaTransport } from '../ingest/transport/kafka.ts'
-import type { MessageProducer, Transport } from '../ingest/transport/transport.ts'
+import { KafkaWorkerProducer } from '../bus/kafka-worker.ts'
+import { type ClickHouse, openClickHouse } from '../store/client.ts'
+import { migrate } from '../store/migrations.ts'
+import { TOPICS } from '../contract/topics.ts'
+import { EmbeddedBus } from '../bus/embedded-bus.ts'
+import { KafkaTransport } from '../bus/kafka.ts'
+import type { MessageProducer, Transport } from '../bus/transport.ts'
 import type { BreakidConfig } from './config.ts'
 
 export async function openTransport(cfg: BreakidConfig, logger: Logger): Promise<Transport> {
@@ -25,7 +26,7 @@ export async function openTransport(cfg: BreakidConfig, logger: Logger): Promise
 }
 
 /**
- * The engine's telemetry producer. With Kafka it runs on its own thread (engine/telemetry/kafka-worker.ts):
+ * The engine's telemetry producer. With Kafka it runs on its own thread (bus/kafka-worker.ts):
  * kafkajs costs tens of µs of CPU per message, which would otherwise come out of the event loop that
  * serves requests. The embedded bus is in-process by nature and stays on the transport.
  */
@@ -62,4 +63,9 @@ export async function runUntilSignal(logger: Logger, stops: (() => Promise<void>
   })
   logger.info('stopping')
   for (const stop of stops.reverse()) await stop()
+}
+
+/** Where a running `breakid up` says how to reach it (its pid and query API URL). */
+export function upStatePath(dataDir: string): string {
+  return join(dirname(dataDir), 'up.json')
 }

@@ -7,8 +7,8 @@
  * to wherever a 3xx points.
  */
 import type { AlertGroup } from './groups.ts'
-import type { Alert } from '../../ingest/contract/records.ts'
-import { BreakidError, DownstreamError, InvalidInputError } from '../../ingest/errors.ts'
+import type { Alert } from '../contract/records.ts'
+import { BreakidError, DownstreamError, InvalidInputError } from '../core/errors.ts'
 import { sign } from './signature.ts'
 
 export type WebhookFormat = 'json' | 'slack'
@@ -25,7 +25,7 @@ export interface DeliverOptions {
   format?: WebhookFormat
   /** clock for the signature timestamp and HTTP-date Retry-After (tests). Default Date.now. */
   nowMs?: () => number
-  /** the fleet group the alert belongs to (detectors/notify/groups.ts), sent along in the body */
+  /** the fleet group the alert belongs to (notify/groups.ts), sent along in the body */
   group?: AlertGroup
 }
 

@@ -35,16 +35,16 @@
 import { type AlertGroup, FleetGroups } from './groups.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import type { Alert, Severity } from '../../ingest/contract/records.ts'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
+import type { Alert, Severity } from '../contract/records.ts'
+import { codecs, TOPICS } from '../contract/topics.ts'
 import {
   BreakidError,
   DownstreamError,
   InvalidInputError,
   isRetriable,
   RecordDecodeError,
-} from '../../ingest/errors.ts'
-import { Counters } from '../../ingest/metrics.ts'
+} from '../core/errors.ts'
+import { Counters } from '../core/metrics.ts'
 import type {
   IncomingMessage,
   Lifecycle,
@@ -52,7 +52,7 @@ import type {
   MessageConsumer,
   MessageProducer,
   Transport,
-} from '../../ingest/transport/transport.ts'
+} from '../bus/transport.ts'
 import { DEFAULT_TIMEOUT_MS, deliver, parseWebhookUrl, redactUrl, type WebhookFormat } from './webhook.ts'
 
 export const NOTIFY_GROUP = 'breakid-notify'

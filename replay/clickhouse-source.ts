@@ -4,10 +4,10 @@
  * (queries/runner.ts `runSql`), and merged into one event-time order — a sample after the spans
  * that arrived up to its timestamp. Memory stays at two pages whatever the range.
  */
-import type { ClickHouse } from '../../ingest/clickhouse/client.ts'
-import { hwSamplesTable, spansTable } from '../../ingest/clickhouse/tables.ts'
-import type { DeviceSample, HwSample, Span } from '../../ingest/contract/records.ts'
-import { runSql } from '../../queries/runner.ts'
+import type { ClickHouse } from '../store/client.ts'
+import { hwSamplesTable, spansTable } from '../store/tables.ts'
+import type { DeviceSample, HwSample, Span } from '../contract/records.ts'
+import { runSql } from '../queries/runner.ts'
 import type { ReplayEvent } from './file-source.ts'
 
 export interface ClickHouseRangeOptions {

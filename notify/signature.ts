@@ -10,7 +10,7 @@
  * one match is enough.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { InvalidInputError } from '../../ingest/errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 
 export const TIMESTAMP_HEADER = 'X-Breakid-Timestamp'
 export const SIGNATURE_HEADER = 'X-Breakid-Signature'

@@ -4,8 +4,8 @@
  * Detectors are pure computation on event time, so a replay of the same data gives the same alerts
  * (same ids) as the live run did.
  */
-import type { Alert } from '../../ingest/contract/records.ts'
-import type { Detector } from '../detector.ts'
+import type { Alert } from '../contract/records.ts'
+import type { Detector } from '../detectors/detector.ts'
 import { isoFromMicros } from '../notify/webhook.ts'
 import type { ReplayEvent } from './file-source.ts'
 import { LevelShiftDetector, type SeriesDetector } from './level-shift.ts'

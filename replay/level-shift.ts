@@ -11,9 +11,9 @@
  * - breach: |x − median| > `k` (6) × max(sigma, `minRelativeSpread` (1 %) × |median|, 1e-9)
  * - held for `pendingSamples` (3) samples before firing, clear for `resolveSamples` (3) to resolve
  */
-import type { Alert } from '../../ingest/contract/records.ts'
-import { RollingBaseline } from '../baseline.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import type { Alert } from '../contract/records.ts'
+import { RollingBaseline } from '../detectors/baseline.ts'
+import { AlertLifecycle, type LifecycleOptions } from '../detectors/lifecycle.ts'
 
 /** Where a series comes from (the `anomaly` detector's labels). */
 export interface SeriesLabels {

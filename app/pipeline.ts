@@ -4,7 +4,7 @@
  * `ingest`, `detect` and `notify` commands run one each against Kafka.
  */
 import type { Logger } from 'pino'
-import { type NotifyRoute, WebhookNotifier } from '../detectors/notify/notifier.ts'
+import { type NotifyRoute, WebhookNotifier } from '../notify/notifier.ts'
 import { DetectorConsumer } from '../detectors/consumer.ts'
 import type { Detector } from '../detectors/detector.ts'
 import { driftAndResourceDetectors } from '../detectors/index-extra.ts'
@@ -15,10 +15,10 @@ import { InstanceSilentDetector } from '../detectors/silent/detector.ts'
 import { StageLatencyDetector } from '../detectors/stage-latency/detector.ts'
 import { ClickHouseStateStore } from '../detectors/state-store.ts'
 import { StarvationDetector } from '../detectors/starvation/detector.ts'
-import type { ClickHouse } from '../ingest/clickhouse/client.ts'
-import type { Alert } from '../ingest/contract/records.ts'
+import type { ClickHouse } from '../store/client.ts'
+import type { Alert } from '../contract/records.ts'
 import { Ingester } from '../ingest/ingester.ts'
-import type { Transport } from '../ingest/transport/transport.ts'
+import type { Transport } from '../bus/transport.ts'
 import type { BreakidConfig } from './config.ts'
 
 /**

@@ -8,7 +8,7 @@
 import { resolve } from 'node:path'
 import { type ClickHouseClient, createClient } from '@clickhouse/client'
 import { createChdbConnection } from 'chdb/connection'
-import { InvalidInputError } from '../errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 
 export interface ClickHouseOptions {
   /** http(s)://user:pass@host:8123 — when set, a server is used instead of chDB */

@@ -5,7 +5,7 @@
  */
 import avro from 'avsc'
 import type { Schema, Type } from 'avsc'
-import { RecordDecodeError } from '../errors.ts'
+import { RecordDecodeError } from '../core/errors.ts'
 import { fingerprintBytes } from './fingerprint.ts'
 import type { AvroSchemaJson } from './schemas.ts'
 

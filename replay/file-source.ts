@@ -21,8 +21,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
-import { blankSpan, type HwSample, type Span, type SpanStatus } from '../../ingest/contract/records.ts'
-import { InvalidInputError } from '../../ingest/errors.ts'
+import { blankSpan, type HwSample, type Span, type SpanStatus } from '../contract/records.ts'
+import { InvalidInputError } from '../core/errors.ts'
 
 export const TIMESTAMP_COLUMNS = ['timestamp', 'timestamp_us', 'time', 'ts'] as const
 

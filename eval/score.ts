@@ -15,7 +15,7 @@
  *   consumer publishing it to the receiver having its body) when it went through the live path.
  * - **false alerts per instance-hour** = alerts in clean scenarios / clean instance-hours.
  */
-import type { Alert } from '../../ingest/contract/records.ts'
+import type { Alert } from '../contract/records.ts'
 import { type ExpectedTypes, expectedTypes } from './expected.ts'
 import type { EvalFaultType, FaultSeverity, GroundTruthFault } from './scenarios.ts'
 

@@ -28,7 +28,7 @@
  * arrival and completion counts. A span is emitted when its request completes, as the engine emits
  * it, with `timestamp_us` = arrival — so during a backlog, slow spans arrive late, as they do live.
  */
-import { blankSpan, type HwSample, type Span } from '../../ingest/contract/records.ts'
+import { blankSpan, type HwSample, type Span } from '../contract/records.ts'
 import { Prng } from './prng.ts'
 
 export const EVAL_FAULT_TYPES = [

@@ -4,7 +4,7 @@
  */
 import { Readable } from 'node:stream'
 import type { DataFormat } from '@clickhouse/client'
-import { DownstreamError, InvalidInputError } from '../errors.ts'
+import { DownstreamError, InvalidInputError } from '../core/errors.ts'
 import type { ClickHouse } from './client.ts'
 import type { TableSpec } from './tables.ts'
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
-import { InvalidInputError } from '../ingest/errors.ts'
+import { InvalidInputError } from '../core/errors.ts'
 
 export interface BreakidConfig {
   /** Kafka bootstrap brokers; empty → the embedded in-process bus */
@@ -27,7 +27,7 @@ export interface BreakidConfig {
   executionProvider: 'cpu' | 'cuda'
   /** OTLP/HTTP collector base URL (`/v1/traces` appended) for request traces; undefined → no export */
   otlpEndpoint: string | undefined
-  /** most telemetry records per Kafka message (ingest/contract/container.ts); 1: one per message */
+  /** most telemetry records per Kafka message (contract/container.ts); 1: one per message */
   recordsPerMessage: number
 }
 

@@ -8,8 +8,8 @@
  * Kept in memory by the notifier, in topic order; a restarted notifier rebuilds it from the alerts
  * it delivers next (a group's first message after a restart may list fewer instances).
  */
-import type { Alert } from '../../ingest/contract/records.ts'
-import { alertGroupKey } from '../lifecycle.ts'
+import type { Alert } from '../contract/records.ts'
+import { alertGroupKey } from '../contract/alerts.ts'
 
 export interface AlertGroup {
   key: string

@@ -13,11 +13,11 @@
  *   (a mismatch would mean the live path loses, duplicates or reorders something).
  */
 import pino from 'pino'
-import type { Alert } from '../../ingest/contract/records.ts'
-import { codecs, TOPICS } from '../../ingest/contract/topics.ts'
-import { EmbeddedBus } from '../../ingest/transport/embedded-bus.ts'
-import { DETECT_GROUP, DetectorConsumer } from '../consumer.ts'
-import type { Detector } from '../detector.ts'
+import type { Alert } from '../contract/records.ts'
+import { codecs, TOPICS } from '../contract/topics.ts'
+import { EmbeddedBus } from '../bus/embedded-bus.ts'
+import { DETECT_GROUP, DetectorConsumer } from '../detectors/consumer.ts'
+import type { Detector } from '../detectors/detector.ts'
 import { WebhookNotifier } from '../notify/notifier.ts'
 import { type Receiver, startReceiver } from '../notify/receiver.ts'
 import { percentile, type Score, score, type Targets, TARGETS, type EvalAlert } from './score.ts'

@@ -168,7 +168,7 @@ export function reportMarkdown(report: EvalReport, machine: Record<string, unkno
   out.push('## Definitions', '')
   out.push(
     "- An alert **detects** a fault when it is about the faulty instance, its type is one of the fault type's " +
-      '_primary_ alert types (`detectors/eval/expected.ts`), and it starts within [onset, end + ' +
+      '_primary_ alert types (`eval/expected.ts`), and it starts within [onset, end + ' +
       `${report.options.graceS} s]. It **matches** the fault under the same rule with the primary or the _symptom_ ` +
       'types (detectors that are right to fire during that break, e.g. the latency SLO during a stall).',
     '- **Recall**: faults with a detecting alert / faults. **Precision**: alerts matching some fault / all alerts ' +
@@ -178,7 +178,7 @@ export function reportMarkdown(report: EvalReport, machine: Record<string, unkno
       'the detector consumer publishing that alert to the webhook receiver having it. The simulator runs faster than ' +
       'real time, so the live path is under more load than in production; the latency is not discounted for that.',
     '- **False alerts per instance-hour**: alerts on the clean scenarios / their instance-hours.',
-    '- Telemetry is synthetic and deterministic (`detectors/eval/scenarios.ts`, seeded PRNG): a per-second fluid ' +
+    '- Telemetry is synthetic and deterministic (`eval/scenarios.ts`, seeded PRNG): a per-second fluid ' +
       'model of the engine (preprocessing pool, dynamic batcher, executor) at 120 req/s per instance (360 req/s in ' +
       'the batch-size scenarios, where batching matters), 25 % of requests emitting spans, one hardware sample per ' +
       'second. Fault scenarios: 180 s warm-up, 90 s fault, 60 s tail; "noisy" variants have 4× the jitter and a ' +

@@ -1,5 +1,5 @@
 /** Deterministic records for tests and benchmarks. */
-import type { Alert, HwSample, Span } from '../../ingest/contract/records.ts'
+import type { Alert, HwSample, Span } from './records.ts'
 
 export function makeSpan(i: number, over: Partial<Span> = {}): Span {
   return {

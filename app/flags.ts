@@ -1,0 +1,75 @@
+/** Parsers for flag values, each with an error that names the flag. */
+import { InvalidInputError } from '../core/errors.ts'
+import type { ModelSpec } from '../engine/engine.ts'
+import { isModelName, MODEL_NAMES } from '../engine/models/zoo.ts'
+
+/** `90`, `90s`, `1500ms`, `2m`, `1h` → milliseconds (a bare number is seconds). */
+export function parseDurationMs(value: unknown, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(value).trim())
+  if (!m) throw new InvalidInputError(`--${flag}: "${value}" is not a duration (e.g. 90s, 1500ms, 2m)`)
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
+  const ms = Number(m[1]) * unit
+  if (ms <= 0) throw new InvalidInputError(`--${flag}: must be greater than zero`)
+  return ms
+}
+
+export function parsePositive(
+  value: unknown,
+  flag: string,
+  opts: { integer?: boolean; max?: number } = {},
+): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0 || (opts.integer && !Number.isInteger(n)) || (opts.max && n > opts.max)) {
+    const what = opts.integer ? 'a positive integer' : 'a positive number'
+    throw new InvalidInputError(`--${flag}: "${value}" is not ${what}${opts.max ? ` up to ${opts.max}` : ''}`)
+  }
+  return n
+}
+
+export function parsePort(value: unknown, flag = 'port'): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidInputError(`--${flag}: "${value}" is not a port`)
+  return n
+}
+
+export function parseModelFlag(flag: string): ModelSpec {
+  const m = /^([a-z0-9]+)(?:@(\d+))?(?::(.*))?$/.exec(flag.trim())
+  if (!m || !isModelName(m[1]!)) {
+    throw new InvalidInputError(
+      `--model: "${flag}" is not one of ${MODEL_NAMES.join(', ')} (name[@version][:w=…,r=…])`,
+    )
+  }
+  const spec: ModelSpec = { name: m[1]!, version: m[2] ? Number(m[2]) : undefined }
+  if (m[3]) {
+    const opts: Record<string, number> = {}
+    for (const kv of m[3].split(',')) {
+      const [k, v] = kv.split('=')
+      if (k === 'w') opts.widthScale = parsePositive(v, 'model w')
+      else if (k === 'r') opts.resolution = parsePositive(v, 'model r', { integer: true })
+      else throw new InvalidInputError(`--model: unknown option "${k}" (w=widthScale, r=resolution)`)
+    }
+    spec.options = opts
+  }
+  return spec
+}
+
+/**
+ * `mlp@1,mlp@2,resnet50:w=0.5,r=32` → one spec per model version. Commas inside a model's options
+ * (followed by `key=`) do not separate models.
+ */
+export function parseModelsFlag(flag: string): ModelSpec[] {
+  return flag
+    .split(/,(?![a-z]+=)/)
+    .filter((part) => part.trim() !== '')
+    .map(parseModelFlag)
+}
+
+/** `--cache-entries`: a count, 0 turning the result cache off */
+export function parseCacheEntries(value: unknown): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) {
+    throw new InvalidInputError(`--cache-entries: "${value}" is not an integer >= 0`)
+  }
+  return n
+}
