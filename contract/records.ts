@@ -1,4 +1,5 @@
 /** TypeScript shapes of the Avro records in ./schemas.ts (kept in step by test/unit/contract.test.ts). */
+import type { ResolveReason } from './vocabulary.ts'
 
 export type SpanStatus = 'ok' | 'client_error' | 'server_error'
 
@@ -31,6 +32,8 @@ export interface Span {
   input_std: number | null
   output_mean: number | null
   output_confidence: number | null
+  /** v2; absent (null) in records of older writers */
+  run_id?: string | null
 }
 
 /** What identifies a span; everything else starts empty and is filled in as the request moves on. */
@@ -92,6 +95,25 @@ export interface HwSample {
   completions: number
   executor_busy: number
   devices: DeviceSample[]
+  // v2 (null where the platform does not report them, and in records of older writers)
+  run_id?: string | null
+  host_cpu?: number | null
+  host_cpus?: number | null
+  psi_cpu_some_avg10?: number | null
+  psi_cpu_some_total_us?: number | null
+  psi_cpu_full_avg10?: number | null
+  psi_cpu_full_total_us?: number | null
+  psi_memory_some_avg10?: number | null
+  psi_memory_some_total_us?: number | null
+  psi_memory_full_avg10?: number | null
+  psi_memory_full_total_us?: number | null
+  psi_io_some_avg10?: number | null
+  psi_io_some_total_us?: number | null
+  psi_io_full_avg10?: number | null
+  psi_io_full_total_us?: number | null
+  cgroup_cpu_limit?: number | null
+  cgroup_nr_throttled?: number | null
+  cgroup_throttled_us?: number | null
 }
 
 export type Severity = 'info' | 'warning' | 'critical'
@@ -118,4 +140,18 @@ export interface Alert {
   suspected_cause: string
   suggested_action: string
   exemplar_request_ids: string[]
+  // v2
+  run_id?: string | null
+  /** set on resolved records: why it resolved */
+  resolve_reason?: ResolveReason | null
+  /** symptoms of this break that other detectors raised, delivered with it instead of paging */
+  related?: RelatedAlert[]
+}
+
+export interface RelatedAlert {
+  id: string
+  type: string
+  stage: string | null
+  starts_at_us: number
+  summary: string
 }

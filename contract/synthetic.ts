@@ -31,6 +31,7 @@ export function makeSpan(i: number, over: Partial<Span> = {}): Span {
     input_std: 1,
     output_mean: 0.25,
     output_confidence: 0.8,
+    run_id: null,
     ...over,
   }
 }
@@ -62,6 +63,24 @@ export function makeHwSample(i: number, over: Partial<HwSample> = {}): HwSample 
         temperature_c: null,
       },
     ],
+    run_id: null,
+    host_cpu: 1.1,
+    host_cpus: 2,
+    psi_cpu_some_avg10: 1.5,
+    psi_cpu_some_total_us: 1_000_000 + i * 15_000,
+    psi_cpu_full_avg10: 0,
+    psi_cpu_full_total_us: 0,
+    psi_memory_some_avg10: 0,
+    psi_memory_some_total_us: 0,
+    psi_memory_full_avg10: 0,
+    psi_memory_full_total_us: 0,
+    psi_io_some_avg10: 0.2,
+    psi_io_some_total_us: 200_000 + i * 2_000,
+    psi_io_full_avg10: 0.1,
+    psi_io_full_total_us: 100_000 + i * 1_000,
+    cgroup_cpu_limit: null,
+    cgroup_nr_throttled: null,
+    cgroup_throttled_us: null,
     ...over,
   }
 }
@@ -88,6 +107,9 @@ export function makeAlert(over: Partial<Alert> = {}): Alert {
     suspected_cause: 'preprocessing cannot keep up',
     suggested_action: 'add preprocessing workers',
     exemplar_request_ids: ['req-1', 'it\'s "quoted"'],
+    run_id: null,
+    resolve_reason: null,
+    related: [],
     ...over,
   }
 }

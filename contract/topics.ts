@@ -1,4 +1,4 @@
-import { alertV1, hwSampleV1, spanV1 } from './schemas.ts'
+import { olderPublishedSchemas, RECORD_SCHEMAS, type RecordTypeName } from './schemas.ts'
 import { RecordCodec } from './codec.ts'
 import type { Alert, HwSample, Span } from './records.ts'
 
@@ -12,9 +12,14 @@ export const TOPICS = {
 
 export type TelemetryTopic = (typeof TOPICS)[keyof typeof TOPICS]
 
+/** A codec writing the current schema and reading every published version. */
+function codecFor<T>(name: RecordTypeName): RecordCodec<T> {
+  return new RecordCodec<T>(name, RECORD_SCHEMAS[name].schema, olderPublishedSchemas(name))
+}
+
 /** Codecs share no state across records; one instance per process is enough. */
 export const codecs = {
-  span: new RecordCodec<Span>('span', spanV1),
-  hw: new RecordCodec<HwSample>('hw_sample', hwSampleV1),
-  alert: new RecordCodec<Alert>('alert', alertV1),
+  span: codecFor<Span>('span'),
+  hw: codecFor<HwSample>('hw_sample'),
+  alert: codecFor<Alert>('alert'),
 } as const

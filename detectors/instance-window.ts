@@ -3,7 +3,7 @@
  * durations (for "which stage is to blame") and the request ids behind them (exemplars).
  */
 import type { Span } from '../contract/records.ts'
-import { STAGES, type Stage } from '../contract/schemas.ts'
+import { STAGES, type Stage } from '../contract/vocabulary.ts'
 import { isRecord, RollingBaseline, type RollingBaselineState } from './baseline.ts'
 
 /** Plain-JSON state: what the window learned (stage baselines, model mix), not the spans in flight. */

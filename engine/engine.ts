@@ -17,6 +17,7 @@ import type { TelemetryEmitter } from './telemetry/emitter.ts'
 import { MetricsRecorder } from './telemetry/metrics-recorder.ts'
 import { HwSampler } from './telemetry/hw-sampler.ts'
 import { randomIds } from './telemetry/ids.ts'
+import { HostProbe } from './telemetry/host-probe.ts'
 import { NvidiaSmi } from './telemetry/nvidia-smi.ts'
 import {
   type LoadedModel,
@@ -121,6 +122,7 @@ export class Engine implements Lifecycle {
       identity: this.identity,
       intervalMs: opts.hwIntervalMs,
       gpu: new NvidiaSmi(),
+      host: new HostProbe(),
       emit: (s) => {
         if (opts.telemetry !== false) opts.emitter.emitHwSample(s)
       },

@@ -3,59 +3,23 @@
  * engine's start; every window is also ground truth (`groundTruth()`, `groundTruthNdjson()`), so
  * detectors can be scored against what was really injected.
  *
- * Fault types and their parameters (defaults in FAULT_PARAMS; the first listed is the one the flag
- * shorthand `type@startS-endS:N` sets):
- *
- * | type                   | parameters (default)                         | effect                                                        |
- * | ---------------------- | -------------------------------------------- | ------------------------------------------------------------- |
- * | `data_starvation`      | `delayMs` (50)                               | every request holds a preprocessing worker `delayMs` longer    |
- * | `stage_stall`          | `delayMs` (100), `stage` (postprocess)       | `stage` (preprocess, postprocess, serialize) waits `delayMs`   |
- * | `input_drift`          | `shift` (1.5)                                | adds `shift` × the request's input σ to every FP32 input value |
- * | `output_drift`         | `factor` (0.5)                               | mixes each output row toward uniform: (1−f)·p + f/width        |
- * | `memory_leak`          | `bytesPerRequest` (262144), `maxBytes` (512 MiB) | retains JS heap per request; released when the window ends |
- * | `batch_size_misconfig` | `maxBatchSize` (1)                           | the dynamic batcher runs batches of at most `maxBatchSize`     |
- * | `error_burst`          | `rate` (0.5)                                 | that fraction of requests fails with 500 InjectedFaultError    |
- * | `slow_serialization`   | `delayMs` (0), `factor` (10)                 | serialization re-stringifies `factor` extra times, waits `delayMs` |
+ * What each fault does, its parameters and defaults: contract/faults.ts (the README's table is
+ * generated from it).
  */
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BreakidError, InvalidInputError } from '../core/errors.ts'
+import {
+  FAULT_TYPES,
+  type FaultParams,
+  type FaultType,
+  faultParamSpecs,
+  isFaultType,
+  type ParamSpec,
+  STALL_STAGES,
+  type StallStage,
+} from '../contract/faults.ts'
 import type { Tensor } from './tensors.ts'
-
-export const FAULT_TYPES = [
-  'data_starvation',
-  'stage_stall',
-  'input_drift',
-  'output_drift',
-  'memory_leak',
-  'batch_size_misconfig',
-  'error_burst',
-  'slow_serialization',
-] as const
-export type FaultType = (typeof FAULT_TYPES)[number]
-
-export const STALL_STAGES = ['preprocess', 'postprocess', 'serialize'] as const
-export type StallStage = (typeof STALL_STAGES)[number]
-
-/** Every parameter any fault takes; which ones a type accepts is in FAULT_PARAMS. */
-export interface FaultParams {
-  /** data_starvation, stage_stall, slow_serialization: extra time per request, ms */
-  delayMs?: number
-  /** stage_stall: the stage that stalls */
-  stage?: StallStage
-  /** input_drift: added to every input value, in units of the request's input standard deviation */
-  shift?: number
-  /** output_drift: weight of the uniform distribution mixed in (0..1); slow_serialization: extra stringify passes */
-  factor?: number
-  /** memory_leak: bytes retained per request */
-  bytesPerRequest?: number
-  /** memory_leak: most bytes retained at once (the leak is bounded so a long window cannot OOM the host) */
-  maxBytes?: number
-  /** batch_size_misconfig: most rows per batch while the window is active */
-  maxBatchSize?: number
-  /** error_burst: fraction of requests that fail (0..1) */
-  rate?: number
-}
 
 export interface FaultWindow extends FaultParams {
   type: FaultType
@@ -64,44 +28,11 @@ export interface FaultWindow extends FaultParams {
   endMs: number
 }
 
-type NumberParam = { kind: 'number'; default: number; min: number; max?: number; integer?: boolean }
-type StageParam = { kind: 'stage'; default: StallStage }
-type ParamSpec = NumberParam | StageParam
-
-const MIB = 1024 * 1024
-
-/** Parameters each fault type accepts, with defaults and ranges. The first is the shorthand's. */
-export const FAULT_PARAMS: Readonly<
-  Record<FaultType, Readonly<Partial<Record<keyof FaultParams, ParamSpec>>>>
-> = {
-  data_starvation: { delayMs: { kind: 'number', default: 50, min: 0, max: 600_000 } },
-  stage_stall: {
-    delayMs: { kind: 'number', default: 100, min: 0, max: 600_000 },
-    stage: { kind: 'stage', default: 'postprocess' },
-  },
-  input_drift: { shift: { kind: 'number', default: 1.5, min: -1_000, max: 1_000 } },
-  output_drift: { factor: { kind: 'number', default: 0.5, min: 0, max: 1 } },
-  memory_leak: {
-    bytesPerRequest: { kind: 'number', default: 256 * 1024, min: 8, max: 256 * MIB, integer: true },
-    maxBytes: { kind: 'number', default: 512 * MIB, min: 8, max: 64 * 1024 * MIB, integer: true },
-  },
-  batch_size_misconfig: { maxBatchSize: { kind: 'number', default: 1, min: 1, max: 65_536, integer: true } },
-  error_burst: { rate: { kind: 'number', default: 0.5, min: 0, max: 1 } },
-  slow_serialization: {
-    delayMs: { kind: 'number', default: 0, min: 0, max: 600_000 },
-    factor: { kind: 'number', default: 10, min: 0, max: 10_000, integer: true },
-  },
-}
-
 /** The request failure an `error_burst` window injects: answered 500, span status server_error. */
 export class InjectedFaultError extends BreakidError {
   constructor() {
     super('injected fault (error_burst)', { code: 'BREAKID_INJECTED_FAULT', retriable: false })
   }
-}
-
-function isFaultType(t: unknown): t is FaultType {
-  return typeof t === 'string' && (FAULT_TYPES as readonly string[]).includes(t)
 }
 
 /** Checks one parameter value against its spec; the error names the fault and the parameter. */
@@ -136,7 +67,7 @@ function validateWindow(w: FaultWindow): void {
   if (!(Number.isFinite(w.startMs) && Number.isFinite(w.endMs) && w.endMs > w.startMs && w.startMs >= 0)) {
     throw new InvalidInputError(`fault ${w.type}: window must satisfy 0 <= start < end`)
   }
-  const specs = FAULT_PARAMS[w.type]
+  const specs = faultParamSpecs(w.type)
   for (const [k, v] of Object.entries(w)) {
     if (k === 'type' || k === 'startMs' || k === 'endMs' || v === undefined) continue
     const spec = specs[k as keyof FaultParams]
@@ -151,7 +82,7 @@ function validateWindow(w: FaultWindow): void {
 /** The window's parameters with defaults filled in (what is really injected). */
 export function faultParams(w: FaultWindow): FaultParams {
   const out: Record<string, number | string> = {}
-  for (const [k, spec] of Object.entries(FAULT_PARAMS[w.type])) {
+  for (const [k, spec] of Object.entries(faultParamSpecs(w.type))) {
     out[k] = w[k as keyof FaultParams] ?? spec.default
   }
   return out as FaultParams
@@ -337,7 +268,7 @@ export function parseFaultSpec(spec: string): FaultWindow {
     throw new InvalidInputError(`unknown fault type "${type}"; known: ${FAULT_TYPES.join(', ')}`)
   }
   const w: FaultWindow = { type, startMs: Number(m[2]) * 1000, endMs: Number(m[3]) * 1000 }
-  const specs = FAULT_PARAMS[type]
+  const specs = faultParamSpecs(type)
   const rest = m[4]
   if (rest !== undefined) {
     const raw: Record<string, string> = {}
@@ -387,7 +318,7 @@ export function parseScenario(doc: unknown, source = 'scenario'): FaultWindow[] 
       throw new InvalidInputError(`${where}: startS and endS must be numbers (seconds from engine start)`)
     }
     const w: FaultWindow = { type, startMs: startS * 1000, endMs: endS * 1000 }
-    const specs = FAULT_PARAMS[type]
+    const specs = faultParamSpecs(type)
     for (const [k, v] of Object.entries(params)) {
       const ps = specs[k as keyof FaultParams]
       if (!ps) {

@@ -1,50 +1,50 @@
 /**
- * Which alert types detect which fault: the one table to edit when a detector lands or is renamed
- * (then rerun `breakid eval`).
- *
- * - `primary`: the detectors whose job is this break. Only they count for recall and delay.
- * - `symptoms`: detectors that are right to fire during this break too (the latency SLO during a
- *   stall, the generic anomaly detector on a metric the break moves). Their alerts in the fault's
- *   window are not false alerts, but they do not make the break "detected".
+ * Which alert types are right to fire during which fault. The primary type — the detector whose job
+ * the break is — comes from the fault's definition (contract/faults.ts); this table adds the
+ * symptoms: detectors that are right to fire during the break too (the latency SLO during a stall,
+ * the generic anomaly detector on a metric the break moves). Their alerts in the fault's window are
+ * not false alerts, but they do not make the break "detected", and under strict scoring each one
+ * that reached a person is an extra page.
  *
  * Any other alert — a type not listed for the fault, another instance, outside the window — is a
  * false alert.
  */
-import type { EvalFaultType } from './scenarios.ts'
+import { FAULTS, type FaultType } from '../contract/faults.ts'
+import type { AlertType } from '../contract/vocabulary.ts'
 
 export interface ExpectedTypes {
-  primary: readonly string[]
-  symptoms: readonly string[]
+  primary: readonly AlertType[]
+  symptoms: readonly AlertType[]
 }
 
 /** symptoms of any break that slows requests down */
-const SLOWER = ['stage_latency_regression', 'latency_drift', 'slo_p99_breach', 'anomaly'] as const
+const SLOWER = [
+  'stage_latency_regression',
+  'latency_drift',
+  'slo_p99_breach',
+  'host_contention',
+  'anomaly',
+] as const satisfies readonly AlertType[]
 
-export const EXPECTED_ALERT_TYPES: Readonly<Record<EvalFaultType, ExpectedTypes>> = Object.freeze({
-  data_starvation: {
-    primary: ['accelerator_starved'],
-    // a preprocessing backlog that overflows refuses requests (429): a real error spike
-    symptoms: [...SLOWER, 'queue_growth', 'error_rate_spike'],
-  },
-  stage_stall: {
-    primary: ['stage_latency_regression'],
-    // a stalled deserialize stage is (de)serialization dominating request time, literally
-    symptoms: [...SLOWER, 'queue_growth', 'event_loop_blocked', 'serialization_dominant'],
-  },
-  input_drift: { primary: ['input_drift'], symptoms: ['anomaly'] },
-  output_drift: { primary: ['output_drift'], symptoms: ['anomaly'] },
-  memory_leak: { primary: ['memory_leak'], symptoms: ['anomaly'] },
-  batch_size_misconfig: {
-    primary: ['batch_underutilized'],
-    symptoms: [...SLOWER, 'queue_growth'],
-  },
-  error_burst: { primary: ['error_rate_spike'], symptoms: ['latency_drift', 'anomaly'] },
-  slow_serialization: {
-    primary: ['serialization_dominant'],
-    symptoms: [...SLOWER, 'event_loop_blocked'],
-  },
-})
-
-export function expectedTypes(type: EvalFaultType): ExpectedTypes {
-  return EXPECTED_ALERT_TYPES[type]
+const SYMPTOMS: Readonly<Record<FaultType, readonly AlertType[]>> = {
+  // a preprocessing backlog that overflows refuses requests (429): a real error spike
+  data_starvation: [...SLOWER, 'queue_growth', 'error_rate_spike'],
+  // a stalled deserialize stage is (de)serialization dominating request time, literally
+  stage_stall: [...SLOWER, 'queue_growth', 'event_loop_blocked', 'serialization_dominant'],
+  input_drift: ['anomaly'],
+  output_drift: ['anomaly'],
+  memory_leak: ['anomaly'],
+  batch_size_misconfig: [...SLOWER, 'queue_growth'],
+  error_burst: ['latency_drift', 'anomaly'],
+  slow_serialization: [...SLOWER, 'event_loop_blocked'],
 }
+
+export function expectedTypes(type: FaultType): ExpectedTypes {
+  const primary = FAULTS[type].primaryAlert
+  return { primary: [primary], symptoms: SYMPTOMS[type].filter((t) => t !== primary) }
+}
+
+/** The table as a whole, for the report. */
+export const EXPECTED_ALERT_TYPES: Readonly<Record<FaultType, ExpectedTypes>> = Object.fromEntries(
+  (Object.keys(FAULTS) as FaultType[]).map((t) => [t, expectedTypes(t)]),
+) as Record<FaultType, ExpectedTypes>

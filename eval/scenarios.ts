@@ -29,25 +29,14 @@
  * it, with `timestamp_us` = arrival — so during a backlog, slow spans arrive late, as they do live.
  */
 import { blankSpan, type HwSample, type Span } from '../contract/records.ts'
+import { FAULT_TYPES, type FaultType } from '../contract/faults.ts'
 import { Prng } from './prng.ts'
-
-export const EVAL_FAULT_TYPES = [
-  'data_starvation',
-  'stage_stall',
-  'input_drift',
-  'output_drift',
-  'memory_leak',
-  'batch_size_misconfig',
-  'error_burst',
-  'slow_serialization',
-] as const
-export type EvalFaultType = (typeof EVAL_FAULT_TYPES)[number]
 
 export const SEVERITIES = ['low', 'medium', 'high'] as const
 export type FaultSeverity = (typeof SEVERITIES)[number]
 
 /** Magnitude of each fault at each severity, in the unit its name says. */
-export const FAULT_MAGNITUDE: Record<EvalFaultType, Record<FaultSeverity, number>> = {
+export const FAULT_MAGNITUDE: Record<FaultType, Record<FaultSeverity, number>> = {
   /** extra preprocessing ms per request (pool capacity 4 workers / delay vs ~120 req/s) */
   data_starvation: { low: 45, medium: 60, high: 120 },
   /** extra ms in the stalled stage */
@@ -74,7 +63,7 @@ export const FAULT_MAGNITUDE: Record<EvalFaultType, Record<FaultSeverity, number
 export type StallStage = 'deserialize' | 'postprocess' | 'compute'
 
 export interface ScenarioFault {
-  type: EvalFaultType
+  type: FaultType
   /** instance index within the scenario */
   instance: number
   /** seconds from the scenario's start */
@@ -117,7 +106,7 @@ export const SCENARIO_EPOCH_US = 1_767_225_600_000_000
 
 export interface GroundTruthFault {
   scenario: string
-  type: EvalFaultType
+  type: FaultType
   severity: FaultSeverity
   instance: string
   startUs: number
@@ -245,9 +234,9 @@ export function* simulate(s: Scenario): Generator<SimStep> {
     const spans: Span[] = []
     const hw: HwSample[] = []
     sims.forEach((sim, i) => {
-      const active = (type: EvalFaultType) =>
+      const active = (type: FaultType) =>
         s.faults.find((f) => f.type === type && f.instance === i && t >= f.startS && t < f.endS)
-      const mag = (type: EvalFaultType) => {
+      const mag = (type: FaultType) => {
         const f = active(type)
         return f ? FAULT_MAGNITUDE[type][f.severity] : undefined
       }
@@ -475,7 +464,7 @@ export function buildSuite(opts: SuiteOptions = {}): Scenario[] {
     { label: 'calm', noise: 0.05 },
     { label: 'noisy', noise: 0.2 },
   ]
-  for (const type of EVAL_FAULT_TYPES) {
+  for (const type of FAULT_TYPES) {
     for (const severity of SEVERITIES) {
       for (const { label, noise } of noises) {
         const stage: StallStage | undefined =
@@ -505,7 +494,7 @@ export function buildSuite(opts: SuiteOptions = {}): Scenario[] {
     }
   }
   // overlapping faults, on two instances of one fleet
-  const overlaps: [EvalFaultType, EvalFaultType][] = [
+  const overlaps: [FaultType, FaultType][] = [
     ['input_drift', 'memory_leak'],
     ['error_burst', 'slow_serialization'],
     ['data_starvation', 'output_drift'],

@@ -17,7 +17,8 @@
  */
 import type { Alert } from '../contract/records.ts'
 import { type ExpectedTypes, expectedTypes } from './expected.ts'
-import type { EvalFaultType, FaultSeverity, GroundTruthFault } from './scenarios.ts'
+import type { FaultType } from '../contract/faults.ts'
+import type { FaultSeverity, GroundTruthFault } from './scenarios.ts'
 
 export interface EvalAlert {
   scenario: string
@@ -51,7 +52,7 @@ export interface ScoreInput {
   /** how long after a fault ends an alert may still start and count. Default 30 s. */
   graceS?: number
   /** fault type → alert types that detect it / may accompany it; default expected.ts */
-  expected?: (type: EvalFaultType) => ExpectedTypes
+  expected?: (type: FaultType) => ExpectedTypes
 }
 
 export interface FaultOutcome {
@@ -69,7 +70,7 @@ export interface FaultOutcome {
 }
 
 export interface TypeSummary {
-  type: EvalFaultType
+  type: FaultType
   faults: number
   detected: number
   recall: number

@@ -7,6 +7,8 @@ import type { ClickHouse } from './client.ts'
 import { ident } from './client.ts'
 import {
   alertsTable,
+  columnsAddedAfter,
+  type TableSpec,
   createTableSql,
   deadLettersTable,
   detectorStateTable,
@@ -36,7 +38,24 @@ export const MIGRATIONS: Migration[] = [
     name: 'detector state checkpoints',
     statements: (db) => [createTableSql(db, detectorStateTable)],
   },
+  {
+    version: 3,
+    name: 'v2 record fields: run ids, host pressure, resolve reasons, related alerts',
+    statements: (db) => [
+      addColumnsSql(db, spansTable, 'run_id'),
+      addColumnsSql(db, hwSamplesTable, 'run_id'),
+      addColumnsSql(db, alertsTable, 'run_id'),
+    ],
+  },
 ]
+
+/** ALTER TABLE adding every column of `spec` from `firstColumn` on (no-op for tables created with them). */
+function addColumnsSql<R>(db: string, spec: TableSpec<R>, firstColumn: string): string {
+  const adds = columnsAddedAfter(spec, firstColumn).map(
+    (c) => `ADD COLUMN IF NOT EXISTS \`${c.name}\` ${c.type}`,
+  )
+  return `ALTER TABLE \`${db}\`.\`${spec.name}\` ${adds.join(', ')}`
+}
 
 export async function migrate(ch: ClickHouse): Promise<number[]> {
   const db = ident(ch.database)

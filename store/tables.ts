@@ -3,7 +3,7 @@
  * row encoding (writer.ts), so a column cannot be added to one and forgotten in the other.
  */
 import type { Alert, HwSample, Span } from '../contract/records.ts'
-import { STAGES } from '../contract/schemas.ts'
+import { STAGES } from '../contract/vocabulary.ts'
 
 export interface Column<R> {
   name: string
@@ -32,6 +32,16 @@ const col = <R>(name: string, type: string, value: (r: R) => unknown): Column<R>
 const same = <R>(type: string, ...names: (keyof R & string)[]): Column<R>[] =>
   names.map((n) => col<R>(n, type, (r) => r[n]))
 
+/** Columns added with the v2 records: absent (null) in records of v1 writers. */
+const v2 = <R>(type: string, ...names: (keyof R & string)[]): Column<R>[] =>
+  names.map((n) => col<R>(n, type, (r) => r[n] ?? null))
+
+/** The columns a table gained after it was first created, for the migration that adds them. */
+export function columnsAddedAfter<R>(spec: TableSpec<R>, firstColumn: string): Column<R>[] {
+  const i = spec.columns.findIndex((c) => c.name === firstColumn)
+  return i < 0 ? [] : spec.columns.slice(i)
+}
+
 export const spansTable: TableSpec<Span> = {
   name: 'spans',
   columns: [
@@ -46,6 +56,7 @@ export const spansTable: TableSpec<Span> = {
     ...same<Span>('UInt32', 'request_bytes', 'response_bytes'),
     ...[...STAGES, 'total' as const].map((s) => col<Span>(`${s}_us`, 'UInt64', (r) => r[`${s}_us`])),
     ...same<Span>('Nullable(Float64)', 'input_mean', 'input_std', 'output_mean', 'output_confidence'),
+    ...v2<Span>('Nullable(String)', 'run_id'),
   ],
   // Keyed by request id so a batch redelivered after a consumer-group rebalance collapses on merge
   // (at-least-once delivery + idempotent storage = effectively once). Exact counts use FINAL.
@@ -73,6 +84,17 @@ export const hwSamplesTable: TableSpec<HwSample> = {
     device('memory_total_bytes', 'Nullable(UInt64)'),
     device('power_w', 'Nullable(Float64)'),
     device('temperature_c', 'Nullable(Float64)'),
+    ...v2<HwSample>('Nullable(String)', 'run_id'),
+    ...v2<HwSample>('Nullable(Float64)', 'host_cpu'),
+    ...v2<HwSample>('Nullable(UInt32)', 'host_cpus'),
+    ...(['cpu', 'memory', 'io'] as const).flatMap((r) =>
+      (['some', 'full'] as const).flatMap((k) => [
+        ...v2<HwSample>('Nullable(Float64)', `psi_${r}_${k}_avg10`),
+        ...v2<HwSample>('Nullable(UInt64)', `psi_${r}_${k}_total_us`),
+      ]),
+    ),
+    ...v2<HwSample>('Nullable(Float64)', 'cgroup_cpu_limit'),
+    ...v2<HwSample>('Nullable(UInt64)', 'cgroup_nr_throttled', 'cgroup_throttled_us'),
   ],
   engine: 'ReplacingMergeTree PARTITION BY toDate(timestamp) ORDER BY (instance, timestamp)',
 }
@@ -91,6 +113,8 @@ export const alertsTable: TableSpec<Alert> = {
     ...same<Alert>('Float64', 'observed', 'baseline', 'threshold'),
     ...same<Alert>('String', 'summary', 'suspected_cause', 'suggested_action'),
     ...same<Alert>('Array(String)', 'exemplar_request_ids'),
+    ...v2<Alert>('Nullable(String)', 'run_id', 'resolve_reason'),
+    col('related', 'String', (r) => JSON.stringify(r.related ?? [])),
   ],
   // One row per alert id after merges: the latest state change wins.
   engine: 'ReplacingMergeTree(updated_at) ORDER BY id',

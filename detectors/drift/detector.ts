@@ -25,7 +25,7 @@
  */
 import { mean, quantileSorted } from 'simple-statistics'
 import type { Alert, Severity, Span } from '../../contract/records.ts'
-import { STAGES, type Stage } from '../../contract/schemas.ts'
+import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
 import type { Detector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

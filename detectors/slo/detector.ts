@@ -16,7 +16,7 @@
  * requests spent most of their time.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import { STAGES, type Stage } from '../../contract/schemas.ts'
+import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

@@ -20,7 +20,7 @@
  * - severity critical above 10 × baseline, else warning
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import { STAGES, type Stage } from '../../contract/schemas.ts'
+import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
 import type { Detector } from '../detector.ts'
 import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'

@@ -6,6 +6,7 @@
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import type { DeviceSample, HwSample } from '../../contract/records.ts'
 import type { Lifecycle } from '../../bus/transport.ts'
+import { type HostProbe, UNKNOWN_HOST } from './host-probe.ts'
 import type { NvidiaSmi } from './nvidia-smi.ts'
 
 /** What the engine reports about itself at each sample. */
@@ -24,6 +25,8 @@ export interface HwSamplerOptions {
   emit: (sample: HwSample) => void
   intervalMs?: number
   gpu?: NvidiaSmi
+  /** host CPU, pressure and cgroup throttling; absent → those fields are null */
+  host?: HostProbe
   /** device name reported when there is no GPU */
   cpuDevice?: string
 }
@@ -43,6 +46,7 @@ export class HwSampler implements Lifecycle {
   }
 
   async start(): Promise<void> {
+    this.opts.host?.read() // the first host CPU reading is the baseline of the first interval
     this.loopDelay.enable()
     this.gcObserver.observe({ entryTypes: ['gc'] })
     this.last = this.read()
@@ -96,6 +100,8 @@ export class HwSampler implements Lifecycle {
                 temperature_c: null,
               },
             ],
+      run_id: null,
+      ...(this.opts.host?.read(now.at) ?? UNKNOWN_HOST),
     }
     this.loopDelay.reset()
     this.last = now

@@ -28,6 +28,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { Span } from '../../contract/records.ts'
+import { STAGES } from '../../contract/vocabulary.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { randomIds } from './ids.ts'
 
@@ -62,16 +63,6 @@ export interface OtlpExportOptions {
 }
 
 export type SampleReason = 'error' | 'slow' | 'ratio'
-
-/** Pipeline order: each stage's child starts where the previous one ended. */
-export const OTLP_STAGES = [
-  'deserialize',
-  'preprocess',
-  'queue_wait',
-  'compute',
-  'postprocess',
-  'serialize',
-] as const
 
 interface Queued {
   span: Span
@@ -301,9 +292,9 @@ export class OtlpSpanExporter {
         resource,
       }),
     ]
-    const ids = randomIds.hex(8 * OTLP_STAGES.length)
+    const ids = randomIds.hex(8 * STAGES.length)
     let at = startUs
-    OTLP_STAGES.forEach((stage, i) => {
+    STAGES.forEach((stage, i) => {
       const durationUs = span[`${stage}_us` as const]
       const stageStart = Math.min(at, endUs)
       const stageEnd = Math.min(stageStart + durationUs, endUs)

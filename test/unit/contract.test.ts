@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import avro from 'avsc'
 import { RecordCodec } from '../../contract/codec.ts'
@@ -10,7 +12,15 @@ import {
   isContainer,
 } from '../../contract/container.ts'
 import { crc64Avro } from '../../contract/fingerprint.ts'
-import { spanV1 } from '../../contract/schemas.ts'
+import { avscText, renderReadme } from '../../contract/published.ts'
+import {
+  AVSC_DIR,
+  type AvroSchemaJson,
+  avscFileName,
+  RECORD_SCHEMAS,
+  type RecordTypeName,
+  spanSchema,
+} from '../../contract/schemas.ts'
 import { codecs } from '../../contract/topics.ts'
 import { RecordDecodeError } from '../../core/errors.ts'
 import { makeAlert, makeHwSample, makeSpan } from '../../contract/synthetic.ts'
@@ -65,24 +75,82 @@ test('foreign, truncated and unknown-schema records are rejected with a clear no
   rejects(codecs.hw.encode(makeHwSample(1)), 'unknown_schema')
 })
 
-test('a reader resolves records written by an earlier schema version', () => {
-  // "v2" adds a field with a default; v1 writers must stay readable by a v2 reader.
-  const spanV2 = {
-    ...spanV1,
-    fields: [...spanV1.fields, { name: 'tenant', type: 'string', default: 'none' }],
+/**
+ * Fingerprints of every published schema version. A published version is frozen: changing a schema
+ * means a new version (and a new file), never an edit, or records in flight become unreadable.
+ */
+const PUBLISHED = {
+  'span.v1.avsc': 'f0c1d775f9f5edf1',
+  'span.v2.avsc': 'facb875fb2c5a842',
+  'hw_sample.v1.avsc': '25e0eabb79222af4',
+  'hw_sample.v2.avsc': '9923bf1836c0ab36',
+  'alert.v1.avsc': '7ce9b5ff5ec03c30',
+  'alert.v2.avsc': '48074595a19d6a17',
+} as const
+
+const readAvsc = (file: string) => JSON.parse(readFileSync(join(AVSC_DIR, file), 'utf8')) as AvroSchemaJson
+
+test('published schema versions never change, and every one is listed', () => {
+  assert.deepEqual(readdirSync(AVSC_DIR).sort(), Object.keys(PUBLISHED).sort())
+  for (const [file, fingerprint] of Object.entries(PUBLISHED)) {
+    assert.equal(new RecordCodec(file, readAvsc(file)).fingerprint.toString('hex'), fingerprint, file)
   }
-  const v1Writer = new RecordCodec('span', spanV1)
-  const v2Reader = new RecordCodec<Record<string, unknown>>('span', spanV2, [spanV1])
-  const decoded = v2Reader.decode(v1Writer.encode(makeSpan(5)))
+})
+
+test('the current .avsc files and the README tables are generated from the contract', () => {
+  for (const name of Object.keys(RECORD_SCHEMAS) as RecordTypeName[]) {
+    const file = avscFileName(name, RECORD_SCHEMAS[name].version)
+    assert.equal(
+      readFileSync(join(AVSC_DIR, file), 'utf8'),
+      avscText(name),
+      `${file}: run npm run contract:generate`,
+    )
+  }
+  const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8')
+  assert.equal(renderReadme(readme), readme, 'README tables: run npm run contract:generate')
+})
+
+test('records written by every published version are read by the current reader', () => {
+  const samples = { span: makeSpan(5), hw_sample: makeHwSample(5), alert: makeAlert() }
+  const current = { span: codecs.span, hw_sample: codecs.hw, alert: codecs.alert }
+  for (const file of Object.keys(PUBLISHED)) {
+    const name = file.split('.')[0] as RecordTypeName
+    const writerSchema = readAvsc(file)
+    const writer = new RecordCodec<Record<string, unknown>>(file, writerSchema)
+    const written = writer.encode(samples[name] as unknown as Record<string, unknown>)
+    const read = structuredClone((current[name] as RecordCodec<unknown>).decode(written)) as Record<
+      string,
+      unknown
+    >
+    const writerFields = new Set((writerSchema.fields as { name: string }[]).map((f) => f.name))
+    for (const [field, value] of Object.entries(samples[name])) {
+      if (writerFields.has(field)) assert.deepEqual(read[field], value, `${file}: ${field}`)
+    }
+    // fields the writer did not have come back as their defaults
+    for (const f of RECORD_SCHEMAS[name].schema.fields as readonly { name: string; default?: unknown }[]) {
+      if (!writerFields.has(f.name))
+        assert.deepEqual(read[f.name], f.default, `${file}: default of ${f.name}`)
+    }
+  }
+})
+
+test('a reader resolves a writer whose newer schema it has seen: an added field with a default', () => {
+  const newer = {
+    ...spanSchema,
+    fields: [...spanSchema.fields, { name: 'tenant', type: 'string', default: 'none' }],
+  }
+  const writer = new RecordCodec('span', spanSchema)
+  const reader = new RecordCodec<Record<string, unknown>>('span', newer, [spanSchema])
+  const decoded = reader.decode(writer.encode(makeSpan(5)))
   assert.equal(decoded.tenant, 'none')
   assert.equal(decoded.request_id, 'req-5')
-  // and the v1 reader cannot know the v2 writer's fingerprint: it rejects rather than misreads
-  const v2Writer = new RecordCodec('span', spanV2)
-  assert.throws(() => v1Writer.decode(v2Writer.encode({ ...makeSpan(5), tenant: 't1' })), RecordDecodeError)
+  // a reader that does not know the newer writer's fingerprint rejects rather than misreads
+  const newerWriter = new RecordCodec('span', newer)
+  assert.throws(() => writer.decode(newerWriter.encode({ ...makeSpan(5), tenant: 't1' })), RecordDecodeError)
 })
 
 test('the span fingerprint is the canonical-form fingerprint any Avro implementation computes', () => {
-  const canonical = JSON.stringify(avro.Type.forSchema(spanV1 as unknown as avro.Schema).schema())
+  const canonical = JSON.stringify(avro.Type.forSchema(spanSchema as unknown as avro.Schema).schema())
   const fp = Buffer.alloc(8)
   fp.writeBigUInt64LE(crc64Avro(canonical))
   assert.deepEqual(codecs.span.fingerprint, fp)

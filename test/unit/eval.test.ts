@@ -9,10 +9,9 @@ import { describe, test } from 'node:test'
 import type { Detector } from '../../detectors/detector.ts'
 import { runEval } from '../../eval/harness.ts'
 import { reportMarkdown } from '../../eval/report.ts'
+import { FAULT_TYPES, type FaultType } from '../../contract/faults.ts'
 import {
   buildSuite,
-  EVAL_FAULT_TYPES,
-  type EvalFaultType,
   type GroundTruthFault,
   SCENARIO_EPOCH_US,
   type Scenario,
@@ -161,7 +160,7 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.lengt
  * the executor did during the fault, for faults whose backlog outlasts them.
  */
 function beforeDuring(
-  type: EvalFaultType,
+  type: FaultType,
   severity: 'low' | 'medium' | 'high' = 'high',
   { byCompletion = false } = {},
 ) {
@@ -205,7 +204,7 @@ describe('simulator', () => {
 
   test('the suite covers every fault type at three severities and two noise levels, plus clean load shapes', () => {
     const suite = buildSuite({ cleanInstanceHours: 8 })
-    for (const type of EVAL_FAULT_TYPES) {
+    for (const type of FAULT_TYPES) {
       assert.equal(
         suite.filter((s) => s.faults.some((f) => f.type === type) && s.faults.length === 1).length,
         6,

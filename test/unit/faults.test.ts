@@ -16,8 +16,8 @@ import { runInNewContext } from 'node:vm'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import type { EngineOptions } from '../../engine/engine.ts'
+import { FAULT_TYPES } from '../../contract/faults.ts'
 import {
-  FAULT_TYPES,
   FaultSchedule,
   type FaultWindow,
   faultParams,

@@ -16,13 +16,13 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import {
-  OTLP_STAGES,
   OtlpSpanExporter,
   parseSampleRatio,
   type OtlpExportOptions,
   traceIdFraction,
   tracesUrl,
 } from '../../engine/telemetry/otlp.ts'
+import { STAGES } from '../../contract/vocabulary.ts'
 import { createLogger } from '../../core/logger.ts'
 import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import { makeSpan } from '../../contract/synthetic.ts'
@@ -149,7 +149,7 @@ describe('OTLP trace export', () => {
     exp.observe(span)
     await exp.forceFlush()
     assert.equal(rx.got.contentTypes.at(-1), 'application/json')
-    assert.equal(rx.got.spans.length, 1 + OTLP_STAGES.length)
+    assert.equal(rx.got.spans.length, 1 + STAGES.length)
     const [server] = servers(rx.got)
     assert.ok(server)
     assert.equal(server.traceId, span.trace_id)
@@ -175,7 +175,7 @@ describe('OTLP trace export', () => {
     const children = rx.got.spans.filter((s) => s.parentSpanId === span.span_id)
     assert.deepEqual(
       children.map((c) => c.name),
-      [...OTLP_STAGES],
+      [...STAGES],
     )
     let at = BigInt(span.timestamp_us) * 1000n
     for (const c of children) {
@@ -183,13 +183,13 @@ describe('OTLP trace export', () => {
       assert.equal(c.kind, 1, 'INTERNAL')
       assert.match(c.spanId, /^[0-9a-f]{16}$/)
       assert.notEqual(c.spanId, span.span_id)
-      const durUs = span[`${c.name as (typeof OTLP_STAGES)[number]}_us` as const]
+      const durUs = span[`${c.name as (typeof STAGES)[number]}_us` as const]
       assert.equal(BigInt(c.startTimeUnixNano), at, `${c.name} starts where the previous stage ended`)
       assert.equal(BigInt(c.endTimeUnixNano) - BigInt(c.startTimeUnixNano), BigInt(durUs) * 1000n, c.name)
       assert.ok(BigInt(c.endTimeUnixNano) <= BigInt(server.endTimeUnixNano), `${c.name} inside its parent`)
       at = BigInt(c.endTimeUnixNano)
     }
-    assert.equal(new Set(children.map((c) => c.spanId)).size, OTLP_STAGES.length)
+    assert.equal(new Set(children.map((c) => c.spanId)).size, STAGES.length)
   })
 
   test('errors are always exported, even at sample ratio 0', async () => {
@@ -356,7 +356,7 @@ describe('OTLP trace export', () => {
       const children = rx.got.spans.filter((s) => s.parentSpanId === server.spanId)
       assert.deepEqual(
         children.map((c) => c.name),
-        [...OTLP_STAGES],
+        [...STAGES],
       )
       assert.ok(
         BigInt(children.find((c) => c.name === 'compute')!.endTimeUnixNano) >

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { StageLatencyDetector } from '../../detectors/stage-latency/detector.ts'
 import type { Alert, Span } from '../../contract/records.ts'
-import type { Stage } from '../../contract/schemas.ts'
+import type { Stage } from '../../contract/vocabulary.ts'
 import { makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
 

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict'
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { HostProbe } from '../../engine/telemetry/host-probe.ts'
+
+const FIXTURES = join(import.meta.dirname, '../fixtures/host')
+
+test('cgroup v2 host: PSI of cpu, memory and io, the CPU limit and throttling', () => {
+  const probe = new HostProbe({ root: join(FIXTURES, 'v2') })
+  assert.deepEqual(probe.available(), { procStat: true, psi: true, cgroup: true })
+  const r = probe.read(1_000)
+  assert.equal(r.psi_cpu_some_avg10, 22.01)
+  assert.equal(r.psi_cpu_some_total_us, 101_806_303)
+  assert.equal(r.psi_cpu_full_avg10, 3.5)
+  assert.equal(r.psi_memory_full_total_us, 7)
+  assert.equal(r.psi_io_some_avg10, 1.25)
+  assert.equal(r.psi_io_full_total_us, 456_789)
+  assert.equal(r.cgroup_cpu_limit, 1.5)
+  assert.equal(r.cgroup_nr_throttled, 42)
+  assert.equal(r.cgroup_throttled_us, 1_234_567)
+  assert.equal(r.host_cpu, null, 'the first reading has no interval yet')
+})
+
+test('host CPU is busy ticks (all but idle and iowait) per wall second since the last reading', () => {
+  const root = mkdtempSync(join(tmpdir(), 'host-probe-'))
+  cpSync(join(FIXTURES, 'v2'), root, { recursive: true })
+  const probe = new HostProbe({ root })
+  probe.read(10_000)
+  // +150 user, +50 system, +100 idle, +20 iowait ticks over 2 s at 100 ticks/s → 1.0 CPU
+  writeFileSync(join(root, 'proc/stat'), 'cpu  1150 0 550 8100 120 0 0 0 0 0\n')
+  assert.equal(probe.read(12_000).host_cpu, 1)
+})
+
+test('cgroup v1: quota/period and throttled_time (ns) in microseconds', () => {
+  const r = new HostProbe({ root: join(FIXTURES, 'v1') }).read()
+  assert.equal(r.cgroup_cpu_limit, 2)
+  assert.equal(r.cgroup_nr_throttled, 3)
+  assert.equal(r.cgroup_throttled_us, 5_000)
+  assert.equal(r.psi_cpu_some_avg10, null, 'no /proc/pressure: PSI fields are null')
+})
+
+test('a host without any of the files degrades to nulls and says so', () => {
+  const probe = new HostProbe({ root: join(FIXTURES, 'bare') })
+  assert.deepEqual(probe.available(), { procStat: false, psi: false, cgroup: false })
+  const r = probe.read()
+  assert.equal(r.host_cpu, null)
+  assert.equal(r.psi_cpu_some_avg10, null)
+  assert.equal(r.cgroup_cpu_limit, null)
+  assert.ok((r.host_cpus ?? 0) >= 1)
+})
+
+test('this machine: reading the real /proc never throws', () => {
+  const probe = new HostProbe()
+  probe.read()
+  const r = probe.read(performance.now() + 1000)
+  assert.equal(typeof r.host_cpus, 'number')
+})
