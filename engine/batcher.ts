@@ -18,9 +18,10 @@
  * requests whole, in arrival order. The queue is bounded: when `maxQueueRows` rows are waiting,
  * `enqueue` rejects with QueueFullError (answered 429 with Retry-After) instead of growing without
  * limit. A request may carry a deadline; if it expires while queued it is rejected with
- * DeadlineExceededError (answered 504) and never computed.
+ * DeadlineExceededError (answered 504) and never computed. A batch that fails is run again request
+ * by request, so one bad request fails alone and its batch-mates are answered.
  */
-import { type EventLoopUtilization, performance } from 'node:perf_hooks'
+import { type Clock, systemClock, type Timer } from '../core/clock.ts'
 import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import type { ModelExecutor } from './executor.ts'
 import { concatRows, type Tensor } from './tensors.ts'
@@ -96,6 +97,8 @@ export interface BatcherOptions {
    * time a batch is formed.
    */
   maxBatchSizeOverride?: () => number | undefined
+  /** time, timers and the event loop's load; default the system clock (tests step a manual one) */
+  clock?: Clock
 }
 
 export interface EnqueueOptions {
@@ -109,6 +112,10 @@ export interface BatcherStats {
   batches: number
   /** requests rejected because their deadline passed in the queue */
   expired: number
+  /** batches that failed and were run again request by request, so only the bad request failed */
+  isolatedBatches: number
+  /** requests that failed alone while a batch-mate succeeded alone (answered 400) */
+  inputFaults: number
   /** adaptive: times the executor was left idle to let a batch fill */
   waits: number
   /** adaptive: the last queue delay chosen, ms (0 = ran at once) */
@@ -131,7 +138,7 @@ interface Pending {
   rows: number
   enqueuedAt: number
   deadlineMs?: number
-  deadlineTimer?: NodeJS.Timeout
+  deadlineTimer?: Timer
   resolve: (r: BatchResult) => void
   reject: (e: unknown) => void
 }
@@ -181,18 +188,24 @@ export class DynamicBatcher {
   private queue: Pending[] = []
   private queuedRows = 0
   private running = false
-  private timer: NodeJS.Timeout | undefined
+  /** the batch in the executor, so drain can wait for it */
+  private current: Promise<void> | undefined
+  private timer: Timer | undefined
   /** adaptive: a batch starts early once this many rows wait (the timer covers the rest) */
   private targetRows = Number.POSITIVE_INFINITY
   private batchSeq = 0
   private expired = 0
   private waits = 0
+  /** batches that failed and were run again request by request */
+  private isolatedBatches = 0
+  /** requests that failed alone while a batch-mate succeeded: answered as bad input */
+  private inputFaults = 0
   private lastDelayMs = 0
   private lastTargetRows = 1
   private readonly cost = new CostModel()
   /** adaptive: compute µs so far, and the window the event loop's load is measured over */
   private computeUsTotal = 0
-  private loopWindow: { at: number; elu: EventLoopUtilization; computeUs: number } | undefined
+  private loopWindow: { at: number; activeMs: number; idleMs: number; computeUs: number } | undefined
   /** adaptive: smoothed share of the event loop's time busy outside compute */
   private loopHostShare = 0
   private loopMeasured = false
@@ -212,6 +225,7 @@ export class DynamicBatcher {
   readonly latencyTargetMs: number
   readonly defaultDeadlineMs: number | undefined
   private readonly maxBatchSizeOverride: (() => number | undefined) | undefined
+  private readonly clock: Clock
 
   constructor(
     private readonly executor: ModelExecutor,
@@ -228,6 +242,7 @@ export class DynamicBatcher {
     this.latencyTargetMs = opts.latencyTargetMs ?? 50
     this.defaultDeadlineMs = opts.defaultDeadlineMs
     this.maxBatchSizeOverride = opts.maxBatchSizeOverride
+    this.clock = opts.clock ?? systemClock
     for (const [name, v] of [
       ['maxBatchSize', this.maxBatchSize],
       ['maxQueueRows', this.maxQueueRows],
@@ -253,6 +268,8 @@ export class DynamicBatcher {
       mode: this.mode,
       batches: this.batchSeq,
       expired: this.expired,
+      isolatedBatches: this.isolatedBatches,
+      inputFaults: this.inputFaults,
       waits: this.waits,
       lastDelayMs: this.lastDelayMs,
       lastTargetRows: this.lastTargetRows,
@@ -286,11 +303,11 @@ export class DynamicBatcher {
       this.expired++
       return Promise.reject(new DeadlineExceededError(this.executor.meta.name, deadlineMs, 0))
     }
-    const now = performance.now()
+    const now = this.clock.now()
     this.observeArrival(now, rows)
     return new Promise((resolve, reject) => {
       const p: Pending = { inputs, rows, enqueuedAt: now, deadlineMs, resolve, reject }
-      if (deadlineMs !== undefined) p.deadlineTimer = setTimeout(() => this.expire(p), deadlineMs)
+      if (deadlineMs !== undefined) p.deadlineTimer = this.clock.timeout(deadlineMs, () => this.expire(p))
       this.queue.push(p)
       this.queuedRows += rows
       this.schedule()
@@ -304,7 +321,7 @@ export class DynamicBatcher {
     this.queuedRows -= p.rows
     this.expired++
     p.reject(
-      new DeadlineExceededError(this.executor.meta.name, p.deadlineMs ?? 0, performance.now() - p.enqueuedAt),
+      new DeadlineExceededError(this.executor.meta.name, p.deadlineMs ?? 0, this.clock.now() - p.enqueuedAt),
     )
     // the oldest request may have gone: the delay counts from the new oldest
     this.clearTimer()
@@ -323,7 +340,7 @@ export class DynamicBatcher {
   }
 
   /** recent arrivals, rows per ms; decays during a silence, so a load that stopped stops waits */
-  private arrivalRowsPerMs(now = performance.now()): number {
+  private arrivalRowsPerMs(now = this.clock.now()): number {
     return this.decayedRowsAt(now) / RATE_WINDOW_MS
   }
 
@@ -385,22 +402,23 @@ export class DynamicBatcher {
   private measureLoop(now: number): void {
     const w = this.loopWindow
     if (!w) {
-      this.loopWindow = { at: now, elu: performance.eventLoopUtilization(), computeUs: this.computeUsTotal }
+      this.loopWindow = { at: now, ...this.clock.eventLoop(), computeUs: this.computeUsTotal }
       return
     }
     // a window spanning a quiet spell measures it as quiet: a busy past does not make a calm present wait
     if (now - w.at < LOOP_WINDOW_MS) return
-    const elu = performance.eventLoopUtilization()
-    const { active, idle } = performance.eventLoopUtilization(elu, w.elu)
+    const loop = this.clock.eventLoop()
+    const active = loop.activeMs - w.activeMs
+    const idle = loop.idleMs - w.idleMs
     const hostMs = Math.max(0, active - (this.computeUsTotal - w.computeUs) / 1000)
     const share = Math.min(1, hostMs / Math.max(1, active + idle))
     this.loopHostShare = this.loopMeasured ? 0.5 * this.loopHostShare + 0.5 * share : share
     this.loopMeasured = true
-    this.loopWindow = { at: now, elu, computeUs: this.computeUsTotal }
+    this.loopWindow = { at: now, ...loop, computeUs: this.computeUsTotal }
   }
 
   private scheduleAdaptive(max: number): void {
-    const now = performance.now()
+    const now = this.clock.now()
     const waitedMs = now - this.queue[0]!.enqueuedAt
     const lambda = this.arrivalRowsPerMs(now) // rows per ms
     const { a: aUs, b: bUs } = this.cost.fit()
@@ -446,14 +464,11 @@ export class DynamicBatcher {
       return
     }
     if (this.timer) return
-    const waited = performance.now() - this.queue[0]!.enqueuedAt
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined
-        if (!this.running && this.queue.length > 0) void this.runBatch(this.currentMax())
-      },
-      Math.max(0, delayMs - waited),
-    )
+    const waited = this.clock.now() - this.queue[0]!.enqueuedAt
+    this.timer = this.clock.timeout(Math.max(0, delayMs - waited), () => {
+      this.timer = undefined
+      if (!this.running && this.queue.length > 0) void this.runBatch(this.currentMax())
+    })
   }
 
   private currentMax(): number {
@@ -462,13 +477,18 @@ export class DynamicBatcher {
   }
 
   private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer)
+    this.timer?.cancel()
     this.timer = undefined
     this.targetRows = Number.POSITIVE_INFINITY
   }
 
   /** Runs the longest prefix of the queue within `maxRows` (at least one request). */
-  private async runBatch(maxRows: number): Promise<void> {
+  private runBatch(maxRows: number): Promise<void> {
+    this.current = this.executeBatch(maxRows)
+    return this.current
+  }
+
+  private async executeBatch(maxRows: number): Promise<void> {
     this.running = true
     this.clearTimer()
     const batch: Pending[] = []
@@ -476,50 +496,86 @@ export class DynamicBatcher {
     const one = this.mode === 'none'
     while (this.queue.length > 0 && (batch.length === 0 || (!one && rows + this.queue[0]!.rows <= maxRows))) {
       const p = this.queue.shift()!
-      if (p.deadlineTimer) clearTimeout(p.deadlineTimer)
+      p.deadlineTimer?.cancel()
       batch.push(p)
       rows += p.rows
     }
     this.queuedRows -= rows
-    const batchId = `${this.instance}-${this.executor.meta.name}-${++this.batchSeq}`
     try {
-      // the wait for the executor ends when compute starts (`computeStartedAt`), not when it is called
-      const {
-        outputs,
-        computeUs,
-        startedAt: computeStartedAt,
-      } = await this.executor.run(
-        concatRows(
-          this.executor.meta,
-          batch.map((p) => p.inputs),
-        ),
-      )
-      this.cost.observe(rows, computeUs)
-      this.computeUsTotal += computeUs
-      let row = 0
-      for (const p of batch) {
-        const mine = outputs.map((o) => {
-          const size = o.data.length / rows
-          return {
-            ...o,
-            shape: [p.rows, ...o.shape.slice(1)],
-            data: o.data.subarray(row * size, (row + p.rows) * size),
-          } as Tensor
-        })
-        row += p.rows
-        p.resolve({
-          outputs: mine,
-          batchId,
-          batchSize: rows,
-          queueWaitUs: Math.round((computeStartedAt - p.enqueuedAt) * 1000),
-          computeUs,
-        })
-      }
+      await this.compute(batch, rows)
     } catch (err) {
-      for (const p of batch) p.reject(err)
+      if (batch.length === 1) batch[0]!.reject(err)
+      else await this.isolate(batch)
     } finally {
       this.running = false
       this.schedule()
+    }
+  }
+
+  /** Runs `batch` as one execution and answers each request its own rows; throws what the executor threw. */
+  private async compute(batch: Pending[], rows: number): Promise<void> {
+    const batchId = `${this.instance}-${this.executor.meta.name}-${++this.batchSeq}`
+    // the wait for the executor ends when compute starts (`computeStartedAt`), not when it is called
+    const {
+      outputs,
+      computeUs,
+      startedAt: computeStartedAt,
+    } = await this.executor.run(
+      concatRows(
+        this.executor.meta,
+        batch.map((p) => p.inputs),
+      ),
+    )
+    this.cost.observe(rows, computeUs)
+    this.computeUsTotal += computeUs
+    let row = 0
+    for (const p of batch) {
+      const mine = outputs.map((o) => {
+        const size = o.data.length / rows
+        return {
+          ...o,
+          shape: [p.rows, ...o.shape.slice(1)],
+          data: o.data.subarray(row * size, (row + p.rows) * size),
+        } as Tensor
+      })
+      row += p.rows
+      p.resolve({
+        outputs: mine,
+        batchId,
+        batchSize: rows,
+        queueWaitUs: Math.round((computeStartedAt - p.enqueuedAt) * 1000),
+        computeUs,
+      })
+    }
+  }
+
+  /**
+   * A batch of several requests failed: one bad request must not fail its batch-mates, so each runs
+   * alone (one after another: the executor is one stream). A request that fails alone while a
+   * batch-mate succeeds alone was failed by its own input: InvalidInputError (400). When every one
+   * fails alone, the model or the executor is at fault and each gets the error it caused.
+   */
+  private async isolate(batch: Pending[]): Promise<void> {
+    this.isolatedBatches++
+    const failed: { p: Pending; err: unknown }[] = []
+    for (const p of batch) {
+      try {
+        await this.compute([p], p.rows)
+      } catch (err) {
+        failed.push({ p, err })
+      }
+    }
+    const someSucceeded = failed.length < batch.length
+    for (const { p, err } of failed) {
+      if (someSucceeded && !(err instanceof BreakidError)) {
+        this.inputFaults++
+        p.reject(
+          new InvalidInputError(
+            `model ${this.executor.meta.name} cannot run this request's input: ${(err as Error).message}`,
+            err,
+          ),
+        )
+      } else p.reject(err)
     }
   }
 
@@ -530,7 +586,7 @@ export class DynamicBatcher {
         this.clearTimer()
         void this.runBatch(this.currentMax())
       }
-      await new Promise((r) => setTimeout(r, 1))
+      await this.current
     }
   }
 }

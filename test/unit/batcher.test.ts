@@ -3,6 +3,9 @@
  * ModelExecutor shape the batcher uses: meta, run(), busyUs) that records every batch and either holds
  * it until the test releases it or takes a simulated compute time. Each output row is its input × 2, so
  * a request that got another request's rows cannot pass.
+ *
+ * Time is a ManualClock the tests step by hand (the batcher's `clock` option): delays, deadlines,
+ * arrival rates and the event loop's load are exact, and no test sleeps or reads the wall clock.
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
@@ -23,6 +26,7 @@ import type { Tensor } from '../../engine/tensors.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { createLogger } from '../../core/logger.ts'
 import { EmbeddedBus } from '../../bus/embedded-bus.ts'
+import { ManualClock } from '../helpers/manual-clock.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const META: ModelMeta = {
@@ -40,15 +44,18 @@ interface Call {
 }
 
 /**
- * A fake executor. `costUs(rows)` set: each batch takes that long (`onLoop`: busy on the event loop, as
- * onnxruntime-node computes; otherwise a timer); unset: held until `release()`.
+ * A fake executor on the test's clock. `costUs(rows)` set: each batch takes that long (`onLoop`: busy
+ * on the event loop, as onnxruntime-node computes; otherwise a timer); unset: held until `release()`.
+ * `fails(values)` true: the batch throws, as onnxruntime does for an input it cannot run.
  */
 class FakeExecutor {
   readonly meta = META
   busyUs = 0
   readonly calls: Call[] = []
   private held: (() => void)[] = []
+  fails: ((values: number[]) => boolean) | undefined
   constructor(
+    readonly clock: ManualClock,
     private readonly costUs?: (rows: number) => number,
     private readonly onLoop = false,
   ) {}
@@ -56,15 +63,16 @@ class FakeExecutor {
   async run(inputs: Tensor[]): Promise<{ outputs: Tensor[]; computeUs: number; startedAt: number }> {
     const x = inputs[0]!
     const rows = x.shape[0]!
-    const startedAt = performance.now()
-    this.calls.push({ rows, values: Array.from(x.data as Float32Array), startedAt })
+    const startedAt = this.clock.now()
+    const values = Array.from(x.data as Float32Array)
+    this.calls.push({ rows, values, startedAt })
     const us = this.costUs?.(rows) ?? 0
     if (this.costUs && this.onLoop) {
-      await new Promise((r) => setImmediate(r))
-      const until = performance.now() + us / 1000
-      while (performance.now() < until) {}
-    } else if (this.costUs) await new Promise((r) => setTimeout(r, us / 1000))
+      await Promise.resolve()
+      this.clock.busy(us / 1000)
+    } else if (this.costUs) await new Promise<void>((r) => this.clock.timeout(us / 1000, r))
     else await new Promise<void>((r) => this.held.push(r))
+    if (this.fails?.(values)) throw new Error(`cannot run ${values.join(',')}`)
     this.busyUs += us
     const y = Float32Array.from(x.data as Float32Array, (v) => v * 2)
     return { outputs: [{ name: 'y', datatype: 'FP32', shape: [rows, 1], data: y }], computeUs: us, startedAt }
@@ -81,7 +89,7 @@ class FakeExecutor {
 }
 
 function batcher(exec: FakeExecutor, opts: BatcherOptions): DynamicBatcher {
-  return new DynamicBatcher(exec as unknown as ModelExecutor, 'test', opts)
+  return new DynamicBatcher(exec as unknown as ModelExecutor, 'test', { clock: exec.clock, ...opts })
 }
 
 /** a request of `values.length` rows */
@@ -97,25 +105,43 @@ function assertOwnRows(result: BatchResult, values: number[]): void {
   assert.deepEqual(result.outputs[0]!.shape, [values.length, 1])
 }
 
-/** releases held batches until every promise settles */
+/** Steps the clock (1 ms at a time) and releases held batches until every promise settles. */
 async function releaseUntilSettled<T>(exec: FakeExecutor, promises: Promise<T>[]): Promise<T[]> {
   let settled = false
   const all = Promise.all(promises).finally(() => {
     settled = true
   })
-  await waitFor(
-    () => {
-      exec.release()
-      return settled
-    },
-    { message: 'every request answered' },
-  )
+  all.catch(() => {}) // the caller awaits it; settling early on a rejection is not unhandled
+  await exec.clock.advanceUntil(() => {
+    exec.release()
+    return settled
+  })
   return all
+}
+
+/** `.then(...settledAs)`: a result or an error, never a rejection */
+const settledAs = [
+  (value: BatchResult) => ({ value, error: undefined }),
+  (error: Error) => ({ value: undefined, error }),
+] as const
+
+/** Whether a promise has settled yet (read after stepping the clock). */
+function track(p: Promise<unknown>): { settled: boolean } {
+  const state = { settled: false }
+  p.then(
+    () => {
+      state.settled = true
+    },
+    () => {
+      state.settled = true
+    },
+  )
+  return state
 }
 
 describe('mode none', () => {
   test('every request runs alone, at once, even when several are queued', async () => {
-    const exec = new FakeExecutor()
+    const exec = new FakeExecutor(new ManualClock())
     const b = batcher(exec, { mode: 'none', maxBatchSize: 8, maxQueueDelayMs: 1000 })
     const values = [[1], [2, 3], [4], [5], [6]]
     const pending = values.map((v) => b.enqueue(req(...v)))
@@ -130,7 +156,7 @@ describe('mode none', () => {
 
 describe('mode static', () => {
   test('the default mode; a batch starts as soon as maxBatchSize rows wait, never larger', async () => {
-    const exec = new FakeExecutor()
+    const exec = new FakeExecutor(new ManualClock())
     const b = batcher(exec, { maxBatchSize: 4, maxQueueDelayMs: 50 })
     assert.equal(b.mode, 'static')
     const values = [[1], [2], [3, 4], [5], [6, 7, 8, 9], [10]]
@@ -144,20 +170,22 @@ describe('mode static', () => {
   })
 
   test('fewer rows than maxBatchSize wait maxQueueDelayMs, then run together', async () => {
-    const exec = new FakeExecutor(() => 100)
+    const exec = new FakeExecutor(new ManualClock(), () => 100)
     const b = batcher(exec, { maxBatchSize: 8, maxQueueDelayMs: 80 })
-    const t0 = performance.now()
+    const t0 = exec.clock.now()
     const pending = [b.enqueue(req(1)), b.enqueue(req(2)), b.enqueue(req(3))]
+    await exec.clock.advance(79.9)
     assert.equal(exec.calls.length, 0, 'nothing runs before the delay')
-    const results = await Promise.all(pending)
-    assert.deepEqual(exec.sizes, [3])
-    assert.ok(exec.calls[0]!.startedAt - t0 >= 79, `started after ${exec.calls[0]!.startedAt - t0} ms`)
-    assert.ok(results[0]!.queueWaitUs >= 79_000, `queue wait ${results[0]!.queueWaitUs} µs`)
+    await exec.clock.advance(0.1)
+    assert.deepEqual(exec.sizes, [3], 'all three run together when the delay ends')
+    const results = await releaseUntilSettled(exec, pending)
+    assert.equal(exec.calls[0]!.startedAt - t0, 80)
+    assert.equal(results[0]!.queueWaitUs, 80_000)
     for (const [i, r] of results.entries()) assertOwnRows(r, [i + 1])
   })
 
   test('preferred batch sizes start a batch as soon as one can be formed, the largest first', async () => {
-    const exec = new FakeExecutor()
+    const exec = new FakeExecutor(new ManualClock())
     const b = batcher(exec, { maxBatchSize: 8, maxQueueDelayMs: 10_000, preferredBatchSizes: [2, 4] })
     const first = b.enqueue(req(1))
     assert.equal(exec.calls.length, 0, '1 row is not a preferred size: it waits')
@@ -173,7 +201,7 @@ describe('mode static', () => {
   })
 
   test('maxBatchSizeOverride replaces maxBatchSize while it returns a number', async () => {
-    const exec = new FakeExecutor()
+    const exec = new FakeExecutor(new ManualClock())
     let override: number | undefined = 2
     const b = batcher(exec, {
       maxBatchSize: 6,
@@ -194,14 +222,14 @@ describe('mode adaptive', () => {
   const cost = (rows: number) => 4000 + 500 * rows
 
   test('at a low arrival rate nothing waits: each request runs alone, at once', async () => {
-    const exec = new FakeExecutor(cost)
+    const exec = new FakeExecutor(new ManualClock(), cost)
     const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 16, latencyTargetMs: 50 })
     const results: BatchResult[] = []
     for (let i = 0; i < 12; i++) {
       const p = b.enqueue(req(i))
       assert.equal(exec.calls.length, i + 1, `request ${i} started synchronously`)
-      results.push(await p)
-      await new Promise((r) => setTimeout(r, 25)) // 40 req/s against ~220/s of capacity
+      results.push(...(await releaseUntilSettled(exec, [p])))
+      await exec.clock.advance(25) // 40 req/s against ~220/s of capacity
     }
     assert.ok(exec.sizes.every((n) => n === 1))
     assert.equal(b.stats.lastDelayMs, 0)
@@ -210,17 +238,17 @@ describe('mode adaptive', () => {
   })
 
   test('under load it batches, bounded by maxBatchSize and by what fits the latency target', async () => {
-    const exec = new FakeExecutor(cost)
+    const exec = new FakeExecutor(new ManualClock(), cost)
     // the target allows (12 ms - 4 ms) / 0.5 ms = 16 rows of compute; maxBatchSize caps at 10
     const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 10, latencyTargetMs: 12 })
     const pending: Promise<BatchResult>[] = []
     // ~1 request/ms for 300 ms: far past the ~220/s one-at-a-time capacity
     for (let i = 0; i < 300; i++) {
       pending.push(b.enqueue(req(i)))
-      if (i % 2 === 1) await new Promise((r) => setTimeout(r, 1))
+      if (i % 2 === 1) await exec.clock.advance(1)
     }
     const observedRate = b.stats.arrivalRowsPerSec
-    const results = await Promise.all(pending)
+    const results = await releaseUntilSettled(exec, pending)
     for (const [i, r] of results.entries()) assertOwnRows(r, [i])
     const sizes = exec.sizes
     assert.ok(Math.max(...sizes) === 10, `largest batch ${Math.max(...sizes)} is maxBatchSize`)
@@ -235,15 +263,15 @@ describe('mode adaptive', () => {
   })
 
   test('the latency target caps the batch below maxBatchSize when compute would not fit', async () => {
-    const exec = new FakeExecutor(cost)
+    const exec = new FakeExecutor(new ManualClock(), cost)
     // (9 ms - 4 ms) / 0.5 ms = 10 rows fit the target; maxBatchSize would allow 64
     const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 64, latencyTargetMs: 9 })
     const pending: Promise<BatchResult>[] = []
     for (let i = 0; i < 200; i++) {
       pending.push(b.enqueue(req(i)))
-      if (i % 4 === 3) await new Promise((r) => setTimeout(r, 1))
+      if (i % 4 === 3) await exec.clock.advance(1)
     }
-    await Promise.all(pending)
+    await releaseUntilSettled(exec, pending)
     // the first two batches teach the fit (before it, half the cost is assumed fixed: smaller batches)
     const learned = exec.sizes.slice(2)
     assert.ok(
@@ -254,18 +282,18 @@ describe('mode adaptive', () => {
   })
 
   test('while the executor is idle at a moderate rate it waits to form the batch the rate needs', async () => {
-    const exec = new FakeExecutor(cost)
+    const exec = new FakeExecutor(new ManualClock(), cost)
     const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 16, latencyTargetMs: 100 })
     // teach the cost model more than one batch size: [1] alone, then what queued behind it
-    await Promise.all([b.enqueue(req(1)), b.enqueue(req(2)), b.enqueue(req(3))])
-    // arrivals every ~2 ms need batches of ≥ 3 (n / λ ≥ 4 ms + 0.5 ms · n)
+    await releaseUntilSettled(exec, [b.enqueue(req(1)), b.enqueue(req(2)), b.enqueue(req(3))])
+    // arrivals every 2 ms need batches of ≥ 3 (n / λ ≥ 4 ms + 0.5 ms · n)
     const pending: Promise<BatchResult>[] = []
     // long enough for the rate estimate (a 100 ms window) to settle
     for (let i = 0; i < 200; i++) {
       pending.push(b.enqueue(req(i)))
-      await new Promise((r) => setTimeout(r, 2))
+      await exec.clock.advance(2)
     }
-    await Promise.all(pending)
+    await releaseUntilSettled(exec, pending)
     const later = exec.sizes.slice(-20)
     const mean = later.reduce((x, y) => x + y, 0) / later.length
     assert.ok(b.stats.waits >= 5, `waited for a fuller batch ${b.stats.waits} times`)
@@ -276,29 +304,20 @@ describe('mode adaptive', () => {
 
 describe('adaptive and a busy event loop', () => {
   test('when other work keeps the event loop busy, it waits for fuller batches though compute is cheap', async () => {
-    // Compute runs on the event loop (as onnxruntime-node's does) and is cheap; the loop is kept ~85 %
-    // busy by other work (what HTTP costs a real engine). The executor alone would never need a batch
-    // at this rate (see the next test), but each batch's fixed cost is loop time the rest is short of.
-    const exec = new FakeExecutor((rows) => 300 + 50 * rows, true)
+    // Compute runs on the event loop (as onnxruntime-node's does) and is cheap; the rest of the loop's
+    // time goes to other work (what HTTP costs a real engine under load). The executor alone would
+    // never need a batch at this rate (see the next test), but each batch's fixed cost is loop time the
+    // rest is short of.
+    const exec = new FakeExecutor(new ManualClock(), (rows) => 300 + 50 * rows, true)
     const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 8, latencyTargetMs: 50 })
-    let burning = true
-    const burn = () => {
-      const until = performance.now() + 0.9
-      while (performance.now() < until) {}
-      if (burning) setImmediate(burn)
-    }
-    setImmediate(burn)
-    setImmediate(burn)
+    exec.clock.loopLoad = 1
     const pending: Promise<BatchResult>[] = []
-    try {
-      for (let i = 0; i < 200; i++) {
-        pending.push(b.enqueue(req(i)))
-        await new Promise((r) => setTimeout(r, 2))
-      }
-    } finally {
-      burning = false
+    for (let i = 0; i < 200; i++) {
+      pending.push(b.enqueue(req(i)))
+      await exec.clock.advance(2)
     }
-    const results = await Promise.all(pending)
+    exec.clock.loopLoad = 0
+    const results = await releaseUntilSettled(exec, pending)
     for (const [i, r] of results.entries()) assertOwnRows(r, [i])
     const { loopHostShare, waits, lastTargetRows } = b.stats
     assert.ok(loopHostShare > 0.5, `loop busy outside compute ${loopHostShare} of the time`)
@@ -308,11 +327,11 @@ describe('adaptive and a busy event loop', () => {
   })
 
   test('an idle loop leaves the decision to the executor: a modest rate of cheap requests runs alone', async () => {
-    const exec = new FakeExecutor((rows) => 300 + 50 * rows, true)
+    const exec = new FakeExecutor(new ManualClock(), (rows) => 300 + 50 * rows, true)
     const b = batcher(exec, { mode: 'adaptive', maxBatchSize: 8, latencyTargetMs: 50 })
     for (let i = 0; i < 60; i++) {
-      await b.enqueue(req(i))
-      await new Promise((r) => setTimeout(r, 5))
+      await releaseUntilSettled(exec, [b.enqueue(req(i))])
+      await exec.clock.advance(5)
     }
     assert.ok(exec.sizes.every((n) => n === 1))
     assert.equal(b.stats.lastTargetRows, 1)
@@ -322,12 +341,16 @@ describe('adaptive and a busy event loop', () => {
 
 describe('deadlines', () => {
   test('a request whose deadline passes in the queue is answered DeadlineExceeded and never computed', async () => {
-    const exec = new FakeExecutor()
+    const exec = new FakeExecutor(new ManualClock())
     const b = batcher(exec, { maxBatchSize: 1, maxQueueDelayMs: 0 })
     const running = b.enqueue(req(1)) // holds the executor
-    const t0 = performance.now()
     const late = b.enqueue(req(2), { deadlineMs: 40 })
+    const lateState = track(late)
     const patient = b.enqueue(req(3), { deadlineMs: 60_000 })
+    await exec.clock.advance(39.9)
+    assert.equal(lateState.settled, false, 'not before its deadline')
+    await exec.clock.advance(0.1)
+    assert.equal(lateState.settled, true, 'answered when its deadline passed')
     const err = await late.then(
       () => assert.fail('expired request was answered'),
       (e: unknown) => e,
@@ -335,7 +358,7 @@ describe('deadlines', () => {
     assert.ok(err instanceof DeadlineExceededError)
     assert.equal(err.retriable, false)
     assert.equal(err.code, 'BREAKID_DEADLINE_EXCEEDED')
-    assert.ok(performance.now() - t0 >= 39, 'not before its deadline')
+    assert.match(err.message, /deadline of 40 ms exceeded after 40\.0 ms/)
     assert.equal(b.depth, 1, 'its row left the queue')
     const [first, third] = await releaseUntilSettled(exec, [running, patient])
     assertOwnRows(first!, [1])
@@ -349,11 +372,12 @@ describe('deadlines', () => {
   })
 
   test('defaultDeadlineMs applies to requests that carry none; a non-positive deadline fails at once', async () => {
-    const exec = new FakeExecutor()
+    const exec = new FakeExecutor(new ManualClock())
     const b = batcher(exec, { mode: 'none', defaultDeadlineMs: 20 })
     const running = b.enqueue(req(1))
-    const queued = b.enqueue(req(2))
-    await assert.rejects(queued, DeadlineExceededError)
+    const queued = assert.rejects(b.enqueue(req(2)), DeadlineExceededError)
+    await exec.clock.advance(20)
+    await queued
     await assert.rejects(b.enqueue(req(3), { deadlineMs: 0 }), DeadlineExceededError)
     const [r] = await releaseUntilSettled(exec, [running])
     assertOwnRows(r!, [1])
@@ -362,10 +386,10 @@ describe('deadlines', () => {
   })
 
   test('a request taken into a batch before its deadline is answered normally', async () => {
-    const exec = new FakeExecutor()
+    const exec = new FakeExecutor(new ManualClock())
     const b = batcher(exec, { mode: 'none' })
     const p = b.enqueue(req(7), { deadlineMs: 20 })
-    await new Promise((r) => setTimeout(r, 40)) // deadline passes while it computes, not while queued
+    await exec.clock.advance(40) // deadline passes while it computes, not while queued
     const [r] = await releaseUntilSettled(exec, [p])
     assertOwnRows(r!, [7])
     assert.equal(b.stats.expired, 0)
@@ -374,6 +398,7 @@ describe('deadlines', () => {
 
 test('through the engine: an expired request is answered 504 and the next one 200', async () => {
   const logger = createLogger('silent')
+  const clock = new ManualClock()
   const engine = new Engine({
     models: [{ name: 'mlp' }],
     modelCacheDir: fileURLToPath(new URL('../../.cache/models', import.meta.url)),
@@ -382,7 +407,7 @@ test('through the engine: an expired request is answered 504 and the next one 20
     telemetry: false,
     hwIntervalMs: 3_600_000,
     // one row waits 300 ms for a fuller batch; its deadline is 40 ms
-    batching: { mode: 'static', maxBatchSize: 2, maxQueueDelayMs: 300, defaultDeadlineMs: 40 },
+    batching: { mode: 'static', maxBatchSize: 2, maxQueueDelayMs: 300, defaultDeadlineMs: 40, clock },
   })
   await engine.start()
   const app = buildEngineApp(engine)
@@ -395,7 +420,10 @@ test('through the engine: an expired request is answered 504 and the next one 20
         payload: body,
         headers: { 'content-type': 'application/json' },
       })
-    const late = await post()
+    const answer = post()
+    await waitFor(() => engine.models.get('mlp')!.batcher.depth === 1, { message: 'the request queued' })
+    await clock.advance(40)
+    const late = await answer
     assert.equal(late.statusCode, 504, late.body)
     assert.match((late.json() as { error: string }).error, /deadline of 40 ms exceeded/)
     assert.equal(engine.errors.get('BREAKID_DEADLINE_EXCEEDED'), 1)
@@ -412,10 +440,46 @@ test('through the engine: an expired request is answered 504 and the next one 20
   }
 })
 
+describe('a failing batch', () => {
+  test('is run again request by request: only the bad request fails, as bad input', async () => {
+    const exec = new FakeExecutor(new ManualClock())
+    exec.fails = (values) => values.includes(666)
+    const b = batcher(exec, { maxBatchSize: 8, maxQueueDelayMs: 5 })
+    const pending = [[1], [666], [2, 3]].map((v) => b.enqueue(req(...v)))
+    const [first, bad, third] = await releaseUntilSettled(
+      exec,
+      pending.map((p) => p.then(...settledAs)),
+    )
+    assert.deepEqual(exec.sizes, [4, 1, 1, 2], 'the batch, then each request alone')
+    assertOwnRows(first!.value!, [1])
+    assertOwnRows(third!.value!, [2, 3])
+    assert.ok(bad!.error instanceof InvalidInputError, String(bad!.error))
+    assert.match(bad!.error.message, /cannot run this request's input: cannot run 666/)
+    assert.deepEqual([b.stats.isolatedBatches, b.stats.inputFaults], [1, 1])
+    // the batcher keeps serving
+    assertOwnRows((await releaseUntilSettled(exec, [b.enqueue(req(5))]))[0]!, [5])
+  })
+
+  test('when every request fails alone too, each gets the executor error (a server fault)', async () => {
+    const exec = new FakeExecutor(new ManualClock())
+    exec.fails = () => true
+    const b = batcher(exec, { maxBatchSize: 2, maxQueueDelayMs: 5 })
+    const outcomes = await releaseUntilSettled(
+      exec,
+      [b.enqueue(req(1)), b.enqueue(req(2))].map((p) => p.then(...settledAs)),
+    )
+    for (const o of outcomes) {
+      assert.ok(o.error instanceof Error && !(o.error instanceof InvalidInputError), String(o.error))
+    }
+    assert.deepEqual(exec.sizes, [2, 1, 1])
+    assert.deepEqual([b.stats.isolatedBatches, b.stats.inputFaults], [1, 0])
+  })
+})
+
 describe('the queue bound', () => {
   for (const mode of ['none', 'static', 'adaptive'] as const) {
     test(`${mode}: past maxQueueRows enqueue rejects with a retriable QueueFullError`, async () => {
-      const exec = new FakeExecutor()
+      const exec = new FakeExecutor(new ManualClock())
       const b = batcher(exec, { mode, maxBatchSize: 1, maxQueueRows: 3 })
       const running = b.enqueue(req(0)) // in the executor, not in the queue
       const queued = [b.enqueue(req(1, 2)), b.enqueue(req(3))]
@@ -438,10 +502,18 @@ describe('the queue bound', () => {
 describe('drain', () => {
   for (const mode of ['static', 'adaptive'] as const) {
     test(`${mode}: drain answers every queued request without waiting out the delay`, async () => {
-      const exec = new FakeExecutor(() => 1000)
+      const exec = new FakeExecutor(new ManualClock(), () => 1000)
       const b = batcher(exec, { mode, maxBatchSize: 2, maxQueueDelayMs: 60_000, latencyTargetMs: 60_000 })
       const pending = [1, 2, 3, 4, 5].map((v) => b.enqueue(req(v)))
-      await b.drain()
+      const t0 = exec.clock.now()
+      let drained = false
+      const draining = b.drain().then(() => {
+        drained = true
+      })
+      // each batch computes for 1 ms of clock time; the 60 s delay never passes
+      await exec.clock.advanceUntil(() => drained)
+      await draining
+      assert.ok(exec.clock.now() - t0 <= 5, `drained after ${exec.clock.now() - t0} ms of clock time`)
       assert.equal(b.depth, 0)
       const results = await Promise.all(pending)
       for (const [i, r] of results.entries()) assertOwnRows(r, [i + 1])
@@ -455,7 +527,7 @@ describe('drain', () => {
 })
 
 test('invalid options are refused with a clear error', () => {
-  const exec = new FakeExecutor()
+  const exec = new FakeExecutor(new ManualClock())
   assert.throws(() => batcher(exec, { mode: 'bogus' as 'none' }), /batching mode "bogus"/)
   assert.throws(() => batcher(exec, { preferredBatchSizes: [0] }), /preferredBatchSizes/)
   assert.throws(() => batcher(exec, { latencyTargetMs: 0 }), /latencyTargetMs/)
