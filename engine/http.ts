@@ -47,6 +47,8 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
   const app = Fastify({
     bodyLimit: opts.bodyLimitBytes ?? 8 * 1024 * 1024,
     keepAliveTimeout: 30_000,
+    // parameter values are a string, number or boolean (v2-request.ts): a union type, on purpose
+    ajv: { customOptions: { allowUnionTypes: true } },
   })
   app.decorateRequest('arrivalNs', 0n)
   app.decorateRequest('arrivalEpochUs', 0)

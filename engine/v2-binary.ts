@@ -18,27 +18,6 @@ export const BINARY_CONTENT_TYPE = 'application/octet-stream'
 
 const LITTLE_ENDIAN_HOST = endianness() === 'LE'
 
-/** Bytes per element of the protocol's datatypes (the ones a header may name; models take FP32/INT64). */
-const ELEMENT_BYTES: Readonly<Record<string, number>> = {
-  BOOL: 1,
-  UINT8: 1,
-  INT8: 1,
-  UINT16: 2,
-  INT16: 2,
-  FP16: 2,
-  BF16: 2,
-  UINT32: 4,
-  INT32: 4,
-  FP32: 4,
-  UINT64: 8,
-  INT64: 8,
-  FP64: 8,
-}
-
-export function elementBytes(datatype: string): number | undefined {
-  return ELEMENT_BYTES[datatype]
-}
-
 /** A parse failure of the body itself, answered 400 by the HTTP error handler. */
 export class BinaryBodyError extends InvalidInputError {
   readonly statusCode = 400

@@ -4,51 +4,114 @@
  * answered with 400.
  */
 import { InvalidInputError } from '../core/errors.ts'
-import type { ModelMeta } from './models/zoo.ts'
-import type { Tensor } from './tensors.ts'
+import { inputRange, type ModelMeta } from './models/zoo.ts'
+import type { Tensor, TensorData } from './tensors.ts'
 import { binaryInputSlices, decodeBinaryTensor } from './v2-binary.ts'
-import type { V2InferRequest, V2RequestTensor } from './v2-types.ts'
+import { outOfRange } from './v2-datatypes.ts'
+import type { V2InferRequest } from './v2-types.ts'
 
-/** JSON schema fastify checks before the handler runs (shape of the body, not its semantics). */
+/**
+ * Longest request `id`, characters. The id travels into the span (and ClickHouse, and Kafka, where
+ * a 2 MiB id once made a span the broker refused); a UUID is 36.
+ */
+export const MAX_ID_LENGTH = 256
+/** Longest tensor name, datatype or string parameter value, characters. */
+export const MAX_NAME_LENGTH = 256
+/** Most entries in a `parameters` object; most inputs (and outputs) a request names. */
+export const MAX_PARAMETERS = 64
+export const MAX_TENSORS = 64
+/** Most levels of nested `data` arrays: a tensor's rank (the zoo's are at most 4) with room to spare. */
+export const MAX_DATA_DEPTH = 32
+
+/** `parameters`: protocol parameter values are strings, numbers or booleans, never nested. */
+const parametersSchema = {
+  type: 'object',
+  maxProperties: MAX_PARAMETERS,
+  additionalProperties: { type: ['string', 'number', 'boolean'], maxLength: MAX_NAME_LENGTH },
+} as const
+
+/**
+ * JSON schema fastify checks before the handler runs (shape of the body, not its semantics). Every
+ * string is bounded, so a request cannot carry a huge value into a span; fastify answers 400 naming
+ * the field and the limit.
+ */
 export const v2InferBodySchema = {
   type: 'object',
   required: ['inputs'],
   properties: {
-    id: { type: 'string' },
+    id: { type: 'string', maxLength: MAX_ID_LENGTH },
     inputs: {
       type: 'array',
       minItems: 1,
+      maxItems: MAX_TENSORS,
       items: {
         type: 'object',
         // `data` may be absent: binary tensor data is checked against the header in toTensors
         required: ['name', 'shape', 'datatype'],
         properties: {
-          name: { type: 'string' },
-          shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
-          datatype: { type: 'string' },
+          name: { type: 'string', maxLength: MAX_NAME_LENGTH },
+          shape: { type: 'array', maxItems: MAX_DATA_DEPTH, items: { type: 'integer', minimum: 0 } },
+          datatype: { type: 'string', maxLength: MAX_NAME_LENGTH },
           data: { type: 'array' },
-          parameters: { type: 'object' },
+          parameters: parametersSchema,
         },
       },
     },
     outputs: {
       type: 'array',
+      maxItems: MAX_TENSORS,
       items: {
         type: 'object',
         required: ['name'],
-        properties: { name: { type: 'string' }, parameters: { type: 'object' } },
+        properties: { name: { type: 'string', maxLength: MAX_NAME_LENGTH }, parameters: parametersSchema },
       },
     },
-    parameters: { type: 'object' },
+    parameters: parametersSchema,
   },
 } as const
 
-function flatten(data: unknown[], out: unknown[] = []): unknown[] {
-  for (const v of data) {
-    if (Array.isArray(v)) flatten(v, out)
-    else out.push(v)
+/**
+ * The values of nested `data` arrays in row-major order. Iterative, with the depth bounded: a body of
+ * 10 000 nested arrays is a 400 here, not a stack overflow.
+ */
+function flatten(input: string, data: unknown[]): unknown[] {
+  const out: unknown[] = []
+  const arrays: unknown[][] = [data]
+  const next: number[] = [0]
+  while (arrays.length > 0) {
+    const top = arrays.length - 1
+    const array = arrays[top]!
+    const i = next[top]!
+    if (i === array.length) {
+      arrays.pop()
+      next.pop()
+      continue
+    }
+    next[top] = i + 1
+    const v = array[i]
+    if (!Array.isArray(v)) out.push(v)
+    else if (arrays.length === MAX_DATA_DEPTH) {
+      throw new InvalidInputError(`input "${input}": "data" is nested deeper than ${MAX_DATA_DEPTH} levels`)
+    } else {
+      arrays.push(v)
+      next.push(0)
+    }
   }
   return out
+}
+
+/** The model's own range for an input (token ids within the vocabulary), checked per request. */
+function checkModelRange(model: string, input: string, data: TensorData): void {
+  const range = inputRange(model, input)
+  if (!range) return
+  for (let i = 0; i < data.length; i++) {
+    const v = Number(data[i])
+    if (v < range.min || v > range.max) {
+      throw new InvalidInputError(
+        `input "${input}": value ${i} (${v}) is outside ${range.min}..${range.max} (${model}: ${range.what})`,
+      )
+    }
+  }
 }
 
 /**
@@ -98,41 +161,35 @@ export function toTensors(meta: ModelMeta, body: V2InferRequest, maxRows: number
     const expected = t.shape.reduce((a, b) => a * b, 1)
     const bytes = slices.get(t.name)
     if (bytes !== undefined) {
-      return {
-        name: spec.name,
-        datatype: spec.datatype,
-        shape: t.shape,
-        data: decodeBinaryTensor(t.name, spec.datatype, expected, bytes),
-      } as Tensor
+      const data = decodeBinaryTensor(t.name, spec.datatype, expected, bytes)
+      checkModelRange(meta.name, t.name, data)
+      return { name: spec.name, datatype: spec.datatype, shape: t.shape, data } as Tensor
     }
     if (!Array.isArray(t.data)) {
       throw new InvalidInputError(`input "${t.name}": no "data" and no binary_data_size`)
     }
-    const flat = flatten(t.data)
+    const flat = flatten(t.name, t.data)
     if (flat.length !== expected) {
       throw new InvalidInputError(
         `input "${t.name}": ${flat.length} values for shape [${t.shape}] (${expected})`,
       )
     }
+    const problem = outOfRange(t.name, spec.datatype, flat)
+    if (problem !== undefined) throw new InvalidInputError(problem)
+    let tensor: Tensor
     if (spec.datatype === 'INT64') {
       const data = new BigInt64Array(expected)
-      for (let i = 0; i < expected; i++) {
-        const v = flat[i]
-        if (typeof v !== 'number' || !Number.isInteger(v)) {
-          throw new InvalidInputError(`input "${t.name}": value ${i} is not an integer`)
-        }
-        data[i] = BigInt(v)
+      for (let i = 0; i < expected; i++) data[i] = BigInt(flat[i] as number)
+      tensor = { name: spec.name, datatype: 'INT64', shape: t.shape, data }
+    } else {
+      tensor = {
+        name: spec.name,
+        datatype: 'FP32',
+        shape: t.shape,
+        data: Float32Array.from(flat as number[]),
       }
-      return { name: spec.name, datatype: 'INT64', shape: t.shape, data }
     }
-    const data = new Float32Array(expected)
-    for (let i = 0; i < expected; i++) {
-      const v = flat[i]
-      if (typeof v !== 'number' || !Number.isFinite(v)) {
-        throw new InvalidInputError(`input "${t.name}": value ${i} is not a finite number`)
-      }
-      data[i] = v
-    }
-    return { name: spec.name, datatype: 'FP32', shape: t.shape, data }
+    checkModelRange(meta.name, t.name, tensor.data)
+    return tensor
   })
 }
