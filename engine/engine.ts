@@ -14,7 +14,7 @@ import type { ExecutorOptions } from './executor.ts'
 import { FaultSchedule, InjectedFaultError } from './faults.ts'
 import { type PreprocessOptions, PreprocessPool } from './preprocess.ts'
 import type { TelemetryEmitter } from './telemetry/emitter.ts'
-import { MetricsRecorder } from './telemetry/metrics-recorder.ts'
+import { MetricsRecorder, UNKNOWN_MODEL_LABEL } from './telemetry/metrics-recorder.ts'
 import { HwSampler } from './telemetry/hw-sampler.ts'
 import { randomIds } from './telemetry/ids.ts'
 import { HostProbe } from './telemetry/host-probe.ts'
@@ -26,13 +26,14 @@ import {
   type ModelSpec,
   UnknownModelError,
 } from './registry.ts'
+import { isModelName } from './models/zoo.ts'
 import { summarize, type Tensor } from './tensors.ts'
 import { renderInferResponse } from './v2-binary.ts'
 import { toTensors } from './v2-request.ts'
 import type { V2InferRequest } from './v2-types.ts'
 
 export type { LoadedModel, ModelSpec }
-export { UnknownModelError }
+export { UNKNOWN_MODEL_LABEL, UnknownModelError }
 
 export interface EngineOptions {
   models: ModelSpec[]
@@ -93,7 +94,6 @@ export class Engine implements Lifecycle {
   completions = 0
   inFlight = 0
   readonly errors = new Map<string, number>()
-  private requestSeq = 0
 
   constructor(private readonly opts: EngineOptions) {
     this.identity = {
@@ -180,7 +180,8 @@ export class Engine implements Lifecycle {
       span_id: randomIds.spanId(),
       request_id: requestId,
       ...this.identity,
-      model,
+      // a name outside the zoo cannot be served: folded, so invented names add no labels or stored names
+      model: isModelName(model) ? model : UNKNOWN_MODEL_LABEL,
       model_version: loaded?.meta.version ?? '',
       device: loaded?.executor.device ?? 'cpu',
       request_bytes: meta.requestBytes,
@@ -194,7 +195,7 @@ export class Engine implements Lifecycle {
   recordRejected(modelName: string, errorClass: string, status: number, meta: RequestMeta): Span {
     this.arrivals++
     this.completions++
-    const span = this.newSpan(modelName, `${this.identity.instance}-${++this.requestSeq}`, meta)
+    const span = this.newSpan(modelName, randomIds.requestId(), meta)
     span.status = status >= 500 ? 'server_error' : 'client_error'
     span.error_class = errorClass
     span.total_us = Number((process.hrtime.bigint() - meta.arrivalNs) / 1000n)
@@ -232,7 +233,8 @@ export class Engine implements Lifecycle {
     this.arrivals++
     this.inFlight++
     this.faults.onRequest() // memory_leak
-    const requestId = body.id ?? `${this.identity.instance}-${++this.requestSeq}`
+    // the client's own id when it sends one (bounded by the body schema), else a fresh UUIDv7
+    const requestId = body.id ?? randomIds.requestId()
     const span = this.newSpan(modelName, requestId, meta)
     const us = (from: bigint, to: bigint) => Number((to - from) / 1000n)
     let status = 200

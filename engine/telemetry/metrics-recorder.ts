@@ -15,11 +15,20 @@
  *   breakid_executor_busy_ratio                    gauge, time inside model execution / wall time over
  *                                                  the last sampling interval (default 1 s)
  *
+ * Label cardinality is bounded: the engine folds model names outside its zoo into `_unknown` before a
+ * span is made, and past `maxModels` distinct names (a second line of defence) new names fold here too.
+ *
  * A batch is recognised by its batch id: the ids of the last `recentBatches` (4096) batches per model
  * version are remembered, so an execution is counted once however many of its requests finish.
  * Everything here is O(buckets) per span and allocates nothing after the first span of a model.
  */
 import type { Span } from '../../contract/records.ts'
+
+/**
+ * The model label (and span model name) of requests to a model that does not exist: every name a
+ * client invents folds into this one value.
+ */
+export const UNKNOWN_MODEL_LABEL = '_unknown'
 
 /** µs buckets of the duration histograms: 100 µs .. 10 s */
 export const DURATION_BUCKETS_US = [
@@ -42,6 +51,8 @@ export interface MetricsRecorderOptions {
   busyIntervalMs?: number
   /** batch ids remembered per model version to count each execution once. Default 4096. */
   recentBatches?: number
+  /** distinct model names with series of their own; later ones fold into `_unknown`. Default 64. */
+  maxModels?: number
 }
 
 class Histogram {
@@ -90,24 +101,33 @@ export class MetricsRecorder {
   private lastBusyAtMs: number | undefined
   private readonly timer: NodeJS.Timeout
   private readonly recentBatches: number
+  private readonly maxModels: number
 
   constructor(private readonly opts: MetricsRecorderOptions) {
     this.recentBatches = opts.recentBatches ?? 4096
+    this.maxModels = opts.maxModels ?? 64
     this.timer = setInterval(() => this.sampleBusy(), opts.busyIntervalMs ?? 1_000)
     this.timer.unref()
   }
 
   /** The span observer. */
   readonly observe = (span: Span): void => {
-    let versions = this.stats.get(span.model)
+    let model = span.model
+    let version = span.model_version
+    let versions = this.stats.get(model)
+    if (!versions && this.stats.size >= this.maxModels) {
+      model = UNKNOWN_MODEL_LABEL
+      version = ''
+      versions = this.stats.get(model)
+    }
     if (!versions) {
       versions = new Map()
-      this.stats.set(span.model, versions)
+      this.stats.set(model, versions)
     }
-    let s = versions.get(span.model_version)
+    let s = versions.get(version)
     if (!s) {
       s = {
-        labels: labelsOf(span.model, span.model_version),
+        labels: labelsOf(model, version),
         success: 0,
         failure: 0,
         inferenceCount: 0,
@@ -121,7 +141,7 @@ export class MetricsRecorder {
         batchSize: new Histogram(BATCH_SIZE_BUCKETS),
         recentBatches: new Set(),
       }
-      versions.set(span.model_version, s)
+      versions.set(version, s)
     }
     if (span.status !== 'ok') {
       s.failure++
