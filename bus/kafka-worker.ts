@@ -14,7 +14,8 @@
  * their end offsets and key indexes (all three transferred, not copied again) and the distinct keys
  * (structured clone costs ~0.3 µs per string: one string per message would cost more than the rest). A send resolves when the worker's
  * producer has the broker's acknowledgement, and rejects with the worker's error otherwise (the
- * emitter retries and keeps its records). A worker that dies rejects every send in flight and every
+ * emitter retries and keeps its records; a MessageRefusedError stays one across the thread boundary,
+ * so the emitter isolates the refused record). A worker that dies rejects every send in flight and every
  * later one until `start` is called again.
  */
 import { readlinkSync } from 'node:fs'
@@ -22,7 +23,7 @@ import { getPriority, setPriority } from 'node:os'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { createLogger } from '../core/logger.ts'
 import { KafkaTransport } from './kafka.ts'
-import type { MessageProducer, OutgoingMessage } from './transport.ts'
+import { type MessageProducer, MessageRefusedError, type OutgoingMessage } from './transport.ts'
 
 export interface KafkaWorkerProducerOptions {
   brokers: string[]
@@ -55,7 +56,8 @@ type FromWorker =
   | { kind: 'started' }
   | { kind: 'start_failed'; message: string }
   | { kind: 'sent'; id: number }
-  | { kind: 'failed'; id: number; message: string }
+  /** `refused`: the reason of a MessageRefusedError, which the main thread raises again */
+  | { kind: 'failed'; id: number; message: string; name: string; refused?: string }
   | { kind: 'stopped' }
 
 const WORKER_FLAG = 'breakidKafkaProducerWorker'
@@ -80,7 +82,7 @@ export class KafkaWorkerProducer implements MessageProducer {
         if (m.kind === 'started') resolve()
         else if (m.kind === 'start_failed') reject(new Error(`Kafka producer thread: ${m.message}`))
         else if (m.kind === 'sent') this.settle(m.id)
-        else if (m.kind === 'failed') this.settle(m.id, new Error(m.message))
+        else if (m.kind === 'failed') this.settle(m.id, workerError(m))
       }
       worker.on('message', onMessage)
       worker.once('error', reject)
@@ -162,6 +164,14 @@ export class KafkaWorkerProducer implements MessageProducer {
   }
 }
 
+/** The worker's error on this thread: a refusal stays one (not retriable); the rest keep their name. */
+function workerError(m: Extract<FromWorker, { kind: 'failed' }>): Error {
+  if (m.refused !== undefined) return new MessageRefusedError(m.message, m.refused)
+  const err = new Error(m.message)
+  err.name = m.name
+  return err
+}
+
 /**
  * Lowers the calling thread's priority, not the process's: on Linux the nice value is per thread and
  * setpriority(PRIO_PROCESS, tid) changes only that thread (man 2 setpriority); the thread id is the
@@ -221,7 +231,14 @@ export async function runProducerThread(): Promise<void> {
       .send(m.topic, messages)
       .then(
         () => post({ kind: 'sent', id: m.id }),
-        (err: Error) => post({ kind: 'failed', id: m.id, message: err.message }),
+        (err: Error) =>
+          post({
+            kind: 'failed',
+            id: m.id,
+            message: err.message,
+            name: err.name,
+            refused: err instanceof MessageRefusedError ? err.reason : undefined,
+          }),
       )
       .finally(() => sending.delete(p))
     sending.add(p)

@@ -17,12 +17,13 @@ import {
 import type { Logger } from 'pino'
 // before any connection: stops kafkajs's idle timer loop (see the module)
 import './kafkajs-idle-fix.ts'
-import type {
-  ConsumerOptions,
-  IncomingMessage,
-  MessageConsumer,
-  MessageProducer,
-  Transport,
+import {
+  type ConsumerOptions,
+  type IncomingMessage,
+  type MessageConsumer,
+  type MessageProducer,
+  MessageRefusedError,
+  type Transport,
 } from './transport.ts'
 
 export interface KafkaTransportOptions {
@@ -36,6 +37,27 @@ export interface KafkaTransportOptions {
    * test runs, can share one cluster without reading each other's records. Default ''.
    */
   topicPrefix?: string
+}
+
+/**
+ * Kafka error types that refuse a produce request for what it holds: resending it cannot succeed.
+ * kafkajs marks them non-retriable, as it does its own "retries exhausted" (a broker that is down),
+ * so `retriable` alone cannot tell them apart.
+ */
+const REFUSED_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD'])
+
+/**
+ * A MessageRefusedError for a kafkajs error that refuses the messages (searched through its
+ * causes: kafkajs wraps the broker's error in its retrier's), else undefined.
+ */
+export function refusal(err: unknown): MessageRefusedError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const type = (e as { type?: unknown }).type
+    if (typeof type === 'string' && REFUSED_TYPES.has(type)) {
+      return new MessageRefusedError(`Kafka refused the messages: ${e.message}`, type.toLowerCase(), err)
+    }
+  }
+  return undefined
 }
 
 function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
@@ -115,11 +137,15 @@ export class KafkaTransport implements Transport {
         await producer.disconnect()
       },
       send: async (topic, messages) => {
-        await producer.send({
-          topic: this.brokerTopic(topic),
-          acks: -1,
-          messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
-        })
+        try {
+          await producer.send({
+            topic: this.brokerTopic(topic),
+            acks: -1,
+            messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+          })
+        } catch (err) {
+          throw refusal(err) ?? err
+        }
       },
     }
   }

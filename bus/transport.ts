@@ -5,6 +5,24 @@
  * backoff on the same batch instead of skipping it.
  */
 
+import { BreakidError } from '../core/errors.ts'
+
+/**
+ * The broker refused messages for what they hold (larger than the topic's `max.message.bytes`, a
+ * record it finds invalid): sending the same bytes again cannot succeed, so it is not retriable. A
+ * sender splits the send to find the refused record and sends the others (the telemetry emitter
+ * does). `reason` is the broker's error type in lower case, e.g. `message_too_large`.
+ */
+export class MessageRefusedError extends BreakidError {
+  constructor(
+    message: string,
+    readonly reason: string,
+    cause?: unknown,
+  ) {
+    super(message, { code: 'BREAKID_MESSAGE_REFUSED', retriable: false, cause })
+  }
+}
+
 export interface OutgoingMessage {
   key: string | null
   value: Buffer
@@ -47,6 +65,10 @@ export interface Lifecycle {
 }
 
 export interface MessageProducer extends Lifecycle {
+  /**
+   * Resolves when the broker has every message. Rejects with MessageRefusedError when the broker
+   * refused the send for what it holds; any other rejection may heal on a later try.
+   */
   send(topic: string, messages: OutgoingMessage[]): Promise<void>
 }
 

@@ -153,6 +153,11 @@ export class Engine implements Lifecycle {
     await this.registry.close()
   }
 
+  /** Where spans and hardware samples leave the engine (its counters are on /metrics). */
+  get telemetry(): TelemetryEmitter {
+    return this.opts.emitter
+  }
+
   /** The newest ready version of each model, by name (metrics, gauges, `breakid up`). */
   get models(): ReadonlyMap<string, LoadedModel> {
     return this.registry.newest()

@@ -41,6 +41,26 @@ export function renderMetrics(engine: Engine): string {
   metric('breakid_preprocess_backlog', 'gauge', 'Requests waiting for a preprocessing worker', [
     ['', engine.preprocess.backlog],
   ])
+  // telemetry (engine/telemetry/emitter.ts): what reached the transport, what waits, what was lost
+  const telemetry = engine.telemetry
+  metric('breakid_telemetry_records_sent_total', 'counter', 'Spans and hardware samples the transport took', [
+    ['', telemetry.sent],
+  ])
+  metric('breakid_telemetry_records_pending', 'gauge', 'Telemetry records waiting for a flush', [
+    ['', telemetry.pending],
+  ])
+  metric(
+    'breakid_telemetry_records_dropped_total',
+    'counter',
+    'Telemetry records lost, by reason (buffer_full, schema_mismatch, or the reason the broker refused one)',
+    [...telemetry.drops].map(([reason, n]) => [`{reason="${reason}"}`, n]),
+  )
+  metric(
+    'breakid_telemetry_send_failures_total',
+    'counter',
+    'Failed telemetry send attempts, by reason',
+    [...telemetry.sendFailuresByReason].map(([reason, n]) => [`{reason="${reason}"}`, n]),
+  )
   // Triton-named per-model counters, histograms and the executor busy ratio (engine/telemetry/metrics-recorder.ts)
   return lines.join('\n') + '\n' + engine.metrics.render()
 }

@@ -21,10 +21,11 @@ import { NVIDIA_SMI_QUERY, NvidiaSmi, parseNvidiaSmiCsv } from '../../engine/tel
 import type { HwSample } from '../../contract/records.ts'
 import { decodeRecords, encodeContainer, isContainer } from '../../contract/container.ts'
 import { codecs, TOPICS } from '../../contract/topics.ts'
-import { InvalidInputError } from '../../core/errors.ts'
 import { createLogger } from '../../core/logger.ts'
-import type { MessageProducer, OutgoingMessage } from '../../bus/transport.ts'
+import { type MessageProducer, MessageRefusedError, type OutgoingMessage } from '../../bus/transport.ts'
 import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
+import { pino } from 'pino'
+import { ManualClock } from '../helpers/manual-clock.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url))
@@ -521,13 +522,14 @@ describe('TelemetryEmitter', () => {
       maxSend: 1,
       recordsPerMessage: 2,
       flushIntervalMs: 3_600_000,
+      retry: { retries: 2, initialDelayMs: 1, maxDelayMs: 1 },
     })
     for (let i = 0; i < 5; i++) emitter.emitSpan(makeSpan(i))
     const send = producer.send.bind(producer)
     let calls = 0
     producer.send = async (topic, messages) => {
-      // the second send fails for good (not retriable: no backoff)
-      if (++calls === 2) throw new InvalidInputError('message too large')
+      // the second send fails every attempt (a broker that stays down through the retries)
+      if (++calls >= 2 && calls <= 4) throw new Error('broker not available')
       return send(topic, messages)
     }
     await assert.rejects(emitter.flush())
@@ -552,5 +554,111 @@ describe('TelemetryEmitter', () => {
     const ids = producer.spanIds()
     assert.equal(new Set(ids).size, ids.length, `sent twice: ${ids.join(', ')}`)
     assert.equal(ids.length + emitter.dropped, 4, 'every record is either delivered or counted as dropped')
+  })
+
+  test('a record the broker refuses is dead-lettered alone; every record behind it flows on', async () => {
+    // a broker whose max.message.bytes is 20 000: it refuses a whole send (one record batch) over it
+    const LIMIT = 20_000
+    const producer = new FakeProducer()
+    const send = producer.send.bind(producer)
+    producer.send = async (topic, messages) => {
+      const bytes = messages.reduce((n, m) => n + m.value.length, 0)
+      if (bytes > LIMIT) throw new MessageRefusedError(`${bytes} bytes`, 'message_too_large')
+      return send(topic, messages)
+    }
+    const emitter = new TelemetryEmitter({ producer, logger, flushIntervalMs: 3_600_000 })
+    const spans = Array.from({ length: 200 }, (_, i) =>
+      makeSpan(i, { instance: `engine-${i % 3}`, request_id: i === 50 ? 'x'.repeat(100_000) : `req-${i}` }),
+    )
+    for (const s of spans) emitter.emitSpan(s)
+    for (let i = 0; i < 3; i++) emitter.emitHwSample(makeHwSample(i))
+    await emitter.flush()
+
+    const delivered = producer.spanIds()
+    const expected = spans.filter((_, i) => i !== 50)
+    for (const instance of ['engine-0', 'engine-1', 'engine-2']) {
+      const ids = (list: string[]) =>
+        list.filter((id) => expected.find((s) => s.request_id === id)?.instance === instance)
+      assert.deepEqual(
+        ids(delivered),
+        ids(expected.map((s) => s.request_id)),
+        `${instance}: every other record, in order`,
+      )
+    }
+    assert.equal(delivered.length, 199)
+    assert.equal(producer.sends.filter((s) => s.topic === TOPICS.hw).length, 1, 'hardware samples flow')
+    assert.deepEqual([emitter.sent, emitter.refused, emitter.pending], [202, 1, 0])
+    assert.equal(emitter.drops.get('message_too_large'), 1)
+    assert.ok((emitter.sendFailuresByReason.get('message_too_large') ?? 0) >= 1)
+    const [letter, ...more] = emitter.deadLetters
+    assert.equal(more.length, 0)
+    assert.equal(letter!.topic, TOPICS.spans)
+    assert.equal(letter!.key, 'engine-2')
+    assert.equal(letter!.reason, 'message_too_large')
+    assert.equal(letter!.requestId, 'x'.repeat(64))
+    assert.ok(letter!.bytes > 100_000, `${letter!.bytes} bytes`)
+
+    // nothing stalls: the next records go out with the next flush
+    emitter.emitSpan(makeSpan(500))
+    await emitter.flush()
+    assert.deepEqual(producer.spanIds().slice(-1), ['req-500'])
+  })
+
+  test('a topic whose sends keep failing does not hold back the other topic', async () => {
+    const producer = new FakeProducer()
+    const send = producer.send.bind(producer)
+    producer.send = async (topic, messages) => {
+      if (topic === TOPICS.spans) throw new Error('spans topic unavailable')
+      return send(topic, messages)
+    }
+    const emitter = new TelemetryEmitter({
+      producer,
+      logger,
+      flushIntervalMs: 3_600_000,
+      retry: { retries: 1, initialDelayMs: 1, maxDelayMs: 1 },
+    })
+    emitter.emitSpan(makeSpan(0))
+    emitter.emitHwSample(makeHwSample(0))
+    await assert.rejects(emitter.flush(), /spans topic unavailable/)
+    assert.equal(producer.sends.filter((s) => s.topic === TOPICS.hw).length, 1)
+    assert.equal(emitter.pending, 1, 'the span is kept for the next flush')
+    assert.equal(emitter.sendFailuresByReason.get('Error'), 2)
+  })
+
+  test('drops and failed sends are counted by reason; the first of each reason per minute is logged', async () => {
+    const lines: { msg: string; reason?: string; unloggedSinceLast?: number }[] = []
+    const capture = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+    const clock = new ManualClock()
+    const producer = new FakeProducer()
+    const emitter = new TelemetryEmitter({
+      producer,
+      logger: capture,
+      clock,
+      maxBuffered: 2,
+      flushIntervalMs: 3_600_000,
+      retry: { retries: 5, initialDelayMs: 1, maxDelayMs: 1 },
+    })
+    const logged = (reason: string) => lines.filter((l) => l.reason === reason)
+    for (let i = 0; i < 10; i++) emitter.emitSpan(makeSpan(i))
+    assert.equal(emitter.drops.get('buffer_full'), 8)
+    assert.equal(logged('buffer_full').length, 1, 'one line for eight drops')
+    emitter.emitSpan(makeSpan(10, { request_id: 7 as unknown as string }))
+    producer.failures = 3
+    await emitter.flush()
+    assert.equal(emitter.drops.get('buffer_full'), 9)
+    assert.equal(emitter.drops.get('schema_mismatch'), 1)
+    assert.equal(logged('schema_mismatch').length, 1)
+    assert.equal(emitter.sendFailuresByReason.get('Error'), 3)
+    assert.equal(logged('Error').length, 1, 'one line for three failed attempts')
+
+    await clock.advance(59_999)
+    for (let i = 0; i < 3; i++) emitter.emitSpan(makeSpan(20 + i))
+    assert.equal(logged('buffer_full').length, 1, 'still within the minute')
+    await clock.advance(1)
+    for (let i = 0; i < 2; i++) emitter.emitSpan(makeSpan(30 + i))
+    assert.equal(emitter.drops.get('buffer_full'), 12)
+    const again = logged('buffer_full')
+    assert.equal(again.length, 2, 'the next minute logs again')
+    assert.equal(again[1]!.unloggedSinceLast, 9, 'with the drops it did not log')
   })
 })
