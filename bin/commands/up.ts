@@ -167,7 +167,7 @@ export const up: Command = {
       `latency ms p50 ${report.latencyMs.p50}  p95 ${report.latencyMs.p95}  p99 ${report.latencyMs.p99}  max ${report.latencyMs.max}`,
     )
     out(
-      `spans emitted ${engine.completions}, stored ${storedSpans} (${distinct} distinct request ids); telemetry dropped ${emitter.dropped}`,
+      `spans emitted ${engine.completions}, stored ${storedSpans} (${distinct} distinct request ids); telemetry dropped ${emitter.lost}`,
     )
     const truth = schedule.groundTruth()
     for (const f of truth) {

@@ -188,6 +188,13 @@ export class TelemetryEmitter implements Lifecycle {
     return this.dropCounts
   }
 
+  /** records lost for any reason (the sum of `drops`) */
+  get lost(): number {
+    let n = 0
+    for (const v of this.dropCounts.values()) n += v
+    return n
+  }
+
   /** failed send attempts, by reason (the broker's error type, or the error's name) */
   get sendFailuresByReason(): ReadonlyMap<string, number> {
     return this.failureCounts

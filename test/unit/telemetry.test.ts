@@ -589,6 +589,7 @@ describe('TelemetryEmitter', () => {
     assert.equal(producer.sends.filter((s) => s.topic === TOPICS.hw).length, 1, 'hardware samples flow')
     assert.deepEqual([emitter.sent, emitter.refused, emitter.pending], [202, 1, 0])
     assert.equal(emitter.drops.get('message_too_large'), 1)
+    assert.equal(emitter.lost, 1)
     assert.ok((emitter.sendFailuresByReason.get('message_too_large') ?? 0) >= 1)
     const [letter, ...more] = emitter.deadLetters
     assert.equal(more.length, 0)
@@ -660,5 +661,6 @@ describe('TelemetryEmitter', () => {
     const again = logged('buffer_full')
     assert.equal(again.length, 2, 'the next minute logs again')
     assert.equal(again[1]!.unloggedSinceLast, 9, 'with the drops it did not log')
+    assert.equal(emitter.lost, 12 + 1, 'every reason counts as lost')
   })
 })
