@@ -95,6 +95,19 @@ function checkHistogram(e: Exposition, name: string, labels: Record<string, stri
 }
 
 describe('metrics recorder', () => {
+  test('past maxModels distinct names, new names fold into _unknown: the series stay bounded', () => {
+    const rec = new MetricsRecorder({ executors: () => [], maxModels: 3 })
+    try {
+      for (let i = 0; i < 50; i++) rec.observe(makeSpan(i, { model: `m${i}`, status: 'client_error' }))
+      const e = parseExposition(rec.render())
+      const models = new Set(e.samples.map((s) => s.labels.model))
+      assert.deepEqual([...models].sort(), ['_unknown', 'm0', 'm1', 'm2'])
+      assert.equal(value(e, 'nv_inference_request_failure', { model: '_unknown' }), 47)
+    } finally {
+      rec.stop()
+    }
+  })
+
   test('Triton counters and histograms from known spans', () => {
     const rec = new MetricsRecorder({ executors: () => [] })
     try {
