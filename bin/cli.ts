@@ -10,6 +10,7 @@ import { CONFIG_FLAGS, ENV_NAMES } from '../app/config.ts'
 const COMMANDS: Record<string, () => Promise<Command>> = {
   up: async () => (await import('./commands/up.ts')).up,
   serve: async () => (await import('./commands/serve.ts')).serve,
+  collect: async () => (await import('./commands/collect.ts')).collect,
   ingest: async () => (await import('./commands/components.ts')).ingest,
   detect: async () => (await import('./commands/components.ts')).detect,
   notify: async () => (await import('./commands/components.ts')).notify,
