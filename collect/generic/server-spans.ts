@@ -18,7 +18,7 @@
  *   stage durations the sum of the durations of the child (or deeper) spans mapped to that stage
  */
 import { blankSpan, type Span } from '../../contract/records.ts'
-import { STAGES, type Stage } from '../../contract/schemas.ts'
+import { isStage, STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { identityOf } from '../identity.ts'
 import { type Attributes, epochMicros, microsBetween, type ReceivedSpan } from '../otlp/spans.ts'
@@ -39,8 +39,6 @@ export function defaultSpanMapping(): SpanMappingConfig {
     stages: Object.fromEntries(STAGES.map((s) => [s, s])) as Record<string, Stage>,
   }
 }
-
-const isStage = (v: unknown): v is Stage => typeof v === 'string' && (STAGES as readonly string[]).includes(v)
 
 /** A mapping from a config file: `{ modelAttributes?, modelVersionAttributes?, stages? }` over the defaults. */
 export function parseSpanMapping(raw: unknown): SpanMappingConfig {
