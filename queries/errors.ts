@@ -17,13 +17,55 @@ export class UnknownQueryError extends InvalidInputError {
   }
 }
 
+/** Ad-hoc SQL that reaches for something outside the allow-list (sql-guard.ts); HTTP answers 400. */
+export class RefusedSqlError extends InvalidInputError {
+  override readonly code = 'BREAKID_SQL_REFUSED'
+  constructor(
+    /** what was refused, e.g. `function file`, `table system.users`, `SETTINGS` */
+    readonly refused: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
 /**
- * ClickHouse error codes that say "not now" rather than "not this query": memory and time limits,
- * too many queries, network and keeper trouble, cancellation.
+ * A query stopped by one of its limits (limits.ts): too many rows read or returned, too long, too
+ * much memory. The query asked for too much, so it is not retried; HTTP answers 400.
+ */
+export class QueryLimitError extends InvalidInputError {
+  override readonly code = 'BREAKID_QUERY_LIMIT'
+}
+
+/** Every query slot and queue place is taken; HTTP answers 503 with Retry-After. */
+export class QueryBusyError extends DownstreamError {
+  override readonly code = 'BREAKID_QUERY_BUSY'
+}
+
+/** The query was cancelled: its client went away or the server is shutting down; HTTP answers 503. */
+export class QueryCancelledError extends DownstreamError {
+  override readonly code = 'BREAKID_QUERY_CANCELLED'
+}
+
+/**
+ * ClickHouse error codes of a query stopped by its own limits, with the setting behind each and the
+ * configuration that raises it (app/config.ts).
+ */
+const LIMIT_CODES: Record<string, string> = {
+  '158': 'max_rows_to_read (queryMaxRowsToRead, --query-max-rows-to-read)', // TOO_MANY_ROWS
+  '307': 'max_rows_to_read (queryMaxRowsToRead, --query-max-rows-to-read)', // TOO_MANY_BYTES
+  '159': 'max_execution_time (queryMaxExecutionTimeS, --query-max-execution-time)', // TIMEOUT_EXCEEDED
+  '160': 'max_execution_time (queryMaxExecutionTimeS, --query-max-execution-time)', // TOO_SLOW
+  '396':
+    'max_result_rows / max_result_bytes (queryMaxResultRows, queryMaxResultBytes, --query-max-result-rows, --query-max-result-bytes)', // TOO_MANY_ROWS_OR_BYTES
+  '241': 'max_memory_usage (queryMaxMemoryBytes, --query-max-memory)', // MEMORY_LIMIT_EXCEEDED
+}
+
+/**
+ * ClickHouse error codes that say "not now" rather than "not this query": memory pressure of the
+ * whole server, too many queries, network and keeper trouble, cancellation.
  */
 const TRANSIENT_CODES = new Set([
-  '159', // TIMEOUT_EXCEEDED
-  '160', // TOO_SLOW
   '202', // TOO_MANY_SIMULTANEOUS_QUERIES
   '209', // SOCKET_TIMEOUT
   '210', // NETWORK_ERROR
@@ -65,6 +107,15 @@ export function serverMessage(err: ServerError): string {
 export function toQueryError(err: unknown, what: string): Error {
   if (err instanceof InvalidInputError || err instanceof DownstreamError) return err
   const server = asServerError(err)
+  const limit = server && LIMIT_CODES[server.code]
+  // 241 is also the whole server running out of memory; only the query's own limit is the query's fault
+  if (limit && (server.code !== '241' || /for query|query memory limit/i.test(server.message))) {
+    return new QueryLimitError(
+      `${what} stopped by a limit: ${serverMessage(server)}. Narrow the query (time range, LIMIT, ` +
+        `fewer columns) or raise ${limit}`,
+      err,
+    )
+  }
   if (server && !TRANSIENT_CODES.has(server.code)) {
     const hint = server.code === '164' ? 'queries here are read-only: ' : ''
     return new InvalidInputError(`${what}: ${hint}${serverMessage(server)}`, err)

@@ -4,18 +4,26 @@
  *
  *   GET      /api/queries          the named queries and their parameters
  *   GET|POST /api/queries/:name    run one; parameters from the query string and/or a JSON body
- *   POST     /api/sql              ad-hoc read-only SQL: JSON `{ sql, limitRows? }` or text/plain
+ *   POST     /api/sql              ad-hoc read-only SQL: JSON `{ sql, limitRows? }`
  *
- * `?format=` picks the output: `json` (default, an array of objects), `ndjson`, `csv`, `table`, or
- * `result` (`{ columns, rows, truncated, … }` with ClickHouse types, for clients that render
- * themselves). Bad input is 400 and an unknown query 404, both as `{ error, code }`; a ClickHouse
- * that is down or over a limit is 503.
+ * Every route needs the API token (`Authorization: Bearer …`) when one is set, and bodies must be
+ * JSON (core/http-guard.ts). `?format=` picks the output: `json` (default, an array of objects),
+ * `ndjson`, `csv`, `table`, or `result` (`{ columns, rows, truncated, … }` with ClickHouse types, for
+ * clients that render themselves). Bad input, refused SQL and a query over its limits are 400, an
+ * unknown query 404, all as `{ error, code }`; a ClickHouse that is down, a full query queue or a
+ * cancelled query is 503.
+ *
+ * A query is cancelled (killed in ClickHouse) when its client disconnects before the answer, and
+ * every query is cancelled when the server closes, so a slow query holds neither its slot nor
+ * `close()` (readonly.ts).
  */
-import type { FastifyError, FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClickHouse } from '../store/client.ts'
 import { DownstreamError, InvalidInputError } from '../core/errors.ts'
-import { UnknownQueryError } from './errors.ts'
+import { guardControlRoutes } from '../core/http-guard.ts'
+import { QueryBusyError, UnknownQueryError } from './errors.ts'
 import { CONTENT_TYPES, formatResult, OUTPUT_FORMATS, type OutputFormat } from './format.ts'
+import type { QueryLimits } from './limits.ts'
 import { RESERVED_PARAM_NAMES } from './params.ts'
 import { listQueries, type QueryResult, runNamedQuery, runSql } from './runner.ts'
 
@@ -23,20 +31,44 @@ export interface QueriesPluginOptions {
   ch: ClickHouse
   /** rows kept for ad-hoc SQL when the request does not say (default: runner's DEFAULT_SQL_LIMIT_ROWS) */
   sqlLimitRows?: number
+  /** query limits and concurrency (default: DEFAULT_QUERY_LIMITS) */
+  limits?: QueryLimits
+  /** bearer token every route requires; undefined leaves the API open (tests; the CLI always sets one) */
+  apiToken?: string
+  /** where a client finds the token, for the 401 message */
+  tokenHint?: string
 }
 
 type HttpFormat = OutputFormat | 'result'
 const HTTP_FORMATS: readonly HttpFormat[] = [...OUTPUT_FORMATS, 'result']
 
 export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (app, opts) => {
-  const { ch } = opts
+  const { ch, limits } = opts
   if (!ch) throw new Error('queriesPlugin needs the ClickHouse object: register it with { ch }')
+  guardControlRoutes(app, { apiToken: opts.apiToken, tokenHint: opts.tokenHint })
+
+  // aborted when the server closes: every waiting and running query stops, so close() does not wait
+  const closing = new AbortController()
+  app.addHook('preClose', async () => {
+    closing.abort(new Error('the server is shutting down'))
+  })
+  /** A signal that aborts when the client goes away before its answer, or the server closes. */
+  const querySignal = (req: FastifyRequest, reply: FastifyReply): AbortSignal => {
+    const gone = new AbortController()
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) gone.abort(new Error('the client disconnected'))
+    })
+    req.raw.once('aborted', () => gone.abort(new Error('the client disconnected')))
+    return AbortSignal.any([gone.signal, closing.signal])
+  }
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof UnknownQueryError) return reply.code(404).send({ error: err.message, code: err.code })
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, code: err.code })
     if (err instanceof DownstreamError) {
-      req.log.warn({ err }, 'query failed downstream')
+      if (err instanceof QueryBusyError) {
+        void reply.header('retry-after', String(Math.ceil((err.retryAfterMs ?? 1000) / 1000)))
+      } else req.log.warn({ err }, 'query failed downstream')
       return reply.code(503).send({ error: err.message, code: err.code })
     }
     // fastify's own 4xx (malformed JSON body, unsupported content type, body too large)
@@ -56,6 +88,7 @@ export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (ap
     query: unknown,
     body: unknown,
     reply: FastifyReply,
+    signal: AbortSignal,
   ): Promise<FastifyReply> => {
     const fromQuery = stringRecord(query, 'query string')
     const fromBody = body === undefined || body === null || body === '' ? {} : stringRecord(body, 'JSON body')
@@ -70,15 +103,15 @@ export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (ap
         params[key] = value
       }
     }
-    const result = await runNamedQuery(ch, name, params)
+    const result = await runNamedQuery(ch, name, params, { limits, signal })
     return send(reply, result, format)
   }
 
   app.get<{ Params: { name: string } }>('/api/queries/:name', async (req, reply) =>
-    runNamed(req.params.name, req.query, undefined, reply),
+    runNamed(req.params.name, req.query, undefined, reply, querySignal(req, reply)),
   )
   app.post<{ Params: { name: string } }>('/api/queries/:name', async (req, reply) =>
-    runNamed(req.params.name, req.query, req.body, reply),
+    runNamed(req.params.name, req.query, req.body, reply, querySignal(req, reply)),
   )
 
   app.post('/api/sql', async (req, reply) => {
@@ -86,21 +119,23 @@ export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (ap
     let sql: unknown
     let limit: unknown = query.limitRows
     let format: unknown = query.format
-    if (typeof req.body === 'string') sql = req.body
-    else if (req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
+    if (req.body && typeof req.body === 'object' && !Array.isArray(req.body)) {
       const body = req.body as Record<string, unknown>
       sql = body.sql
       limit = body.limitRows ?? limit
       format = body.format ?? format
     }
     if (typeof sql !== 'string' || sql.trim() === '') {
-      throw new InvalidInputError('send the SQL as JSON {"sql": "..."} or as a text/plain body')
+      throw new InvalidInputError(
+        'send the SQL as a JSON body {"sql": "..."} (Content-Type: application/json)',
+      )
     }
     const limitRows = limit === undefined ? opts.sqlLimitRows : Number(limit)
     if (limitRows !== undefined && (!Number.isSafeInteger(limitRows) || limitRows < 1)) {
       throw new InvalidInputError(`limitRows must be a positive integer, got ${JSON.stringify(limit)}`)
     }
-    const result = await runSql(ch, sql, limitRows === undefined ? {} : { limitRows })
+    const signal = querySignal(req, reply)
+    const result = await runSql(ch, sql, { limitRows, limits, signal })
     return send(reply, result, pickFormat(format))
   })
 }

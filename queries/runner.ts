@@ -5,11 +5,14 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { DataFormat } from '@clickhouse/client'
 import type { ClickHouse } from '../store/client.ts'
 import { InvalidInputError } from '../core/errors.ts'
-import { serverErrorCode, toQueryError, UnknownQueryError } from './errors.ts'
+import { RefusedSqlError, serverErrorCode, toQueryError, UnknownQueryError } from './errors.ts'
+import type { QueryLimits } from './limits.ts'
 import { parseQueryFile, type QueryDefinition, resolveParams } from './params.ts'
-import { readOnlyTarget } from './readonly.ts'
+import { type QuerySlot, readOnlyPool } from './readonly.ts'
+import { checkStatement, cteNames, guardPolicy, parseExplainAst, type Token } from './sql-guard.ts'
 import { checkFormatted, cleanParseMessage, precheckSql } from './statement.ts'
 
 export interface Column {
@@ -32,10 +35,14 @@ export interface NamedQueryResult extends QueryResult {
 }
 
 export interface RunOptions {
-  /** keep at most this many rows; the rest are not read (default: all for named queries) */
+  /** keep at most this many rows and mark the result truncated (default: all for named queries) */
   limitRows?: number
   /** epoch ms that relative times (`-1h`, `now`) count from; default: the clock */
   nowMs?: number
+  /** limits of the query and of the pool it waits in (default: DEFAULT_QUERY_LIMITS) */
+  limits?: QueryLimits
+  /** cancels the query (waiting or running): the caller went away or the server is closing */
+  signal?: AbortSignal
 }
 
 /** Rows kept by `runSql` when the caller does not say. */
@@ -89,19 +96,32 @@ export async function runNamedQuery(
     bound[key] = v.bound
     shown[key] = v.display
   }
-  const result = await execute(ch, def.sql, bound, checkLimit(opts.limitRows), `query ${name}`)
+  const limitRows = checkLimit(opts.limitRows)
+  const result = await readOnlyPool(ch, opts.limits).withSlot(opts.signal, (slot) =>
+    execute(slot, def.sql, bound, limitRows, `query ${name}`),
+  )
   return { ...result, query: name, params: shown }
 }
 
 /**
- * Runs one ad-hoc read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS). Writes are
- * refused by the server's `readonly = 1`; plain non-reads get a clear error before anything is sent.
+ * Runs one ad-hoc read-only statement (SELECT, WITH, SHOW TABLES, DESCRIBE, EXPLAIN, EXISTS) after
+ * the allow-list check of sql-guard.ts: only the project's tables and pure functions. Writes are
+ * also refused by the server's `readonly = 1`; plain non-reads get a clear error before anything is
+ * sent.
  */
 export async function runSql(ch: ClickHouse, sql: string, opts: RunOptions = {}): Promise<QueryResult> {
   const limitRows = checkLimit(opts.limitRows ?? DEFAULT_SQL_LIMIT_ROWS)
   precheckSql(sql)
-  const statement = await canonicalStatement(ch, sql)
-  return execute(ch, statement, {}, limitRows, 'SQL')
+  return readOnlyPool(ch, opts.limits).withSlot(opts.signal, async (slot) => {
+    const statement = await checkedStatement(slot, sql)
+    return execute(slot, statement, {}, limitRows, 'SQL')
+  })
+}
+
+/** Checks ad-hoc SQL without running it: throws what runSql would refuse, else returns the statement. */
+export async function checkSql(ch: ClickHouse, sql: string, opts: RunOptions = {}): Promise<string> {
+  precheckSql(sql)
+  return readOnlyPool(ch, opts.limits).withSlot(opts.signal, (slot) => checkedStatement(slot, sql))
 }
 
 function checkLimit(limitRows: number | undefined): number | undefined {
@@ -113,24 +133,36 @@ function checkLimit(limitRows: number | undefined): number | undefined {
 }
 
 /**
- * The statement as ClickHouse parses it: one statement (the parser refuses more), comments gone.
- * That rendering is what runs, so what was checked is what executes.
+ * The statement as ClickHouse parses it, checked against the allow-list: one statement (the parser
+ * refuses more), comments gone. That rendering is what runs, so what was checked is what executes.
  */
-async function canonicalStatement(ch: ClickHouse, sql: string): Promise<string> {
-  const { client, settings } = await readOnlyTarget(ch)
+async function checkedStatement(slot: QuerySlot, sql: string): Promise<string> {
+  const { client, settings, database } = slot.target
   let formatted: string
+  let tokens: Token[]
   try {
-    const rs = await client.query({
-      query: 'SELECT formatQuery({sql:String}) AS formatted',
-      query_params: { sql },
-      format: 'JSONEachRow',
-      clickhouse_settings: settings,
-    })
-    const [row] = await rs.json<{ formatted: string }>()
+    // bound as a parameter, so the user's text is data here: nothing of it executes
+    const rs = await slot.run((abort_signal) =>
+      client.query({
+        query: 'SELECT formatQuery({sql:String}) AS formatted, tokenizeQuery(formatted) AS tokens',
+        query_params: { sql },
+        format: 'JSONEachRow',
+        clickhouse_settings: settings,
+        abort_signal,
+      }),
+    )
+    type RawToken = { begin: number | string; end: number | string; type: string }
+    const [row] = await rs.json<{ formatted: string; tokens: RawToken[] }>()
     formatted = row?.formatted ?? ''
+    tokens = (row?.tokens ?? []).map((t) => [Number(t.begin), Number(t.end), t.type])
   } catch (err) {
-    // servers older than 23.10 lack formatQuery: fall back to the text as given, still read-only
-    if (serverErrorCode(err) === '46') return sql.trim().replace(/;+\s*$/, '')
+    // formatQuery came in 23.10 and tokenizeQuery later: without them there is no parser check, so no ad-hoc SQL
+    if (serverErrorCode(err) === '46') {
+      throw new InvalidInputError(
+        'ad-hoc SQL needs a ClickHouse whose parser it can ask (formatQuery, tokenizeQuery; 25.x or later): upgrade the server',
+        err,
+      )
+    }
     if (serverErrorCode(err) === '62') {
       const message = cleanParseMessage((err as Error).message)
       if (/Multi-statements are not allowed/.test(message)) {
@@ -141,45 +173,100 @@ async function canonicalStatement(ch: ClickHouse, sql: string): Promise<string> 
     throw toQueryError(err, 'SQL')
   }
   checkFormatted(formatted)
+  const rows: string[] = []
+  try {
+    // EXPLAIN AST parses and executes nothing; the canonical text is one statement (formatQuery said so)
+    await readRows(slot, `EXPLAIN AST ${formatted}`, {}, 'JSONEachRow', (line) => {
+      rows.push((JSON.parse(line) as { explain: string }).explain)
+      return true
+    })
+  } catch (err) {
+    // EXPLAIN applies the statement's SETTINGS clause, which the read-only session refuses
+    if (serverErrorCode(err) === '164') {
+      throw new RefusedSqlError(
+        'SETTINGS',
+        "SQL refused: a SETTINGS clause is not allowed: breakid's read-only session and limits fix the settings (see README: Security model)",
+      )
+    }
+    throw toQueryError(err, 'SQL')
+  }
+  checkStatement(
+    { canonical: formatted, ast: parseExplainAst(rows), ctes: cteNames(formatted, tokens) },
+    guardPolicy(database),
+  )
   return formatted
 }
 
 async function execute(
-  ch: ClickHouse,
+  slot: QuerySlot,
   query: string,
   params: Record<string, string>,
   limitRows: number | undefined,
   what: string,
 ): Promise<QueryResult> {
-  const { client, settings } = await readOnlyTarget(ch)
+  let names: string[] | undefined
+  let types: string[] | undefined
+  const rows: unknown[][] = []
+  let truncated = false
   try {
-    const rs = await client.query({
-      query,
-      query_params: params,
-      format: 'JSONCompactEachRowWithNamesAndTypes',
-      clickhouse_settings: settings,
+    // the tag lets a cancelled query be found and killed (readonly.ts)
+    await readRows(slot, `${slot.tag}\n${query}`, params, 'JSONCompactEachRowWithNamesAndTypes', (line) => {
+      const values = JSON.parse(line) as unknown[]
+      if (!names) names = values as string[]
+      else if (!types) types = values as string[]
+      else if (limitRows !== undefined && rows.length >= limitRows) {
+        truncated = true
+        return false
+      } else rows.push(values)
+      return true
     })
-    let names: string[] | undefined
-    let types: string[] | undefined
-    const rows: unknown[][] = []
-    let truncated = false
-    // streamed, so a server stops sending once the limit is reached (chDB has buffered it already)
-    read: for await (const batch of rs.stream()) {
-      for (const row of batch) {
-        const values = row.json<unknown[]>()
-        if (!names) names = values as string[]
-        else if (!types) types = values as string[]
-        else if (limitRows !== undefined && rows.length >= limitRows) {
-          truncated = true
-          break read
-        } else rows.push(values)
-      }
-    }
-    rs.close()
-    const columns = (names ?? []).map((name, i) => ({ name, type: types?.[i] ?? 'String' }))
-    return { columns, rows: rows.map((r) => normalizeRow(r, columns)), truncated }
   } catch (err) {
     throw toQueryError(err, what)
+  }
+  const columns = (names ?? []).map((name, i) => ({ name, type: types?.[i] ?? 'String' }))
+  return { columns, rows: rows.map((r) => normalizeRow(r, columns)), truncated }
+}
+
+/**
+ * Runs `query` exactly as given and hands each output line to `onLine` until it returns false.
+ * exec rather than query: query() appends `FORMAT …` to the text, which a statement such as
+ * `EXPLAIN AST SELECT 1` parses into the statement it explains; `default_format` chooses the
+ * output instead (on chDB it becomes an option of the call, not a SET on the read-only session).
+ * Streamed, so a server stops sending once `onLine` has enough (chDB has buffered it already).
+ */
+async function readRows(
+  slot: QuerySlot,
+  query: string,
+  params: Record<string, string>,
+  format: DataFormat,
+  onLine: (line: string) => boolean,
+): Promise<void> {
+  const { client, settings } = slot.target
+  const result = await slot.run((abort_signal) =>
+    client.exec({
+      query,
+      query_params: params,
+      clickhouse_settings: { ...settings, default_format: format },
+      abort_signal,
+    }),
+  )
+  const decoder = new TextDecoder()
+  let pending = ''
+  try {
+    for await (const chunk of result.stream as AsyncIterable<Buffer>) {
+      pending += decoder.decode(chunk, { stream: true })
+      let newline = pending.indexOf('\n')
+      while (newline >= 0) {
+        const line = pending.slice(0, newline)
+        pending = pending.slice(newline + 1)
+        if (line !== '' && !onLine(line)) return
+        newline = pending.indexOf('\n')
+      }
+    }
+    pending += decoder.decode()
+    if (pending !== '') onLine(pending)
+  } finally {
+    result.stream.destroy()
   }
 }
 

@@ -160,3 +160,15 @@ export function createTableSql<R>(database: string, spec: TableSpec<R>): string 
   const cols = spec.columns.map((c) => `  \`${c.name}\` ${c.type}`).join(',\n')
   return `CREATE TABLE IF NOT EXISTS \`${database}\`.\`${spec.name}\` (\n${cols}\n) ENGINE = ${spec.engine}`
 }
+
+/**
+ * Every table breakid defines, in one list: the tables ad-hoc SQL may read (queries/sql-guard.ts).
+ * A new table (a rollup, say) goes here as well as into a migration.
+ */
+export const TABLES: readonly TableSpec<never>[] = [
+  spansTable,
+  hwSamplesTable,
+  alertsTable,
+  deadLettersTable,
+  detectorStateTable,
+]
