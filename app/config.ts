@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { InvalidInputError } from '../core/errors.ts'
+import { DEFAULT_QUERY_LIMITS } from '../queries/limits.ts'
 
 export interface BreakidConfig {
   /** Kafka bootstrap brokers; empty → the embedded in-process bus */
@@ -29,6 +30,25 @@ export interface BreakidConfig {
   otlpEndpoint: string | undefined
   /** most telemetry records per Kafka message (contract/container.ts); 1: one per message */
   recordsPerMessage: number
+  /**
+   * bearer token of the control endpoints (model repository, query API) of `serve` and `up`;
+   * undefined → they generate one per run into `<dataDir>/api-token` (app/runtime.ts)
+   */
+  apiToken: string | undefined
+  /** query limits (queries/limits.ts): longest run, seconds */
+  queryMaxExecutionTimeS: number
+  /** memory one query may use, bytes */
+  queryMaxMemoryBytes: number
+  /** most rows a result may have (more is an error) */
+  queryMaxResultRows: number
+  /** most bytes a result may have */
+  queryMaxResultBytes: number
+  /** most rows a query may read */
+  queryMaxRowsToRead: number
+  /** queries that run at once */
+  queryConcurrency: number
+  /** queries that may wait for a turn; beyond, 503 */
+  queryQueueLength: number
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -46,6 +66,14 @@ const DEFAULTS: BreakidConfig = {
   executionProvider: 'cpu',
   otlpEndpoint: undefined,
   recordsPerMessage: 64,
+  apiToken: undefined,
+  queryMaxExecutionTimeS: DEFAULT_QUERY_LIMITS.maxExecutionTimeS,
+  queryMaxMemoryBytes: DEFAULT_QUERY_LIMITS.maxMemoryBytes,
+  queryMaxResultRows: DEFAULT_QUERY_LIMITS.maxResultRows,
+  queryMaxResultBytes: DEFAULT_QUERY_LIMITS.maxResultBytes,
+  queryMaxRowsToRead: DEFAULT_QUERY_LIMITS.maxRowsToRead,
+  queryConcurrency: DEFAULT_QUERY_LIMITS.concurrency,
+  queryQueueLength: DEFAULT_QUERY_LIMITS.queueLength,
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -67,6 +95,14 @@ const ENV: Record<string, keyof BreakidConfig> = {
   OTEL_EXPORTER_OTLP_ENDPOINT: 'otlpEndpoint',
   BREAKID_OTLP_ENDPOINT: 'otlpEndpoint',
   BREAKID_RECORDS_PER_MESSAGE: 'recordsPerMessage',
+  BREAKID_API_TOKEN: 'apiToken',
+  BREAKID_QUERY_MAX_EXECUTION_TIME: 'queryMaxExecutionTimeS',
+  BREAKID_QUERY_MAX_MEMORY: 'queryMaxMemoryBytes',
+  BREAKID_QUERY_MAX_RESULT_ROWS: 'queryMaxResultRows',
+  BREAKID_QUERY_MAX_RESULT_BYTES: 'queryMaxResultBytes',
+  BREAKID_QUERY_MAX_ROWS_TO_READ: 'queryMaxRowsToRead',
+  BREAKID_QUERY_CONCURRENCY: 'queryConcurrency',
+  BREAKID_QUERY_QUEUE: 'queryQueueLength',
 }
 
 /** every environment variable read, for --help */
@@ -94,6 +130,29 @@ export const CONFIG_FLAGS = {
     key: 'recordsPerMessage',
     help: 'most telemetry records per Kafka message, 1 for one each (default: 64)',
   },
+  'api-token': {
+    key: 'apiToken',
+    help: 'bearer token of the control endpoints (default: a new one per run in <data-dir>/api-token)',
+  },
+  'query-max-execution-time': {
+    key: 'queryMaxExecutionTimeS',
+    help: 'longest a query may run: 10s, 1500ms, 2m (default 10s)',
+  },
+  'query-max-memory': { key: 'queryMaxMemoryBytes', help: 'memory per query: 256MiB, 1GiB (default 256MiB)' },
+  'query-max-result-rows': {
+    key: 'queryMaxResultRows',
+    help: 'most rows a query may return (default 100000)',
+  },
+  'query-max-result-bytes': {
+    key: 'queryMaxResultBytes',
+    help: 'most bytes a result may have (default 64MiB)',
+  },
+  'query-max-rows-to-read': {
+    key: 'queryMaxRowsToRead',
+    help: 'most rows a query may read (default 100000000)',
+  },
+  'query-concurrency': { key: 'queryConcurrency', help: 'queries that run at once (default 2)' },
+  'query-queue': { key: 'queryQueueLength', help: 'queries that may wait; more get 503 (default 16)' },
   config: { key: undefined, help: 'JSON config file' },
 } as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
 
@@ -118,6 +177,56 @@ function recordsPerMessage(v: unknown): number {
   return n
 }
 
+/** A whole number in [min, max] from a number or a string (`1_000` and `1e6` are not accepted). */
+function wholeNumber(v: unknown, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n =
+    typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new InvalidInputError(
+      `${key}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`,
+    )
+  }
+  return n
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }
+
+/** `268435456`, `256MiB`, `1GiB` → bytes. */
+function bytes(v: unknown, key: string): number {
+  const m =
+    typeof v === 'number' ? [String(v), String(v), ''] : /^(\d+)\s*(B|KiB|MiB|GiB)?$/.exec(String(v).trim())
+  const n = m ? Number(m[1]) * BYTE_UNITS[m[2] ?? '']! : Number.NaN
+  if (!Number.isSafeInteger(n) || n < 1024 * 1024) {
+    throw new InvalidInputError(
+      `${key}: expected bytes of at least 1MiB (e.g. 268435456, 256MiB, 1GiB), got ${JSON.stringify(v)}`,
+    )
+  }
+  return n
+}
+
+/** `10` (seconds), `10s`, `1500ms`, `2m` → seconds. */
+function seconds(v: unknown, key: string): number {
+  const m =
+    typeof v === 'number'
+      ? [String(v), String(v), 's']
+      : /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(String(v).trim())
+  const s = m ? Number(m[1]) * { ms: 0.001, s: 1, m: 60 }[(m[2] ?? 's') as 'ms' | 's' | 'm'] : Number.NaN
+  if (!Number.isFinite(s) || s < 0.1 || s > 3600) {
+    throw new InvalidInputError(
+      `${key}: expected a duration from 100ms to 1h (e.g. 10, 10s, 1500ms), got ${JSON.stringify(v)}`,
+    )
+  }
+  return s
+}
+
+function apiToken(v: unknown): string | undefined {
+  if (v === '') return undefined
+  if (typeof v !== 'string' || !/^[\x21-\x7e]{16,256}$/.test(v)) {
+    throw new InvalidInputError('apiToken: expected 16 to 256 printable characters without spaces')
+  }
+  return v
+}
+
 function validate(raw: Raw): BreakidConfig {
   const c = { ...DEFAULTS }
   for (const [k, v] of Object.entries(raw) as [keyof BreakidConfig, unknown][]) {
@@ -125,6 +234,12 @@ function validate(raw: Raw): BreakidConfig {
     if (!(k in DEFAULTS)) throw new InvalidInputError(`unknown configuration key "${k}"`)
     if (k === 'kafkaBrokers' || k === 'webhookUrls') (c as Record<string, unknown>)[k] = list(v, k)
     else if (k === 'recordsPerMessage') c.recordsPerMessage = recordsPerMessage(v)
+    else if (k === 'apiToken') c.apiToken = apiToken(v)
+    else if (k === 'queryMaxExecutionTimeS') c.queryMaxExecutionTimeS = seconds(v, k)
+    else if (k === 'queryMaxMemoryBytes' || k === 'queryMaxResultBytes') c[k] = bytes(v, k)
+    else if (k === 'queryMaxResultRows' || k === 'queryMaxRowsToRead') c[k] = wholeNumber(v, k, 1)
+    else if (k === 'queryConcurrency') c.queryConcurrency = wholeNumber(v, k, 1, 3)
+    else if (k === 'queryQueueLength') c.queryQueueLength = wholeNumber(v, k, 0, 10_000)
     else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =

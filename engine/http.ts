@@ -1,9 +1,15 @@
 /**
  * The engine's HTTP face: the Open Inference Protocol (KServe v2) REST endpoints, /metrics, and the
  * error contract — every failure is a JSON `{ "error": "..." }` with a 4xx/5xx status, counted.
+ *
+ * Inference, health, metadata and /metrics are open, as in Triton. The model repository
+ * (index, load, unload) changes what the server runs, so it takes JSON bodies only and, when a
+ * token is set, `Authorization: Bearer <token>` (core/http-guard.ts); loads run a bounded number
+ * at a time.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { BreakidError, InvalidInputError } from '../core/errors.ts'
+import { guardControlRoutes } from '../core/http-guard.ts'
 import { type Engine, httpStatus, type RequestMeta } from './engine.ts'
 import { renderMetrics } from './metrics.ts'
 import { parseVersion } from './registry.ts'
@@ -32,6 +38,25 @@ interface RepositoryRequestBody {
 export interface EngineHttpOptions {
   /** largest accepted request body, bytes. Default 8 MiB. */
   bodyLimitBytes?: number
+  /**
+   * bearer token of the model-repository endpoints; undefined leaves them open (tests and
+   * embedding: `serve` and `up` always set one)
+   */
+  apiToken?: string
+  /** where a client finds the token, for the 401 message */
+  tokenHint?: string
+  /** model loads that may run at once; one more answers 429 (default 2) */
+  maxConcurrentLoads?: number
+}
+
+/** A model load refused because `maxConcurrentLoads` loads are running; HTTP 429 (retriable). */
+export class ModelLoadsBusyError extends BreakidError {
+  constructor(running: number) {
+    super(`${running} model loads are already running (the most at once); retry when one has finished`, {
+      code: 'BREAKID_MODEL_LOADS_BUSY',
+      retriable: true,
+    })
+  }
 }
 
 function requestMeta(req: FastifyRequest): RequestMeta {
@@ -131,42 +156,62 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
     },
   )
 
-  // Triton's model-repository extension: index, load and (draining) unload while serving.
-  app.post<{ Body: { ready?: boolean } | undefined }>('/v2/repository/index', async (req) => {
-    const index = engine.registry.index()
-    return req.body?.ready === true ? index.filter((e) => e.state === 'READY') : index
-  })
-  const requestedVersion = (body: RepositoryRequestBody | undefined): string | undefined => {
-    const v = body?.parameters?.version
-    return v === undefined ? undefined : String(v)
-  }
-  app.post<{ Params: { name: string }; Body: RepositoryRequestBody | undefined }>(
-    '/v2/repository/models/:name/load',
-    async (req, reply) => {
-      const v = requestedVersion(req.body)
-      try {
-        const version = v === undefined ? undefined : parseVersion(v)
-        if (v !== undefined && version === undefined) {
-          throw new InvalidInputError(`version "${v}" is not an integer >= 1`)
+  // Triton's model-repository extension: index, load and (draining) unload while serving. Scoped so
+  // the guard (JSON only, bearer token) covers these routes and not inference.
+  const maxLoads = opts.maxConcurrentLoads ?? 2
+  let loading = 0
+  void app.register(async (scope) => {
+    guardControlRoutes(scope, {
+      apiToken: opts.apiToken,
+      tokenHint: opts.tokenHint,
+      onRefused: (code) => engine.countError(code),
+    })
+    scope.post<{ Body: { ready?: boolean } | undefined }>('/v2/repository/index', async (req) => {
+      const index = engine.registry.index()
+      return req.body?.ready === true ? index.filter((e) => e.state === 'READY') : index
+    })
+    const requestedVersion = (body: RepositoryRequestBody | undefined): string | undefined => {
+      const v = body?.parameters?.version
+      return v === undefined ? undefined : String(v)
+    }
+    scope.post<{ Params: { name: string }; Body: RepositoryRequestBody | undefined }>(
+      '/v2/repository/models/:name/load',
+      async (req, reply) => {
+        const v = requestedVersion(req.body)
+        try {
+          const version = v === undefined ? undefined : parseVersion(v)
+          if (v !== undefined && version === undefined) {
+            throw new InvalidInputError(`version "${v}" is not an integer >= 1`)
+          }
+          // each load builds and opens a model: bounded, so a burst of loads cannot exhaust the host
+          if (loading >= maxLoads) {
+            void reply.header('retry-after', '1')
+            throw new ModelLoadsBusyError(loading)
+          }
+          loading++
+          try {
+            const m = await engine.loadModel({ name: req.params.name, version })
+            return { name: req.params.name, version: m.meta.version, state: 'READY' }
+          } finally {
+            loading--
+          }
+        } catch (err) {
+          return sendError(reply, err)
         }
-        const m = await engine.loadModel({ name: req.params.name, version })
-        return { name: req.params.name, version: m.meta.version, state: 'READY' }
-      } catch (err) {
-        return sendError(reply, err)
-      }
-    },
-  )
-  app.post<{ Params: { name: string }; Body: RepositoryRequestBody | undefined }>(
-    '/v2/repository/models/:name/unload',
-    async (req, reply) => {
-      try {
-        const versions = await engine.unloadModel(req.params.name, requestedVersion(req.body))
-        return { name: req.params.name, versions, state: 'UNAVAILABLE' }
-      } catch (err) {
-        return sendError(reply, err)
-      }
-    },
-  )
+      },
+    )
+    scope.post<{ Params: { name: string }; Body: RepositoryRequestBody | undefined }>(
+      '/v2/repository/models/:name/unload',
+      async (req, reply) => {
+        try {
+          const versions = await engine.unloadModel(req.params.name, requestedVersion(req.body))
+          return { name: req.params.name, versions, state: 'UNAVAILABLE' }
+        } catch (err) {
+          return sendError(reply, err)
+        }
+      },
+    )
+  })
 
   const infer = async (
     req: FastifyRequest<{

@@ -59,9 +59,10 @@ export function limitSettings(limits: QueryLimits): ClickHouseSettings {
 export function checkLimits(limits: QueryLimits): QueryLimits {
   for (const [key, value] of Object.entries(limits) as [keyof QueryLimits, number][]) {
     const integer = key !== 'maxExecutionTimeS'
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value))) {
+    const min = key === 'queueLength' ? 0 : Number.MIN_VALUE
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isSafeInteger(value))) {
       throw new InvalidInputError(
-        `query limit ${key}: expected a positive ${integer ? 'integer' : 'number'}, got ${value}`,
+        `query limit ${key}: expected a ${key === 'queueLength' ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}, got ${value}`,
       )
     }
   }

@@ -9,8 +9,8 @@ import { formatResult, OUTPUT_FORMATS, type OutputFormat } from '../../queries/f
 import { listQueries, type QueryResult, runNamedQuery, runSql } from '../../queries/runner.ts'
 import type { Command } from '../command.ts'
 import { type BreakidConfig, loadConfig } from '../../app/config.ts'
-import { openStore } from '../../app/runtime.ts'
-import { upStatePath } from '../../app/runtime.ts'
+import { openClickHouse } from '../../store/client.ts'
+import { openStore, queryLimits, readApiToken, upStatePath } from '../../app/runtime.ts'
 
 function outputFormat(value: unknown): OutputFormat {
   if ((OUTPUT_FORMATS as readonly unknown[]).includes(value)) return value as OutputFormat
@@ -31,10 +31,19 @@ function runningUp(cfg: BreakidConfig): string | undefined {
   }
 }
 
-async function viaRunningUp(url: string, path: string, body: unknown): Promise<QueryResult> {
+async function viaRunningUp(
+  cfg: BreakidConfig,
+  url: string,
+  path: string,
+  body: unknown,
+): Promise<QueryResult> {
+  const token = readApiToken(cfg)
   const res = await fetch(`${url}${path}?format=result`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: JSON.stringify(body),
   }).catch((err: unknown) => {
     throw new DownstreamError(`the running breakid up at ${url} did not answer: ${(err as Error).message}`)
@@ -49,7 +58,10 @@ async function withStore<T>(
   cfg: BreakidConfig,
   fn: (ch: Awaited<ReturnType<typeof openStore>>) => Promise<T>,
 ) {
-  const ch = await openStore(cfg)
+  // a server is queried as it is (its reader user may not create tables); chDB gets its tables first
+  const ch = cfg.clickhouseUrl
+    ? openClickHouse({ url: cfg.clickhouseUrl, dataDir: cfg.dataDir, database: cfg.database })
+    : await openStore(cfg)
   try {
     return await fn(ch)
   } finally {
@@ -96,8 +108,8 @@ export const query: Command = {
     const params = parseParams(values)
     const up = runningUp(cfg)
     const result = up
-      ? await viaRunningUp(up, `/api/queries/${encodeURIComponent(name)}`, params)
-      : await withStore(cfg, (ch) => runNamedQuery(ch, name, params))
+      ? await viaRunningUp(cfg, up, `/api/queries/${encodeURIComponent(name)}`, params)
+      : await withStore(cfg, (ch) => runNamedQuery(ch, name, params, { limits: queryLimits(cfg) }))
     process.stdout.write(formatResult(result, format) + '\n')
     return 0
   },
@@ -122,7 +134,7 @@ export const queries: Command = {
 }
 
 export const sql: Command = {
-  summary: 'run ad-hoc read-only SQL against the telemetry tables',
+  summary: 'run ad-hoc read-only SQL against the telemetry tables (allow-listed, limited)',
   usage: 'breakid sql "<SQL>" [--format table|json|csv|ndjson] [--limit 10000]',
   allowPositionals: true,
   options: { format: { type: 'string', default: 'table' }, limit: { type: 'string' } },
@@ -135,8 +147,8 @@ export const sql: Command = {
     const limitRows = values.limit === undefined ? undefined : Number(values.limit)
     const up = runningUp(cfg)
     const result = up
-      ? await viaRunningUp(up, '/api/sql', { sql: statement, limitRows })
-      : await withStore(cfg, (ch) => runSql(ch, statement, limitRows === undefined ? {} : { limitRows }))
+      ? await viaRunningUp(cfg, up, '/api/sql', { sql: statement, limitRows })
+      : await withStore(cfg, (ch) => runSql(ch, statement, { limitRows, limits: queryLimits(cfg) }))
     process.stdout.write(formatResult(result, format) + '\n')
     if (result.truncated) process.stderr.write(`(truncated to ${result.rows.length} rows)\n`)
     return 0

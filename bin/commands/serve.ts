@@ -2,7 +2,7 @@
  * `breakid serve`: the inference engine alone, emitting telemetry to Kafka (or, with no broker
  * configured, to an in-process pipeline into chDB so nothing is lost).
  */
-import { writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { parseBatchingMode } from '../../engine/batcher.ts'
 import { Engine } from '../../engine/engine.ts'
 import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
@@ -14,7 +14,14 @@ import { parseCacheEntries, parseModelsFlag, parsePort, parsePositive } from '..
 import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
-import { openStore, openTransport, runUntilSignal, telemetryEmitter } from '../../app/runtime.ts'
+import {
+  openStore,
+  openTransport,
+  queryLimits,
+  resolveApiToken,
+  runUntilSignal,
+  telemetryEmitter,
+} from '../../app/runtime.ts'
 
 /** `name[@version][:w=0.5,r=32]` → a model spec */
 export const serve: Command = {
@@ -115,16 +122,25 @@ export const serve: Command = {
     await engine.start()
     if (values['ground-truth'])
       writeFileSync(String(values['ground-truth']), engine.faults.groundTruthNdjson())
-    const app = buildEngineApp(engine)
-    if (ch) await app.register(queriesPlugin, { ch })
+    const token = resolveApiToken(cfg)
+    const app = buildEngineApp(engine, { apiToken: token.token, tokenHint: token.hint })
+    if (ch) {
+      await app.register(queriesPlugin, {
+        ch,
+        limits: queryLimits(cfg),
+        apiToken: token.token,
+        tokenHint: token.hint,
+      })
+    }
     const address = await app.listen({ host: String(values.host), port: parsePort(values.port) })
     logger.info(
       {
         address,
         models: engine.registry.index().map((m) => `${m.name}@${m.version}`),
         transport: transport.kind,
+        apiToken: token.path ?? 'configured',
       },
-      'serving',
+      'serving; the model repository and query API need "Authorization: Bearer <apiToken>"',
     )
     await runUntilSignal(logger, [
       async () => {
@@ -134,6 +150,9 @@ export const serve: Command = {
       async () => otlp?.shutdown(),
       () => engine.stop(),
       () => app.close(),
+      async () => {
+        if (token.path) rmSync(token.path, { force: true })
+      },
     ])
     return 0
   },

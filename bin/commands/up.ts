@@ -21,7 +21,14 @@ import { parseDurationMs, parsePort, parsePositive } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
-import { openStore, openTransport, telemetryEmitter, upStatePath } from '../../app/runtime.ts'
+import {
+  openStore,
+  openTransport,
+  queryLimits,
+  resolveApiToken,
+  telemetryEmitter,
+  upStatePath,
+} from '../../app/runtime.ts'
 import { parseModelFlag } from '../../app/flags.ts'
 
 /** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
@@ -118,8 +125,10 @@ export const up: Command = {
     })
     await engine.start()
     if (values['ground-truth']) writeFileSync(String(values['ground-truth']), schedule.groundTruthNdjson())
-    const app = buildEngineApp(engine)
-    await app.register(queriesPlugin, { ch })
+    const token = resolveApiToken(cfg)
+    const limits = queryLimits(cfg)
+    const app = buildEngineApp(engine, { apiToken: token.token, tokenHint: token.hint })
+    await app.register(queriesPlugin, { ch, limits, apiToken: token.token, tokenHint: token.hint })
     const address = await app.listen({ host: '127.0.0.1', port })
     const statePath = upStatePath(cfg.dataDir)
     writeFileSync(statePath, JSON.stringify({ pid: process.pid, url: address }))
@@ -130,6 +139,9 @@ export const up: Command = {
     )
     out(
       `breakid up: engine ${address} serving ${model.name} v${loaded.meta.version}; ${rate} req/s for ${durationMs / 1000}s`,
+    )
+    out(
+      `breakid up: query API ${address}/api (token in ${token.path ?? 'the configured --api-token'}; breakid query/sql use it)`,
     )
     out(
       `breakid up: ${transport.kind === 'kafka' ? `Kafka ${cfg.kafkaBrokers.join(',')}` : 'embedded bus'}, ${ch.embedded ? `chDB ${cfg.dataDir}` : 'ClickHouse server'}, webhook receiver ${receiver.url}`,
@@ -157,6 +169,7 @@ export const up: Command = {
     const spans = await runSql(
       ch,
       'SELECT count() AS spans, uniqExact(request_id) AS distinct_requests FROM spans',
+      { limits },
     )
     const [storedSpans, distinct] = spans.rows[0] as [number | string, number | string]
     out('\n=== summary ===')
@@ -196,7 +209,7 @@ export const up: Command = {
             : ', still firing'),
       )
     }
-    const breakdown = await runNamedQuery(ch, 'stage-breakdown', { from: '-1h', to: 'now' })
+    const breakdown = await runNamedQuery(ch, 'stage-breakdown', { from: '-1h', to: 'now' }, { limits })
     out('\nstage breakdown (ms):')
     out(formatResult(breakdown, 'table'))
     out(
@@ -207,6 +220,7 @@ export const up: Command = {
     await transport.close()
     await ch.close()
     rmSync(statePath, { force: true })
+    if (token.path) rmSync(token.path, { force: true })
     return 0
   },
 }
