@@ -87,24 +87,18 @@ export class ReadOnlyPool {
     const stop = signal ?? new AbortController().signal
     if (stop.aborted) throw cancelled(stop)
     await this.turn(stop)
-    let target: Promise<ReadOnlyTarget> | undefined
+    let target: ReadOnlyTarget | undefined
+    const tainted = { value: false }
     try {
-      target = this.free.pop() ?? this.open()
-      const ready = await target
-      return await fn(this.slot(ready, stop))
-    } catch (err) {
-      // a session that failed to open (database not migrated yet) is retried by the next query
-      if (
-        target &&
-        (await target.then(
-          () => false,
-          () => true,
-        ))
-      )
-        target = undefined
-      throw err
+      target = await (this.free.pop() ?? this.open())
+      return await fn(this.slot(target, stop, tainted))
     } finally {
-      if (target) this.free.push(target)
+      if (target && tainted.value) {
+        // chDB leaves the output a failed or killed query had produced on its session, and the next
+        // query on that session returns it first (measured with chdb 3.4.0: a result-rows limit
+        // error, then `SELECT 7` answered with the failed query's header rows): replace the session
+        void target.client.close().catch(() => undefined)
+      } else if (target) this.free.push(Promise.resolve(target))
       this.active--
       this.waiting.shift()?.start()
     }
@@ -161,7 +155,7 @@ export class ReadOnlyPool {
     return openReadOnlySession(this.ch, this.limits)
   }
 
-  private slot(target: ReadOnlyTarget, signal: AbortSignal): QuerySlot {
+  private slot(target: ReadOnlyTarget, signal: AbortSignal, tainted: { value: boolean }): QuerySlot {
     const tag = `/* breakid-query ${randomUUID()} */`
     return {
       target,
@@ -194,6 +188,7 @@ export class ReadOnlyPool {
         try {
           return await running
         } catch (err) {
+          tainted.value = true
           if (signal.aborted) throw cancelled(signal, err)
           throw err
         } finally {
