@@ -63,6 +63,8 @@ export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (ap
   }
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    // while closing, end the connection with the answer: a kept-alive socket holds close() for its timeout
+    if (closing.signal.aborted) void reply.header('connection', 'close')
     if (err instanceof UnknownQueryError) return reply.code(404).send({ error: err.message, code: err.code })
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, code: err.code })
     if (err instanceof DownstreamError) {

@@ -171,7 +171,10 @@ describe('over HTTP', () => {
   })
 
   /** POSTs the SQL; resolves with the response, or when `signal` aborts, having destroyed the socket. */
-  function postSql(sql: string, signal?: AbortSignal): Promise<{ status: number; body: string } | 'aborted'> {
+  function postSql(
+    sql: string,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; body: string; connection?: string } | 'aborted'> {
     return new Promise((resolve, reject) => {
       const body = JSON.stringify({ sql })
       const req = request(`${base}/api/sql`, {
@@ -183,7 +186,9 @@ describe('over HTTP', () => {
         res.on('data', (c) => {
           text += c
         })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: text, connection: res.headers.connection }),
+        )
       })
       req.on('error', (err) => (signal?.aborted ? resolve('aborted') : reject(err)))
       signal?.addEventListener('abort', () => req.destroy())
@@ -225,6 +230,8 @@ describe('over HTTP', () => {
     assert.equal(res.status, 503)
     assert.equal(JSON.parse(res.body).code, 'BREAKID_QUERY_CANCELLED')
     assert.match(JSON.parse(res.body).error, /shutting down/)
+    // a kept-alive socket would hold close() for the keep-alive timeout
+    assert.equal(res.connection, 'close')
     await waitFor(async () => (await runningQueries('http-2')) === 0, {
       message: 'the engine to drop the query',
     })
