@@ -1,14 +1,43 @@
 /**
  * Retry with exponential backoff and full jitter, bounded by attempts and an overall deadline
  * (the shape of kafkajs' `retry`). Non-retriable errors (see errors.ts) are thrown at once.
+ *
+ * The one retry policy of the project: callers express their needs through these options rather
+ * than writing their own loop. Time comes from `clock` (default: the real one), so a test can step
+ * hours of backoff without sleeping.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isRetriable } from './errors.ts'
 
+/** Where retry() reads the time and waits; tests pass a fake one. */
+export interface RetryClock {
+  now(): number
+  /** resolves after `ms`; rejects when `signal` aborts */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>
+}
+
+export const REAL_CLOCK: RetryClock = Object.freeze({
+  now: () => Date.now(),
+  sleep: (ms: number, signal?: AbortSignal) => sleep(ms, undefined, { signal }),
+})
+
+/** Why retry() stopped retrying and threw the last error. */
+export type GiveUpReason =
+  /** the error says retrying cannot help (errors.ts `retriable: false`) */
+  | 'not_retriable'
+  /** `retries` attempts after the first all failed */
+  | 'attempts'
+  /** the next wait would pass `deadlineMs` */
+  | 'deadline'
+  /** `signal` aborted (before or during a wait) */
+  | 'aborted'
+
 export interface RetryOptions {
   /** attempts after the first; Infinity retries until the deadline or the signal. Default 5. */
   retries?: number
+  /** ceiling of the first wait. Default 100. */
   initialDelayMs?: number
+  /** largest ceiling of the computed (jittered) wait. Default 10 000. */
   maxDelayMs?: number
   factor?: number
   /** give up this long after the first attempt. Default: no deadline. */
@@ -16,31 +45,59 @@ export interface RetryOptions {
   signal?: AbortSignal
   /** called before each wait, e.g. to count and log the failure */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void
+  /** called once before the last error is thrown, with why retrying stopped */
+  onGiveUp?: (err: unknown, reason: GiveUpReason, attempts: number) => void
   /** a server's Retry-After wins over the computed delay when it is longer */
   retryAfterMs?: (err: unknown) => number | undefined
+  /** a server's Retry-After is honoured up to this. Default `maxDelayMs`. */
+  maxRetryAfterMs?: number
+  /** default REAL_CLOCK */
+  clock?: RetryClock
+}
+
+/**
+ * The wait before attempt `attempt + 1` (attempt 0 is the first): full jitter under a ceiling that
+ * grows by `factor` from `initialDelayMs` to `maxDelayMs`; a longer Retry-After hint wins, capped at
+ * `maxRetryAfterMs`.
+ */
+export function backoffDelayMs(
+  attempt: number,
+  hintedMs: number | undefined,
+  opts: Pick<RetryOptions, 'initialDelayMs' | 'maxDelayMs' | 'factor' | 'maxRetryAfterMs'> = {},
+  random: () => number = Math.random,
+): number {
+  const initial = opts.initialDelayMs ?? 100
+  const max = opts.maxDelayMs ?? 10_000
+  const ceiling = Math.min(max, initial * (opts.factor ?? 2) ** attempt)
+  const delay = random() * ceiling
+  if (hintedMs === undefined || hintedMs <= delay) return delay
+  return Math.max(delay, Math.min(hintedMs, opts.maxRetryAfterMs ?? max))
 }
 
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const retries = opts.retries ?? 5
-  const initial = opts.initialDelayMs ?? 100
-  const max = opts.maxDelayMs ?? 10_000
-  const factor = opts.factor ?? 2
-  const started = Date.now()
+  const clock = opts.clock ?? REAL_CLOCK
+  const started = clock.now()
+  const giveUp = (err: unknown, reason: GiveUpReason, attempts: number): never => {
+    opts.onGiveUp?.(err, reason, attempts)
+    throw err
+  }
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt)
     } catch (err) {
-      if (!isRetriable(err) || attempt >= retries || opts.signal?.aborted) throw err
-      const ceiling = Math.min(max, initial * factor ** attempt)
-      let delay = Math.random() * ceiling
-      const hinted = opts.retryAfterMs?.(err)
-      if (hinted !== undefined && hinted > delay) delay = Math.min(hinted, max)
-      if (opts.deadlineMs !== undefined && Date.now() - started + delay > opts.deadlineMs) throw err
+      if (!isRetriable(err)) giveUp(err, 'not_retriable', attempt + 1)
+      if (opts.signal?.aborted) giveUp(err, 'aborted', attempt + 1)
+      if (attempt >= retries) giveUp(err, 'attempts', attempt + 1)
+      const delay = backoffDelayMs(attempt, opts.retryAfterMs?.(err), opts)
+      if (opts.deadlineMs !== undefined && clock.now() - started + delay > opts.deadlineMs) {
+        giveUp(err, 'deadline', attempt + 1)
+      }
       opts.onRetry?.(err, attempt + 1, delay)
       try {
-        await sleep(delay, undefined, { signal: opts.signal })
+        await clock.sleep(delay, opts.signal)
       } catch {
-        throw err // aborted while waiting: surface the real failure, not the abort
+        giveUp(err, 'aborted', attempt + 1) // surface the real failure, not the abort
       }
     }
   }
