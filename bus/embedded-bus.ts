@@ -3,6 +3,10 @@
  * contract (commit after the handler resolves, retry on failure, per-group offsets), one partition per
  * topic so order is total.
  *
+ * A handler that resolves with a `PartialCommit` moves the consumer's read position past the batch
+ * while the group's committed offset stays lower (see transport.ts); a restarted consumer reads from
+ * the committed offset again.
+ *
  * Bounded: a topic holds at most `maxBacklog` messages that some group has not committed yet. A
  * producer that would exceed it waits (back-pressure, as Vector's buffers do by default) and the wait
  * is counted in `producerWaits`; nothing is dropped. Messages every group has committed are released.
@@ -15,6 +19,7 @@ import type {
   MessageConsumer,
   MessageProducer,
   OutgoingMessage,
+  PartialCommit,
   Transport,
 } from './transport.ts'
 
@@ -87,6 +92,21 @@ export class EmbeddedBus implements Transport {
     return this.topics.get(topic)?.end ?? 0
   }
 
+  /** The offset `groupId` will resume `topic` from after a restart; undefined before it first read. */
+  committedOffset(topic: string, groupId: string): number | undefined {
+    return this.topics.get(topic)?.groups.get(groupId)
+  }
+
+  /** Moves a group's commit forward (never back), releasing what every group has committed. */
+  private commitGroup(topic: string, groupId: string, offset: number): boolean {
+    const log = this.log(topic)
+    if (offset <= (log.groups.get(groupId) ?? -1)) return false
+    log.groups.set(groupId, offset)
+    log.release()
+    this.events.emit(`commit:${topic}`)
+    return true
+  }
+
   private async append(topic: string, messages: OutgoingMessage[]): Promise<void> {
     const log = this.log(topic)
     while (log.uncommitted() + messages.length > this.maxBacklog && log.uncommitted() > 0) {
@@ -123,6 +143,8 @@ export class EmbeddedBus implements Transport {
       return { event: `append:${t}`, fn }
     })
     const state = { committedMessages: 0 }
+    /** topic → next offset to read; ahead of the group's commit after a PartialCommit */
+    const positions = new Map<string, number>()
 
     async function pollOnce(): Promise<boolean> {
       let progressed = false
@@ -131,7 +153,8 @@ export class EmbeddedBus implements Transport {
         if (!log.groups.has(opts.groupId)) {
           log.groups.set(opts.groupId, opts.startFrom === 'latest' ? log.end : log.base)
         }
-        const from = log.groups.get(opts.groupId)!
+        const committed = log.groups.get(opts.groupId)!
+        const from = Math.max(committed, positions.get(topic) ?? committed)
         if (from >= log.end) continue
         const slice = log.messages.slice(from - log.base, from - log.base + bus.maxBatch)
         const messages: IncomingMessage[] = slice.map((m, i) => ({
@@ -144,17 +167,18 @@ export class EmbeddedBus implements Transport {
           timestampMs: m.timestampMs,
         }))
         const batch = { topic, partition: 0, messages }
+        let partial: PartialCommit | undefined
         try {
-          await opts.handler(batch)
+          partial = (await opts.handler(batch)) ?? undefined
         } catch (err) {
           opts.onHandlerError?.(err, batch)
           await sleep(bus.retryDelayMs)
           return true // retry the same batch on the next turn
         }
-        log.groups.set(opts.groupId, from + messages.length)
+        const next = from + messages.length
+        positions.set(topic, next)
+        bus.commitGroup(topic, opts.groupId, partial ? offsetWithin(partial.commitOffset, next) : next)
         state.committedMessages += messages.length
-        log.release()
-        bus.events.emit(`commit:${topic}`)
         progressed = true
       }
       return progressed
@@ -183,6 +207,7 @@ export class EmbeddedBus implements Transport {
       start: async () => {
         if (running) return
         running = true
+        positions.clear() // read again from the commit, as a restarted Kafka consumer does
         for (const l of listeners) bus.events.on(l.event, l.fn)
         loop = run()
       },
@@ -192,6 +217,12 @@ export class EmbeddedBus implements Transport {
         for (const l of listeners) bus.events.off(l.event, l.fn)
         wake.emit('wake')
         await loop
+      },
+      commit: async (topic, _partition, offset) => {
+        if (!running) return
+        // Bounded by the log's end, not the read position: a handler may commit what it was handed
+        // before the batch's own commit ran.
+        bus.commitGroup(topic, opts.groupId, offsetWithin(offset, bus.log(topic).end))
       },
     }
   }
@@ -206,4 +237,11 @@ export class EmbeddedBus implements Transport {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A commit offset from a handler, bounded: committing past what exists would skip future messages. */
+function offsetWithin(offset: string, limit: number): number {
+  const n = Number(offset)
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`commit offset ${offset} is not an offset`)
+  return Math.min(n, limit)
 }

@@ -23,6 +23,7 @@ import {
   type MessageConsumer,
   type MessageProducer,
   MessageRefusedError,
+  type PartialCommit,
   type Transport,
 } from './transport.ts'
 
@@ -161,6 +162,8 @@ export class KafkaTransport implements Transport {
     const state = { committedMessages: 0, running: false }
     const retryDelayMs = this.retryDelayMs
     const prefix = this.prefix
+    /** broker topic/partition → the offset this consumer last committed, so no commit goes backwards */
+    const committed = new Map<string, bigint>()
     return {
       get committedMessages() {
         return state.committedMessages
@@ -198,10 +201,11 @@ export class KafkaTransport implements Transport {
               timestampMs: Number(m.timestamp),
             }))
             const mb = { topic, partition: batch.partition, messages }
+            let partial: PartialCommit | undefined
             for (;;) {
               if (!isRunning() || isStale()) return // uncommitted: redelivered to whoever owns it next
               try {
-                await opts.handler(mb)
+                partial = (await opts.handler(mb)) ?? undefined
                 break
               } catch (err) {
                 opts.onHandlerError?.(err, mb)
@@ -209,17 +213,23 @@ export class KafkaTransport implements Transport {
                 await sleep(retryDelayMs)
               }
             }
+            // Resolving moves the fetch position; with autoCommit off, only the explicit commit below
+            // (and commit()) reach the broker, so a PartialCommit keeps the unfinished tail uncommitted.
             resolveOffset(batch.lastOffset())
-            await commitOffsetsIfNecessary({
-              topics: [
-                {
-                  topic: batch.topic,
-                  partitions: [
-                    { partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
-                  ],
-                },
-              ],
-            })
+            const next = BigInt(batch.lastOffset()) + 1n
+            const commitTo = partial ? minOffset(BigInt(partial.commitOffset), next) : next
+            const key = `${batch.topic}/${batch.partition}`
+            if (commitTo > (committed.get(key) ?? -1n)) {
+              await commitOffsetsIfNecessary({
+                topics: [
+                  {
+                    topic: batch.topic,
+                    partitions: [{ partition: batch.partition, offset: commitTo.toString() }],
+                  },
+                ],
+              })
+              committed.set(key, commitTo)
+            }
             state.committedMessages += messages.length
             await heartbeat()
           },
@@ -229,9 +239,24 @@ export class KafkaTransport implements Transport {
         if (!state.running) return
         state.running = false
         await consumer.disconnect()
+        committed.clear() // the group's offsets may move while stopped
+      },
+      commit: async (topic, partition, offset) => {
+        if (!state.running) return
+        const key = `${prefix + topic}/${partition}`
+        const to = BigInt(offset)
+        if (to <= (committed.get(key) ?? -1n)) return
+        // kafkajs retries retriable failures and does nothing once the consumer stopped; a commit that
+        // fails for good (partition revoked by a rebalance) leaves the offset to whoever owns it now.
+        await consumer.commitOffsets([{ topic: prefix + topic, partition, offset: to.toString() }])
+        committed.set(key, to)
       },
     }
   }
 
   async close(): Promise<void> {}
+}
+
+function minOffset(a: bigint, b: bigint): bigint {
+  return a < b ? a : b
 }

@@ -45,8 +45,23 @@ export interface MessageBatch {
   messages: IncomingMessage[]
 }
 
-/** Resolve to commit the whole batch. Throw to have the same batch redelivered after a backoff. */
-export type BatchHandler = (batch: MessageBatch) => Promise<void>
+/**
+ * Resolve to commit the whole batch. Throw to have the same batch redelivered after a backoff.
+ * Resolve with a `PartialCommit` to move on past the batch while committing less of it.
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: most handlers commit the whole batch and return nothing
+export type BatchHandler = (batch: MessageBatch) => Promise<void | PartialCommit>
+
+/**
+ * For a handler that keeps the batch's messages in its own (bounded) state and finishes them later,
+ * as the notifier does per webhook route: the consumer reads on past the batch, but commits only up
+ * to `commitOffset` — the offset of the first message not finished (Kafka's "next offset to read").
+ * The handler commits the rest with `MessageConsumer.commit` as it finishes; whatever is still
+ * uncommitted at a restart or rebalance is delivered again from `commitOffset`.
+ */
+export interface PartialCommit {
+  commitOffset: string
+}
 
 export interface ConsumerOptions {
   groupId: string
@@ -73,8 +88,14 @@ export interface MessageProducer extends Lifecycle {
 }
 
 export interface MessageConsumer extends Lifecycle {
-  /** messages handed to the handler and committed so far */
+  /** messages handed to the handler and consumed (committed, or partly committed) so far */
   readonly committedMessages: number
+  /**
+   * Commits `offset` (the next offset to read) of a partition this consumer reads, outside a
+   * handler call; for handlers that resolved with a `PartialCommit`. Never moves a commit backwards.
+   * A no-op when the consumer is not running.
+   */
+  commit(topic: string, partition: number, offset: string): Promise<void>
 }
 
 export interface Transport {

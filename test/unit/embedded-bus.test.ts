@@ -102,3 +102,45 @@ test('a full topic makes the producer wait (back-pressure) instead of dropping',
   await waitFor(() => handled === 6)
   await consumer.stop()
 })
+
+test('a PartialCommit reads on past the batch but commits less; commit() moves it later; a restart resumes there', async () => {
+  const bus = new EmbeddedBus({ retryDelayMs: 5 })
+  const producer = bus.producer()
+  const seen: string[] = []
+  const consumer = bus.consumer({
+    groupId: 'p',
+    topics: ['t'],
+    // keeps everything from offset 1 on unfinished
+    handler: async (b) => {
+      seen.push(...b.messages.map((m) => m.offset))
+      return { commitOffset: '1' }
+    },
+  })
+  await consumer.start()
+  await producer.send('t', [msg(0), msg(1), msg(2)])
+  await waitFor(() => seen.length === 3)
+  await producer.send('t', [msg(3)])
+  await waitFor(() => seen.length === 4)
+  assert.deepEqual(seen, ['0', '1', '2', '3'], 'the later message is read past the uncommitted ones')
+  assert.equal(bus.committedOffset('t', 'p'), 1)
+  await consumer.commit('t', 0, '3')
+  assert.equal(bus.committedOffset('t', 'p'), 3)
+  await consumer.commit('t', 0, '2')
+  assert.equal(bus.committedOffset('t', 'p'), 3, 'never backwards')
+  await consumer.stop()
+  await consumer.commit('t', 0, '4') // not running: a no-op
+  assert.equal(bus.committedOffset('t', 'p'), 3)
+
+  const resumed: string[] = []
+  const again = bus.consumer({
+    groupId: 'p',
+    topics: ['t'],
+    handler: async (b) => void resumed.push(...b.messages.map((m) => m.offset)),
+  })
+  await again.start()
+  await waitFor(() => resumed.length === 1)
+  assert.deepEqual(resumed, ['3'], 'a restarted group reads again from its commit')
+  await again.commit('t', 0, '99')
+  assert.equal(bus.committedOffset('t', 'p'), 4, 'never past the end of the log')
+  await again.stop()
+})
