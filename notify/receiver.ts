@@ -8,8 +8,10 @@
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { alertFromJsonBody } from './bodies.ts'
 import { verify } from './signature.ts'
-import { IDEMPOTENCY_HEADER, type WebhookAlert } from './webhook.ts'
+import { IDEMPOTENCY_HEADER } from './webhook.ts'
+import type { Alert } from '../contract/records.ts'
 
 export interface ReceiverOptions {
   /** default 0: any free port */
@@ -35,8 +37,8 @@ export interface ReceiverOptions {
 export interface ReceivedAlert {
   /** Date.now() when the body was complete */
   receivedAtMs: number
-  /** the alert of a breakid 'json' body; null for other bodies (e.g. the 'slack' format) */
-  alert: WebhookAlert | null
+  /** the alert record of a breakid 'json' body; null for other bodies (the 'slack' and 'alertmanager' formats) */
+  alert: Alert | null
   /** the parsed JSON body as sent */
   body: unknown
   idempotencyKey: string | null
@@ -56,13 +58,6 @@ export interface Receiver {
   readonly requests: number
   /** closes the listener and every open connection; safe to call twice */
   stop(): Promise<void>
-}
-
-function alertOf(body: unknown): WebhookAlert | null {
-  if (typeof body !== 'object' || body === null) return null
-  const { version, alert } = body as { version?: unknown; alert?: unknown }
-  if (version !== 1 || typeof alert !== 'object' || alert === null) return null
-  return typeof (alert as { id?: unknown }).id === 'string' ? (alert as WebhookAlert) : null
 }
 
 function reply(
@@ -125,7 +120,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
       const idempotency = req.headers[IDEMPOTENCY_HEADER.toLowerCase()]
       const received: ReceivedAlert = {
         receivedAtMs: Date.now(),
-        alert: alertOf(body),
+        alert: alertFromJsonBody(body),
         body,
         idempotencyKey: typeof idempotency === 'string' ? idempotency : null,
         signatureValid,

@@ -4,19 +4,21 @@
  * decides retriable vs permanent (after OpenTelemetry's is-export-retryable): the notifier just obeys.
  *
  * Redirects are not followed: a signed alert must reach the configured URL or fail, never be re-sent
- * to wherever a 3xx points.
+ * to wherever a 3xx points. The bodies are ./bodies.ts; `url` is a plain http(s) URL (a route's
+ * `<format>+` prefix is stripped by ./routes.ts).
  */
-import type { AlertGroup } from './groups.ts'
 import type { Alert } from '../contract/records.ts'
-import { BreakidError, DownstreamError, InvalidInputError } from '../core/errors.ts'
+import { BreakidError, DownstreamError } from '../core/errors.ts'
+import { type BodyContext, renderBody, type WebhookFormat } from './bodies.ts'
+import { DEFAULT_TIMEOUT_MS, parseWebhookUrl, redactUrl } from './routes.ts'
 import { sign } from './signature.ts'
 
-export type WebhookFormat = 'json' | 'slack'
-
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key'
-export const DEFAULT_TIMEOUT_MS = 5_000
 
-export interface DeliverOptions {
+// eval/ and replay/ format alert times with it
+export { isoFromMicros } from './bodies.ts'
+
+export interface DeliverOptions extends BodyContext {
   /** signs the request (X-Breakid-Timestamp, X-Breakid-Signature) when set */
   secret?: string
   /** one attempt, connect to last body byte. Default 5000. */
@@ -25,9 +27,13 @@ export interface DeliverOptions {
   format?: WebhookFormat
   /** clock for the signature timestamp and HTTP-date Retry-After (tests). Default Date.now. */
   nowMs?: () => number
-  /** the fleet group the alert belongs to (notify/groups.ts), sent along in the body */
-  group?: AlertGroup
 }
+
+/**
+ * Why one attempt failed, as counted per route (`failures_total{reason}`): a handful of values, so
+ * the label's cardinality stays bounded whatever receivers answer.
+ */
+export type FailureReason = 'timeout' | 'connection' | 'http_408' | 'http_429' | 'http_5xx' | 'http_rejected'
 
 export interface DeliveryResult {
   status: number
@@ -35,6 +41,7 @@ export interface DeliveryResult {
 
 /** A receiver that refused the alert for good (4xx other than 408/429, a redirect). Never retriable. */
 export class WebhookRejectedError extends BreakidError {
+  readonly reason: FailureReason = 'http_rejected'
   constructor(
     message: string,
     readonly status: number,
@@ -43,141 +50,22 @@ export class WebhookRejectedError extends BreakidError {
   }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Bodies
-
-/** The alert as sent in the 'json' format: the record plus readable times. */
-export type WebhookAlert = Alert & { starts_at: string; ends_at: string | null }
-
-export interface JsonWebhookBody {
-  version: 1
-  alert: WebhookAlert
-  /** the same break on other instances of the fleet, when the notifier knows it */
-  group?: AlertGroup
-}
-
-export function isoFromMicros(us: number): string {
-  return new Date(Math.floor(us / 1000)).toISOString()
-}
-
-export function jsonBody(alert: Alert, group?: AlertGroup): JsonWebhookBody {
-  return {
-    version: 1,
-    alert: {
-      ...alert,
-      starts_at: isoFromMicros(alert.starts_at_us),
-      ends_at: alert.ends_at_us === null ? null : isoFromMicros(alert.ends_at_us),
-    },
-    ...(group ? { group } : {}),
+/** A receiver that may come back: down, overloaded, slow (a DownstreamError with the reason). */
+export class WebhookUnavailableError extends DownstreamError {
+  constructor(
+    message: string,
+    readonly reason: Exclude<FailureReason, 'http_rejected'>,
+    retryAfterMs?: number,
+    cause?: unknown,
+  ) {
+    super(message, retryAfterMs, cause)
   }
 }
 
-/** " · also firing on 2 other instances of eu-1" when the break is not this instance's alone */
-function groupNote(alert: Alert, group: AlertGroup | undefined): string {
-  const others = group?.firing_instances.filter((i) => i !== alert.instance).length ?? 0
-  return others > 0
-    ? ` · also firing on ${others} other instance${others === 1 ? '' : 's'} of ${alert.fleet}`
-    : ''
-}
-
-interface SlackText {
-  type: 'mrkdwn' | 'plain_text'
-  text: string
-}
-export type SlackBlock =
-  | { type: 'section'; text: SlackText; fields?: SlackText[] }
-  | { type: 'context'; elements: SlackText[] }
-
-/** Slack incoming-webhook payload: `text` is the notification line, `blocks` the message body. */
-export interface SlackBody {
-  text: string
-  blocks: SlackBlock[]
-}
-
-function num(x: number): string {
-  return Number.isFinite(x) ? String(Number(x.toPrecision(4))) : String(x)
-}
-
-/** instance/model/stage, the stage left out when the alert has none */
-function location(alert: Alert): string {
-  return [alert.instance, alert.model, alert.stage].filter((s) => s !== null && s !== '').join('/')
-}
-
-/** One readable line: `[CRITICAL] FIRING accelerator_starved on engine-0/mlp/preprocess: executor_busy 0.1 vs baseline 0.6 (threshold 0.3)` */
-export function summaryLine(alert: Alert): string {
-  return (
-    `[${alert.severity.toUpperCase()}] ${alert.status.toUpperCase()} ${alert.type} on ${location(alert)}: ` +
-    `${alert.statistic} ${num(alert.observed)} vs baseline ${num(alert.baseline)} (threshold ${num(alert.threshold)})`
-  )
-}
-
-/** Slack mrkdwn treats &, < and > as control characters; everything user-supplied is escaped. */
-function esc(s: string): string {
-  return s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
-}
-
-/** Slack rejects a section text over 3000 characters and a field over 2000. */
-function clip(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`
-}
-
-const SLACK_ICON: Record<Alert['severity'], string> = {
-  critical: ':red_circle:',
-  warning: ':large_orange_circle:',
-  info: ':large_blue_circle:',
-}
-
-export function slackBody(alert: Alert, group?: AlertGroup): SlackBody {
-  const line = summaryLine(alert)
-  const icon = alert.status === 'resolved' ? ':white_check_mark:' : SLACK_ICON[alert.severity]
-  const field = (label: string, value: string): SlackText => ({
-    type: 'mrkdwn',
-    text: clip(`*${label}*\n${esc(value)}`, 2000),
-  })
-  const times =
-    `started ${isoFromMicros(alert.starts_at_us)}` +
-    (alert.ends_at_us === null ? '' : `, ended ${isoFromMicros(alert.ends_at_us)}`)
-  const exemplars = alert.exemplar_request_ids.slice(0, 5).join(', ')
-  return {
-    text: clip(line, 3000),
-    blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: clip(`${icon} *${esc(line)}*`, 3000) } },
-      {
-        type: 'section',
-        text: { type: 'mrkdwn', text: clip(esc(alert.summary || alert.type), 3000) },
-        fields: [
-          field('Instance', alert.instance),
-          field('Model', alert.model),
-          field('Stage', alert.stage ?? '—'),
-          field(
-            alert.statistic,
-            `observed ${num(alert.observed)} vs baseline ${num(alert.baseline)} (threshold ${num(alert.threshold)})`,
-          ),
-          field('Suspected cause', alert.suspected_cause || '—'),
-          field('Suggested action', alert.suggested_action || '—'),
-        ],
-      },
-      {
-        type: 'context',
-        elements: [
-          {
-            type: 'mrkdwn',
-            text: clip(
-              esc(
-                `alert ${alert.id} · ${alert.fleet} · ${times}${exemplars ? ` · e.g. ${exemplars}` : ''}` +
-                  groupNote(alert, group),
-              ),
-              3000,
-            ),
-          },
-        ],
-      },
-    ],
-  }
-}
-
-export function renderBody(alert: Alert, format: WebhookFormat, group?: AlertGroup): string {
-  return JSON.stringify(format === 'slack' ? slackBody(alert, group) : jsonBody(alert, group))
+/** The counted reason of any error deliver() threw. */
+export function failureReason(err: unknown): FailureReason | 'other' {
+  if (err instanceof WebhookRejectedError || err instanceof WebhookUnavailableError) return err.reason
+  return 'other'
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -226,17 +114,24 @@ export function classifyFailure(
   target: string,
   failure: DeliveryFailure,
   nowMs: number = Date.now(),
-): DownstreamError | WebhookRejectedError {
+): WebhookUnavailableError | WebhookRejectedError {
   if (failure.kind === 'exception') {
     // Refused/reset connections, DNS failures and timeouts: the receiver may come back.
     const why = describeException(failure.error)
-    const suffix = why === 'timed out' ? ` after ${failure.timeoutMs} ms` : ''
-    return new DownstreamError(`webhook ${target}: ${why}${suffix}`, undefined, failure.error)
+    const timedOut = why === 'timed out'
+    const suffix = timedOut ? ` after ${failure.timeoutMs} ms` : ''
+    return new WebhookUnavailableError(
+      `webhook ${target}: ${why}${suffix}`,
+      timedOut ? 'timeout' : 'connection',
+      undefined,
+      failure.error,
+    )
   }
   const excerpt = failure.bodyExcerpt ? `: ${failure.bodyExcerpt}` : ''
   const message = `webhook ${target} answered HTTP ${failure.status}${excerpt}`
   if (isRetriableStatus(failure.status)) {
-    return new DownstreamError(message, parseRetryAfter(failure.retryAfter, nowMs))
+    const reason = failure.status === 408 ? 'http_408' : failure.status === 429 ? 'http_429' : 'http_5xx'
+    return new WebhookUnavailableError(message, reason, parseRetryAfter(failure.retryAfter, nowMs))
   }
   return new WebhookRejectedError(message, failure.status)
 }
@@ -244,40 +139,19 @@ export function classifyFailure(
 // ---------------------------------------------------------------------------------------------------
 // Delivery
 
-/** Where a request went, for messages and logs: origin only, since webhook paths often hold tokens. */
-export function redactUrl(url: string): string {
-  try {
-    return new URL(url).origin
-  } catch {
-    return '<invalid url>'
-  }
-}
-
-export function parseWebhookUrl(url: string): URL {
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch (err) {
-    throw new InvalidInputError(`webhook url is not a URL: ${JSON.stringify(redactUrl(url))}`, err)
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new InvalidInputError(`webhook url must be http(s), got ${parsed.protocol}`)
-  }
-  return parsed
-}
-
 const EXCERPT_CHARS = 200
 
 /**
- * One attempt. Resolves on 2xx; otherwise throws DownstreamError (retriable, with the server's
- * Retry-After in `retryAfterMs`) or WebhookRejectedError / InvalidInputError (permanent).
+ * One attempt. Resolves on 2xx; otherwise throws WebhookUnavailableError (a retriable
+ * DownstreamError, with the server's Retry-After in `retryAfterMs`) or WebhookRejectedError /
+ * InvalidInputError (permanent).
  */
 export async function deliver(url: string, alert: Alert, opts: DeliverOptions = {}): Promise<DeliveryResult> {
   const target = parseWebhookUrl(url)
   const format = opts.format ?? 'json'
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const now = opts.nowMs ?? Date.now
-  const body = renderBody(alert, format, opts.group)
+  const body = renderBody(alert, format, opts)
   const headers: Record<string, string> = {
     'Content-Type': 'application/json; charset=utf-8',
     'User-Agent': 'breakid-notify',

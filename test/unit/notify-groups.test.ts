@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { FleetGroups } from '../../notify/groups.ts'
-import { jsonBody, slackBody } from '../../notify/webhook.ts'
+import { jsonBody, slackBody } from '../../notify/bodies.ts'
 import { makeAlert } from '../../contract/synthetic.ts'
 
 const T0 = 1_767_225_600_000_000
@@ -36,9 +36,9 @@ test('webhook bodies carry the group: JSON as a field, Slack as a note when othe
   const alert = makeAlert({ fleet: 'eu-1', instance: 'i0' })
   const alone = { key: 'k', firing_instances: ['i0'], first_started_at_us: alert.starts_at_us }
   const three = { ...alone, firing_instances: ['i0', 'i1', 'i2'] }
-  assert.deepEqual(jsonBody(alert, three).group, three)
+  assert.deepEqual(jsonBody(alert, { group: three }).group, three)
   assert.equal(jsonBody(alert).group, undefined, 'no group, no field')
-  const context = (g?: typeof alone) => JSON.stringify(slackBody(alert, g).blocks.at(-1))
+  const context = (g?: typeof alone) => JSON.stringify(slackBody(alert, { group: g }).blocks.at(-1))
   assert.match(context(three), /also firing on 2 other instances of eu-1/)
   assert.doesNotMatch(context(alone), /also firing/)
 })

@@ -18,10 +18,9 @@ import {
   deliver,
   isRetriableStatus,
   parseRetryAfter,
-  type SlackBody,
-  slackBody,
   WebhookRejectedError,
 } from '../../notify/webhook.ts'
+import { jsonBody, type SlackBody, slackBody } from '../../notify/bodies.ts'
 import type { Alert } from '../../contract/records.ts'
 import { codecs, TOPICS } from '../../contract/topics.ts'
 import { DownstreamError } from '../../core/errors.ts'
@@ -249,10 +248,11 @@ describe('webhook delivery', () => {
     const got = r.alerts[0]!
     assert.equal(got.signatureValid, true)
     assert.equal(got.idempotencyKey, `${alert.id}:resolved`)
-    assert.deepEqual(got.body, {
-      version: 1,
-      alert: { ...alert, starts_at: '2026-01-01T00:00:00.000Z', ends_at: '2026-01-01T00:01:00.000Z' },
-    })
+    assert.deepEqual(got.body, jsonBody(alert))
+    const body = got.body as ReturnType<typeof jsonBody>
+    assert.equal(body.alert.starts_at, '2026-01-01T00:00:00.000Z')
+    assert.equal(body.alert.ends_at, '2026-01-01T00:01:00.000Z')
+    assert.deepEqual(got.alert, alert, 'the receiver reads the record back from the body')
     // an unsigned request to a receiver that knows a secret is refused and counted
     await assert.rejects(deliver(r.url, alert), (e) => e instanceof WebhookRejectedError && e.status === 401)
     assert.equal(r.rejected, 1)
@@ -301,8 +301,7 @@ describe('WebhookNotifier', () => {
     const url = `http://127.0.0.1:${port}/hook`
     const route: NotifyRoute = { name: 'ops', url, secret: SECRET }
     const bus = new EmbeddedBus({ retryDelayMs: 10 })
-    // a tiny handler budget makes the handler hand the batch back often: delivery must survive that
-    const first = setup([route], { handlerBudgetMs: 50 }, bus).notifier
+    const first = setup([route], {}, bus).notifier
     await first.start()
     await publish(
       bus,
@@ -317,7 +316,7 @@ describe('WebhookNotifier', () => {
       [3, 4].map((i) => alertN(i)),
     )
     const upAgain = await receiver({ port, secret: SECRET })
-    const second = setup([route], { handlerBudgetMs: 50 }, bus).notifier
+    const second = setup([route], {}, bus).notifier
     await second.start()
     await waitFor(() => upAgain.alerts.length >= 5, 'the backlog after the restart')
     await settlesWithin(bus.drained(TOPICS.alerts, NOTIFY_GROUP), 10_000, 'commit of the backlog')
@@ -345,7 +344,7 @@ describe('WebhookNotifier', () => {
     assert.equal(upAgain.rejected + third.rejected, 0)
     assert.equal(second.stats().delivered, 8)
     assert.equal(second.stats().duplicates_suppressed, 0)
-    assert.equal(second.stats().failed_permanently, 0)
+    assert.equal(second.stats().gave_up, 0)
   })
 
   test('stop() aborts a long backoff wait and leaves the alert for the next start', async () => {
@@ -354,7 +353,6 @@ describe('WebhookNotifier', () => {
     const { bus, notifier } = setup([{ url: failing.url }], {
       initialDelayMs: 60_000,
       maxDelayMs: 60_000,
-      handlerBudgetMs: 120_000, // so only the abort, not the budget, can end the wait
       onRetry: (e) => events.push(e),
     })
     await notifier.start()
@@ -425,10 +423,14 @@ describe('WebhookNotifier', () => {
     assert.deepEqual(notifier.stats(), {
       delivered: 2,
       retries: 0,
-      failed_permanently: 1,
+      gave_up: 1,
       duplicates_suppressed: 0,
       decode_errors: 0,
+      read: 3,
+      pending: 0,
     })
+    assert.equal(notifier.counters.get('gave_up_total', { route: 'strict', reason: 'rejected' }), 1)
+    assert.equal(notifier.counters.get('failures_total', { route: 'strict', reason: 'http_rejected' }), 1)
     await waitFor(() => deadLetters.length === 1, 'the dead letter')
     const dl = deadLetters[0]!
     assert.equal(dl.headers['breakid-reason'], 'webhook_rejected')
