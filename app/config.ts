@@ -8,6 +8,7 @@ import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { InvalidInputError } from '../core/errors.ts'
 import { DEFAULT_QUERY_LIMITS } from '../queries/limits.ts'
+import { type NotifyRoute, parseRouteConfig, parseWebhookUrl, splitFormatPrefix } from '../notify/routes.ts'
 
 export interface BreakidConfig {
   /** Kafka bootstrap brokers; empty → the embedded in-process bus */
@@ -19,8 +20,12 @@ export interface BreakidConfig {
   database: string
   dataDir: string
   modelCacheDir: string
+  /** plain webhook URLs, each optionally `<format>+<url>` (json, slack, alertmanager) */
   webhookUrls: readonly string[]
+  /** signs the `webhookUrls` routes, and the `webhookRoutes` that set no secret of their own */
   webhookSecret: string | undefined
+  /** routes with their own settings, from the config file (notify/routes.ts NotifyRoute) */
+  webhookRoutes: readonly NotifyRoute[]
   fleet: string
   instance: string
   logLevel: string
@@ -60,6 +65,7 @@ const DEFAULTS: BreakidConfig = {
   modelCacheDir: '.cache/models',
   webhookUrls: [],
   webhookSecret: undefined,
+  webhookRoutes: [],
   fleet: 'default',
   instance: hostname(),
   logLevel: 'info',
@@ -116,7 +122,10 @@ export const CONFIG_FLAGS = {
   database: { key: 'database', help: 'ClickHouse database (default: breakid)' },
   'data-dir': { key: 'dataDir', help: 'chDB data directory (default: .breakid/data)' },
   'model-cache': { key: 'modelCacheDir', help: 'generated ONNX models (default: .cache/models)' },
-  'webhook-url': { key: 'webhookUrls', help: 'webhook URL(s) for alerts, comma-separated' },
+  'webhook-url': {
+    key: 'webhookUrls',
+    help: 'webhook URL(s) for alerts, comma-separated; prefix slack+ or alertmanager+ for those bodies',
+  },
   'webhook-secret': { key: 'webhookSecret', help: 'HMAC-SHA256 secret for signing webhooks' },
   fleet: { key: 'fleet', help: 'fleet name on telemetry (default: default)' },
   instance: { key: 'instance', help: 'instance name on telemetry (default: hostname)' },
@@ -227,6 +236,12 @@ function apiToken(v: unknown): string | undefined {
   return v
 }
 
+/** `webhookRoutes` of a config file: a list of route objects, each checked by notify/routes.ts. */
+function webhookRoutes(v: unknown): NotifyRoute[] {
+  if (!Array.isArray(v)) throw new InvalidInputError('webhookRoutes: expected a list of routes')
+  return v.map((r, i) => Object.freeze(parseRouteConfig(r, `webhookRoutes[${i}]`)))
+}
+
 function validate(raw: Raw): BreakidConfig {
   const c = { ...DEFAULTS }
   for (const [k, v] of Object.entries(raw) as [keyof BreakidConfig, unknown][]) {
@@ -240,6 +255,7 @@ function validate(raw: Raw): BreakidConfig {
     else if (k === 'queryMaxResultRows' || k === 'queryMaxRowsToRead') c[k] = wholeNumber(v, k, 1)
     else if (k === 'queryConcurrency') c.queryConcurrency = wholeNumber(v, k, 1, 3)
     else if (k === 'queryQueueLength') c.queryQueueLength = wholeNumber(v, k, 0, 10_000)
+    else if (k === 'webhookRoutes') c.webhookRoutes = webhookRoutes(v)
     else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =
@@ -248,8 +264,8 @@ function validate(raw: Raw): BreakidConfig {
   for (const b of c.kafkaBrokers) {
     if (!/^[^:\s]+:\d+$/.test(b)) throw new InvalidInputError(`kafkaBrokers: "${b}" is not host:port`)
   }
+  for (const u of c.webhookUrls) parseWebhookUrl(splitFormatPrefix(u).url)
   for (const u of [
-    ...c.webhookUrls,
     ...(c.clickhouseUrl ? [c.clickhouseUrl] : []),
     ...(c.otlpEndpoint ? [c.otlpEndpoint] : []),
   ]) {
@@ -275,6 +291,7 @@ function validate(raw: Raw): BreakidConfig {
     ...c,
     kafkaBrokers: Object.freeze(c.kafkaBrokers),
     webhookUrls: Object.freeze(c.webhookUrls),
+    webhookRoutes: Object.freeze(c.webhookRoutes),
   })
 }
 

@@ -40,8 +40,13 @@ export function defaultDetectors(): Detector[] {
   ]
 }
 
+/** The configured routes: `--webhook-url`s, then the config file's `webhookRoutes`, then `extra`. */
 export function webhookRoutes(cfg: BreakidConfig, extra: NotifyRoute[] = []): NotifyRoute[] {
-  return [...cfg.webhookUrls.map((url) => ({ url, secret: cfg.webhookSecret })), ...extra]
+  return [
+    ...cfg.webhookUrls.map((url) => ({ url, secret: cfg.webhookSecret })),
+    ...cfg.webhookRoutes.map((r) => ({ ...r, secret: r.secret ?? cfg.webhookSecret })),
+    ...extra,
+  ]
 }
 
 export interface Pipeline {

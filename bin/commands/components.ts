@@ -34,7 +34,7 @@ function component(
       const routes = parts.notify ? webhookRoutes(cfg) : undefined
       if (parts.notify && routes!.length === 0) {
         throw new InvalidInputError(
-          'breakid notify: no webhook URL configured (--webhook-url or BREAKID_WEBHOOK_URLS)',
+          'breakid notify: no webhook configured (--webhook-url, BREAKID_WEBHOOK_URLS or webhookRoutes in --config)',
         )
       }
       const pipeline = await startPipeline({
