@@ -2,7 +2,8 @@
  * `breakid up`: the whole pipeline in one process on the embedded default — engine, load generator,
  * a scheduled data-starvation fault, ingest into chDB, the detectors, and a local webhook receiver
  * that prints each alert as it arrives. Stops by itself after --duration and prints a summary; the
- * data stays queryable with `breakid query` / `breakid sql`.
+ * data stays queryable with `breakid query` / `breakid sql`, and the next run adds to it unless
+ * `--fresh` deletes it first.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { type ReceivedAlert, startReceiver } from '../../notify/receiver.ts'
@@ -14,12 +15,13 @@ import { runLoad } from '../../engine/loadgen.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { createLogger } from '../../core/logger.ts'
+import { InvalidInputError } from '../../core/errors.ts'
 import { queriesPlugin } from '../../queries/http.ts'
 import { formatResult } from '../../queries/format.ts'
 import { runNamedQuery, runSql } from '../../queries/runner.ts'
 import { parseDurationMs, parsePort, parsePositive } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
-import { loadConfig } from '../../app/config.ts'
+import { type BreakidConfig, loadConfig } from '../../app/config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
 import {
   openStore,
@@ -36,7 +38,7 @@ export const DEMO_MODEL = 'resnet50:w=0.5,r=32'
 
 export const up: Command = {
   summary: 'run the whole pipeline in one process with load and a scheduled fault, then summarise',
-  usage: 'breakid up [--duration 60s] [--rate 120] [--fault data_starvation@24-39:60] [--port 0]',
+  usage: 'breakid up [--duration 60s] [--rate 120] [--fault data_starvation@24-39:60] [--port 0] [--fresh]',
   options: {
     duration: { type: 'string', default: '60s' },
     rate: { type: 'string', default: '120' },
@@ -46,6 +48,7 @@ export const up: Command = {
     'ground-truth': { type: 'string' },
     'no-fault': { type: 'boolean', default: false },
     port: { type: 'string', default: '0' },
+    fresh: { type: 'boolean', default: false },
     'keep-data': { type: 'boolean', default: false },
     'otlp-sample-ratio': { type: 'string', default: '0.1' },
   },
@@ -60,7 +63,8 @@ export const up: Command = {
       'write the injected fault windows to this file as NDJSON (type, params, start/end ISO 8601)',
     'no-fault': 'run without any fault (a clean baseline)',
     port: 'HTTP port of the engine and the query API (default 0: any free port)',
-    'keep-data': 'keep the data of earlier runs (default: start from an empty database)',
+    fresh: 'delete the data of earlier runs in the chDB data directory first (default: keep it)',
+    'keep-data': 'accepted for old scripts; keeping the data is the default now',
     'otlp-sample-ratio':
       'share of ordinary requests exported as OTLP traces with --otlp-endpoint (default 0.1; errors and requests above the rolling p99 always)',
   },
@@ -78,8 +82,7 @@ export const up: Command = {
       const s = Math.round(durationMs * 0.4)
       faults.push({ type: 'data_starvation', startMs: s, endMs: Math.round(durationMs * 0.65), delayMs: 60 })
     }
-    if (!cfg.clickhouseUrl && !values['keep-data']) rmSync(cfg.dataDir, { recursive: true, force: true })
-    mkdirSync(cfg.dataDir, { recursive: true })
+    prepareDataDir(cfg, { fresh: values.fresh === true, keepData: values['keep-data'] === true })
 
     const ch = await openStore(cfg)
     const transport = await openTransport(cfg, logger)
@@ -223,6 +226,22 @@ export const up: Command = {
     if (token.path) rmSync(token.path, { force: true })
     return 0
   },
+}
+
+/**
+ * The data of earlier runs stays (the README promises `breakid query`/`sql` over it) unless `--fresh`
+ * asks to delete it. Only the embedded chDB directory is ours to delete: a ClickHouse server's data
+ * is never touched. `--keep-data`, the old opt-in, is accepted and changes nothing.
+ */
+export function prepareDataDir(
+  cfg: Pick<BreakidConfig, 'clickhouseUrl' | 'dataDir'>,
+  flags: { fresh: boolean; keepData: boolean },
+): void {
+  if (flags.fresh && flags.keepData) {
+    throw new InvalidInputError('--fresh deletes the data that --keep-data keeps: pass one of them')
+  }
+  if (flags.fresh && !cfg.clickhouseUrl) rmSync(cfg.dataDir, { recursive: true, force: true })
+  mkdirSync(cfg.dataDir, { recursive: true })
 }
 
 /** Waits (bounded) until every span is stored and every alert raised has been delivered. */
