@@ -3,23 +3,11 @@
  * (the shape of kafkajs' `retry`). Non-retriable errors (see errors.ts) are thrown at once.
  *
  * The one retry policy of the project: callers express their needs through these options rather
- * than writing their own loop. Time comes from `clock` (default: the real one), so a test can step
- * hours of backoff without sleeping.
+ * than writing their own loop. Time comes from `clock` (core/clock.ts; default the system clock), so
+ * a test steps hours of backoff with a ManualClock instead of sleeping.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
+import { type Clock, systemClock } from './clock.ts'
 import { isRetriable } from './errors.ts'
-
-/** Where retry() reads the time and waits; tests pass a fake one. */
-export interface RetryClock {
-  now(): number
-  /** resolves after `ms`; rejects when `signal` aborts */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>
-}
-
-export const REAL_CLOCK: RetryClock = Object.freeze({
-  now: () => Date.now(),
-  sleep: (ms: number, signal?: AbortSignal) => sleep(ms, undefined, { signal }),
-})
 
 /** Why retry() stopped retrying and threw the last error. */
 export type GiveUpReason =
@@ -51,8 +39,8 @@ export interface RetryOptions {
   retryAfterMs?: (err: unknown) => number | undefined
   /** a server's Retry-After is honoured up to this. Default `maxDelayMs`. */
   maxRetryAfterMs?: number
-  /** default REAL_CLOCK */
-  clock?: RetryClock
+  /** default systemClock */
+  clock?: Clock
 }
 
 /**
@@ -76,7 +64,7 @@ export function backoffDelayMs(
 
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const retries = opts.retries ?? 5
-  const clock = opts.clock ?? REAL_CLOCK
+  const clock = opts.clock ?? systemClock
   const started = clock.now()
   const giveUp = (err: unknown, reason: GiveUpReason, attempts: number): never => {
     opts.onGiveUp?.(err, reason, attempts)
@@ -95,10 +83,26 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
       }
       opts.onRetry?.(err, attempt + 1, delay)
       try {
-        await clock.sleep(delay, opts.signal)
+        await wait(clock, delay, opts.signal)
       } catch {
         giveUp(err, 'aborted', attempt + 1) // surface the real failure, not the abort
       }
     }
   }
+}
+
+/** Resolves after `ms` on `clock`; rejects (and cancels the timer) when `signal` aborts. */
+function wait(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const onAbort = () => {
+      timer.cancel()
+      reject(signal!.reason)
+    }
+    const timer = clock.timeout(ms, () => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    })
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }

@@ -33,7 +33,7 @@ import type { Alert } from '../contract/records.ts'
 import { codecs, TOPICS } from '../contract/topics.ts'
 import { BreakidError, InvalidInputError, RecordDecodeError } from '../core/errors.ts'
 import { Counters } from '../core/metrics.ts'
-import { REAL_CLOCK, type RetryClock } from '../core/retry.ts'
+import { type Clock, systemClock } from '../core/clock.ts'
 import type {
   IncomingMessage,
   Lifecycle,
@@ -81,7 +81,7 @@ export interface WebhookNotifierOptions {
   /** where given-up alerts go; null: count and log only. Default breakid.deadletter.v1. */
   deadLetterTopic?: string | null
   /** backoff waits and alert ages are measured on it (tests step a fake one). Default: real time. */
-  clock?: RetryClock
+  clock?: Clock
   /** called before each backoff wait (live views, tests) */
   onRetry?: (event: RetryEvent) => void
 }
@@ -139,7 +139,7 @@ export class WebhookNotifier implements Lifecycle {
   private readonly deadLetters: MessageProducer | undefined
   private readonly deadLetterTopic: string | null
   private readonly settledKeys: SettledKeys
-  private readonly clock: RetryClock
+  private readonly clock: Clock
   private groups = new FleetGroups()
   private workers: RouteWorker[] = []
   private readonly partitions = new Map<string, PartitionState>()
@@ -166,7 +166,7 @@ export class WebhookNotifier implements Lifecycle {
       throw new InvalidInputError(`dedupCapacity must be a positive whole number, got ${dedup}`)
     }
     this.settledKeys = new SettledKeys(dedup)
-    this.clock = opts.clock ?? REAL_CLOCK
+    this.clock = opts.clock ?? systemClock
     this.log = opts.logger.child({ component: 'notify' })
     this.deadLetterTopic = opts.deadLetterTopic === undefined ? TOPICS.deadLetter : opts.deadLetterTopic
     this.deadLetters = this.deadLetterTopic === null ? undefined : opts.transport.producer()

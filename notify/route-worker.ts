@@ -5,7 +5,7 @@
  * - Order: the route takes its alerts one at a time, oldest first; alert n+1 is sent after alert n
  *   is delivered or given up.
  * - Retry: core/retry.ts (full jitter, doubling from `initialDelayMs` to `maxDelayMs`, a longer
- *   Retry-After honoured up to `maxRetryAfterMs`), on the injected clock.
+ *   Retry-After honoured up to `maxRetryAfterMs`), on the injected core/clock.ts Clock.
  * - Give up (dead letter): a permanent refusal (4xx other than 408/429), `maxAttempts` failed
  *   attempts, or an alert older than `giveUpAfterMs` since it reached the route (counted from its
  *   arrival, not its first attempt, so a long outage cannot hold a queue of alerts for
@@ -27,7 +27,8 @@ import type { IncomingMessage } from '../bus/transport.ts'
 import type { Alert } from '../contract/records.ts'
 import { DownstreamError } from '../core/errors.ts'
 import type { Counters } from '../core/metrics.ts'
-import { type GiveUpReason, type RetryClock, retry } from '../core/retry.ts'
+import type { Clock } from '../core/clock.ts'
+import { type GiveUpReason, retry } from '../core/retry.ts'
 
 /** One alert owed to one route. */
 export interface Delivery {
@@ -62,7 +63,7 @@ export interface RouteWorkerDeps {
   log: Logger
   /** breakid_notify counters; this worker writes its route's series */
   counters: Counters
-  clock: RetryClock
+  clock: Clock
   dedup: SettledKeys
   /** publishes the alert to the dead-letter topic; throws when it cannot (the bus is down) */
   deadLetter(route: ResolvedRoute, delivery: Delivery, cause: GiveUpCause, err: unknown): Promise<void>

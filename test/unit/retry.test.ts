@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { DownstreamError, InvalidInputError } from '../../core/errors.ts'
 import { backoffDelayMs, type GiveUpReason, retry } from '../../core/retry.ts'
-import { FakeClock } from '../helpers/fake-clock.ts'
+import { ManualClock } from '../helpers/manual-clock.ts'
 
 test('backoff: full jitter under a doubling ceiling, capped; a longer Retry-After wins up to its own cap', () => {
   const opts = { initialDelayMs: 100, maxDelayMs: 1_000, maxRetryAfterMs: 60_000 }
@@ -61,17 +61,16 @@ function failing(times: number, err: () => Error = () => new DownstreamError('do
 }
 
 test('retries on the injected clock and says why it gave up', async () => {
-  const clock = new FakeClock()
+  const clock = new ManualClock(0)
   const f = failing(2)
   const waits: number[] = []
   const p = retry(f.fn, { clock, initialDelayMs: 100, onRetry: (_e, _a, d) => waits.push(d) })
-  await clock.nextSleeper()
-  clock.fireNext()
-  await clock.nextSleeper()
-  clock.fireNext()
+  await clock.advance(100) // the first wait (at most 100) ends; the second (at most 200) begins
+  await clock.advance(200)
   assert.equal(await p, 3)
   assert.equal(waits.length, 2)
-  assert.equal(clock.now(), waits[0]! + waits[1]!, 'time moved only by the waits, on the fake clock')
+  assert.ok(waits[0]! <= 100 && waits[1]! <= 200, `${waits}`)
+  assert.equal(clock.now(), 300, 'only the manual clock moved')
 
   const reasons: GiveUpReason[] = []
   const onGiveUp = (_e: unknown, r: GiveUpReason) => reasons.push(r)
@@ -79,10 +78,9 @@ test('retries on the injected clock and says why it gave up', async () => {
     retry(failing(9, () => new InvalidInputError('bad')).fn, { clock, onGiveUp }),
     InvalidInputError,
   )
-  const attempts = retry(failing(9).fn, { clock, retries: 1, onGiveUp })
-  await clock.nextSleeper()
-  clock.fireNext()
-  await assert.rejects(attempts, DownstreamError)
+  const attempts = assert.rejects(retry(failing(9).fn, { clock, retries: 1, onGiveUp }), DownstreamError)
+  await clock.advance(100)
+  await attempts
   // a deadline shorter than any wait: the first failure is the last
   await assert.rejects(
     retry(failing(9).fn, { clock, deadlineMs: 0, initialDelayMs: 100, onGiveUp }),
@@ -90,9 +88,10 @@ test('retries on the injected clock and says why it gave up', async () => {
   )
   const abort = new AbortController()
   const aborted = retry(failing(9).fn, { clock, signal: abort.signal, onGiveUp })
-  await clock.nextSleeper()
+  await clock.advance(0) // the first failure happened; its wait is pending
+  assert.equal(clock.pendingTimers, 1)
   abort.abort()
   await assert.rejects(aborted, DownstreamError, 'the real failure, not the abort')
   assert.deepEqual(reasons, ['not_retriable', 'attempts', 'deadline', 'aborted'])
-  assert.equal(clock.sleeping, 0)
+  assert.equal(clock.pendingTimers, 0, 'the aborted wait was cancelled')
 })
