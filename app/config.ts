@@ -54,6 +54,13 @@ export interface BreakidConfig {
   queryConcurrency: number
   /** queries that may wait for a turn; beyond, 503 */
   queryQueueLength: number
+  /**
+   * port of a service's ops endpoints (/healthz, /readyz, /metrics: app/ops.ts); undefined → the
+   * command's own default (SERVICE_METRICS_PORTS), 0 → any free port
+   */
+  metricsPort: number | undefined
+  /** listen address of the ops endpoints; 0.0.0.0 in a container so probes and Prometheus reach it */
+  metricsHost: string
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -80,6 +87,8 @@ const DEFAULTS: BreakidConfig = {
   queryMaxRowsToRead: DEFAULT_QUERY_LIMITS.maxRowsToRead,
   queryConcurrency: DEFAULT_QUERY_LIMITS.concurrency,
   queryQueueLength: DEFAULT_QUERY_LIMITS.queueLength,
+  metricsPort: undefined,
+  metricsHost: '127.0.0.1',
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -109,6 +118,8 @@ const ENV: Record<string, keyof BreakidConfig> = {
   BREAKID_QUERY_MAX_ROWS_TO_READ: 'queryMaxRowsToRead',
   BREAKID_QUERY_CONCURRENCY: 'queryConcurrency',
   BREAKID_QUERY_QUEUE: 'queryQueueLength',
+  BREAKID_METRICS_PORT: 'metricsPort',
+  BREAKID_METRICS_HOST: 'metricsHost',
 }
 
 /** every environment variable read, for --help */
@@ -162,6 +173,11 @@ export const CONFIG_FLAGS = {
   },
   'query-concurrency': { key: 'queryConcurrency', help: 'queries that run at once (default 2)' },
   'query-queue': { key: 'queryQueueLength', help: 'queries that may wait; more get 503 (default 16)' },
+  'metrics-port': {
+    key: 'metricsPort',
+    help: 'port of /healthz, /readyz, /metrics of ingest|detect|notify|collect (default 9401–9404; 0: any)',
+  },
+  'metrics-host': { key: 'metricsHost', help: 'listen address of those endpoints (default 127.0.0.1)' },
   config: { key: undefined, help: 'JSON config file' },
 } as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
 
@@ -256,6 +272,7 @@ function validate(raw: Raw): BreakidConfig {
     else if (k === 'queryConcurrency') c.queryConcurrency = wholeNumber(v, k, 1, 3)
     else if (k === 'queryQueueLength') c.queryQueueLength = wholeNumber(v, k, 0, 10_000)
     else if (k === 'webhookRoutes') c.webhookRoutes = webhookRoutes(v)
+    else if (k === 'metricsPort') c.metricsPort = v === '' ? undefined : wholeNumber(v, k, 0, 65_535)
     else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =

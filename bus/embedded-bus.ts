@@ -20,6 +20,7 @@ import type {
   MessageProducer,
   OutgoingMessage,
   PartialCommit,
+  PartitionLag,
   Transport,
 } from './transport.ts'
 
@@ -142,7 +143,10 @@ export class EmbeddedBus implements Transport {
       const fn = () => wake.emit('wake')
       return { event: `append:${t}`, fn }
     })
-    const state = { committedMessages: 0 }
+    const state: { committedMessages: number; phase: 'idle' | 'consuming' | 'stopped' } = {
+      committedMessages: 0,
+      phase: 'idle',
+    }
     /** topic → next offset to read; ahead of the group's commit after a PartialCommit */
     const positions = new Map<string, number>()
 
@@ -204,16 +208,23 @@ export class EmbeddedBus implements Transport {
       get committedMessages() {
         return state.committedMessages
       },
+      get state() {
+        return state.phase
+      },
+      groupId: opts.groupId,
+      topics: [...opts.topics],
       start: async () => {
         if (running) return
         running = true
         positions.clear() // read again from the commit, as a restarted Kafka consumer does
+        state.phase = 'consuming'
         for (const l of listeners) bus.events.on(l.event, l.fn)
         loop = run()
       },
       /** Drains: returns after the current batch is committed; later messages stay for the next start. */
       stop: async () => {
         running = false
+        if (state.phase === 'consuming') state.phase = 'stopped'
         for (const l of listeners) bus.events.off(l.event, l.fn)
         wake.emit('wake')
         await loop
@@ -225,6 +236,21 @@ export class EmbeddedBus implements Transport {
         bus.commitGroup(topic, opts.groupId, offsetWithin(offset, bus.log(topic).end))
       },
     }
+  }
+
+  /** One partition per topic; a group that has read nothing yet counts from the oldest message kept. */
+  async consumerLag(groupId: string, topics: readonly string[]): Promise<PartitionLag[]> {
+    return topics.map((topic) => {
+      const log = this.log(topic)
+      const committed = log.groups.get(groupId)
+      return {
+        topic,
+        partition: 0,
+        committed: committed === undefined ? null : String(committed),
+        high: String(log.end),
+        lag: log.end - (committed ?? log.base),
+      }
+    })
   }
 
   /** Waits until `groupId` has committed everything appended to `topic` so far. */

@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  type Admin,
   type Consumer,
   type IHeaders,
   Kafka,
@@ -19,11 +20,13 @@ import type { Logger } from 'pino'
 import './kafkajs-idle-fix.ts'
 import {
   type ConsumerOptions,
+  type ConsumerState,
   type IncomingMessage,
   type MessageConsumer,
   type MessageProducer,
   MessageRefusedError,
   type PartialCommit,
+  type PartitionLag,
   type Transport,
 } from './transport.ts'
 
@@ -75,6 +78,8 @@ export class KafkaTransport implements Transport {
   private readonly kafka: Kafka
   private readonly retryDelayMs: number
   private readonly prefix: string
+  /** connected on the first lag read and kept for the next (a scrape every few seconds) */
+  private admin: Promise<Admin> | undefined
 
   constructor(opts: KafkaTransportOptions) {
     const log = opts.logger
@@ -159,7 +164,22 @@ export class KafkaTransport implements Transport {
       maxWaitTimeInMs: 200,
       retry: { retries: 10 },
     })
-    const state = { committedMessages: 0, running: false }
+    const state: { committedMessages: number; running: boolean; phase: ConsumerState } = {
+      committedMessages: 0,
+      running: false,
+      phase: 'idle',
+    }
+    // readiness follows the group protocol: consuming once partitions are assigned, not at connect
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      if (state.running) state.phase = 'consuming'
+    })
+    consumer.on(consumer.events.REBALANCING, () => {
+      if (state.running) state.phase = 'joining'
+    })
+    consumer.on(consumer.events.CRASH, (e) => {
+      // kafkajs restarts the consumer itself after a retriable crash; otherwise it is gone for good
+      state.phase = e.payload.restart ? 'joining' : 'crashed'
+    })
     const retryDelayMs = this.retryDelayMs
     const prefix = this.prefix
     /** broker topic/partition → the offset this consumer last committed, so no commit goes backwards */
@@ -168,9 +188,15 @@ export class KafkaTransport implements Transport {
       get committedMessages() {
         return state.committedMessages
       },
+      get state() {
+        return state.phase
+      },
+      groupId: opts.groupId,
+      topics: [...opts.topics],
       start: async () => {
         if (state.running) return
         state.running = true
+        state.phase = 'joining'
         await consumer.connect()
         for (const topic of opts.topics) {
           await consumer.subscribe({
@@ -238,6 +264,7 @@ export class KafkaTransport implements Transport {
       stop: async () => {
         if (!state.running) return
         state.running = false
+        state.phase = 'stopped'
         await consumer.disconnect()
         committed.clear() // the group's offsets may move while stopped
       },
@@ -254,7 +281,50 @@ export class KafkaTransport implements Transport {
     }
   }
 
-  async close(): Promise<void> {}
+  async consumerLag(groupId: string, topics: readonly string[]): Promise<PartitionLag[]> {
+    this.admin ??= (async () => {
+      const admin = this.kafka.admin()
+      await admin.connect()
+      return admin
+    })()
+    try {
+      const admin = await this.admin
+      const brokerTopics = topics.map((t) => this.brokerTopic(t))
+      const committed = new Map<string, string>()
+      for (const t of await admin.fetchOffsets({ groupId: this.prefix + groupId, topics: brokerTopics })) {
+        for (const p of t.partitions) committed.set(`${t.topic}/${p.partition}`, p.offset)
+      }
+      const out: PartitionLag[] = []
+      for (const [i, topic] of brokerTopics.entries()) {
+        for (const p of await admin.fetchTopicOffsets(topic)) {
+          const c = committed.get(`${topic}/${p.partition}`)
+          const has = c !== undefined && BigInt(c) >= 0n
+          const from = has ? BigInt(c) : BigInt(p.low)
+          const lag = BigInt(p.high) - from
+          out.push({
+            topic: topics[i]!,
+            partition: p.partition,
+            committed: has ? c : null,
+            high: p.high,
+            lag: Number(lag > 0n ? lag : 0n),
+          })
+        }
+      }
+      return out
+    } catch (err) {
+      // a fresh admin next time: the broker may have moved or the connection died
+      const stale = this.admin
+      this.admin = undefined
+      await stale?.then((a) => a.disconnect()).catch(() => {})
+      throw err
+    }
+  }
+
+  async close(): Promise<void> {
+    const admin = this.admin
+    this.admin = undefined
+    await admin?.then((a) => a.disconnect()).catch(() => {})
+  }
 }
 
 function minOffset(a: bigint, b: bigint): bigint {

@@ -87,6 +87,13 @@ export interface MessageProducer extends Lifecycle {
   send(topic: string, messages: OutgoingMessage[]): Promise<void>
 }
 
+/**
+ * Where a consumer is: `joining` from start() until it is assigned partitions (Kafka's group join;
+ * at once on the embedded bus) and again during a rebalance, `consuming` while it fetches, `crashed`
+ * after an error the client gave up on (it will not consume again until restarted), `stopped`.
+ */
+export type ConsumerState = 'idle' | 'joining' | 'consuming' | 'crashed' | 'stopped'
+
 export interface MessageConsumer extends Lifecycle {
   /** messages handed to the handler and consumed (committed, or partly committed) so far */
   readonly committedMessages: number
@@ -96,6 +103,22 @@ export interface MessageConsumer extends Lifecycle {
    * A no-op when the consumer is not running.
    */
   commit(topic: string, partition: number, offset: string): Promise<void>
+  readonly state: ConsumerState
+  /** the group as the code names it (without the transport's topic prefix) */
+  readonly groupId: string
+  readonly topics: readonly string[]
+}
+
+/** One partition of a consumer group's position: its committed offset against the log's end. */
+export interface PartitionLag {
+  topic: string
+  partition: number
+  /** the next offset the group will read; null when it has committed none (it starts at the earliest) */
+  committed: string | null
+  /** the high watermark: the offset the next produced message will get */
+  high: string
+  /** messages the group has still to commit: high − committed (high − low before the first commit) */
+  lag: number
 }
 
 export interface Transport {
@@ -103,5 +126,7 @@ export interface Transport {
   ensureTopics(topics: string[], partitions?: number): Promise<void>
   producer(): MessageProducer
   consumer(opts: ConsumerOptions): MessageConsumer
+  /** Every partition of `topics`: where `groupId` has committed against the high watermark. */
+  consumerLag(groupId: string, topics: readonly string[]): Promise<PartitionLag[]>
   close(): Promise<void>
 }

@@ -49,8 +49,33 @@ export interface DetectorConsumerOptions {
 
 export class DetectorConsumer implements Lifecycle {
   readonly counters = new Counters('breakid_detect')
+    .describe('records_total', 'counter', 'Records read and fed to the detectors, by topic')
+    .describe(
+      'evaluations_total',
+      'counter',
+      'Records evaluated, by detector type (one record seen by one detector)',
+    )
+    .describe(
+      'decode_errors_total',
+      'counter',
+      'Records skipped because they did not decode, by topic and reason',
+    )
+    .describe(
+      'alerts_total',
+      'counter',
+      'Alert state changes published, by type and status (firing, resolved)',
+    )
+    .describe(
+      'alerts_inhibited_total',
+      'counter',
+      'Symptom alerts suppressed while their cause fired, by type and status',
+    )
+    .describe('state_restored_keys_total', 'counter', 'Detector state keys restored from ClickHouse at start')
+    .describe('state_rows_written_total', 'counter', 'Detector state rows checkpointed to ClickHouse')
+    .describe('state_restore_errors_total', 'counter', 'Failed restores of detector state')
+    .describe('state_checkpoint_errors_total', 'counter', 'Failed checkpoints of detector state')
   private readonly inhibitor: Inhibitor
-  private readonly consumer: MessageConsumer
+  readonly consumer: MessageConsumer
   private readonly alerts: MessageProducer
   private readonly checkpoints: DetectorCheckpoints | undefined
   private started = false
@@ -123,6 +148,7 @@ export class DetectorConsumer implements Lifecycle {
     const raised: Alert[] = []
     const isSpan = batch.topic === TOPICS.spans
     let checkpointDue = false
+    let evaluated = 0
     for (const m of batch.messages) {
       const value = m.value ?? Buffer.alloc(0)
       const records = isSpan ? decodeMessage(codecs.span, value) : decodeMessage(codecs.hw, value)
@@ -142,8 +168,14 @@ export class DetectorConsumer implements Lifecycle {
           if (this.checkpoints?.note(sample.timestamp_us)) checkpointDue = true
           this.eventTimeUs = Math.max(this.eventTimeUs, sample.timestamp_us)
         }
-        this.counters.inc('records_total', 1, { topic: batch.topic })
+        evaluated++
       }
+    }
+    // counted once per batch rather than per record: the labelled lookups would cost more than a detector
+    this.counters.inc('records_total', evaluated, { topic: batch.topic })
+    for (const d of this.opts.detectors) {
+      if (isSpan ? d.onSpan : d.onHwSample)
+        this.counters.inc('evaluations_total', evaluated, { detector: d.type })
     }
     const { publish, inhibited } = this.inhibitor.filter(raised, {
       pending: this.pendingSources(),

@@ -21,7 +21,7 @@ import type { RecordCodec } from '../contract/codec.ts'
 import { decodeMessage, isContainer } from '../contract/container.ts'
 import { codecs, TOPICS } from '../contract/topics.ts'
 import { isRetriable } from '../core/errors.ts'
-import { Counters } from '../core/metrics.ts'
+import { Counters, Histogram } from '../core/metrics.ts'
 import type {
   Lifecycle,
   MessageBatch,
@@ -75,7 +75,28 @@ export interface IngesterOptions {
 
 export class Ingester implements Lifecycle {
   readonly counters = new Counters('breakid_ingest')
-  private readonly consumer: MessageConsumer
+    .describe(
+      'records_consumed_total',
+      'counter',
+      'Records read from Kafka, by topic (a container counts each record)',
+    )
+    .describe('rows_stored_total', 'counter', 'Rows written to ClickHouse, by table')
+    .describe(
+      'dead_letters_total',
+      'counter',
+      'Records sent to the dead-letter topic, by source topic and reason',
+    )
+    .describe(
+      'batch_retries_total',
+      'counter',
+      'Batches handed back for redelivery after a retriable failure, by topic',
+    )
+  /** one observation per INSERT statement, refused ones included */
+  readonly insertLatency = new Histogram(
+    'breakid_ingest_insert_duration_seconds',
+    'Duration of one ClickHouse INSERT, by table',
+  )
+  readonly consumer: MessageConsumer
   private readonly deadLetters: MessageProducer
 
   constructor(private readonly opts: IngesterOptions) {
@@ -129,6 +150,8 @@ export class Ingester implements Lifecycle {
         })
       }
     }
+    // per delivery: a batch redelivered after a failure is read (and counted) again
+    this.counters.inc('records_consumed_total', decoded.length + rejected.length, { topic: batch.topic })
     await this.deadLetter(batch, rejected)
     try {
       await this.insert(
@@ -158,8 +181,19 @@ export class Ingester implements Lifecycle {
   }
 
   private async insert(route: Route<unknown>, records: unknown[]): Promise<void> {
-    await insertRecords(this.opts.clickhouse, route.table, records, this.opts.insertFormat)
+    await this.timed(route.table.name, () =>
+      insertRecords(this.opts.clickhouse, route.table, records, this.opts.insertFormat),
+    )
     this.counters.inc('rows_stored_total', records.length, { table: route.table.name })
+  }
+
+  private async timed(table: string, insert: () => Promise<void>): Promise<void> {
+    const started = performance.now()
+    try {
+      await insert()
+    } finally {
+      this.insertLatency.observe((performance.now() - started) / 1000, { table })
+    }
   }
 
   private async deadLetter(batch: MessageBatch, rejected: Rejected[]): Promise<void> {
@@ -196,7 +230,10 @@ export class Ingester implements Lifecycle {
       error: m.headers['breakid-error'] ?? '',
       payload: m.value ?? Buffer.alloc(0),
     }))
-    await insertRecords(this.opts.clickhouse, deadLettersTable, rows, this.opts.insertFormat)
+    this.counters.inc('records_consumed_total', rows.length, { topic: batch.topic })
+    await this.timed(deadLettersTable.name, () =>
+      insertRecords(this.opts.clickhouse, deadLettersTable, rows, this.opts.insertFormat),
+    )
     this.counters.inc('rows_stored_total', rows.length, { table: deadLettersTable.name })
   }
 }

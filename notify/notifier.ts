@@ -135,7 +135,7 @@ export class WebhookNotifier implements Lifecycle {
   readonly counters = describeCounters(new Counters('breakid_notify'))
   private readonly routes: readonly ResolvedRoute[]
   private readonly log: Logger
-  private readonly consumer: MessageConsumer
+  readonly consumer: MessageConsumer
   private readonly deadLetters: MessageProducer | undefined
   private readonly deadLetterTopic: string | null
   private readonly settledKeys: SettledKeys

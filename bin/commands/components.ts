@@ -4,6 +4,7 @@ import { InvalidInputError } from '../../core/errors.ts'
 import type { Command } from '../command.ts'
 import { type BreakidConfig, loadConfig } from '../../app/config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
+import { observePipeline, type ServiceName, startOpsServer } from '../../app/ops.ts'
 import { openStore, openTransport, runUntilSignal } from '../../app/runtime.ts'
 
 function requireKafka(cfg: BreakidConfig, name: string): void {
@@ -15,7 +16,7 @@ function requireKafka(cfg: BreakidConfig, name: string): void {
 }
 
 function component(
-  name: string,
+  name: ServiceName,
   summary: string,
   parts: { ingest?: boolean; detect?: boolean; notify?: boolean },
 ): Command {
@@ -27,26 +28,39 @@ function component(
     async run({ values }) {
       const cfg = loadConfig(values)
       requireKafka(cfg, `breakid ${name}`)
-      const logger = createLogger(cfg.logLevel)
-      const transport = await openTransport(cfg, logger)
-      // ingest writes rows; detect keeps its baselines there so a restart resumes instead of relearning
-      const ch = parts.ingest || parts.detect ? await openStore(cfg) : undefined
       const routes = parts.notify ? webhookRoutes(cfg) : undefined
       if (parts.notify && routes!.length === 0) {
         throw new InvalidInputError(
           'breakid notify: no webhook configured (--webhook-url, BREAKID_WEBHOOK_URLS or webhookRoutes in --config)',
         )
       }
-      const pipeline = await startPipeline({
-        transport,
-        logger,
-        clickhouse: parts.ingest ? ch : undefined,
-        detectorState: parts.detect ? ch : undefined,
-        detectors: parts.detect ? defaultDetectors() : undefined,
-        routes,
-      })
-      logger.info({ component: name, brokers: cfg.kafkaBrokers }, 'running')
-      await runUntilSignal(logger, [async () => void (await ch?.close()), () => pipeline.stop()])
+      const logger = createLogger(cfg.logLevel)
+      // first, so probes get answers (alive, not ready yet) while Kafka and ClickHouse connect
+      const ops = await startOpsServer(cfg, name, logger)
+      const stops: (() => Promise<void>)[] = [() => ops.close()]
+      try {
+        const transport = await openTransport(cfg, logger)
+        stops.push(() => transport.close())
+        // ingest writes rows; detect keeps its baselines there so a restart resumes instead of relearning
+        const ch = parts.ingest || parts.detect ? await openStore(cfg) : undefined
+        stops.push(async () => void (await ch?.close()))
+        const pipeline = await startPipeline({
+          transport,
+          logger,
+          clickhouse: parts.ingest ? ch : undefined,
+          detectorState: parts.detect ? ch : undefined,
+          detectors: parts.detect ? defaultDetectors() : undefined,
+          routes,
+        })
+        stops.push(() => pipeline.stop())
+        observePipeline(ops, pipeline, transport, ch)
+        ops.markStarted()
+        logger.info({ component: name, brokers: cfg.kafkaBrokers }, 'running')
+      } catch (err) {
+        for (const stop of stops.reverse()) await stop().catch(() => {})
+        throw err
+      }
+      await runUntilSignal(logger, stops)
       return 0
     },
   }

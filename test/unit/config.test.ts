@@ -36,3 +36,18 @@ test('bad values are refused with the key and the value in the message', () => {
   assert.throws(() => loadConfig({ 'kafka-brokers': 'localhost' }, {}), /not host:port/)
   assert.throws(() => loadConfig({ 'execution-provider': 'tpu' }, {}), /not cpu or cuda/)
 })
+
+test('ops endpoints: metricsPort from flag, environment or file, a port or refused', () => {
+  assert.equal(loadConfig({}, {}).metricsPort, undefined, "undefined: the command's default port")
+  assert.equal(loadConfig({}, {}).metricsHost, '127.0.0.1')
+  assert.equal(loadConfig({ 'metrics-port': '9500' }, {}).metricsPort, 9500)
+  assert.equal(loadConfig({}, { BREAKID_METRICS_PORT: '0' }).metricsPort, 0)
+  assert.equal(loadConfig({}, { BREAKID_METRICS_HOST: '0.0.0.0' }).metricsHost, '0.0.0.0')
+  for (const bad of ['-1', '65536', '80.5', 'http']) {
+    assert.throws(
+      () => loadConfig({ 'metrics-port': bad }, {}),
+      (err: unknown) => err instanceof InvalidInputError && /metricsPort/.test(err.message),
+      bad,
+    )
+  }
+})
