@@ -7,7 +7,8 @@ import type { Command } from './command.ts'
 import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import { CONFIG_FLAGS, ENV_NAMES } from '../app/config.ts'
 
-const COMMANDS: Record<string, () => Promise<Command>> = {
+/** every command, loaded on demand (deploy/ manifests are checked against these names) */
+export const COMMANDS: Record<string, () => Promise<Command>> = {
   up: async () => (await import('./commands/up.ts')).up,
   serve: async () => (await import('./commands/serve.ts')).serve,
   collect: async () => (await import('./commands/collect.ts')).collect,
