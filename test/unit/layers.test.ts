@@ -29,6 +29,8 @@ export const LAYERS: Record<string, number> = {
   bin: 6,
   bench: 7,
   test: 7,
+  // deployment (the Grafana dashboards written as code): beside bin, under the tests that check it
+  deploy: 6,
 }
 
 function sourceFiles(dir: string): string[] {
