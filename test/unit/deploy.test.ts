@@ -128,6 +128,13 @@ describe('docker compose', () => {
 
       const grafana = obj(services.grafana)
       assert.match(String(obj(grafana.environment).GF_PLUGINS_PREINSTALL), /grafana-clickhouse-datasource/)
+      const provider = readFileSync(join(ROOT, 'deploy/grafana/provisioning/dashboards/breakid.yaml'), 'utf8')
+      const dashboardsAt = /^\s+path: (\S+)$/m.exec(provider)?.[1]
+      assert.ok(
+        // docker-compose 1.x writes volumes as `source:target:mode`, the Compose Spec as objects
+        arr(grafana.volumes).some((v) => (obj(v).target ?? String(v).split(':')[1]) === dashboardsAt),
+        `the dashboards are mounted where the provider reads them (${dashboardsAt})`,
+      )
       for (const v of arr(grafana.volumes)) {
         const source = String(obj(v).source ?? String(v).split(':')[0])
         if (source.startsWith('/')) assert.ok(existsSync(source), `grafana mounts ${source}, which exists`)
