@@ -13,6 +13,7 @@ import { createLogger } from '../../core/logger.ts'
 import { parseDurationMs, parsePort } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
+import { observePipeline, startOpsServer } from '../../app/ops.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
 import { openStore, openTransport, runUntilSignal, telemetryProducer } from '../../app/runtime.ts'
 
@@ -54,6 +55,8 @@ export const collect: Command = {
     const cfg = loadConfig(values)
     const logger = createLogger(cfg.logLevel)
     const scrape = ((values.scrape as string[] | undefined) ?? []).map(parseScrapeTarget)
+    // first, so probes get answers (alive, not ready yet) while Kafka and the receiver start
+    const ops = await startOpsServer(cfg, 'collect', logger)
     const transport = await openTransport(cfg, logger)
     // Without Kafka nothing outside this process can read the telemetry: store and watch it here.
     const embedded = transport.kind === 'embedded'
@@ -86,6 +89,12 @@ export const collect: Command = {
       recordsPerMessage: cfg.recordsPerMessage,
     })
     await collector.start()
+    ops.register(collector.counters)
+    ops.addReadinessCheck('otlp receiver', () =>
+      collector.otlpUrl === undefined ? 'the OTLP/HTTP receiver is not listening' : undefined,
+    )
+    if (pipeline) observePipeline(ops, pipeline, transport, ch)
+    ops.markStarted()
     logger.info(
       {
         otlp: collector.otlpUrl,
@@ -94,7 +103,10 @@ export const collect: Command = {
       },
       'collecting',
     )
+    // run in reverse: the collector, then the in-process pipeline, the transport, the ops endpoints
     await runUntilSignal(logger, [
+      () => ops.close(),
+      () => transport.close(),
       async () => {
         await pipeline?.stop()
         await ch?.close()

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -175,10 +176,14 @@ interface Service {
   output: string[]
 }
 
-async function startService(name: string, env: Record<string, string>): Promise<Service> {
+async function startService(
+  name: string,
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<Service> {
   const port = await freePort()
   const output: string[] = []
-  const child = spawn(process.execPath, ['bin/breakid.mjs', name], {
+  const child = spawn(process.execPath, ['bin/breakid.mjs', name, ...args], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -225,7 +230,7 @@ async function until(s: Service, message: string, done: (e: Exposition) => boole
   return last!
 }
 
-test('breakid ingest, detect and notify serve /metrics whose lag and counters move during a run', async () => {
+test('breakid ingest, detect, notify and collect serve /metrics whose lag and counters move during a run', async () => {
   const prefix = `${uniqueTopic('ops-cli')}.`
   const kafka = transport(prefix)
   await kafka.ensureTopics(Object.values(TOPICS), 2)
@@ -248,13 +253,31 @@ test('breakid ingest, detect and notify serve /metrics whose lag and counters mo
   )
   await alerts.stop()
 
+  // a Prometheus endpoint for collect to scrape (not a Triton or DCGM page: the scrapes are counted,
+  // no hardware sample comes of it)
+  const page = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+    res.end('# TYPE up gauge\nup 1\n')
+  })
+  await new Promise<void>((r) => page.listen(0, '127.0.0.1', r))
+  const pageUrl = `http://127.0.0.1:${(page.address() as { port: number }).port}/metrics`
+  const otlpPort = await freePort()
+
   const env = { BREAKID_TOPIC_PREFIX: prefix }
   const services = await Promise.all([
     startService('ingest', env),
     startService('detect', env),
     startService('notify', { ...env, BREAKID_WEBHOOK_URLS: receiver.url }),
+    startService('collect', env, [
+      '--otlp-port',
+      String(otlpPort),
+      '--scrape',
+      `t=${pageUrl}`,
+      '--scrape-interval',
+      '200ms',
+    ]),
   ])
-  const [ingest, detect, notify] = services as [Service, Service, Service]
+  const [ingest, detect, notify, collect] = services as [Service, Service, Service, Service]
   let codes: (number | null)[] = []
   try {
     const ready = async (s: Service) =>
@@ -318,9 +341,28 @@ test('breakid ingest, detect and notify serve /metrics whose lag and counters mo
     )
     assert.equal(value(e, 'breakid_service_info', { service: 'detect' }), 1)
     assert.equal((await fetch(`${detect.base}/healthz`)).status, 200)
+
+    // collect consumes nothing: its counters are the scrapes it made and the OTLP requests it took
+    const scrapes = (x: Exposition) => counter(x, 'breakid_collect_scrapes', { result: 'ok' })
+    e = await until(collect, 'scrapes counted', (x) => scrapes(x) >= 1)
+    const before = scrapes(e)
+    await until(collect, 'more scrapes while it runs', (x) => scrapes(x) > before)
+    const otlp = await fetch(`http://127.0.0.1:${otlpPort}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ resourceSpans: [] }),
+    })
+    assert.equal(otlp.status, 200)
+    await until(
+      collect,
+      'the OTLP request counted',
+      (x) => counter(x, 'breakid_collect_otlp_requests', { signal: 'traces', status: '200' }) === 1,
+    )
+    await ready(collect)
   } finally {
     codes = await Promise.all(services.map(stopService))
     await receiver.stop()
+    await new Promise((r) => page.close(r))
     await kafka.close()
   }
   for (const [i, code] of codes.entries()) {

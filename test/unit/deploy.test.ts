@@ -31,8 +31,8 @@ import {
   yamlDocuments,
 } from '../helpers/deploy-tools.ts'
 
-/** Commands the deployment names that other work adds (issue 16: `collect`, `dashboard`). */
-const COMMANDS_TO_COME = new Set(['collect', 'dashboard'])
+/** Commands the deployment names ahead of the work that adds them (issue 16: the web dashboard). */
+const COMMANDS_TO_COME = new Set(['dashboard'])
 const OPS_SERVICES = Object.keys(SERVICE_METRICS_PORTS) as ServiceName[]
 
 const composeMissing = missing('docker-compose', dockerCompose() !== undefined)
