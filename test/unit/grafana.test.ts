@@ -24,7 +24,7 @@ import {
   renderDashboard,
   type Target,
 } from '../../deploy/grafana/dashboards.ts'
-import { type ReadOnlyTarget, readOnlyTarget } from '../../queries/readonly.ts'
+import { readOnlyPool } from '../../queries/readonly.ts'
 import { type ClickHouse, openClickHouse } from '../../store/client.ts'
 import { migrate } from '../../store/migrations.ts'
 import { alertsTable, hwSamplesTable, spansTable } from '../../store/tables.ts'
@@ -104,16 +104,21 @@ interface Result {
 
 let dir = ''
 let ch: ClickHouse
-let ro: ReadOnlyTarget
 
+/** read-only and limited, on the sessions `breakid sql` uses (queries/readonly.ts) */
 async function query(sql: string): Promise<Result> {
-  const rs = await ro.client.query({
-    query: sql,
-    format: 'JSONCompactEachRowWithNamesAndTypes',
-    clickhouse_settings: ro.settings,
+  return readOnlyPool(ch).withSlot(undefined, async (slot) => {
+    const rs = await slot.run((abort_signal) =>
+      slot.target.client.query({
+        query: `${slot.tag}\n${sql}`,
+        format: 'JSONCompactEachRowWithNamesAndTypes',
+        clickhouse_settings: slot.target.settings,
+        abort_signal,
+      }),
+    )
+    const [names, types, ...rows] = await rs.json<unknown[]>()
+    return { names: names as string[], types: types as string[], rows }
   })
-  const [names, types, ...rows] = await rs.json<unknown[]>()
-  return { names: names as string[], types: types as string[], rows }
 }
 
 /** runs a dashboard's variables, then each of its queries; the SQL goes with a failure */
@@ -251,7 +256,6 @@ before(async () => {
   await insertRecords(ch, spansTable, spans())
   await insertRecords(ch, hwSamplesTable, hwSamples())
   await insertRecords(ch, alertsTable, alerts())
-  ro = await readOnlyTarget(ch)
 })
 
 after(async () => {
