@@ -102,6 +102,13 @@ describe('docker compose', () => {
       assert.ok(breakid.length >= 7, 'the breakid services are built from the Dockerfile')
       for (const [name, s] of breakid) {
         const svc = obj(s)
+        const env = Object.fromEntries(
+          Object.entries(obj(svc.environment)).map(([k, v]) => [k, String(v ?? '')]),
+        )
+        assert.doesNotThrow(
+          () => loadConfig({}, env),
+          `compose service ${name}: its environment is a valid config`,
+        )
         if (arr(svc.entrypoint).length > 0) continue // webhook-sink runs node itself
         assertKnownCommand(`compose service ${name}`, arr(svc.command)[0] as string | undefined)
       }
@@ -151,6 +158,19 @@ function manifests(): { file: string; doc: Json }[] {
     .flatMap((file) =>
       yamlDocuments(readFileSync(join(dir, file), 'utf8')).map((d) => ({ file, doc: obj(d) })),
     )
+}
+
+/** a container's environment as the kubelet would set it: literal values, Secret keys, field refs */
+function containerEnv(c: Json, secrets: Map<unknown, Json>): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const e of arr(c.env).map(obj)) {
+    const from = obj(e.valueFrom)
+    const ref = obj(from.secretKeyRef)
+    if (ref.name) env[String(e.name)] = String(secrets.get(ref.name)?.[String(ref.key)] ?? '')
+    else if (from.fieldRef) env[String(e.name)] = 'pod-0'
+    else env[String(e.name)] = String(e.value ?? '')
+  }
+  return env
 }
 
 describe('kubernetes manifests', () => {
@@ -209,6 +229,7 @@ describe('kubernetes manifests', () => {
       const secrets = new Map(byKind('Secret').map((s) => [obj(s.doc.metadata).name, obj(s.doc.stringData)]))
       const configMaps = new Map(byKind('ConfigMap').map((c) => [obj(c.doc.metadata).name, obj(c.doc.data)]))
       const workloads = [...byKind('Deployment'), ...byKind('StatefulSet')]
+      const breakidEnvs: { where: string; env: Record<string, string> }[] = []
       assert.ok(workloads.length >= 8)
       const seen = new Set<string>()
       for (const { file, doc } of workloads) {
@@ -232,6 +253,7 @@ describe('kubernetes manifests', () => {
           }
           if (c.image !== 'breakid') continue
           assertKnownCommand(where, arr(c.args)[0] as string | undefined)
+          breakidEnvs.push({ where, env: containerEnv(c, secrets) })
           const service = arr(c.args)[0] as ServiceName
           if (!OPS_SERVICES.includes(service)) continue
           seen.add(service)
@@ -272,6 +294,11 @@ describe('kubernetes manifests', () => {
         const cfg = loadConfig({ config: file }, {})
         assert.deepEqual(cfg.kafkaBrokers, ['kafka-0.kafka:9092'])
         assert.equal(cfg.metricsHost, '0.0.0.0')
+        // and with each container's environment on top (Secret values included) it still is one
+        for (const { where, env } of breakidEnvs) {
+          assert.equal(env.BREAKID_CONFIG, '/etc/breakid/config.json', `${where}: reads the ConfigMap`)
+          assert.doesNotThrow(() => loadConfig({ config: file }, env), `${where}: a valid configuration`)
+        }
       } finally {
         rmSync(dir, { recursive: true, force: true })
       }
