@@ -26,6 +26,14 @@ function spanMapping(file: unknown) {
   }
 }
 
+const modelList = (value: unknown): string[] | undefined =>
+  value === undefined
+    ? undefined
+    : String(value)
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean)
+
 export const collect: Command = {
   summary: 'take in OTLP traces/metrics and Prometheus scrapes (Triton, DCGM, any OTel server)',
   usage:
@@ -36,6 +44,7 @@ export const collect: Command = {
     scrape: { type: 'string', multiple: true },
     'scrape-interval': { type: 'string', default: '10s' },
     'triton-models': { type: 'string' },
+    'accelerator-models': { type: 'string' },
     'max-wait': { type: 'string', default: '30s' },
     'span-mapping': { type: 'string' },
   },
@@ -46,6 +55,8 @@ export const collect: Command = {
       'Prometheus endpoint to scrape (repeatable): [instance=]http://host:port/metrics; targets with one instance merge into one hardware sample',
     'scrape-interval': 'time between scrapes (default 10s)',
     'triton-models': 'comma-separated Triton models counted in hardware samples (default all)',
+    'accelerator-models':
+      'comma-separated Triton models that run on the accelerator: only their compute is executor busy time and only their queue the executor queue (name them when CPU preprocessing models or ensembles share the server; default all)',
     'max-wait': 'how long a trace waits for its late parts (default 30s)',
     'span-mapping':
       'JSON file: {"modelAttributes":[…],"modelVersionAttributes":[…],"stages":{"<span name>":"<stage>"}}',
@@ -75,12 +86,8 @@ export const collect: Command = {
       otlpHost: String(values['otlp-host']),
       scrape,
       scrapeIntervalMs: parseDurationMs(values['scrape-interval'], 'scrape-interval'),
-      tritonModels: values['triton-models']
-        ? String(values['triton-models'])
-            .split(',')
-            .map((m) => m.trim())
-            .filter(Boolean)
-        : undefined,
+      tritonModels: modelList(values['triton-models']),
+      acceleratorModels: modelList(values['accelerator-models']),
       maxWaitMs: parseDurationMs(values['max-wait'], 'max-wait'),
       spanMapping: spanMapping(values['span-mapping']),
       recordsPerMessage: cfg.recordsPerMessage,
