@@ -4,7 +4,8 @@
  * puts it on the telemetry topics as the engine's own records. With no Kafka configured it also runs
  * the ingest into chDB, the detectors and the notifier in this process, like `breakid serve`.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import Fastify from 'fastify'
 import { Collector } from '../../collect/collector.ts'
 import { parseSpanMapping } from '../../collect/generic/server-spans.ts'
 import { parseScrapeTarget } from '../../collect/prometheus/scraper.ts'
@@ -14,7 +15,14 @@ import { parseDurationMs, parsePort } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
-import { openStore, openTransport, runUntilSignal, telemetryProducer } from '../../app/runtime.ts'
+import { queriesPlugin } from '../../queries/http.ts'
+import {
+  openStore,
+  openTransport,
+  runUntilSignal,
+  telemetryProducer,
+  upStatePath,
+} from '../../app/runtime.ts'
 
 function spanMapping(file: unknown) {
   if (file === undefined) return undefined
@@ -37,7 +45,7 @@ const modelList = (value: unknown): string[] | undefined =>
 export const collect: Command = {
   summary: 'take in OTLP traces/metrics and Prometheus scrapes (Triton, DCGM, any OTel server)',
   usage:
-    'breakid collect [--otlp-port 4318] [--otlp-host 0.0.0.0] [--scrape [instance=]URL ...] [--scrape-interval 10s]',
+    'breakid collect [--otlp-port 4318] [--otlp-host 0.0.0.0] [--scrape [instance=]URL ...] [--scrape-interval 10s] [--accelerator-models m1,m2]',
   options: {
     'otlp-port': { type: 'string', default: '4318' },
     'otlp-host': { type: 'string', default: '127.0.0.1' },
@@ -47,6 +55,7 @@ export const collect: Command = {
     'accelerator-models': { type: 'string' },
     'max-wait': { type: 'string', default: '30s' },
     'span-mapping': { type: 'string' },
+    'query-port': { type: 'string', default: '0' },
   },
   help: {
     'otlp-port': 'OTLP/HTTP port for POST /v1/traces and /v1/metrics (default 4318)',
@@ -60,6 +69,8 @@ export const collect: Command = {
     'max-wait': 'how long a trace waits for its late parts (default 30s)',
     'span-mapping':
       'JSON file: {"modelAttributes":[…],"modelVersionAttributes":[…],"stages":{"<span name>":"<stage>"}}',
+    'query-port':
+      'without Kafka: port of the query API on 127.0.0.1 that breakid query/sql use while this runs (default 0: any free port)',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
@@ -93,11 +104,24 @@ export const collect: Command = {
       recordsPerMessage: cfg.recordsPerMessage,
     })
     await collector.start()
+    // chDB holds the data directory: `breakid query`/`sql` ask this process instead (up.json says where)
+    const queryApi = ch ? Fastify({ logger: false }) : undefined
+    let queryUrl: string | undefined
+    const statePath = upStatePath(cfg.dataDir)
+    if (queryApi && ch) {
+      await queryApi.register(queriesPlugin, { ch })
+      queryUrl = await queryApi.listen({
+        host: '127.0.0.1',
+        port: parsePort(values['query-port'], 'query-port'),
+      })
+      writeFileSync(statePath, JSON.stringify({ pid: process.pid, url: queryUrl }))
+    }
     logger.info(
       {
         otlp: collector.otlpUrl,
         scrape: scrape.map((t) => `${t.instance}=${t.url}`),
         transport: transport.kind,
+        queries: queryUrl,
       },
       'collecting',
     )
@@ -105,6 +129,10 @@ export const collect: Command = {
       async () => {
         await pipeline?.stop()
         await ch?.close()
+      },
+      async () => {
+        await queryApi?.close()
+        if (queryApi) rmSync(statePath, { force: true })
       },
       () => collector.stop(),
     ])
