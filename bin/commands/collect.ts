@@ -19,6 +19,8 @@ import { queriesPlugin } from '../../queries/http.ts'
 import {
   openStore,
   openTransport,
+  queryLimits,
+  resolveApiToken,
   runUntilSignal,
   telemetryProducer,
   upStatePath,
@@ -108,8 +110,15 @@ export const collect: Command = {
     const queryApi = ch ? Fastify({ logger: false }) : undefined
     let queryUrl: string | undefined
     const statePath = upStatePath(cfg.dataDir)
-    if (queryApi && ch) {
-      await queryApi.register(queriesPlugin, { ch })
+    // the query API takes the token `serve` and `up` use (configured, else generated into the data dir)
+    const token = queryApi ? resolveApiToken(cfg) : undefined
+    if (queryApi && ch && token) {
+      await queryApi.register(queriesPlugin, {
+        ch,
+        limits: queryLimits(cfg),
+        apiToken: token.token,
+        tokenHint: token.hint,
+      })
       queryUrl = await queryApi.listen({
         host: '127.0.0.1',
         port: parsePort(values['query-port'], 'query-port'),
@@ -122,8 +131,9 @@ export const collect: Command = {
         scrape: scrape.map((t) => `${t.instance}=${t.url}`),
         transport: transport.kind,
         queries: queryUrl,
+        apiToken: token ? (token.path ?? 'configured') : undefined,
       },
-      'collecting',
+      queryUrl ? 'collecting; the query API needs "Authorization: Bearer <apiToken>"' : 'collecting',
     )
     await runUntilSignal(logger, [
       async () => {
@@ -133,6 +143,7 @@ export const collect: Command = {
       async () => {
         await queryApi?.close()
         if (queryApi) rmSync(statePath, { force: true })
+        if (token?.path) rmSync(token.path, { force: true })
       },
       () => collector.stop(),
     ])

@@ -67,7 +67,8 @@ async function startCollect(dataDir: string): Promise<{ otlp: string; queries: s
         logs.push(line)
         try {
           const entry = JSON.parse(line) as { msg?: string; otlp?: string; queries?: string }
-          if (entry.msg === 'collecting') resolvePromise({ otlp: entry.otlp!, queries: entry.queries!, logs })
+          if (entry.msg?.startsWith('collecting'))
+            resolvePromise({ otlp: entry.otlp!, queries: entry.queries!, logs })
         } catch {
           // not a log line
         }
@@ -78,10 +79,10 @@ async function startCollect(dataDir: string): Promise<{ otlp: string; queries: s
   })
 }
 
-async function countViaApi(queries: string): Promise<number> {
+async function countViaApi(queries: string, token: string): Promise<number> {
   const res = await fetch(`${queries}/api/sql?format=json`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ sql: 'SELECT count() AS n FROM spans' }),
   })
   const rows = (await res.json()) as { n: string | number }[]
@@ -109,7 +110,15 @@ test('spans from the OpenTelemetry Python SDK are all stored, and breakid sql co
   assert.equal(sent.generic.length + sent.triton.length, GENERIC + TRITON)
 
   // stored asynchronously (bus → ingest → chDB): wait, bounded, for the rows to be there
-  await waitFor(async () => (await countViaApi(queries)) >= GENERIC + TRITON, {
+  // the query API takes the token collect generated into its data directory (breakid sql reads it too)
+  const token = readFileSync(join(dataDir, 'api-token'), 'utf8').trim()
+  const unauthorized = await fetch(`${queries}/api/sql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sql: 'SELECT 1' }),
+  })
+  assert.equal(unauthorized.status, 401, 'no token, no SQL')
+  await waitFor(async () => (await countViaApi(queries, token)) >= GENERIC + TRITON, {
     timeoutMs: 60_000,
     intervalMs: 250,
     message: 'the spans stored',
@@ -155,4 +164,5 @@ test('spans from the OpenTelemetry Python SDK are all stored, and breakid sql co
   collector!.kill('SIGTERM')
   assert.equal(await exited, 0)
   assert.equal(existsSync(upStatePath(dataDir)), false)
+  assert.equal(existsSync(join(dataDir, 'api-token')), false, 'the generated token goes with the process')
 })

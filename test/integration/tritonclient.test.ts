@@ -2,12 +2,13 @@
  * NVIDIA's own client as the oracle: `tritonclient[http]` (Python, a venv under .venv/, pinned) against
  * a real `breakid serve` process — server and model metadata, repository index, load and unload (the
  * client sends those bodies without a Content-Type), model configuration, inference with binary and
- * JSON outputs and gzip/deflate request bodies, and the statistics extension. tritonclient raises on
+ * JSON outputs and gzip/deflate request bodies, and the statistics extension, with the API token as a
+ * header where the server requires it (the model repository). tritonclient raises on
  * any HTTP error, so the script finishing is the first check; its answers are the second.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, test } from 'node:test'
@@ -57,7 +58,7 @@ function startServe(): Promise<string> {
         buffered = buffered.slice(nl + 1)
         try {
           const entry = JSON.parse(line) as { msg?: string; address?: string }
-          if (entry.msg === 'serving') resolvePromise(entry.address!)
+          if (entry.msg?.startsWith('serving')) resolvePromise(entry.address!)
         } catch {
           // not a log line
         }
@@ -106,8 +107,17 @@ test('tritonclient runs metadata, load/unload, config, inference and statistics 
 }, async () => {
   const address = await startServe()
   const url = address.replace(/^http:\/\//, '')
+  // the model repository takes the API token serve generated into its data directory; tritonclient
+  // sends it as a header, as a Triton user sends any header their deployment needs
+  const token = readFileSync(join(dir, 'data', 'api-token'), 'utf8').trim()
+  assert.equal((await fetch(`${address}/v2/repository/index`, { method: 'POST' })).status, 401)
   const seen = JSON.parse(
-    await runPython(python, join(import.meta.dirname, 'tritonclient/client.py'), [url, 'mlp', 'cnn']),
+    await runPython(python, join(import.meta.dirname, 'tritonclient/client.py'), [
+      url,
+      'mlp',
+      'cnn',
+      `Authorization=Bearer ${token}`,
+    ]),
   ) as Seen
 
   assert.deepEqual([seen.live, seen.ready], [true, true])
