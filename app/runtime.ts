@@ -68,7 +68,10 @@ export async function runUntilSignal(logger: Logger, stops: (() => Promise<void>
   for (const stop of stops.reverse()) await stop()
 }
 
-/** Where a running `breakid up` says how to reach it (its pid and query API URL). */
+/**
+ * Where the process holding the embedded chDB data directory — `breakid up`, or `breakid collect`
+ * without Kafka — says how to reach its query API (its pid and URL).
+ */
 export function upStatePath(dataDir: string): string {
   return join(dirname(dataDir), 'up.json')
 }

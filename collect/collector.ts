@@ -46,6 +46,8 @@ export interface CollectorOptions {
   scrapeIntervalMs?: number
   /** Triton models whose counters count in hardware samples (default all) */
   tritonModels?: readonly string[]
+  /** Triton models that run on the accelerator: executor_busy and queue_depth (default all) */
+  acceleratorModels?: readonly string[]
   spanMapping?: SpanMappingConfig
   /** assembler: wait for late parts (ms, default 30 000) and most parts held (default 200 000) */
   maxWaitMs?: number
@@ -91,14 +93,17 @@ export class Collector implements Lifecycle {
       maxSpans: opts.maxPendingSpans,
     })
     this.otlpMetrics = new OtlpMetricsConverter(this.fleet)
-    this.otlpHardware = new HardwareMapper({ models: opts.tritonModels })
+    this.otlpHardware = new HardwareMapper({
+      models: opts.tritonModels,
+      acceleratorModels: opts.acceleratorModels,
+    })
     this.scraper = new Scraper({
       targets: opts.scrape ?? [],
       fleet: this.fleet,
       counters: this.counters,
       logger: opts.logger.child({ c: 'scrape' }),
       intervalMs: opts.scrapeIntervalMs,
-      mapper: new HardwareMapper({ models: opts.tritonModels }),
+      mapper: new HardwareMapper({ models: opts.tritonModels, acceleratorModels: opts.acceleratorModels }),
       now: this.now,
       fetch: opts.fetch,
       onSamples: (samples) => this.sink.send([], samples),

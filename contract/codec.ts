@@ -1,26 +1,28 @@
 /**
  * Avro single-object encoding of breakid records: `C3 01`, the 8-byte CRC-64-AVRO fingerprint of the
- * writer schema, then the Avro binary body. The reader keeps every writer schema it knows by
- * fingerprint and resolves each to its own (newest) schema, so old and new writers share a topic.
+ * writer schema (little-endian), then the Avro binary body. The reader resolves every writer schema
+ * it knows by fingerprint — each published version, and those learned from the
+ * `breakid.writer-schema` message header (writers.ts) — to its own (newest) schema, so old, new and
+ * foreign writers share a topic.
  */
 import avro from 'avsc'
 import type { Schema, Type } from 'avsc'
 import { RecordDecodeError } from '../core/errors.ts'
-import { fingerprintBytes } from './fingerprint.ts'
 import type { AvroSchemaJson } from './schemas.ts'
+import { fingerprintOf, WRITER_SCHEMA_HEADER, WriterSchemas } from './writers.ts'
+
+export { canonicalForm } from './writers.ts'
 
 const MAGIC = Buffer.from([0xc3, 0x01])
 const HEADER_BYTES = MAGIC.length + 8
 
-interface Writer {
-  key: string
-  resolver: ReturnType<Type['createResolver']>
-}
+/** The headers of the message a record came in (only `breakid.writer-schema` is read). */
+export type MessageHeaders = Readonly<Record<string, string>>
 
 export class RecordCodec<T> {
   readonly type: Type
   readonly fingerprint: Buffer
-  private readonly writers = new Map<string, Writer>()
+  readonly writers: WriterSchemas
 
   /**
    * @param readerSchema the newest schema: what `encode` writes and `decode` returns.
@@ -32,12 +34,9 @@ export class RecordCodec<T> {
     olderWriterSchemas: readonly AvroSchemaJson[] = [],
   ) {
     this.type = avro.Type.forSchema(readerSchema as Schema)
-    this.fingerprint = fingerprintBytes(canonicalForm(this.type))
-    for (const schema of [readerSchema, ...olderWriterSchemas]) {
-      const writer = avro.Type.forSchema(schema as Schema)
-      const key = fingerprintBytes(canonicalForm(writer)).toString('hex')
-      this.writers.set(key, { key, resolver: this.type.createResolver(writer) })
-    }
+    this.fingerprint = fingerprintOf(this.type)
+    const published = [readerSchema, ...olderWriterSchemas].map((s) => avro.Type.forSchema(s as Schema))
+    this.writers = new WriterSchemas(name, this.type, published)
   }
 
   encode(record: T): Buffer {
@@ -59,8 +58,11 @@ export class RecordCodec<T> {
     return this.type.encode(record, buf, pos + HEADER_BYTES)
   }
 
-  /** Throws RecordDecodeError (non-retriable) for anything that is not one of our records. */
-  decode(buf: Buffer): T {
+  /**
+   * Throws RecordDecodeError (non-retriable) for anything that is not one of our records. `headers`:
+   * the message's, whose `breakid.writer-schema` names a writer this reader has not seen.
+   */
+  decode(buf: Buffer, headers?: MessageHeaders): T {
     if (buf.length < HEADER_BYTES || buf[0] !== MAGIC[0] || buf[1] !== MAGIC[1]) {
       throw new RecordDecodeError(
         `${this.name}: not an Avro single-object record (${buf.length} bytes, header ${buf.subarray(0, 2).toString('hex')})`,
@@ -68,10 +70,7 @@ export class RecordCodec<T> {
       )
     }
     const key = buf.subarray(2, HEADER_BYTES).toString('hex')
-    const writer = this.writers.get(key)
-    if (!writer) {
-      throw new RecordDecodeError(`${this.name}: unknown writer schema fingerprint ${key}`, 'unknown_schema')
-    }
+    const writer = this.writers.find(key, headers?.[WRITER_SCHEMA_HEADER])
     try {
       return this.type.fromBuffer(buf.subarray(HEADER_BYTES), writer.resolver) as T
     } catch (err) {
@@ -83,13 +82,8 @@ export class RecordCodec<T> {
     }
   }
 
-  /** True when the message header names one of this codec's writer schemas. */
+  /** True when the record header names a writer schema this codec reads (published or learned). */
   recognises(buf: Buffer): boolean {
-    return buf.length >= HEADER_BYTES && this.writers.has(buf.subarray(2, HEADER_BYTES).toString('hex'))
+    return buf.length >= HEADER_BYTES && this.writers.known(buf.subarray(2, HEADER_BYTES).toString('hex'))
   }
-}
-
-/** avsc's `schema()` without attributes is the Parsing Canonical Form (no doc, defaults, aliases). */
-export function canonicalForm(type: Type): string {
-  return JSON.stringify(type.schema())
 }

@@ -19,7 +19,7 @@
  * break and returns the rest as one undecodable piece.
  */
 import { RecordDecodeError } from '../core/errors.ts'
-import type { RecordCodec } from './codec.ts'
+import type { MessageHeaders, RecordCodec } from './codec.ts'
 
 export const CONTAINER_MAGIC = Buffer.from([0x42, 0x4b, 0x43, 0x01])
 /** magic + count */
@@ -45,10 +45,15 @@ export type MessageRecord<T> =
 /**
  * Every record of a message value, in order: a container's records, or the message itself when it
  * is a single record. `index` is the record's position in its container (0 for a single record).
- * Never throws for bad bytes: a record that cannot be decoded comes back with its error.
+ * Never throws for bad bytes: a record that cannot be decoded comes back with its error. Pass the
+ * message's `headers`: a foreign writer's schema travels in them (writers.ts).
  */
-export function decodeMessage<T>(codec: RecordCodec<T>, value: Buffer): MessageRecord<T>[] {
-  if (!isContainer(value)) return [decodeOne(codec, value, 0)]
+export function decodeMessage<T>(
+  codec: RecordCodec<T>,
+  value: Buffer,
+  headers?: MessageHeaders,
+): MessageRecord<T>[] {
+  if (!isContainer(value)) return [decodeOne(codec, value, 0, headers)]
   const out: MessageRecord<T>[] = []
   const broken = (at: number, why: string): MessageRecord<T>[] => {
     const error = new RecordDecodeError(`${codec.name}: record container ${why}`, 'truncated')
@@ -68,16 +73,21 @@ export function decodeMessage<T>(codec: RecordCodec<T>, value: Buffer): MessageR
     if (length > value.length - start) {
       return broken(pos, `record ${i} of ${count} claims ${length} bytes, ${value.length - start} are left`)
     }
-    out.push(decodeOne(codec, value.subarray(start, start + length), i))
+    out.push(decodeOne(codec, value.subarray(start, start + length), i, headers))
     pos = start + length
   }
   if (pos !== value.length) return broken(pos, `has ${value.length - pos} bytes after its ${count} records`)
   return out
 }
 
-function decodeOne<T>(codec: RecordCodec<T>, bytes: Buffer, index: number): MessageRecord<T> {
+function decodeOne<T>(
+  codec: RecordCodec<T>,
+  bytes: Buffer,
+  index: number,
+  headers: MessageHeaders | undefined,
+): MessageRecord<T> {
   try {
-    return { index, bytes, record: codec.decode(bytes) }
+    return { index, bytes, record: codec.decode(bytes, headers) }
   } catch (err) {
     if (!(err instanceof RecordDecodeError)) throw err
     return { index, bytes, error: err }
@@ -85,8 +95,8 @@ function decodeOne<T>(codec: RecordCodec<T>, bytes: Buffer, index: number): Mess
 }
 
 /** The records of a message, throwing the first decode error (tests, tools that trust their input). */
-export function decodeRecords<T>(codec: RecordCodec<T>, value: Buffer): T[] {
-  return decodeMessage(codec, value).map((r) => {
+export function decodeRecords<T>(codec: RecordCodec<T>, value: Buffer, headers?: MessageHeaders): T[] {
+  return decodeMessage(codec, value, headers).map((r) => {
     if (r.error) throw r.error
     return r.record
   })

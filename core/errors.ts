@@ -18,7 +18,14 @@ export class BreakidError extends Error {
 export class RecordDecodeError extends BreakidError {
   constructor(
     message: string,
-    readonly reason: 'not_single_object' | 'unknown_schema' | 'malformed' | 'wrong_type' | 'truncated',
+    readonly reason:
+      | 'not_single_object'
+      | 'unknown_schema'
+      | 'bad_writer_schema'
+      | 'incompatible_schema'
+      | 'malformed'
+      | 'wrong_type'
+      | 'truncated',
     cause?: unknown,
   ) {
     super(message, { code: `BREAKID_DECODE_${reason.toUpperCase()}`, retriable: false, cause })

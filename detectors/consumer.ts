@@ -151,7 +151,9 @@ export class DetectorConsumer implements Lifecycle {
     let evaluated = 0
     for (const m of batch.messages) {
       const value = m.value ?? Buffer.alloc(0)
-      const records = isSpan ? decodeMessage(codecs.span, value) : decodeMessage(codecs.hw, value)
+      const records = isSpan
+        ? decodeMessage(codecs.span, value, m.headers)
+        : decodeMessage(codecs.hw, value, m.headers)
       for (const r of records) {
         if (r.error) {
           this.counters.inc('decode_errors_total', 1, { topic: batch.topic, reason: r.error.reason })

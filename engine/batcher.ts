@@ -262,6 +262,11 @@ export class DynamicBatcher {
     return this.queuedRows
   }
 
+  /** requests waiting for the executor (Triton's nv_inference_pending_request_count) */
+  get pendingRequests(): number {
+    return this.queue.length
+  }
+
   get stats(): BatcherStats {
     const { a, b } = this.cost.fit()
     return {

@@ -49,10 +49,10 @@ export interface EngineOptions {
   /** most rows one request may carry */
   maxRowsPerRequest?: number
   /**
-   * Called with every finished span (OTLP export, /metrics histograms), after it is emitted. Must not
-   * throw or block: it runs on the request path.
+   * Called with every finished span (OTLP export, /metrics histograms), after it is emitted, and the
+   * request's trace context. Must not throw or block: it runs on the request path.
    */
-  spanObservers?: ((span: Span) => void)[]
+  spanObservers?: SpanObserver[]
   /** false: no spans or hardware samples are emitted (the telemetry-overhead benchmark's control) */
   telemetry?: boolean
   /** result cache capacity in entries; 0 (default) turns the cache off */
@@ -79,6 +79,21 @@ export interface RequestMeta {
 
 /** W3C trace context: `00-<32 hex trace id>-<16 hex parent id>-<flags>` */
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
+
+/**
+ * What a span observer learns beyond the span record: the caller's span (the `traceparent` parent id),
+ * which the Avro record does not carry, so an exported span is the caller's child, not a new root.
+ */
+export interface SpanTraceContext {
+  parentSpanId?: string
+}
+export type SpanObserver = (span: Span, trace: SpanTraceContext) => void
+
+/** The caller's span id from a valid `traceparent` (an all-zero id is invalid in W3C trace context). */
+function parentSpanIdOf(meta: RequestMeta): string | undefined {
+  const id = meta.traceparent ? TRACEPARENT.exec(meta.traceparent)?.[2] : undefined
+  return id && id !== '0000000000000000' ? id : undefined
+}
 
 export class Engine implements Lifecycle {
   readonly identity: { fleet: string; host: string; instance: string }
@@ -205,16 +220,19 @@ export class Engine implements Lifecycle {
     span.error_class = errorClass
     span.total_us = Number((process.hrtime.bigint() - meta.arrivalNs) / 1000n)
     span.deserialize_us = span.total_us
-    this.finish(span)
+    this.finish(span, meta)
     return span
   }
 
   /** Every span leaves through here: to Kafka (or the bus), then to the observers. */
-  private finish(span: Span): void {
+  private finish(span: Span, meta: RequestMeta): void {
     if (this.opts.telemetry === false) return
     this.opts.emitter.emitSpan(span)
     this.metrics.observe(span)
-    for (const observe of this.opts.spanObservers ?? []) observe(span)
+    const observers = this.opts.spanObservers
+    if (!observers || observers.length === 0) return
+    const trace: SpanTraceContext = { parentSpanId: parentSpanIdOf(meta) }
+    for (const observe of observers) observe(span, trace)
   }
 
   countError(code: string): void {
@@ -334,7 +352,7 @@ export class Engine implements Lifecycle {
     span.total_us = us(meta.arrivalNs, process.hrtime.bigint())
     this.inFlight--
     this.completions++
-    this.finish(span)
+    this.finish(span, meta)
     return { status, body: responseBody, headerLength, span }
   }
 }

@@ -7,11 +7,14 @@
  * token is set, `Authorization: Bearer <token>` (core/http-guard.ts); loads run a bounded number
  * at a time.
  */
+import { promisify } from 'node:util'
+import { gunzip, type InputType, inflate, type ZlibOptions } from 'node:zlib'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import { guardControlRoutes } from '../core/http-guard.ts'
 import { type Engine, httpStatus, type RequestMeta } from './engine.ts'
 import { renderMetrics } from './metrics.ts'
+import { modelConfig } from './model-config.ts'
 import { parseVersion } from './registry.ts'
 import { BINARY_CONTENT_TYPE, INFERENCE_HEADER_LENGTH, splitBinaryBody } from './v2-binary.ts'
 import { v2InferBodySchema } from './v2-request.ts'
@@ -28,7 +31,10 @@ declare module 'fastify' {
 }
 
 /** Open Inference Protocol extensions served here (`GET /v2`). */
-const EXTENSIONS = ['binary_tensor_data', 'model_repository']
+const EXTENSIONS = ['binary_tensor_data', 'model_repository', 'model_configuration', 'statistics']
+
+/** Request body encodings the infer routes take (tritonclient's request_compression_algorithm). */
+const BODY_ENCODINGS = new Set(['gzip', 'deflate'])
 
 /** Body of `POST /v2/repository/models/{name}/load|unload`: `{"parameters": {"version": "2"}}`, optional. */
 interface RepositoryRequestBody {
@@ -144,6 +150,42 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
       return m.meta
     },
   )
+  // Triton's model configuration extension: the newest ready version unless one is named
+  app.get<{ Params: { name: string } }>('/v2/models/:name/config', async (req, reply) => {
+    const m = engine.registry.get(req.params.name)
+    if (!m) return unknownModel(reply, req.params.name)
+    return modelConfig(m)
+  })
+  app.get<{ Params: { name: string; version: string } }>(
+    '/v2/models/:name/versions/:version/config',
+    async (req, reply) => {
+      const m = engine.registry.get(req.params.name, req.params.version)
+      if (!m) return unknownModel(reply, `${req.params.name}" version "${req.params.version}`)
+      return modelConfig(m)
+    },
+  )
+  // Triton's statistics extension: every loaded version, one model's, or one version's
+  const stats = (name?: string, version?: string) => ({
+    model_stats: engine.registry
+      .index()
+      .filter((e) => e.state === 'READY' && (name === undefined || e.name === name))
+      .filter((e) => version === undefined || e.version === version)
+      .map((e) => engine.metrics.statistics(e.name, e.version)),
+  })
+  app.get('/v2/models/stats', async () => stats())
+  app.get<{ Params: { name: string } }>('/v2/models/:name/stats', async (req, reply) => {
+    if (!engine.registry.get(req.params.name)) return unknownModel(reply, req.params.name)
+    return stats(req.params.name)
+  })
+  app.get<{ Params: { name: string; version: string } }>(
+    '/v2/models/:name/versions/:version/stats',
+    async (req, reply) => {
+      if (!engine.registry.get(req.params.name, req.params.version)) {
+        return unknownModel(reply, `${req.params.name}" version "${req.params.version}`)
+      }
+      return stats(req.params.name, req.params.version)
+    },
+  )
   app.get<{ Params: { name: string } }>('/v2/models/:name/ready', async (req, reply) => {
     const ready = engine.registry.get(req.params.name) !== undefined
     return reply.code(ready ? 200 : 404).send({ name: req.params.name, ready })
@@ -239,12 +281,39 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
     return reply.type('application/json').send(result.body)
   }
   // The infer routes parse their own bodies: JSON, or (with Inference-Header-Content-Length) a JSON
-  // header plus binary tensor data under any content type. Scoped so other routes keep fastify's parsers.
+  // header plus binary tensor data under any content type, gzip- or deflate-compressed or not (the
+  // body limit holds for the decompressed body too). Scoped so other routes keep fastify's parsers.
   const json = app.getDefaultJsonParser('error', 'error')
+  const bodyLimit = opts.bodyLimitBytes ?? 8 * 1024 * 1024
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
-      const raw = body as Buffer
+      const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase()
+      if (encoding === 'identity') return parseInfer(req, body as Buffer, done)
+      if (!BODY_ENCODINGS.has(encoding)) {
+        done(
+          new UnsupportedMediaTypeError(`Content-Encoding ${encoding}`, 'send gzip, deflate or none'),
+          undefined,
+        )
+        return
+      }
+      const decompress = encoding === 'gzip' ? gunzipAsync : inflateAsync
+      decompress(body as Buffer, { maxOutputLength: bodyLimit }).then(
+        (raw) => parseInfer(req, raw, done),
+        (err: NodeJS.ErrnoException) =>
+          done(
+            err.code === 'ERR_BUFFER_TOO_LARGE'
+              ? new BodyTooLargeError(bodyLimit)
+              : new BadEncodingError(encoding, err.message),
+            undefined,
+          ),
+      )
+    })
+    const parseInfer = (
+      req: FastifyRequest,
+      raw: Buffer,
+      done: (err: Error | null, body?: unknown) => void,
+    ) => {
       const headerLength = req.headers[INFERENCE_HEADER_LENGTH]
       if (headerLength === undefined) {
         const type = req.headers['content-type']
@@ -262,7 +331,7 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
       } catch (err) {
         done(err as Error, undefined)
       }
-    })
+    }
     const schema = { body: v2InferBodySchema }
     scope.post('/v2/models/:name/infer', { schema }, infer)
     scope.post('/v2/models/:name/versions/:version/infer', { schema }, infer)
@@ -278,9 +347,31 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
 class UnsupportedMediaTypeError extends Error {
   readonly statusCode = 415
   readonly code = 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-  constructor(type: string) {
-    super(
-      `unsupported content type "${type}": send application/json, or set Inference-Header-Content-Length for binary tensor data`,
-    )
+  constructor(
+    type: string,
+    hint = 'send application/json, or set Inference-Header-Content-Length for binary tensor data',
+  ) {
+    super(`unsupported content type "${type}": ${hint}`)
+  }
+}
+
+const gunzipAsync = promisify<InputType, ZlibOptions, Buffer>(gunzip)
+const inflateAsync = promisify<InputType, ZlibOptions, Buffer>(inflate)
+
+/** A compressed body whose decompressed size is over the body limit. */
+class BodyTooLargeError extends Error {
+  readonly statusCode = 413
+  readonly code = 'FST_ERR_CTP_BODY_TOO_LARGE'
+  constructor(limit: number) {
+    super(`request body over ${limit} bytes once decompressed`)
+  }
+}
+
+/** A body that does not decompress as its Content-Encoding says. */
+class BadEncodingError extends Error {
+  readonly statusCode = 400
+  readonly code = 'bad_request'
+  constructor(encoding: string, why: string) {
+    super(`body is not valid ${encoding}: ${why}`)
   }
 }

@@ -61,6 +61,14 @@ export function renderMetrics(engine: Engine): string {
     'Failed telemetry send attempts, by reason',
     [...telemetry.sendFailuresByReason].map(([reason, n]) => [`{reason="${reason}"}`, n]),
   )
+  metric(
+    'nv_inference_pending_request_count',
+    'gauge',
+    'Instantaneous number of pending requests awaiting execution per-model',
+    engine.registry
+      .live()
+      .map((m) => [`{model="${m.meta.name}",version="${m.meta.version}"}`, m.batcher.pendingRequests]),
+  )
   // Triton-named per-model counters, histograms and the executor busy ratio (engine/telemetry/metrics-recorder.ts)
   return lines.join('\n') + '\n' + engine.metrics.render()
 }

@@ -135,7 +135,7 @@ export class Ingester implements Lifecycle {
       const value = m.value ?? Buffer.alloc(0)
       // a container's records are dead-lettered one by one: `offset:index` names each
       const inContainer = isContainer(value)
-      for (const r of decodeMessage(route.codec, value)) {
+      for (const r of decodeMessage(route.codec, value, m.headers)) {
         const offset = inContainer ? `${m.offset}:${r.index}` : m.offset
         if (!r.error) {
           decoded.push({ offset, value: r.bytes, record: r.record })

@@ -295,7 +295,7 @@ export class WebhookNotifier implements Lifecycle {
     this.counters.inc('read_total')
     let alert: Alert
     try {
-      alert = codecs.alert.decode(message.value ?? Buffer.alloc(0))
+      alert = codecs.alert.decode(message.value ?? Buffer.alloc(0), message.headers)
     } catch (err) {
       if (!(err instanceof RecordDecodeError)) throw err
       this.counters.inc('decode_errors_total', 1, { reason: err.reason })

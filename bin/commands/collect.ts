@@ -4,7 +4,8 @@
  * puts it on the telemetry topics as the engine's own records. With no Kafka configured it also runs
  * the ingest into chDB, the detectors and the notifier in this process, like `breakid serve`.
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import Fastify from 'fastify'
 import { Collector } from '../../collect/collector.ts'
 import { parseSpanMapping } from '../../collect/generic/server-spans.ts'
 import { parseScrapeTarget } from '../../collect/prometheus/scraper.ts'
@@ -15,7 +16,16 @@ import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { observePipeline, startOpsServer } from '../../app/ops.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
-import { openStore, openTransport, runUntilSignal, telemetryProducer } from '../../app/runtime.ts'
+import { queriesPlugin } from '../../queries/http.ts'
+import {
+  openStore,
+  openTransport,
+  queryLimits,
+  resolveApiToken,
+  runUntilSignal,
+  telemetryProducer,
+  upStatePath,
+} from '../../app/runtime.ts'
 
 function spanMapping(file: unknown) {
   if (file === undefined) return undefined
@@ -27,18 +37,28 @@ function spanMapping(file: unknown) {
   }
 }
 
+const modelList = (value: unknown): string[] | undefined =>
+  value === undefined
+    ? undefined
+    : String(value)
+        .split(',')
+        .map((m) => m.trim())
+        .filter(Boolean)
+
 export const collect: Command = {
   summary: 'take in OTLP traces/metrics and Prometheus scrapes (Triton, DCGM, any OTel server)',
   usage:
-    'breakid collect [--otlp-port 4318] [--otlp-host 0.0.0.0] [--scrape [instance=]URL ...] [--scrape-interval 10s]',
+    'breakid collect [--otlp-port 4318] [--otlp-host 0.0.0.0] [--scrape [instance=]URL ...] [--scrape-interval 10s] [--accelerator-models m1,m2]',
   options: {
     'otlp-port': { type: 'string', default: '4318' },
     'otlp-host': { type: 'string', default: '127.0.0.1' },
     scrape: { type: 'string', multiple: true },
     'scrape-interval': { type: 'string', default: '10s' },
     'triton-models': { type: 'string' },
+    'accelerator-models': { type: 'string' },
     'max-wait': { type: 'string', default: '30s' },
     'span-mapping': { type: 'string' },
+    'query-port': { type: 'string', default: '0' },
   },
   help: {
     'otlp-port': 'OTLP/HTTP port for POST /v1/traces and /v1/metrics (default 4318)',
@@ -47,9 +67,13 @@ export const collect: Command = {
       'Prometheus endpoint to scrape (repeatable): [instance=]http://host:port/metrics; targets with one instance merge into one hardware sample',
     'scrape-interval': 'time between scrapes (default 10s)',
     'triton-models': 'comma-separated Triton models counted in hardware samples (default all)',
+    'accelerator-models':
+      'comma-separated Triton models that run on the accelerator: only their compute is executor busy time and only their queue the executor queue (name them when CPU preprocessing models or ensembles share the server; default all)',
     'max-wait': 'how long a trace waits for its late parts (default 30s)',
     'span-mapping':
       'JSON file: {"modelAttributes":[…],"modelVersionAttributes":[…],"stages":{"<span name>":"<stage>"}}',
+    'query-port':
+      'without Kafka: port of the query API on 127.0.0.1 that breakid query/sql use while this runs (default 0: any free port)',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
@@ -78,17 +102,32 @@ export const collect: Command = {
       otlpHost: String(values['otlp-host']),
       scrape,
       scrapeIntervalMs: parseDurationMs(values['scrape-interval'], 'scrape-interval'),
-      tritonModels: values['triton-models']
-        ? String(values['triton-models'])
-            .split(',')
-            .map((m) => m.trim())
-            .filter(Boolean)
-        : undefined,
+      tritonModels: modelList(values['triton-models']),
+      acceleratorModels: modelList(values['accelerator-models']),
       maxWaitMs: parseDurationMs(values['max-wait'], 'max-wait'),
       spanMapping: spanMapping(values['span-mapping']),
       recordsPerMessage: cfg.recordsPerMessage,
     })
     await collector.start()
+    // chDB holds the data directory: `breakid query`/`sql` ask this process instead (up.json says where)
+    const queryApi = ch ? Fastify({ logger: false }) : undefined
+    let queryUrl: string | undefined
+    const statePath = upStatePath(cfg.dataDir)
+    // the query API takes the token `serve` and `up` use (configured, else generated into the data dir)
+    const token = queryApi ? resolveApiToken(cfg) : undefined
+    if (queryApi && ch && token) {
+      await queryApi.register(queriesPlugin, {
+        ch,
+        limits: queryLimits(cfg),
+        apiToken: token.token,
+        tokenHint: token.hint,
+      })
+      queryUrl = await queryApi.listen({
+        host: '127.0.0.1',
+        port: parsePort(values['query-port'], 'query-port'),
+      })
+      writeFileSync(statePath, JSON.stringify({ pid: process.pid, url: queryUrl }))
+    }
     ops.register(collector.counters)
     ops.addReadinessCheck('otlp receiver', () =>
       collector.otlpUrl === undefined ? 'the OTLP/HTTP receiver is not listening' : undefined,
@@ -100,8 +139,10 @@ export const collect: Command = {
         otlp: collector.otlpUrl,
         scrape: scrape.map((t) => `${t.instance}=${t.url}`),
         transport: transport.kind,
+        queries: queryUrl,
+        apiToken: token ? (token.path ?? 'configured') : undefined,
       },
-      'collecting',
+      queryUrl ? 'collecting; the query API needs "Authorization: Bearer <apiToken>"' : 'collecting',
     )
     // run in reverse: the collector, then the in-process pipeline, the transport, the ops endpoints
     await runUntilSignal(logger, [
@@ -110,6 +151,11 @@ export const collect: Command = {
       async () => {
         await pipeline?.stop()
         await ch?.close()
+      },
+      async () => {
+        await queryApi?.close()
+        if (queryApi) rmSync(statePath, { force: true })
+        if (token?.path) rmSync(token.path, { force: true })
       },
       () => collector.stop(),
     ])

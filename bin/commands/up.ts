@@ -1,11 +1,15 @@
 /**
  * `breakid up`: the whole pipeline in one process on the embedded default — engine, load generator,
- * a scheduled data-starvation fault, ingest into chDB, the detectors, and a local webhook receiver
- * that prints each alert as it arrives. Stops by itself after --duration and prints a summary; the
- * data stays queryable with `breakid query` / `breakid sql`, and the next run adds to it unless
- * `--fresh` deletes it first.
+ * a scheduled data-starvation fault, ingest into chDB, the detectors, the collector (OTLP/HTTP on
+ * 4318 and any --scrape targets, so foreign telemetry joins the same pipeline), and a local webhook
+ * receiver that prints each alert as it arrives. Stops by itself after --duration and prints a
+ * summary; the data stays queryable with `breakid query` / `breakid sql`, and the next run adds to
+ * it unless `--fresh` deletes it first.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import type { Logger } from 'pino'
+import { Collector } from '../../collect/collector.ts'
+import { parseScrapeTarget, type ScrapeTarget } from '../../collect/prometheus/scraper.ts'
 import { type ReceivedAlert, startReceiver } from '../../notify/receiver.ts'
 import { isoFromMicros } from '../../notify/webhook.ts'
 import { Engine } from '../../engine/engine.ts'
@@ -29,12 +33,15 @@ import {
   queryLimits,
   resolveApiToken,
   telemetryEmitter,
+  telemetryProducer,
   upStatePath,
 } from '../../app/runtime.ts'
+import type { Transport } from '../../bus/transport.ts'
 import { parseModelFlag } from '../../app/flags.ts'
 
 /** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
 export const DEMO_MODEL = 'resnet50:w=0.5,r=32'
+const DEFAULT_OTLP_PORT = 4318
 
 export const up: Command = {
   summary: 'run the whole pipeline in one process with load and a scheduled fault, then summarise',
@@ -51,6 +58,10 @@ export const up: Command = {
     fresh: { type: 'boolean', default: false },
     'keep-data': { type: 'boolean', default: false },
     'otlp-sample-ratio': { type: 'string', default: '0.1' },
+    'otlp-port': { type: 'string' },
+    'no-collect': { type: 'boolean', default: false },
+    scrape: { type: 'string', multiple: true },
+    'accelerator-models': { type: 'string' },
   },
   help: {
     duration: 'how long the load runs, then everything stops (default 60s)',
@@ -67,6 +78,10 @@ export const up: Command = {
     'keep-data': 'accepted for old scripts; keeping the data is the default now',
     'otlp-sample-ratio':
       'share of ordinary requests exported as OTLP traces with --otlp-endpoint (default 0.1; errors and requests above the rolling p99 always)',
+    'otlp-port': `collector: OTLP/HTTP port on 127.0.0.1 for foreign traces and metrics (default ${DEFAULT_OTLP_PORT}; when that one is taken, up runs without it and says so)`,
+    'no-collect': 'run without the collector (no OTLP receiver, no scraping)',
+    scrape: 'collector: Prometheus endpoint to scrape (repeatable), [instance=]http://host:port/metrics',
+    'accelerator-models': 'collector: Triton models that run on the accelerator (see breakid collect --help)',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
@@ -87,6 +102,9 @@ export const up: Command = {
     const ch = await openStore(cfg)
     const transport = await openTransport(cfg, logger)
     const out = (line: string) => process.stdout.write(`${line}\n`)
+    // first of the servers: a port the user named that is taken fails before anything else listens
+    const collecting = values['no-collect'] ? undefined : await startCollector(cfg, transport, logger, values)
+    const collector = collecting?.collector
     const receiver = await startReceiver({
       secret: cfg.webhookSecret,
       onAlert: ({ alert, receivedAtMs }) => {
@@ -149,6 +167,7 @@ export const up: Command = {
     out(
       `breakid up: ${transport.kind === 'kafka' ? `Kafka ${cfg.kafkaBrokers.join(',')}` : 'embedded bus'}, ${ch.embedded ? `chDB ${cfg.dataDir}` : 'ClickHouse server'}, webhook receiver ${receiver.url}`,
     )
+    if (collecting) out(collecting.line)
     for (const f of schedule.groundTruth()) {
       out(
         `breakid up: fault ${f.type} scheduled ${new Date(f.startEpochMs).toISOString()} → ${new Date(f.endEpochMs).toISOString()}`,
@@ -165,7 +184,9 @@ export const up: Command = {
     await app.close()
     await engine.stop()
     await otlp?.shutdown()
-    await waitForPipeline(pipeline, engine.completions, receiver.alerts.length)
+    await collector?.stop() // open traces go out with what they have
+    const collected = collector?.counters.total('assembled') ?? 0
+    await waitForPipeline(pipeline, engine.completions + collected, receiver.alerts.length)
     await pipeline.stop()
 
     // ----- summary -----
@@ -185,6 +206,12 @@ export const up: Command = {
     out(
       `spans emitted ${engine.completions}, stored ${storedSpans} (${distinct} distinct request ids); telemetry dropped ${emitter.lost}`,
     )
+    if (collector) {
+      const c = collector.counters
+      out(
+        `collector: ${collected} foreign spans (${c.get('assembled', { kind: 'generic' })} generic, ${c.get('assembled', { kind: 'triton' })} Triton), ${c.total('hw_samples')} hardware samples, ${c.total('otlp_requests')} OTLP requests, ${c.total('scrapes')} scrapes`,
+      )
+    }
     const truth = schedule.groundTruth()
     for (const f of truth) {
       out(
@@ -242,6 +269,55 @@ export function prepareDataDir(
   }
   if (flags.fresh && !cfg.clickhouseUrl) rmSync(cfg.dataDir, { recursive: true, force: true })
   mkdirSync(cfg.dataDir, { recursive: true })
+}
+
+/**
+ * The collector next to the engine, feeding the same bus. The OTLP port is the standard 4318 unless
+ * --otlp-port says otherwise; when the default is taken (a local OpenTelemetry Collector or Jaeger
+ * often holds it) up runs without the receiver and says so, while a port the user named must work.
+ */
+async function startCollector(
+  cfg: BreakidConfig,
+  transport: Transport,
+  logger: Logger,
+  values: Record<string, unknown>,
+): Promise<{ collector?: Collector; line: string }> {
+  const explicitPort = values['otlp-port'] !== undefined
+  const scrape: ScrapeTarget[] = ((values.scrape as string[] | undefined) ?? []).map(parseScrapeTarget)
+  const collector = new Collector({
+    producer: telemetryProducer(cfg, transport),
+    logger: logger.child({ c: 'collect' }),
+    fleet: cfg.fleet,
+    otlpPort: explicitPort ? parsePort(values['otlp-port'], 'otlp-port') : DEFAULT_OTLP_PORT,
+    scrape,
+    acceleratorModels: values['accelerator-models']
+      ? String(values['accelerator-models'])
+          .split(',')
+          .map((m) => m.trim())
+          .filter(Boolean)
+      : undefined,
+    recordsPerMessage: cfg.recordsPerMessage,
+  })
+  try {
+    await collector.start()
+  } catch (err) {
+    await collector.stop()
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    if (explicitPort) {
+      throw new InvalidInputError(
+        `--otlp-port ${String(values['otlp-port'])} is in use (pick another, or --no-collect)`,
+      )
+    }
+    return {
+      line: `breakid up: collector not started: OTLP port ${DEFAULT_OTLP_PORT} is in use (--otlp-port to pick another, --no-collect to go without)`,
+    }
+  }
+  return {
+    collector,
+    line:
+      `breakid up: collector OTLP/HTTP ${collector.otlpUrl}/v1/traces and /v1/metrics` +
+      (scrape.length > 0 ? `; scraping ${scrape.map((t) => `${t.instance}=${t.url}`).join(', ')}` : ''),
+  }
 }
 
 /** Waits (bounded) until every span is stored and every alert raised has been delivered. */

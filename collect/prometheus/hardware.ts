@@ -29,6 +29,12 @@
  * Devices are keyed by GPU UUID (DCGM `UUID`, Triton `gpu_uuid`), with `/mig<GPU_I_ID>` for a MIG
  * instance. Ensembles count twice in the request counters (the ensemble and its composing models);
  * `models` restricts the Triton sums to the models named, when that matters.
+ *
+ * `acceleratorModels` names the models that run on the accelerator when others do not (a Python or
+ * CPU preprocessing model in an ensemble or BLS pipeline, the ensemble itself, whose "compute" is the
+ * whole pipeline's time): only their compute is executor_busy and only their pending requests are
+ * queue_depth, while every model's requests still count in in_flight. Without it a CPU model's
+ * backlog reads as a backlog at the executor (overload), and a starved GPU as a busy one.
  */
 import type { DeviceSample, HwSample } from '../../contract/records.ts'
 import { type ExpositionFormat, type Labels, type MetricFamily, seriesOf } from './parse.ts'
@@ -96,6 +102,8 @@ interface InstanceState {
 export interface HardwareMapperOptions {
   /** Triton models whose counters count; default all */
   models?: readonly string[]
+  /** Triton models that run on the accelerator (executor_busy, queue_depth); default all counted */
+  acceleratorModels?: readonly string[]
 }
 
 const keyOf = (p: MetricPoint) =>
@@ -109,9 +117,12 @@ const finite = (v: number | undefined): number | null => (v !== undefined && Num
 export class HardwareMapper {
   private readonly state = new Map<string, InstanceState>()
   private readonly models?: ReadonlySet<string>
+  private readonly accelerator?: ReadonlySet<string>
 
   constructor(opts: HardwareMapperOptions = {}) {
-    this.models = opts.models && opts.models.length > 0 ? new Set(opts.models) : undefined
+    const set = (names?: readonly string[]) => (names && names.length > 0 ? new Set(names) : undefined)
+    this.models = set(opts.models)
+    this.accelerator = set(opts.acceleratorModels)
   }
 
   /** Instances with remembered counter state (bounded by the scrape targets configured). */
@@ -139,10 +150,12 @@ export class HardwareMapper {
       if (before !== undefined) delta.set(key, p.value >= before ? p.value - before : p.value)
     }
     const inModel = (p: MetricPoint) => !this.models || this.models.has(p.labels.model ?? '')
+    const onAccelerator = (p: MetricPoint) =>
+      inModel(p) && (!this.accelerator || this.accelerator.has(p.labels.model ?? ''))
     const sumDelta = (name: string, filter: (p: MetricPoint) => boolean = inModel) =>
       points.filter((p) => p.name === name && filter(p)).reduce((s, p) => s + (delta.get(keyOf(p)) ?? 0), 0)
     const pending = points
-      .filter((p) => p.name === T.pending && inModel(p) && Number.isFinite(p.value))
+      .filter((p) => p.name === T.pending && onAccelerator(p) && Number.isFinite(p.value))
       .reduce((s, p) => s + p.value, 0)
     this.state.set(identity.instance, { atMs, counters, pending })
     if (!prev || atMs <= prev.atMs) return undefined
@@ -155,7 +168,7 @@ export class HardwareMapper {
     // per model: its compute time once per execution rather than once per request
     let busyUs = 0
     const models = new Set(
-      points.filter((p) => p.name === T.success && inModel(p)).map((p) => p.labels.model ?? ''),
+      points.filter((p) => p.name === T.success && onAccelerator(p)).map((p) => p.labels.model ?? ''),
     )
     for (const model of models) {
       const of = (p: MetricPoint) => (p.labels.model ?? '') === model

@@ -6,6 +6,8 @@
  *
  * Evaluated per instance on each hardware sample (it needs the sample's arrivals and queue depth),
  * over the spans of that instance since the previous sample; each batch counts once (by batch_id).
+ * Spans from other producers: a span without a batch id counts as a batch of its own, one with batch
+ * size 0 (unknown, e.g. from Triton's traces) is left out, so such an instance is never judged.
  *
  * What the load allows: `achievable = min(cap, max(arrivals/s × median queue wait, queue_depth))` —
  * the requests that arrive while one waits, or those already waiting — where `cap` is the option
@@ -88,7 +90,12 @@ export class BatchUnderutilizedDetector implements Detector {
     const spans = s.spans
     s.spans = []
     const batches = new Map<string, number>()
-    for (const sp of spans) batches.set(sp.batch_id, sp.batch_size)
+    for (const sp of spans) {
+      // foreign spans: a batch size of 0 is unknown (Triton's traces carry none), and a span that
+      // names no batch counts as its own (collapsing them into one '' batch would hide every batch)
+      if (sp.batch_size <= 0) continue
+      batches.set(sp.batch_id === '' ? `\u0000${sp.span_id}` : sp.batch_id, sp.batch_size)
+    }
     const sizes = [...batches.values()]
     const medBatch = median(sizes)
     const learnedCap = s.maxBatch.count > 0 ? s.maxBatch.quantile(1) : 1

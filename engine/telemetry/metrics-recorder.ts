@@ -8,7 +8,10 @@
  *   nv_inference_exec_count                        counter, model executions (distinct batches)
  *   nv_inference_request_duration_us               counter, cumulative total µs of successful requests
  *   nv_inference_queue_duration_us                 counter, cumulative queue wait µs (successful)
- *   nv_inference_compute_infer_duration_us         counter, cumulative compute µs (successful)
+ *   nv_inference_compute_input_duration_us         counter, cumulative preprocess µs (successful, computed)
+ *   nv_inference_compute_infer_duration_us         counter, cumulative compute µs (successful, computed:
+ *                                                  cache hits excluded, as Triton counts)
+ *   nv_inference_compute_output_duration_us        counter, cumulative postprocess µs (successful, computed)
  *   breakid_request_duration_us / _queue_duration_us / _compute_duration_us
  *                                                  histograms of successful requests, µs
  *   breakid_batch_size                             histogram of rows per execution
@@ -17,6 +20,10 @@
  *
  * Label cardinality is bounded: the engine folds model names outside its zoo into `_unknown` before a
  * span is made, and past `maxModels` distinct names (a second line of defence) new names fold here too.
+ *
+ * Triton's compute input/infer/output are breakid's preprocess/compute/postprocess stages: the same
+ * table the collector reads Triton with (collect/README.md), so a scraped breakid engine reads as its
+ * own spans do. The same counters answer Triton's statistics extension (`statistics()`).
  *
  * A batch is recognised by its batch id: the ids of the last `recentBatches` (4096) batches per model
  * version are remembered, so an execution is counted once however many of its requests finish.
@@ -55,6 +62,31 @@ export interface MetricsRecorderOptions {
   maxModels?: number
 }
 
+/** `{ count, ns }`: Triton's $duration_stat */
+export interface DurationStat {
+  count: number
+  ns: number
+}
+
+/** Triton's statistics extension `$model_stat` (docs/protocol/extension_statistics.md). */
+export interface TritonModelStat {
+  name: string
+  version: string
+  last_inference: number
+  inference_count: number
+  execution_count: number
+  inference_stats: Record<
+    'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output' | 'cache_hit',
+    DurationStat
+  >
+  batch_stats: {
+    batch_size: number
+    compute_input: DurationStat
+    compute_infer: DurationStat
+    compute_output: DurationStat
+  }[]
+}
+
 class Histogram {
   /** per-bucket (not cumulative) counts; the last slot is +Inf */
   readonly counts: Float64Array
@@ -72,15 +104,32 @@ class Histogram {
   }
 }
 
+/** One batch size's executions (Triton's batch_stats). */
+interface BatchSizeStats {
+  executions: number
+  inputUs: number
+  inferUs: number
+  outputUs: number
+}
+
 interface ModelStats {
   labels: string
   success: number
   failure: number
+  /** total µs of failed requests */
+  failureUs: number
+  cacheHits: number
+  /** successful requests computed (not answered from the cache) */
+  computed: number
+  lastInferenceMs: number
   inferenceCount: number
   execCount: number
   requestUs: number
   queueUs: number
+  inputUs: number
   computeUs: number
+  outputUs: number
+  byBatchSize: Map<number, BatchSizeStats>
   request: Histogram
   queue: Histogram
   compute: Histogram
@@ -130,11 +179,18 @@ export class MetricsRecorder {
         labels: labelsOf(model, version),
         success: 0,
         failure: 0,
+        failureUs: 0,
+        cacheHits: 0,
+        computed: 0,
+        lastInferenceMs: 0,
         inferenceCount: 0,
         execCount: 0,
         requestUs: 0,
         queueUs: 0,
+        inputUs: 0,
         computeUs: 0,
+        outputUs: 0,
+        byBatchSize: new Map(),
         request: new Histogram(DURATION_BUCKETS_US),
         queue: new Histogram(DURATION_BUCKETS_US),
         compute: new Histogram(DURATION_BUCKETS_US),
@@ -143,14 +199,23 @@ export class MetricsRecorder {
       }
       versions.set(version, s)
     }
+    s.lastInferenceMs = Math.max(s.lastInferenceMs, Math.floor(span.timestamp_us / 1000))
     if (span.status !== 'ok') {
       s.failure++
+      s.failureUs += span.total_us
       return
     }
     s.success++
     s.requestUs += span.total_us
     s.queueUs += span.queue_wait_us
-    s.computeUs += span.compute_us
+    // compute counts requests the model ran, as Triton's does: a cache hit ran nothing
+    if (span.cache_hit) s.cacheHits++
+    else {
+      s.computed++
+      s.inputUs += span.preprocess_us
+      s.computeUs += span.compute_us
+      s.outputUs += span.postprocess_us
+    }
     s.request.observe(span.total_us)
     s.queue.observe(span.queue_wait_us)
     s.compute.observe(span.compute_us)
@@ -163,6 +228,69 @@ export class MetricsRecorder {
       s.execCount++
       s.inferenceCount += span.batch_size
       s.batchSize.observe(span.batch_size)
+      // bounded by the batcher's largest batch size
+      let b = s.byBatchSize.get(span.batch_size)
+      if (!b) {
+        b = { executions: 0, inputUs: 0, inferUs: 0, outputUs: 0 }
+        s.byBatchSize.set(span.batch_size, b)
+      }
+      b.executions++
+      b.inputUs += span.preprocess_us
+      b.inferUs += span.compute_us
+      b.outputUs += span.postprocess_us
+    }
+  }
+
+  /**
+   * Triton's statistics extension `$model_stat` of one model version (zeros for one that served no
+   * request yet). Durations in ns, from the µs recorded.
+   */
+  statistics(name: string, version: string): TritonModelStat {
+    const s = this.stats.get(name)?.get(version)
+    const d = (count: number, us: number) => ({ count, ns: us * 1000 })
+    if (!s) {
+      const zero = d(0, 0)
+      return {
+        name,
+        version,
+        last_inference: 0,
+        inference_count: 0,
+        execution_count: 0,
+        inference_stats: {
+          success: zero,
+          fail: zero,
+          queue: zero,
+          compute_input: zero,
+          compute_infer: zero,
+          compute_output: zero,
+          cache_hit: zero,
+        },
+        batch_stats: [],
+      }
+    }
+    return {
+      name,
+      version,
+      last_inference: s.lastInferenceMs,
+      inference_count: s.inferenceCount,
+      execution_count: s.execCount,
+      inference_stats: {
+        success: d(s.success, s.requestUs),
+        fail: d(s.failure, s.failureUs),
+        queue: d(s.success, s.queueUs),
+        compute_input: d(s.computed, s.inputUs),
+        compute_infer: d(s.computed, s.computeUs),
+        compute_output: d(s.computed, s.outputUs),
+        cache_hit: d(s.cacheHits, 0),
+      },
+      batch_stats: [...s.byBatchSize]
+        .sort(([a], [b]) => a - b)
+        .map(([batchSize, b]) => ({
+          batch_size: batchSize,
+          compute_input: d(b.executions, b.inputUs),
+          compute_infer: d(b.executions, b.inferUs),
+          compute_output: d(b.executions, b.outputUs),
+        })),
     }
   }
 
@@ -231,9 +359,19 @@ export class MetricsRecorder {
       (s) => s.queueUs,
     )
     counter(
+      'nv_inference_compute_input_duration_us',
+      'Cumulative compute input duration (preprocess) of successful requests in microseconds',
+      (s) => s.inputUs,
+    )
+    counter(
       'nv_inference_compute_infer_duration_us',
       'Cumulative compute inference duration of successful requests in microseconds',
       (s) => s.computeUs,
+    )
+    counter(
+      'nv_inference_compute_output_duration_us',
+      'Cumulative compute output duration (postprocess) of successful requests in microseconds',
+      (s) => s.outputUs,
     )
     histogram(
       'breakid_request_duration_us',

@@ -28,6 +28,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { Span } from '../../contract/records.ts'
+import type { SpanTraceContext } from '../engine.ts'
 import { STAGES } from '../../contract/vocabulary.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { randomIds } from './ids.ts'
@@ -67,6 +68,8 @@ export type SampleReason = 'error' | 'slow' | 'ratio'
 interface Queued {
   span: Span
   reason: SampleReason
+  /** the caller's span (traceparent), the server span's parent */
+  parentSpanId?: string
 }
 
 /** Rolling high quantile of one model's `total_us`. */
@@ -156,13 +159,13 @@ export class OtlpSpanExporter {
   }
 
   /** The span observer (EngineOptions.spanObservers): sampling decision and an enqueue, nothing more. */
-  readonly observe = (span: Span): void => {
+  readonly observe = (span: Span, trace?: SpanTraceContext): void => {
     if (this.shutdownPromise) return
     this.seen++
     const reason = this.sample(span)
     if (!reason) return
     this.kept[reason]++
-    this.queue.push({ span, reason })
+    this.queue.push({ span, reason, parentSpanId: trace?.parentSpanId })
     if (this.queue.length > this.maxQueueSize) {
       this.queue.shift()
       this.dropped++
@@ -259,7 +262,7 @@ export class OtlpSpanExporter {
   }
 
   /** The server span and its stage children. */
-  toReadableSpans({ span, reason }: Queued): ReadableSpan[] {
+  toReadableSpans({ span, reason, parentSpanId }: Queued): ReadableSpan[] {
     const resource = this.resourceFor(span)
     const startUs = span.timestamp_us
     const endUs = startUs + span.total_us
@@ -284,6 +287,8 @@ export class OtlpSpanExporter {
         name: `infer ${span.model}`,
         kind: SpanKind.SERVER,
         context: serverContext,
+        // the caller's span (from its traceparent): this request is its child, not a new root
+        parent: parentSpanId ? { traceId, spanId: parentSpanId, traceFlags: 1, isRemote: true } : undefined,
         startUs,
         endUs,
         attributes,
@@ -319,7 +324,7 @@ export class OtlpSpanExporter {
     name: string
     kind: SpanKind
     context: { traceId: string; spanId: string; traceFlags: number }
-    parent?: { traceId: string; spanId: string; traceFlags: number }
+    parent?: { traceId: string; spanId: string; traceFlags: number; isRemote?: boolean }
     startUs: number
     endUs: number
     attributes: Attributes

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { RollingBaseline } from '../../detectors/baseline.ts'
 import { BatchUnderutilizedDetector } from '../../detectors/batching/detector.ts'
 import type { Alert } from '../../contract/records.ts'
 import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
@@ -134,4 +135,45 @@ test('batching: state survives a restart mid-alert', () => {
     [...before, ...after].map((a) => [a.status, a.step, a.id]),
     whole,
   )
+})
+
+test('foreign spans: no batch id counts each request on its own; an unknown batch size (0) is ignored', () => {
+  const foreign = (batchSize: number, d = new BatchUnderutilizedDetector()) => {
+    const out: Alert[] = []
+    for (let i = 0; i < 30; i++) {
+      const stuck = i >= 20 // from step 20 requests queue while the server still runs them one by one
+      for (let k = 0; k < 40; k++) {
+        d.onSpan(
+          makeSpan(i * 40 + k, {
+            timestamp_us: T0 + i * 1e6 + k * 20_000,
+            batch_size: batchSize,
+            batch_id: '', // a producer that knows the batch size but names no batch
+            device: '',
+            queue_wait_us: (stuck ? 50 : 5) * 1000,
+          }),
+        )
+      }
+      out.push(
+        ...d.onHwSample(
+          makeHwSample(i, { timestamp_us: T0 + i * 1e6, queue_depth: stuck ? 20 : 0, arrivals: 200 }),
+        ),
+      )
+    }
+    return { out, d }
+  }
+  // batch size 1 while 20 wait: the same finding as the engine's own spans give (one batch per request)
+  const one = foreign(1)
+  assert.deepEqual(
+    one.out.map((a) => [a.status, a.observed, a.severity]),
+    [['firing', 1, 'critical']],
+  )
+  // Triton's traces carry no batch: nothing fires, and no batch size of 0 is learned as a baseline
+  const unknown = foreign(0)
+  assert.deepEqual(unknown.out, [])
+  const state = unknown.d.exportState().instances as Record<
+    string,
+    { maxBatch: unknown; medianBatch: unknown }
+  >
+  const empty = new RollingBaseline(300, 1).toState()
+  assert.deepEqual([state['test/engine-0']!.maxBatch, state['test/engine-0']!.medianBatch], [empty, empty])
 })

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
+import { deflateSync, gzipSync } from 'node:zlib'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { parseModelsFlag } from '../../app/flags.ts'
@@ -357,7 +358,12 @@ describe('binary tensor data over a real socket', () => {
 describe('several models and versions from one --models flag', () => {
   test('metadata lists versions, the versioned routes reach each, the server lists its extensions', async () => {
     const server = (await (await fetch(`${base}/v2`)).json()) as { extensions: string[] }
-    assert.deepEqual(server.extensions.sort(), ['binary_tensor_data', 'model_repository'])
+    assert.deepEqual(server.extensions.sort(), [
+      'binary_tensor_data',
+      'model_configuration',
+      'model_repository',
+      'statistics',
+    ])
     const meta = (await (await fetch(`${base}/v2/models/mlp`)).json()) as {
       version: string
       versions: string[]
@@ -394,5 +400,67 @@ describe('several models and versions from one --models flag', () => {
       { name: 'resnet50', version: 2, options: { widthScale: 0.25, resolution: 32 } },
       { name: 'cnn', version: undefined },
     ])
+  })
+})
+
+describe("what NVIDIA's client sends (tritonclient; test/integration/tritonclient.test.ts runs the client itself)", () => {
+  const body = () => JSON.stringify({ inputs: toKServeInputs(mlp.inputGenerator(3, 2)) })
+  // bytes, not a string: fetch would add `text/plain` to a string body, and no Content-Type is the point
+  const post = (path: string, payload: Buffer | string, headers: Record<string, string>) =>
+    fetch(`${base}${path}`, { method: 'POST', body: new Uint8Array(Buffer.from(payload)), headers })
+
+  test('gzip and deflate request bodies answer what the plain body answers; the body limit holds after decompression', async () => {
+    const plain = await (
+      await post('/v2/models/mlp/infer', body(), { 'content-type': 'application/json' })
+    ).json()
+    for (const [encoding, compress] of [
+      ['gzip', gzipSync],
+      ['deflate', deflateSync],
+    ] as const) {
+      const res = await post('/v2/models/mlp/infer', compress(body()), { 'content-encoding': encoding })
+      assert.equal(res.status, 200, encoding)
+      const got = (await res.json()) as { outputs: unknown }
+      assert.deepEqual(got.outputs, (plain as { outputs: unknown }).outputs)
+    }
+    // 1 MiB of spaces compresses to ~1 KiB, and is over this app's 64 KiB limit once inflated
+    const bomb = gzipSync(`${' '.repeat(1024 * 1024)}${body()}`)
+    const tooLarge = await post('/v2/models/mlp/infer', bomb, { 'content-encoding': 'gzip' })
+    assert.equal(tooLarge.status, 413)
+    const notGzip = await post('/v2/models/mlp/infer', body(), { 'content-encoding': 'gzip' })
+    assert.equal(notGzip.status, 400)
+    assert.match(((await notGzip.json()) as { error: string }).error, /not valid gzip/)
+    const br = await post('/v2/models/mlp/infer', body(), { 'content-encoding': 'br' })
+    assert.equal(br.status, 415)
+  })
+
+  test('repository load and unload take a JSON body without a Content-Type (core/http-guard.ts); another type is still 415', async () => {
+    const load = await post('/v2/repository/models/mlp/load', '{}', {})
+    assert.equal(load.status, 200)
+    const index = await post('/v2/repository/index', '', {})
+    assert.equal(index.status, 200)
+    const wrongType = await post('/v2/repository/models/mlp/load', '{}', { 'content-type': 'text/plain' })
+    assert.equal(wrongType.status, 415)
+  })
+
+  test('model configuration and statistics; pending requests and compute input/output on /metrics', async () => {
+    const config = (await (await fetch(`${base}/v2/models/transformer/config`)).json()) as {
+      input: { data_type: string; dims: number[] }[]
+      max_batch_size: number
+    }
+    assert.equal(config.max_batch_size, 8)
+    assert.ok(config.input.every((i) => i.data_type === 'TYPE_INT64' && !i.dims.includes(-1)))
+    assert.equal((await fetch(`${base}/v2/models/nope/config`)).status, 404)
+    assert.equal((await fetch(`${base}/v2/models/mlp/versions/7/stats`)).status, 404)
+    const stats = (await (await fetch(`${base}/v2/models/mlp/stats`)).json()) as {
+      model_stats: { name: string; version: string }[]
+    }
+    assert.deepEqual(
+      stats.model_stats.map((m) => `${m.name}@${m.version}`),
+      ['mlp@1', 'mlp@2'],
+    )
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    assert.match(metrics, /^nv_inference_pending_request_count\{model="mlp",version="1"\} 0$/m)
+    assert.match(metrics, /^# TYPE nv_inference_compute_input_duration_us counter$/m)
+    assert.match(metrics, /^# TYPE nv_inference_compute_output_duration_us counter$/m)
   })
 })

@@ -82,12 +82,36 @@ describe('metrics recorder', () => {
       assert.equal(value(e, 'nv_inference_count', mlp1), 4 + 2 + 1, 'rows of the executions')
       assert.equal(value(e, 'nv_inference_request_duration_us', mlp1), 4 * 800 + 2 * 3000 + 20_000_000 + 90)
       assert.equal(value(e, 'nv_inference_queue_duration_us', mlp1), 4 * 300 + 2 * 1200 + 50)
-      assert.equal(value(e, 'nv_inference_compute_infer_duration_us', mlp1), 4 * 400 + 2 * 1500 + 90)
+      // makeSpan(0) is a cache hit (i % 7 === 0) like span 7: the model ran for six requests
+      assert.equal(value(e, 'nv_inference_compute_infer_duration_us', mlp1), 3 * 400 + 2 * 1500 + 90)
       // the same batch id under another version is its own execution
       assert.equal(value(e, 'nv_inference_exec_count', { model: 'mlp', version: '2' }), 1)
       assert.equal(value(e, 'nv_inference_count', { model: 'mlp', version: '2' }), 3)
       for (const name of ['nv_inference_request_success', 'nv_inference_count', 'nv_inference_exec_count'])
         assert.equal(e.types.get(name), 'counter')
+      // Triton's compute input/output are the preprocess/postprocess stages (makeSpan: 40 + i % 11, 15)
+      assert.equal(value(e, 'nv_inference_compute_input_duration_us', mlp1), 6 * 40 + (1 + 2 + 3 + 4 + 5 + 6))
+      assert.equal(value(e, 'nv_inference_compute_output_duration_us', mlp1), 6 * 15)
+
+      // the statistics extension from the same counters, in ns
+      const st = rec.statistics('mlp', '1')
+      assert.deepEqual([st.inference_count, st.execution_count], [7, 3])
+      assert.deepEqual(st.inference_stats.success, {
+        count: 8,
+        ns: (4 * 800 + 2 * 3000 + 20_000_000 + 90) * 1000,
+      })
+      assert.equal(st.inference_stats.fail.count, 2)
+      assert.deepEqual(st.inference_stats.compute_infer, { count: 6, ns: (3 * 400 + 2 * 1500 + 90) * 1000 })
+      assert.equal(st.inference_stats.cache_hit.count, 2)
+      assert.deepEqual(
+        st.batch_stats.map((b) => [b.batch_size, b.compute_infer.count, b.compute_infer.ns]),
+        [
+          [1, 1, 90_000],
+          [2, 1, 1_500_000],
+          [4, 1, 400_000],
+        ],
+      )
+      assert.equal(rec.statistics('mlp', '9').execution_count, 0, 'a version that served nothing: zeros')
 
       const req = checkHistogram(e, 'breakid_request_duration_us', mlp1)
       assert.equal(req.count, 8)

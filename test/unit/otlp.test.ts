@@ -99,8 +99,8 @@ const attr = (s: OtlpSpan, key: string) => {
   if (!v) return undefined
   return v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue))
 }
-const servers = (got: Received) =>
-  got.spans.filter((s) => s.parentSpanId === undefined || s.parentSpanId === '')
+/** the requests' SERVER spans (a root, or the child of the caller's span from its traceparent) */
+const servers = (got: Received) => got.spans.filter((s) => s.name.startsWith('infer '))
 /** deterministic, uniformly spread trace ids */
 const traceId = (i: number) => createHash('sha256').update(`trace-${i}`).digest('hex').slice(0, 32)
 
@@ -347,6 +347,7 @@ describe('OTLP trace export', () => {
       await exp.forceFlush()
       const [server] = servers(rx.got).filter((s) => s.traceId === clientTrace)
       assert.ok(server, 'the server span carries the client trace id')
+      assert.equal(server.parentSpanId, '00f067aa0ba902b7', "a child of the client's span, not a root")
       const header = String(res.headers.traceparent)
       assert.equal(
         header,
@@ -363,7 +364,9 @@ describe('OTLP trace export', () => {
           BigInt(children.find((c) => c.name === 'compute')!.startTimeUnixNano),
         'compute took time',
       )
-      assert.equal(servers(rx.got).filter((s) => attr(s, 'breakid.status') === 'client_error').length, 1)
+      const rejected = servers(rx.got).filter((s) => attr(s, 'breakid.status') === 'client_error')
+      assert.equal(rejected.length, 1)
+      assert.ok(!rejected[0]!.parentSpanId, 'without a traceparent the server span is a root')
     } finally {
       await app.close()
       await engine.stop()
