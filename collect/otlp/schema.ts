@@ -1,6 +1,6 @@
 /**
  * The OTLP message types, loaded with protobufjs from the OpenTelemetry project's own `.proto` files
- * (vendored under ./proto, release and licence in ./proto/README.md) — nothing here is hand-written
+ * (vendored under ./vendor/opentelemetry-proto, release and licence in its README.md) — nothing here is hand-written
  * but `google.rpc.Status`, which OTLP/HTTP answers failures with and which lives in googleapis, not in
  * opentelemetry-proto.
  *
@@ -10,7 +10,7 @@
 import { join } from 'node:path'
 import protobuf from 'protobufjs'
 
-const PROTO_DIR = join(import.meta.dirname, 'proto')
+const PROTO_DIR = join(import.meta.dirname, 'vendor', 'opentelemetry-proto')
 
 function loadRoot(): protobuf.Root {
   const root = new protobuf.Root()
