@@ -1,5 +1,6 @@
 /** Parsers for flag values, each with an error that names the flag. */
 import { InvalidInputError } from '../core/errors.ts'
+import { newRunId, runIdProblem } from '../contract/run-id.ts'
 import type { ModelSpec } from '../engine/engine.ts'
 import { isModelName, MODEL_NAMES } from '../engine/models/zoo.ts'
 
@@ -72,4 +73,12 @@ export function parseCacheEntries(value: unknown): number {
     throw new InvalidInputError(`--cache-entries: "${value}" is not an integer >= 0`)
   }
   return n
+}
+
+/** `--run-id`: a valid run id as given, or a fresh one named after the command (contract/run-id.ts). */
+export function parseRunIdFlag(value: unknown, kind: string): string {
+  if (value === undefined) return newRunId(kind)
+  const problem = runIdProblem(value)
+  if (problem) throw new InvalidInputError(`--run-id: "${value}": ${problem}`)
+  return value as string
 }

@@ -161,12 +161,17 @@ export class DetectorConsumer implements Lifecycle {
         }
         if (isSpan) {
           const span = r.record as Span
+          const before = raised.length
           for (const d of this.opts.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
+          // an alert belongs to the run of the record that raised it (its resolution keeps it)
+          for (const a of raised.slice(before)) a.run_id ??= span.run_id ?? null
           if (this.checkpoints?.note(span.timestamp_us)) checkpointDue = true
           this.eventTimeUs = Math.max(this.eventTimeUs, span.timestamp_us)
         } else {
           const sample = r.record as HwSample
+          const before = raised.length
           for (const d of this.opts.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
+          for (const a of raised.slice(before)) a.run_id ??= sample.run_id ?? null
           if (this.checkpoints?.note(sample.timestamp_us)) checkpointDue = true
           this.eventTimeUs = Math.max(this.eventTimeUs, sample.timestamp_us)
         }

@@ -57,6 +57,11 @@ export interface EngineOptions {
   telemetry?: boolean
   /** result cache capacity in entries; 0 (default) turns the cache off */
   cacheEntries?: number
+  /**
+   * The run every span and hardware sample is tagged with (`run_id`), until changed through
+   * `engine.runId`; a request's `breakid-run-id` header overrides it for that request. Default null.
+   */
+  runId?: string | null
 }
 
 export interface InferResult {
@@ -75,6 +80,8 @@ export interface RequestMeta {
   arrivalEpochUs: number
   requestBytes: number
   traceparent?: string
+  /** the request's own run id (a validated `breakid-run-id` header); default: the engine's */
+  runId?: string
 }
 
 /** W3C trace context: `00-<32 hex trace id>-<16 hex parent id>-<flags>` */
@@ -105,6 +112,11 @@ export class Engine implements Lifecycle {
   readonly sampler: HwSampler
   /** Triton-named per-model counters and histograms for /metrics, fed by every finished span */
   readonly metrics: MetricsRecorder
+  /**
+   * The run id stamped on spans and hardware samples (null: outside a named run). Mutable, so one
+   * engine can move from a warm-up run to the measured run without reloading its models.
+   */
+  runId: string | null
   arrivals = 0
   completions = 0
   inFlight = 0
@@ -116,6 +128,7 @@ export class Engine implements Lifecycle {
       host: opts.identity?.host ?? hostname(),
       instance: opts.identity?.instance ?? `${hostname()}-${process.pid}`,
     }
+    this.runId = opts.runId ?? null
     this.faults = opts.faults ?? new FaultSchedule()
     this.registry = new ModelRegistry({
       modelCacheDir: opts.modelCacheDir,
@@ -138,6 +151,7 @@ export class Engine implements Lifecycle {
       intervalMs: opts.hwIntervalMs,
       gpu: new NvidiaSmi(),
       host: new HostProbe(),
+      runId: () => this.runId,
       emit: (s) => {
         if (opts.telemetry !== false) opts.emitter.emitHwSample(s)
       },
@@ -205,6 +219,7 @@ export class Engine implements Lifecycle {
       model_version: loaded?.meta.version ?? '',
       device: loaded?.executor.device ?? 'cpu',
       request_bytes: meta.requestBytes,
+      run_id: meta.runId ?? this.runId,
     })
   }
 

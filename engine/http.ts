@@ -12,6 +12,7 @@ import { gunzip, type InputType, inflate, type ZlibOptions } from 'node:zlib'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { BreakidError, InvalidInputError } from '../core/errors.ts'
 import { guardControlRoutes } from '../core/http-guard.ts'
+import { isRunId, RUN_ID_HEADER, runIdProblem } from '../contract/run-id.ts'
 import { type Engine, httpStatus, type RequestMeta } from './engine.ts'
 import { renderMetrics } from './metrics.ts'
 import { modelConfig } from './model-config.ts'
@@ -66,11 +67,14 @@ export class ModelLoadsBusyError extends BreakidError {
 }
 
 function requestMeta(req: FastifyRequest): RequestMeta {
+  const runId = req.headers[RUN_ID_HEADER]
   return {
     arrivalNs: req.arrivalNs,
     arrivalEpochUs: req.arrivalEpochUs,
     requestBytes: Number(req.headers['content-length'] ?? 0),
     traceparent: req.headers.traceparent as string | undefined,
+    // an invalid one is refused by the infer route; its rejection span keeps the engine's run id
+    runId: isRunId(runId) ? runId : undefined,
   }
 }
 
@@ -262,6 +266,8 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
     }>,
     reply: FastifyReply,
   ) => {
+    const runId = req.headers[RUN_ID_HEADER]
+    if (runId !== undefined && !isRunId(runId)) throw new InvalidRunIdError(runIdProblem(runId)!)
     const result = await engine.handleInfer(req.params.name, req.body, {
       ...requestMeta(req),
       parsedNs: req.parsedNs,
@@ -341,6 +347,15 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
     reply.type('text/plain; version=0.0.4').send(renderMetrics(engine)),
   )
   return app
+}
+
+/** A `breakid-run-id` header that is not a run id (contract/run-id.ts): 400, and the request is not run. */
+class InvalidRunIdError extends Error {
+  readonly statusCode = 400
+  readonly code = 'BREAKID_INVALID_RUN_ID'
+  constructor(problem: string) {
+    super(`header ${RUN_ID_HEADER}: ${problem}`)
+  }
 }
 
 /** An infer body that is neither JSON nor a binary-extension body. */

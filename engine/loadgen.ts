@@ -17,6 +17,7 @@ import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js'
 import { InvalidInputError } from '../core/errors.ts'
+import { RUN_ID_HEADER, runIdProblem } from '../contract/run-id.ts'
 import { type GeneratedInput, toKServeInputs } from './models/zoo.ts'
 
 export const ARRIVAL_PATTERNS = ['constant', 'poisson', 'bursty', 'diurnal'] as const
@@ -55,6 +56,8 @@ export interface LoadgenOptions extends ArrivalOptions {
   onProgress?: (p: LoadgenProgress) => void
   /** default 1000 */
   progressIntervalMs?: number
+  /** sent as the `breakid-run-id` header, so the engine tags these requests' spans with this run */
+  runId?: string
 }
 
 export interface LoadgenProgress {
@@ -72,6 +75,8 @@ export interface LoadgenProgress {
 }
 
 export interface LoadgenReport {
+  /** the run id the requests carried, if any */
+  runId?: string
   arrival: ArrivalPattern
   /** arrivals the schedule produced: sent + droppedAtClient */
   scheduled: number
@@ -268,6 +273,10 @@ function newHistogram(): Histogram {
 export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
   const arrival = arrivalDefaults(opts).arrival
   if (opts.bodies.length === 0) throw new InvalidInputError('loadgen needs at least one request body')
+  if (opts.runId !== undefined && runIdProblem(opts.runId)) {
+    throw new InvalidInputError(`run id "${opts.runId}": ${runIdProblem(opts.runId)}`)
+  }
+  const runHeader: Record<string, string> = opts.runId === undefined ? {} : { [RUN_ID_HEADER]: opts.runId }
   const schedule = arrivalSchedule(opts)
   const target = new URL(opts.url)
   const maxOutstanding = opts.maxOutstanding ?? 512
@@ -284,7 +293,7 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
   const bodies = opts.bodies.map((b) => {
     const { bytes, headers } =
       typeof b === 'string' ? { bytes: Buffer.from(b), headers: { 'content-type': 'application/json' } } : b
-    return { bytes, headers: { ...headers, 'content-length': String(bytes.length) } }
+    return { bytes, headers: { ...headers, ...runHeader, 'content-length': String(bytes.length) } }
   })
 
   const one = (scheduledAt: number, body: { bytes: Buffer; headers: Record<string, string> }) =>
@@ -381,6 +390,7 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
   const pct = (q: number) =>
     histogram.totalCount === 0 ? 0 : round2(Math.min(histogram.getValueAtPercentile(q) / 1000, maxLatencyMs))
   const report: LoadgenReport = {
+    ...(opts.runId === undefined ? {} : { runId: opts.runId }),
     arrival,
     scheduled: sent + dropped,
     sent,

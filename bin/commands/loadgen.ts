@@ -11,7 +11,7 @@ import { getModel, isModelName, MODEL_NAMES } from '../../engine/models/zoo.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { parseDurationMs, parsePositive } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
-import { parseModelFlag } from '../../app/flags.ts'
+import { parseModelFlag, parseRunIdFlag } from '../../app/flags.ts'
 
 export const loadgen: Command = {
   summary: 'send open-loop load to a KServe v2 endpoint and report latency percentiles',
@@ -33,6 +33,7 @@ export const loadgen: Command = {
     binary: { type: 'boolean', default: false },
     progress: { type: 'boolean', default: false },
     'allow-remote': { type: 'boolean', default: false },
+    'run-id': { type: 'string' },
   },
   help: {
     url: 'engine base URL (default http://127.0.0.1:8000)',
@@ -53,6 +54,8 @@ export const loadgen: Command = {
       'send the binary tensor extension (Inference-Header-Content-Length: JSON header + raw little-endian tensors, binary outputs), as Triton perf_analyzer does; default: JSON bodies',
     progress: 'print a progress line on stderr every second (default: only when stderr is a terminal)',
     'allow-remote': 'allow a non-loopback target (off by default: load tests stay on this machine)',
+    'run-id':
+      'run id sent with every request (breakid-run-id header): the engine tags their spans with it (default loadgen-<UTC time>-<random>)',
   },
   async run({ values }) {
     const base = String(values.url).replace(/\/$/, '')
@@ -80,6 +83,9 @@ export const loadgen: Command = {
       inferBody(getModel(spec.name).inputGenerator(seed, 1, spec.options), encoding),
     )
     const showProgress = Boolean(values.progress) || process.stderr.isTTY === true
+    const runId = parseRunIdFlag(values['run-id'], 'loadgen')
+    // stderr: stdout is the JSON report
+    process.stderr.write(`run: ${runId}\n`)
     const report = await runLoad({
       url: `${base}/v2/models/${spec.name}/infer`,
       bodies,
@@ -93,6 +99,7 @@ export const loadgen: Command = {
       maxOutstanding: parsePositive(values['max-outstanding'], 'max-outstanding', { integer: true }),
       timeoutMs: parseDurationMs(values.timeout, 'timeout'),
       seed: parseNonNegative(values.seed, 'seed'),
+      runId,
       onProgress: showProgress ? (p) => process.stderr.write(`${formatProgress(p)}\n`) : undefined,
     })
     console.log(JSON.stringify(report, null, 2))

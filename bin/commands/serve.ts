@@ -10,7 +10,13 @@ import { buildEngineApp } from '../../engine/http.ts'
 import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { createLogger } from '../../core/logger.ts'
 import { queriesPlugin } from '../../queries/http.ts'
-import { parseCacheEntries, parseModelsFlag, parsePort, parsePositive } from '../../app/flags.ts'
+import {
+  parseCacheEntries,
+  parseModelsFlag,
+  parsePort,
+  parsePositive,
+  parseRunIdFlag,
+} from '../../app/flags.ts'
 import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
@@ -42,6 +48,7 @@ export const serve: Command = {
     'queue-deadline-ms': { type: 'string' },
     'cache-entries': { type: 'string', default: '0' },
     'otlp-sample-ratio': { type: 'string', default: '0.1' },
+    'run-id': { type: 'string' },
   },
   help: {
     port: 'HTTP port (default 8000)',
@@ -63,9 +70,12 @@ export const serve: Command = {
     'cache-entries': 'result cache capacity in entries, LRU; 0 turns it off (default 0)',
     'otlp-sample-ratio':
       'share of ordinary requests exported as OTLP traces with --otlp-endpoint (default 0.1; errors and requests above the rolling p99 always)',
+    'run-id':
+      "run id on every span and sample (default serve-<UTC time>-<random>); a request's breakid-run-id header overrides it for that request",
   },
   async run({ values }) {
     const cfg = loadConfig(values)
+    const runId = parseRunIdFlag(values['run-id'], 'serve')
     const logger = createLogger(cfg.logLevel)
     const models = parseModelsFlag(String(values.models))
     const cacheEntries = parseCacheEntries(values['cache-entries'])
@@ -100,6 +110,7 @@ export const serve: Command = {
       ),
       identity: { fleet: cfg.fleet, instance: cfg.instance },
       cacheEntries,
+      runId,
       executor: { executionProvider: cfg.executionProvider },
       batching: {
         maxBatchSize: parsePositive(values['max-batch-size'], 'max-batch-size', { integer: true }),
@@ -119,6 +130,7 @@ export const serve: Command = {
             : parsePositive(values['queue-deadline-ms'], 'queue-deadline-ms'),
       },
     })
+    process.stdout.write(`run: ${runId}\n`)
     await engine.start()
     if (values['ground-truth'])
       writeFileSync(String(values['ground-truth']), engine.faults.groundTruthNdjson())

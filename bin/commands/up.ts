@@ -37,7 +37,7 @@ import {
   upStatePath,
 } from '../../app/runtime.ts'
 import type { Transport } from '../../bus/transport.ts'
-import { parseModelFlag } from '../../app/flags.ts'
+import { parseModelFlag, parseRunIdFlag } from '../../app/flags.ts'
 
 /** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
 export const DEMO_MODEL = 'resnet50:w=0.5,r=32'
@@ -62,6 +62,7 @@ export const up: Command = {
     'no-collect': { type: 'boolean', default: false },
     scrape: { type: 'string', multiple: true },
     'accelerator-models': { type: 'string' },
+    'run-id': { type: 'string' },
   },
   help: {
     duration: 'how long the load runs, then everything stops (default 60s)',
@@ -82,9 +83,12 @@ export const up: Command = {
     'no-collect': 'run without the collector (no OTLP receiver, no scraping)',
     scrape: 'collector: Prometheus endpoint to scrape (repeatable), [instance=]http://host:port/metrics',
     'accelerator-models': 'collector: Triton models that run on the accelerator (see breakid collect --help)',
+    'run-id':
+      'name of this run on every span, sample and alert (letters, digits, ._:-; default up-<UTC time>-<random>)',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
+    const runId = parseRunIdFlag(values['run-id'], 'up')
     const logger = createLogger(cfg.logLevel)
     const durationMs = parseDurationMs(values.duration, 'duration')
     const rate = parsePositive(values.rate, 'rate', { max: 10_000 })
@@ -143,7 +147,9 @@ export const up: Command = {
       faults: schedule,
       identity: { fleet: cfg.fleet, instance: cfg.instance },
       executor: { executionProvider: cfg.executionProvider },
+      runId,
     })
+    out(`run: ${runId}`)
     await engine.start()
     if (values['ground-truth']) writeFileSync(String(values['ground-truth']), schedule.groundTruthNdjson())
     const token = resolveApiToken(cfg)

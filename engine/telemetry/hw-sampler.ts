@@ -29,6 +29,8 @@ export interface HwSamplerOptions {
   host?: HostProbe
   /** device name reported when there is no GPU */
   cpuDevice?: string
+  /** the run the sample belongs to (`run_id`), read at each sample; default: none (null) */
+  runId?: () => string | null
 }
 
 export class HwSampler implements Lifecycle {
@@ -100,7 +102,7 @@ export class HwSampler implements Lifecycle {
                 temperature_c: null,
               },
             ],
-      run_id: null,
+      run_id: this.opts.runId?.() ?? null,
       ...(this.opts.host?.read(now.at) ?? UNKNOWN_HOST),
     }
     this.loopDelay.reset()
