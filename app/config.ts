@@ -9,6 +9,7 @@ import { resolve } from 'node:path'
 import { InvalidInputError } from '../core/errors.ts'
 import { DEFAULT_QUERY_LIMITS } from '../queries/limits.ts'
 import { type NotifyRoute, parseRouteConfig, parseWebhookUrl, splitFormatPrefix } from '../notify/routes.ts'
+import { type Pricing, parsePricing } from '../compare/cost.ts'
 
 export interface BreakidConfig {
   /** Kafka bootstrap brokers; empty → the embedded in-process bus */
@@ -61,6 +62,12 @@ export interface BreakidConfig {
   metricsPort: number | undefined
   /** listen address of the ops endpoints; 0.0.0.0 in a container so probes and Prometheus reach it */
   metricsHost: string
+  /**
+   * price per instance-hour of each instance type and which type each instance or host is
+   * (compare/cost.ts): cost per 1,000 inferences, idle and starved executor time, cache savings.
+   * Undefined: no cost figures. From the config file, or BREAKID_PRICING as JSON.
+   */
+  pricing: Pricing | undefined
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -89,6 +96,7 @@ const DEFAULTS: BreakidConfig = {
   queryQueueLength: DEFAULT_QUERY_LIMITS.queueLength,
   metricsPort: undefined,
   metricsHost: '127.0.0.1',
+  pricing: undefined,
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -120,6 +128,7 @@ const ENV: Record<string, keyof BreakidConfig> = {
   BREAKID_QUERY_QUEUE: 'queryQueueLength',
   BREAKID_METRICS_PORT: 'metricsPort',
   BREAKID_METRICS_HOST: 'metricsHost',
+  BREAKID_PRICING: 'pricing',
 }
 
 /** every environment variable read, for --help */
@@ -258,6 +267,14 @@ function webhookRoutes(v: unknown): NotifyRoute[] {
   return v.map((r, i) => Object.freeze(parseRouteConfig(r, `webhookRoutes[${i}]`)))
 }
 
+function parseJson(text: string, key: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new InvalidInputError(`${key}: not JSON: ${(err as Error).message}`)
+  }
+}
+
 function validate(raw: Raw): BreakidConfig {
   const c = { ...DEFAULTS }
   for (const [k, v] of Object.entries(raw) as [keyof BreakidConfig, unknown][]) {
@@ -273,6 +290,7 @@ function validate(raw: Raw): BreakidConfig {
     else if (k === 'queryQueueLength') c.queryQueueLength = wholeNumber(v, k, 0, 10_000)
     else if (k === 'webhookRoutes') c.webhookRoutes = webhookRoutes(v)
     else if (k === 'metricsPort') c.metricsPort = v === '' ? undefined : wholeNumber(v, k, 0, 65_535)
+    else if (k === 'pricing') c.pricing = parsePricing(typeof v === 'string' ? parseJson(v, 'pricing') : v)
     else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =

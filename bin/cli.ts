@@ -22,6 +22,7 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
   migrate: async () => (await import('./commands/components.ts')).migrateCommand,
   replay: async () => (await import('./commands/replay.ts')).replay,
   eval: async () => (await import('./commands/eval.ts')).evalCommand,
+  compare: async () => (await import('./commands/compare.ts')).compare,
 }
 
 const sharedOptions = Object.fromEntries(

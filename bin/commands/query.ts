@@ -12,13 +12,13 @@ import { type BreakidConfig, loadConfig } from '../../app/config.ts'
 import { openClickHouse } from '../../store/client.ts'
 import { openStore, queryLimits, readApiToken, upStatePath } from '../../app/runtime.ts'
 
-function outputFormat(value: unknown): OutputFormat {
+export function outputFormat(value: unknown): OutputFormat {
   if ((OUTPUT_FORMATS as readonly unknown[]).includes(value)) return value as OutputFormat
   throw new InvalidInputError(`--format: expected one of ${OUTPUT_FORMATS.join(', ')}`)
 }
 
 /** The base URL of a running `breakid up` on this data directory, if there is one. */
-function runningUp(cfg: BreakidConfig): string | undefined {
+export function runningUp(cfg: BreakidConfig): string | undefined {
   if (cfg.clickhouseUrl) return undefined
   const path = upStatePath(cfg.dataDir)
   if (!existsSync(path)) return undefined
@@ -31,7 +31,7 @@ function runningUp(cfg: BreakidConfig): string | undefined {
   }
 }
 
-async function viaRunningUp(
+export async function viaRunningUp(
   cfg: BreakidConfig,
   url: string,
   path: string,
@@ -54,7 +54,7 @@ async function viaRunningUp(
   return json
 }
 
-async function withStore<T>(
+export async function withStore<T>(
   cfg: BreakidConfig,
   fn: (ch: Awaited<ReturnType<typeof openStore>>) => Promise<T>,
 ) {

@@ -25,6 +25,7 @@ export const LAYERS: Record<string, number> = {
   eval: 4,
   replay: 4,
   dashboard: 4,
+  compare: 4,
   app: 5,
   bin: 6,
   bench: 7,
