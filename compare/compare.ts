@@ -20,15 +20,18 @@
  * A row is a regression when any gating statistic (`gate`, default p50, p95, p99) regressed, an
  * improvement when one improved and none regressed, else no change.
  *
- * **A busier machine is not a slower build.** When other processes took more of the host's CPU during
- * one run than the other (hardware samples: host CPU − the engine process's CPU, mean over the
- * compared window) by more than `contentionToleranceCpus`, every stage that runs on the CPU slows, the
- * queue in front of the executor grows, and so does the total. Then a stage's regression stands only
- * if its **share** of the requests' total time also grew past the threshold (a stage that got slower
- * than the rest of the request: contention, slowing everything, does not explain it); otherwise the
- * row says `inconclusive`, naming the foreign CPU of both runs, and does not fail the gate. Every
- * improvement is inconclusive when the baseline was the busier run. The total's share is always 1, so
- * the total is inconclusive under unequal contention: rerun on a quieter machine to judge it.
+ * **A busier machine is not a slower build.** The hardware samples say how much CPU other processes
+ * took during each run (host CPU − the engine process's CPU, mean over the compared window). A run is
+ * *squeezed* when others took at least a quarter of the host and the engine used at least 80 % of what
+ * they left it: it ran short of CPU, so every stage on the CPU slowed and the queue in front of the
+ * executor grew for reasons outside the build. When one run is squeezed, or the foreign load of the
+ * two differs by more than `contentionToleranceCpus`, that run's host was busier, and:
+ * - a regression of the candidate stands only if the stage's **share** of the requests' total time
+ *   also grew past the threshold (a stage that got slower than the rest of the request: contention,
+ *   slowing everything, does not explain it); otherwise the row says `inconclusive`;
+ * - an improvement is `inconclusive` when the baseline was the busier (or a squeezed) run.
+ * Inconclusive rows do not fail the gate; the report names both runs' foreign load. The total's share
+ * is always 1, so the total is inconclusive then: rerun on a quieter machine to judge it.
  */
 import { STAGES } from '../contract/vocabulary.ts'
 import { InvalidInputError } from '../core/errors.ts'
@@ -68,6 +71,8 @@ export interface HostSample {
   process_cpu: number
   /** CPUs the whole host used; null where the platform does not report it */
   host_cpu: number | null
+  /** online CPUs of the host; null where not reported */
+  host_cpus: number | null
 }
 
 /** What one side of a comparison brings: its requests, and its hardware samples when stored. */
@@ -162,12 +167,22 @@ export interface ErrorRateRow {
 
 export type CompareRow = StageRow | ThroughputRow | ErrorRateRow
 
-/** CPU taken by other processes during each run (host − engine process), CPUs; null: not reported. */
+/** How busy a run's host was (means over the compared window), from its hardware samples. */
+export interface HostLoad {
+  /** CPUs other processes took (host − engine process) */
+  foreignCpus: number
+  /** CPUs the engine's process used */
+  engineCpus: number
+  hostCpus: number
+  /** others took ≥ ¼ of the host and the engine used ≥ 80 % of what they left: short of CPU */
+  squeezed: boolean
+}
+
+/** The host load of both runs (null: the samples do not say) and which run's host was busier. */
 export interface Contention {
-  baselineForeignCpus: number | null
-  candidateForeignCpus: number | null
-  /** candidate − baseline, beyond the tolerance: which run was busier, or none */
-  busier: 'candidate' | 'baseline' | 'neither'
+  baseline: HostLoad | null
+  candidate: HostLoad | null
+  busier: 'candidate' | 'baseline' | 'both' | 'neither'
 }
 
 export interface Comparison {
@@ -221,11 +236,30 @@ function prepare(records: readonly RequestRecord[], o: CompareOptions): Prepared
   return { byModel, startUs: start }
 }
 
-/** Mean CPUs other processes used over the compared window; null when the samples do not say. */
-export function foreignCpus(host: readonly HostSample[] | undefined, startUs: number): number | null {
+/** A run's host load over the compared window; null when the samples do not report host CPU. */
+export function hostLoad(host: readonly HostSample[] | undefined, startUs: number): HostLoad | null {
   const known = (host ?? []).filter((h) => h.timestamp_us >= startUs && h.host_cpu !== null)
   if (known.length === 0) return null
-  return mean(known.map((h) => Math.max(0, h.host_cpu! - h.process_cpu)))
+  const foreignCpus = mean(known.map((h) => Math.max(0, h.host_cpu! - h.process_cpu)))
+  const engineCpus = mean(known.map((h) => h.process_cpu))
+  const cpus = known.filter((h) => h.host_cpus !== null).map((h) => h.host_cpus!)
+  const hostCpus = cpus.length > 0 ? mean(cpus) : Math.max(1, Math.ceil(foreignCpus + engineCpus))
+  const left = Math.max(0, hostCpus - foreignCpus)
+  return {
+    foreignCpus,
+    engineCpus,
+    hostCpus,
+    squeezed: foreignCpus >= 0.25 * hostCpus && engineCpus >= 0.8 * left,
+  }
+}
+
+function whichBusier(b: HostLoad | null, c: HostLoad | null, toleranceCpus: number): Contention['busier'] {
+  if (b === null || c === null) return 'neither'
+  if (b.squeezed && c.squeezed) return 'both'
+  if (c.squeezed) return 'candidate'
+  if (b.squeezed) return 'baseline'
+  const delta = c.foreignCpus - b.foreignCpus
+  return delta > toleranceCpus ? 'candidate' : delta < -toleranceCpus ? 'baseline' : 'neither'
 }
 
 const fmtRatio = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '∞')
@@ -307,13 +341,15 @@ function stageRow(
   // a busier machine slows every stage: only a stage that also took a larger share of the request stands
   // (an improvement on a quieter host is explained whatever its share: a stage elsewhere that
   // regressed shrinks every other stage's share)
+  const candidateBusier = contention.busier === 'candidate' || contention.busier === 'both'
+  const baselineBusier = contention.busier === 'baseline' || contention.busier === 'both'
   const explainedByContention =
-    (verdict === 'regression' && contention.busier === 'candidate' && !(share.ratio.lo > 1 + o.threshold)) ||
-    (verdict === 'improvement' && contention.busier === 'baseline')
+    (verdict === 'regression' && candidateBusier && !(share.ratio.lo > 1 + o.threshold)) ||
+    (verdict === 'improvement' && baselineBusier)
   if (explainedByContention) {
     reasons.push(
       `share of total ×${fmtRatio(share.ratio.estimate)} [${fmtRatio(share.ratio.lo)}, ${fmtRatio(share.ratio.hi)}]: ` +
-        `no more than the ${contention.busier}'s busier host explains (foreign CPU ${fmtCpu(contention.baselineForeignCpus)} → ${fmtCpu(contention.candidateForeignCpus)})`,
+        `no more than the busier host explains (${describeContention(contention)})`,
     )
     verdict = 'inconclusive'
   }
@@ -331,7 +367,17 @@ function stageRow(
   }
 }
 
-const fmtCpu = (x: number | null) => (x === null ? '?' : x.toFixed(2))
+/** "foreign CPU 1.16 → 1.79 of 2 (candidate squeezed)" */
+export function describeContention(c: Contention): string {
+  const cpu = (l: HostLoad | null) => (l === null ? '?' : l.foreignCpus.toFixed(2))
+  const squeezed = [c.baseline?.squeezed ? 'baseline' : '', c.candidate?.squeezed ? 'candidate' : '']
+    .filter((x) => x !== '')
+    .join(' and ')
+  return (
+    `foreign CPU ${cpu(c.baseline)} → ${cpu(c.candidate)} of ${c.candidate?.hostCpus ?? c.baseline?.hostCpus ?? '?'}` +
+    (squeezed ? ` (${squeezed} squeezed: the engine used nearly all the CPU others left it)` : '')
+  )
+}
 
 /** ok answers per second in each block; the last block only when it is the only one (it is cut short) */
 function blockRates(blocks: RequestRecord[][], blockMs: number): number[][] {
@@ -349,18 +395,12 @@ export function compareRuns(
   checkOptions(o)
   const base = prepare(baseline.requests, o)
   const cand = prepare(candidate.requests, o)
-  const bForeign = foreignCpus(baseline.host, base.startUs)
-  const cForeign = foreignCpus(candidate.host, cand.startUs)
-  const delta = bForeign === null || cForeign === null ? 0 : cForeign - bForeign
+  const bLoad = hostLoad(baseline.host, base.startUs)
+  const cLoad = hostLoad(candidate.host, cand.startUs)
   const contention: Contention = {
-    baselineForeignCpus: bForeign,
-    candidateForeignCpus: cForeign,
-    busier:
-      delta > o.contentionToleranceCpus
-        ? 'candidate'
-        : delta < -o.contentionToleranceCpus
-          ? 'baseline'
-          : 'neither',
+    baseline: bLoad,
+    candidate: cLoad,
+    busier: whichBusier(bLoad, cLoad, o.contentionToleranceCpus),
   }
   const rows: CompareRow[] = []
   const models = [...base.byModel.keys()].filter((m) => cand.byModel.has(m)).sort()
@@ -382,11 +422,11 @@ export function compareRuns(
       const r = rates.ratio.mean
       const verdict: Verdict =
         r.hi < 1 / (1 + o.threshold)
-          ? contention.busier === 'candidate'
+          ? contention.busier === 'candidate' || contention.busier === 'both'
             ? 'inconclusive'
             : 'regression'
           : r.lo > 1 + o.threshold
-            ? contention.busier === 'baseline'
+            ? contention.busier === 'baseline' || contention.busier === 'both'
               ? 'inconclusive'
               : 'improvement'
             : 'no change'

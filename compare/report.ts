@@ -3,7 +3,7 @@
  * JSON (everything, for machines). Each stage row shows p50/p95/p99/mean as baseline → candidate
  * with the ratio's confidence interval, the rank test and the verdict.
  */
-import type { Comparison, CompareRow, StageRow } from './compare.ts'
+import { type Comparison, type CompareRow, describeContention, type StageRow } from './compare.ts'
 import type { CostRow } from './cost.ts'
 import { SUMMARY_STATS } from './stats.ts'
 
@@ -105,13 +105,14 @@ function headline(r: CompareReportInput): string {
     `threshold ×${(1 + o.threshold).toFixed(2)} and +${o.minEffectMs} ms at ${(o.confidence * 100).toFixed(0)}% confidence ` +
     `on ${o.gate.join(', ')}; warm-up ${o.warmupMs / 1000} s dropped, ${o.blockMs / 1000} s blocks`
   const k = c.contention
-  const cpu = (x: number | null) => (x === null ? 'not reported' : `${x.toFixed(2)} CPUs`)
   const inconclusive = c.rows.filter((x) => x.verdict === 'inconclusive').length
   const host =
-    `foreign load (CPU other processes took): baseline ${cpu(k.baselineForeignCpus)}, candidate ${cpu(k.candidateForeignCpus)}` +
-    (k.busier === 'neither'
-      ? ''
-      : ` — the ${k.busier}'s host was busier; ${inconclusive} row(s) inconclusive: rerun on a quieter machine to judge them`)
+    k.baseline === null && k.candidate === null
+      ? 'host load: not reported by the hardware samples'
+      : `host load: ${describeContention(k)}` +
+        (k.busier === 'neither'
+          ? ''
+          : ` — ${k.busier === 'both' ? 'both hosts were' : `the ${k.busier}'s host was`} busier; ${inconclusive} row(s) inconclusive: rerun on a quieter machine to judge them`)
   return `${what}\nbaseline ${r.baseline}  vs  candidate ${r.candidate}  (${rule})\n${host}`
 }
 

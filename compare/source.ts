@@ -83,13 +83,14 @@ export async function readRequests(
 export async function readHostSamples(query: NamedQuery, selection: Selection): Promise<HostSample[]> {
   const result = await query('run-host', selection.params)
   const i = (name: string) => result.columns.findIndex((c) => c.name === name)
-  const [ts, pc, hc] = [i('timestamp_us'), i('process_cpu'), i('host_cpu')]
+  const [ts, pc, hc, cpus] = [i('timestamp_us'), i('process_cpu'), i('host_cpu'), i('host_cpus')]
   if (ts < 0 || pc < 0 || hc < 0)
     throw new Error('query run-host lacks timestamp_us, process_cpu or host_cpu')
   return result.rows.map((row) => ({
     timestamp_us: Number(row[ts]),
     process_cpu: Number(row[pc]),
     host_cpu: row[hc] === null || row[hc] === undefined ? null : Number(row[hc]),
+    host_cpus: cpus < 0 || row[cpus] === null || row[cpus] === undefined ? null : Number(row[cpus]),
   }))
 }
 

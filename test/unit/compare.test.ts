@@ -75,11 +75,13 @@ function run(shape: RunShape): RequestRecord[] {
   return out
 }
 
-const host = (foreign: number, seconds = 40): HostSample[] =>
+/** a host of 4 CPUs where others take `foreign` and the engine `engine` */
+const host = (foreign: number, engine = 0.6, seconds = 40): HostSample[] =>
   Array.from({ length: seconds }, (_, s) => ({
     timestamp_us: T0 + s * 1e6,
-    process_cpu: 0.6,
-    host_cpu: 0.6 + foreign,
+    process_cpu: engine,
+    host_cpu: engine + foreign,
+    host_cpus: 4,
   }))
 
 const stageRows = (rows: ReturnType<typeof compareRuns>['rows']) =>
@@ -156,6 +158,36 @@ describe('compare', () => {
     const blind = compareRuns({ requests: base }, { requests: busy })
     assert.equal(blind.contention.busier, 'neither')
     assert.equal(verdicts(blind).compute, 'regression')
+  })
+
+  test('both runs squeezed for CPU by others: faster or slower is inconclusive either way', () => {
+    // 4 CPUs, others take 3.3, the engine uses 0.6 of the 0.7 left: short of CPU in both runs
+    const squeezed = host(3.3, 0.6)
+    const c = compareRuns(
+      { requests: run({ seed: 1, hostFactor: 1.5 }), host: squeezed },
+      { requests: run({ seed: 2 }), host: squeezed },
+    )
+    assert.equal(c.contention.busier, 'both')
+    assert.ok(c.contention.baseline!.squeezed && c.contention.candidate!.squeezed)
+    assert.equal(
+      verdicts(c).compute,
+      'inconclusive',
+      'a faster candidate on a squeezed host is not an improvement',
+    )
+    const reverse = compareRuns(
+      { requests: run({ seed: 1 }), host: squeezed },
+      { requests: run({ seed: 2, hostFactor: 1.5 }), host: squeezed },
+    )
+    assert.equal(verdicts(reverse).compute, 'inconclusive')
+    assert.equal(reverse.regressions.length, 0)
+    // control: an engine with room to spare on the same busy host is judged
+    const roomy = host(3.3, 0.2)
+    const judged = compareRuns(
+      { requests: run({ seed: 1 }), host: roomy },
+      { requests: run({ seed: 2, hostFactor: 1.5 }), host: roomy },
+    )
+    assert.equal(judged.contention.busier, 'neither')
+    assert.equal(verdicts(judged).compute, 'regression')
   })
 
   test('a busier host does not hide a stage that took a larger share of the request', () => {
