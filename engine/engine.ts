@@ -311,6 +311,7 @@ export class Engine implements Lifecycle {
         span.input_std = stats.std
         tDone = process.hrtime.bigint()
         span.preprocess_us = us(tPre, tDone)
+        this.cache.recordHit(model.meta.name, span.preprocess_us)
         resultOutputs = cached
       } else {
         const stats = await this.preprocess.run(tensors)
@@ -328,7 +329,10 @@ export class Engine implements Lifecycle {
         span.batch_size = result.batchSize
         resultOutputs = result.outputs
         // not under input_drift: those outputs answer the shifted inputs, not the ones in the key
-        if (cacheKey !== undefined && stats.inputs === tensors) this.cache.set(cacheKey, result.outputs)
+        if (cacheKey !== undefined && stats.inputs === tensors) {
+          this.cache.set(cacheKey, result.outputs)
+          this.cache.recordMiss(model.meta.name, us(tPre, tDone))
+        }
       }
 
       resultOutputs = this.faults.driftOutputs(resultOutputs) // output_drift

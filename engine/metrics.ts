@@ -38,6 +38,23 @@ export function renderMetrics(engine: Engine): string {
     'Model executions (batches)',
     models.map(([name, m]) => [`{model="${name}"}`, m.executor.batches]),
   )
+  // result cache (engine/cache.ts): hits, misses, and what the hits saved
+  const cache = engine.cache
+  metric('breakid_cache_hits_total', 'counter', 'Result cache hits', [['', cache.hits]])
+  metric('breakid_cache_misses_total', 'counter', 'Result cache misses', [['', cache.misses]])
+  metric('breakid_cache_hit_ratio', 'gauge', 'Result cache hits / lookups since start', [
+    ['', cache.hitRatio],
+  ])
+  metric('breakid_cache_entries', 'gauge', 'Results held by the cache', [['', cache.size]])
+  metric('breakid_cache_evictions_total', 'counter', 'Least recently used results evicted', [
+    ['', cache.evictions],
+  ])
+  metric(
+    'breakid_cache_latency_saved_us_total',
+    'counter',
+    "Latency the cache's hits saved: per hit, its model's mean miss time (preprocessing to answer) minus the hit's, µs",
+    [['', Math.round(cache.latencySavedUs)]],
+  )
   metric('breakid_preprocess_backlog', 'gauge', 'Requests waiting for a preprocessing worker', [
     ['', engine.preprocess.backlog],
   ])

@@ -71,6 +71,26 @@ describe('ResultCache', () => {
     assert.deepEqual(Array.from(cache.get('k')![0]!.data as Float32Array), [3, 4])
   })
 
+  test("hit ratio, and the latency a hit saved against its model's mean miss", () => {
+    const cache = new ResultCache(4)
+    assert.equal(cache.hitRatio, 0)
+    cache.recordHit('mlp', 50) // no miss timed yet: nothing to measure against
+    assert.equal(cache.latencySavedUs, 0)
+    cache.recordMiss('mlp', 100)
+    cache.recordMiss('mlp', 300)
+    cache.recordMiss('cnn', 10_000) // another model's misses do not count for mlp
+    cache.recordHit('mlp', 50)
+    assert.equal(cache.latencySavedUs, 150)
+    cache.recordHit('mlp', 500) // a hit slower than the mean miss saved nothing (never negative)
+    assert.equal(cache.latencySavedUs, 150)
+    cache.get('absent')
+    cache.set('k', [tensor('y', [1, 1], [1])])
+    cache.get('k')
+    cache.get('k')
+    cache.get('k')
+    assert.equal(cache.hitRatio, 3 / 4)
+  })
+
   test('invalidate drops one model version only', () => {
     const cache = new ResultCache(4)
     const x = [tensor('x', [1, 1], [1])]
@@ -162,6 +182,12 @@ describe('the engine with a result cache', () => {
     assert.equal(second.span.output_confidence, first.span.output_confidence)
     assert.equal(cached.engine.registry.executorBatches - batchesBefore, 1, 'one execution for two requests')
     assert.deepEqual([cached.engine.cache.hits, cached.engine.cache.misses], [1, 1])
+    const metrics = (await cached.app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(metrics, /^breakid_cache_hits_total 1$/m)
+    assert.match(metrics, /^breakid_cache_misses_total 1$/m)
+    assert.match(metrics, /^breakid_cache_hit_ratio 0\.5$/m)
+    const saved = Number(/^breakid_cache_latency_saved_us_total (\d+)$/m.exec(metrics)?.[1])
+    assert.ok(saved >= 0, 'the latency saved is on /metrics')
   })
 
   test('a full cache evicts the least recently used entry, which is then computed again', async () => {
