@@ -17,7 +17,7 @@ import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js'
 import { InvalidInputError } from '../core/errors.ts'
-import { RUN_ID_HEADER, runIdProblem } from '../contract/run-id.ts'
+import { isRunId, RUN_ID_HEADER, runIdProblem } from '../contract/run-id.ts'
 import { type GeneratedInput, toKServeInputs } from './models/zoo.ts'
 
 export const ARRIVAL_PATTERNS = ['constant', 'poisson', 'bursty', 'diurnal'] as const
@@ -75,6 +75,8 @@ export interface LoadgenProgress {
 }
 
 export interface LoadgenReport {
+  /** open: requests on a schedule (runLoad); closed: `concurrency` workers, each sending when answered */
+  mode?: 'open' | 'closed'
   /** the run id the requests carried, if any */
   runId?: string
   arrival: ArrivalPattern
@@ -259,7 +261,7 @@ export function* arrivalSchedule(opts: ArrivalOptions): Generator<number> {
 }
 
 /** Latency histogram in µs: 1 µs to 1 h, 3 significant digits, grows if a value is larger. */
-function newHistogram(): Histogram {
+export function newHistogram(): Histogram {
   // the pure-JS build: no WebAssembly to initialise, same answers
   return buildHistogram({
     useWebAssembly: false,
@@ -390,6 +392,7 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
   const pct = (q: number) =>
     histogram.totalCount === 0 ? 0 : round2(Math.min(histogram.getValueAtPercentile(q) / 1000, maxLatencyMs))
   const report: LoadgenReport = {
+    mode: 'open',
     ...(opts.runId === undefined ? {} : { runId: opts.runId }),
     arrival,
     scheduled: sent + dropped,
@@ -423,4 +426,275 @@ export function formatProgress(p: LoadgenProgress): string {
     `[loadgen] ${(p.elapsedMs / 1000).toFixed(0)}s sent ${p.sent} ok ${p.ok} failed ${p.failed} ` +
     `in-flight ${p.outstanding} dropped ${p.droppedAtClient} ${p.recentThroughputPerSec.toFixed(1)} ans/s p99 ${p.p99Ms} ms`
   )
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Closed loop and sweeps
+
+export interface ClosedLoopOptions {
+  url: string
+  bodies: (string | LoadgenBody)[]
+  /** workers, each sending its next request as soon as its last one is answered (1..4096) */
+  concurrency: number
+  durationMs: number
+  timeoutMs?: number
+  signal?: AbortSignal
+  runId?: string
+  /**
+   * The interval one worker is expected to send at when nothing stalls, ms, for HdrHistogram's
+   * coordinated-omission correction. Default: the median latency measured (a closed-loop worker sends
+   * the moment it is answered, so its interval is the typical latency).
+   */
+  expectedIntervalMs?: number
+}
+
+export interface ClosedLoopReport extends LoadgenReport {
+  mode: 'closed'
+  concurrency: number
+  /** the expected interval the correction used, ms */
+  expectedIntervalMs: number
+  /** the percentiles as measured, before the correction (what a naive closed-loop client reports) */
+  latencyUncorrectedMs: LoadgenReport['latencyMs']
+}
+
+/**
+ * Closed-loop load: `concurrency` workers, each waiting for its answer before sending again — the
+ * mode of Triton's perf_analyzer `--concurrency-range`. A closed loop suffers coordinated omission: a
+ * stall of S holds back the requests a worker would have sent during it, so S is recorded once
+ * instead of once per request that should have waited. Its percentiles are therefore corrected as
+ * HdrHistogram does (`copyCorrectedForCoordinatedOmission`): a latency V above the expected interval
+ * E also records V − E, V − 2E, … down to E, the waits of the requests the stall held back. The
+ * uncorrected percentiles are reported beside them. (The open loop, `runLoad`, needs no correction:
+ * it measures from each request's scheduled time, and a request held back by a stall still counts its
+ * wait; only requests dropped at `maxOutstanding` go unmeasured, and they are counted.)
+ */
+export async function runClosedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopReport> {
+  if (opts.bodies.length === 0) throw new InvalidInputError('loadgen needs at least one request body')
+  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1 || opts.concurrency > 4096) {
+    throw new InvalidInputError(`concurrency must be an integer from 1 to 4096, got ${opts.concurrency}`)
+  }
+  if (!(opts.durationMs > 0)) throw new InvalidInputError('duration must be > 0')
+  if (opts.expectedIntervalMs !== undefined && !(opts.expectedIntervalMs > 0)) {
+    throw new InvalidInputError('expected interval must be > 0 ms')
+  }
+  if (opts.runId !== undefined && runIdProblem(opts.runId)) {
+    throw new InvalidInputError(`run id "${opts.runId}": ${runIdProblem(opts.runId)}`)
+  }
+  const target = new URL(opts.url)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency })
+  const timeoutMs = opts.timeoutMs ?? 30_000
+  const runHeader: Record<string, string> = opts.runId === undefined ? {} : { [RUN_ID_HEADER]: opts.runId }
+  const bodies = opts.bodies.map((b) => {
+    const { bytes, headers } =
+      typeof b === 'string' ? { bytes: Buffer.from(b), headers: { 'content-type': 'application/json' } } : b
+    return { bytes, headers: { ...headers, ...runHeader, 'content-length': String(bytes.length) } }
+  })
+  const raw = newHistogram()
+  const statuses: Record<string, number> = {}
+  let maxLatencyMs = 0
+  let sent = 0
+  const started = performance.now()
+  const end = started + opts.durationMs
+  const send = (body: (typeof bodies)[number]) =>
+    new Promise<number>((resolve) => {
+      let settled = false
+      const done = (status: number) => {
+        if (!settled) {
+          settled = true
+          resolve(status)
+        }
+      }
+      const req = http.request(
+        target,
+        { method: 'POST', agent, headers: body.headers, timeout: timeoutMs },
+        (res) => {
+          res.resume()
+          res.on('end', () => done(res.statusCode ?? 0))
+          res.on('error', () => done(0))
+        },
+      )
+      req.on('timeout', () => req.destroy(new Error('timeout')))
+      req.on('error', () => done(0))
+      req.end(body.bytes)
+    })
+  const worker = async () => {
+    while (performance.now() < end && !opts.signal?.aborted) {
+      const body = bodies[sent++ % bodies.length]!
+      const t0 = performance.now()
+      const status = await send(body)
+      const ms = performance.now() - t0
+      raw.recordValue(Math.max(1, Math.round(ms * 1000)))
+      maxLatencyMs = Math.max(maxLatencyMs, ms)
+      statuses[status] = (statuses[status] ?? 0) + 1
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: opts.concurrency }, worker))
+  } finally {
+    agent.destroy()
+  }
+  const durationMs = performance.now() - started
+  const expectedUs =
+    opts.expectedIntervalMs !== undefined
+      ? Math.max(1, Math.round(opts.expectedIntervalMs * 1000))
+      : Math.max(1, raw.totalCount === 0 ? 1 : raw.getValueAtPercentile(50))
+  const { corrected, uncorrected } = coordinatedOmissionSummary(raw, expectedUs, maxLatencyMs)
+  const ok = statuses['200'] ?? 0
+  const report: ClosedLoopReport = {
+    mode: 'closed',
+    ...(opts.runId === undefined ? {} : { runId: opts.runId }),
+    arrival: 'constant',
+    concurrency: opts.concurrency,
+    scheduled: sent,
+    sent,
+    ok,
+    statuses,
+    droppedAtClient: 0,
+    durationMs: Math.round(durationMs),
+    throughputPerSec: round2((ok * 1000) / durationMs),
+    expectedIntervalMs: round2(expectedUs / 1000),
+    latencyMs: corrected,
+    latencyUncorrectedMs: uncorrected,
+  }
+  raw.destroy()
+  return report
+}
+
+/**
+ * Percentiles (ms) of a latency histogram (µs) as measured and corrected for coordinated omission
+ * at the expected interval (µs): HdrHistogram's copyCorrectedForCoordinatedOmission. Percentiles are
+ * capped at the exact largest latency (a bucket's upper edge can lie above it).
+ */
+export function coordinatedOmissionSummary(
+  raw: Histogram,
+  expectedIntervalUs: number,
+  maxLatencyMs: number,
+): { corrected: LoadgenReport['latencyMs']; uncorrected: LoadgenReport['latencyMs'] } {
+  const summary = (h: Histogram): LoadgenReport['latencyMs'] => {
+    const pct = (q: number) =>
+      h.totalCount === 0 ? 0 : round2(Math.min(h.getValueAtPercentile(q) / 1000, maxLatencyMs))
+    return {
+      p50: pct(50),
+      p95: pct(95),
+      p99: pct(99),
+      p999: pct(99.9),
+      max: round2(maxLatencyMs),
+      mean: h.totalCount === 0 ? 0 : round2(h.mean / 1000),
+    }
+  }
+  if (raw.totalCount === 0) return { corrected: summary(raw), uncorrected: summary(raw) }
+  const copy = raw.copyCorrectedForCoordinatedOmission(Math.max(1, Math.round(expectedIntervalUs)))
+  const result = { corrected: summary(copy), uncorrected: summary(raw) }
+  copy.destroy()
+  return result
+}
+
+/**
+ * Sweep levels as perf_analyzer takes them: a list (`50,100,200`) or a range `start:end:step`
+ * (`1:16:3` → 1, 4, 7, 10, 13, 16; the end is included when a step lands on it). At most 100 levels.
+ */
+export function parseLevels(text: string, what: string, opts: { integer?: boolean } = {}): number[] {
+  const t = text.trim()
+  const fail = (why: string): never => {
+    throw new InvalidInputError(`${what}: "${text}" ${why} (a list 50,100,200 or a range start:end:step)`)
+  }
+  let levels: number[]
+  const range = /^(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)(?::(\d+(?:\.\d+)?))?$/.exec(t)
+  if (range) {
+    const [start, stop, step] = [Number(range[1]), Number(range[2]), Number(range[3] ?? 1)]
+    if (!(step > 0)) fail('needs a step > 0')
+    if (stop < start) fail('ends before it starts')
+    levels = []
+    for (let v = start; v <= stop + 1e-9 && levels.length <= 100; v += step)
+      levels.push(Math.round(v * 1e6) / 1e6)
+  } else {
+    levels = t.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)))
+  }
+  if (levels.length === 0 || levels.length > 100) fail('must give 1 to 100 levels')
+  for (const v of levels) {
+    if (!Number.isFinite(v) || v <= 0) fail('needs numbers > 0')
+    if (opts.integer && !Number.isInteger(v)) fail('needs whole numbers')
+  }
+  return levels
+}
+
+export interface SweepOptions {
+  /** open-loop rates (requests per second) or closed-loop concurrencies */
+  mode: 'rate' | 'concurrency'
+  levels: readonly number[]
+  /** measured time per level */
+  durationMs: number
+  /** load sent before each level's measurement and discarded. Default 0 */
+  warmupMs?: number
+  /** stop after the first level whose p99 exceeds this, ms (perf_analyzer's --latency-threshold) */
+  latencyLimitMs?: number
+  url: string
+  bodies: (string | LoadgenBody)[]
+  timeoutMs?: number
+  maxOutstanding?: number
+  signal?: AbortSignal
+  /** the run id of level i: `runId(level, i)`; default none */
+  runId?: (level: number, index: number) => string | undefined
+  /** called after each level (progress lines) */
+  onLevel?: (level: SweepLevel) => void
+}
+
+export interface SweepLevel {
+  level: number
+  report: LoadgenReport
+}
+
+/** The load runners a sweep calls (injectable for tests). */
+export interface LoadRunners {
+  open: typeof runLoad
+  closed: typeof runClosedLoop
+}
+
+/**
+ * A sweep over load levels, one after the other, each with its own warm-up (discarded) and
+ * measurement, stopping early past `latencyLimitMs` — Triton perf_analyzer's `--request-rate-range`
+ * and `--concurrency-range`.
+ */
+export async function runSweep(
+  opts: SweepOptions,
+  runners: LoadRunners = { open: runLoad, closed: runClosedLoop },
+): Promise<{ levels: SweepLevel[]; stoppedEarly: boolean }> {
+  const out: SweepLevel[] = []
+  for (const [i, level] of opts.levels.entries()) {
+    if (opts.signal?.aborted) break
+    const runId = opts.runId?.(level, i)
+    const one = (durationMs: number, id: string | undefined) =>
+      opts.mode === 'rate'
+        ? runners.open({
+            url: opts.url,
+            bodies: opts.bodies,
+            ratePerSec: level,
+            durationMs,
+            timeoutMs: opts.timeoutMs,
+            maxOutstanding: opts.maxOutstanding,
+            signal: opts.signal,
+            runId: id,
+          })
+        : runners.closed({
+            url: opts.url,
+            bodies: opts.bodies,
+            concurrency: level,
+            durationMs,
+            timeoutMs: opts.timeoutMs,
+            signal: opts.signal,
+            runId: id,
+          })
+    if ((opts.warmupMs ?? 0) > 0) {
+      const warm = runId === undefined ? undefined : isRunId(`${runId}.warmup`) ? `${runId}.warmup` : 'warmup'
+      await one(opts.warmupMs!, warm)
+    }
+    const report = await one(opts.durationMs, runId)
+    const result = { level, report }
+    out.push(result)
+    opts.onLevel?.(result)
+    if (opts.latencyLimitMs !== undefined && report.latencyMs.p99 > opts.latencyLimitMs) {
+      return { levels: out, stoppedEarly: i < opts.levels.length - 1 }
+    }
+  }
+  return { levels: out, stoppedEarly: false }
 }

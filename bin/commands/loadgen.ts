@@ -5,7 +5,10 @@ import {
   formatProgress,
   inferBody,
   isLoopback,
+  parseLevels,
+  runClosedLoop,
   runLoad,
+  runSweep,
 } from '../../engine/loadgen.ts'
 import { getModel, isModelName, MODEL_NAMES } from '../../engine/models/zoo.ts'
 import { InvalidInputError } from '../../core/errors.ts'
@@ -14,9 +17,10 @@ import type { Command } from '../command.ts'
 import { parseModelFlag, parseRunIdFlag } from '../../app/flags.ts'
 
 export const loadgen: Command = {
-  summary: 'send open-loop load to a KServe v2 endpoint and report latency percentiles',
+  summary:
+    'send open- or closed-loop load (or a sweep of levels) to a KServe v2 endpoint; latency percentiles',
   usage:
-    'breakid loadgen --url http://127.0.0.1:8000 --model mlp [--rate 100] [--duration 30s] [--arrival constant|poisson|bursty|diurnal] [--binary]',
+    'breakid loadgen --url http://127.0.0.1:8000 --model mlp [--rate 100 | --concurrency 8 | --sweep-rates 50:200:50 | --sweep-concurrency 1:16:3] [--duration 30s] [--arrival constant|poisson|bursty|diurnal] [--binary]',
   options: {
     url: { type: 'string', default: 'http://127.0.0.1:8000' },
     model: { type: 'string', default: 'mlp' },
@@ -34,6 +38,12 @@ export const loadgen: Command = {
     progress: { type: 'boolean', default: false },
     'allow-remote': { type: 'boolean', default: false },
     'run-id': { type: 'string' },
+    concurrency: { type: 'string' },
+    'sweep-rates': { type: 'string' },
+    'sweep-concurrency': { type: 'string' },
+    warmup: { type: 'string' },
+    'latency-threshold-ms': { type: 'string' },
+    'expected-interval-ms': { type: 'string' },
   },
   help: {
     url: 'engine base URL (default http://127.0.0.1:8000)',
@@ -55,7 +65,17 @@ export const loadgen: Command = {
     progress: 'print a progress line on stderr every second (default: only when stderr is a terminal)',
     'allow-remote': 'allow a non-loopback target (off by default: load tests stay on this machine)',
     'run-id':
-      'run id sent with every request (breakid-run-id header): the engine tags their spans with it (default loadgen-<UTC time>-<random>)',
+      'run id sent with every request (breakid-run-id header): the engine tags their spans with it (default loadgen-<UTC time>-<random>); a sweep suffixes it per level (.r<rate> or .c<concurrency>)',
+    concurrency:
+      'closed loop instead of --rate: this many workers, each sending when answered; percentiles corrected for coordinated omission',
+    'sweep-rates': 'open-loop sweep: rates as a list 50,100,200 or a range start:end:step, one run each',
+    'sweep-concurrency':
+      'closed-loop sweep: concurrencies as a list or a range start:end:step (perf_analyzer --concurrency-range)',
+    warmup: 'sweeps: load sent before each level and discarded (default 0)',
+    'latency-threshold-ms':
+      'sweeps: stop after the first level whose p99 exceeds this (perf_analyzer --latency-threshold)',
+    'expected-interval-ms':
+      'closed loop: the interval a worker sends at when nothing stalls, for the coordinated-omission correction (default: the median latency)',
   },
   async run({ values }) {
     const base = String(values.url).replace(/\/$/, '')
@@ -86,18 +106,67 @@ export const loadgen: Command = {
     const runId = parseRunIdFlag(values['run-id'], 'loadgen')
     // stderr: stdout is the JSON report
     process.stderr.write(`run: ${runId}\n`)
+    const url = `${base}/v2/models/${spec.name}/infer`
+    const durationMs = parseDurationMs(values.duration, 'duration')
+    const timeoutMs = parseDurationMs(values.timeout, 'timeout')
+    const maxOutstanding = parsePositive(values['max-outstanding'], 'max-outstanding', { integer: true })
+    const modes = ['concurrency', 'sweep-rates', 'sweep-concurrency'].filter((f) => values[f] !== undefined)
+    if (modes.length > 1) throw new InvalidInputError(`choose one of --${modes.join(', --')}`)
+    if (values['sweep-rates'] !== undefined || values['sweep-concurrency'] !== undefined) {
+      const byRate = values['sweep-rates'] !== undefined
+      const levels = byRate
+        ? parseLevels(String(values['sweep-rates']), '--sweep-rates')
+        : parseLevels(String(values['sweep-concurrency']), '--sweep-concurrency', { integer: true })
+      const result = await runSweep({
+        mode: byRate ? 'rate' : 'concurrency',
+        levels,
+        durationMs,
+        warmupMs: values.warmup === undefined ? 0 : parseDurationMs(values.warmup, 'warmup'),
+        latencyLimitMs:
+          values['latency-threshold-ms'] === undefined
+            ? undefined
+            : parsePositive(values['latency-threshold-ms'], 'latency-threshold-ms'),
+        url,
+        bodies,
+        timeoutMs,
+        maxOutstanding,
+        runId: (level) => `${runId.slice(0, 50)}.${byRate ? 'r' : 'c'}${level}`,
+        onLevel: ({ level, report: r }) =>
+          process.stderr.write(
+            `[sweep] ${byRate ? 'rate' : 'concurrency'} ${level}: ${r.throughputPerSec} ok/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, errors ${r.sent - r.ok}\n`,
+          ),
+      })
+      console.log(JSON.stringify(result, null, 2))
+      return result.levels.some((l) => l.report.ok > 0) ? 0 : 1
+    }
+    if (values.concurrency !== undefined) {
+      const report = await runClosedLoop({
+        url,
+        bodies,
+        concurrency: parsePositive(values.concurrency, 'concurrency', { integer: true, max: 4096 }),
+        durationMs,
+        timeoutMs,
+        runId,
+        expectedIntervalMs:
+          values['expected-interval-ms'] === undefined
+            ? undefined
+            : parsePositive(values['expected-interval-ms'], 'expected-interval-ms'),
+      })
+      console.log(JSON.stringify(report, null, 2))
+      return report.ok > 0 ? 0 : 1
+    }
     const report = await runLoad({
-      url: `${base}/v2/models/${spec.name}/infer`,
+      url,
       bodies,
       ratePerSec,
-      durationMs: parseDurationMs(values.duration, 'duration'),
+      durationMs,
       arrival: arrival as ArrivalPattern,
       burstFactor,
       burstPeriodMs: parseDurationMs(values['burst-period'], 'burst-period'),
       minRatePerSec,
       periodMs: parseDurationMs(values.period, 'period'),
-      maxOutstanding: parsePositive(values['max-outstanding'], 'max-outstanding', { integer: true }),
-      timeoutMs: parseDurationMs(values.timeout, 'timeout'),
+      maxOutstanding,
+      timeoutMs,
       seed: parseNonNegative(values.seed, 'seed'),
       runId,
       onProgress: showProgress ? (p) => process.stderr.write(`${formatProgress(p)}\n`) : undefined,
