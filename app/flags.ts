@@ -2,7 +2,13 @@
 import { InvalidInputError } from '../core/errors.ts'
 import { newRunId, runIdProblem } from '../contract/run-id.ts'
 import type { ModelSpec } from '../engine/engine.ts'
-import { isModelName, MODEL_NAMES } from '../engine/models/zoo.ts'
+import {
+  isModelName,
+  MODEL_NAMES,
+  type ModelOptions,
+  PRECISIONS,
+  type Precision,
+} from '../engine/models/zoo.ts'
 
 /** `90`, `90s`, `1500ms`, `2m`, `1h` → milliseconds (a bare number is seconds). */
 export function parseDurationMs(value: unknown, flag: string): number {
@@ -38,17 +44,25 @@ export function parseModelFlag(flag: string): ModelSpec {
   const m = /^([a-z0-9]+)(?:@(\d+))?(?::(.*))?$/.exec(flag.trim())
   if (!m || !isModelName(m[1]!)) {
     throw new InvalidInputError(
-      `--model: "${flag}" is not one of ${MODEL_NAMES.join(', ')} (name[@version][:w=…,r=…])`,
+      `--model: "${flag}" is not one of ${MODEL_NAMES.join(', ')} (name[@version][:w=…,r=…,p=fp32|int8])`,
     )
   }
   const spec: ModelSpec = { name: m[1]!, version: m[2] ? Number(m[2]) : undefined }
   if (m[3]) {
-    const opts: Record<string, number> = {}
+    const opts: ModelOptions = {}
     for (const kv of m[3].split(',')) {
       const [k, v] = kv.split('=')
       if (k === 'w') opts.widthScale = parsePositive(v, 'model w')
       else if (k === 'r') opts.resolution = parsePositive(v, 'model r', { integer: true })
-      else throw new InvalidInputError(`--model: unknown option "${k}" (w=widthScale, r=resolution)`)
+      else if (k === 'p') {
+        if (!(PRECISIONS as readonly string[]).includes(String(v))) {
+          throw new InvalidInputError(`--model: precision p="${v}" is not one of ${PRECISIONS.join(', ')}`)
+        }
+        opts.precision = v as Precision
+      } else
+        throw new InvalidInputError(
+          `--model: unknown option "${k}" (w=widthScale, r=resolution, p=precision)`,
+        )
     }
     spec.options = opts
   }

@@ -19,7 +19,7 @@ export const IR_VERSION = 8
 /** Default default-domain opset. 17 is the first with LayerNormalization; it still has ReduceMean `axes` as an attribute. */
 export const DEFAULT_OPSET = 17
 
-export type ElemType = 'float32' | 'int64'
+export type ElemType = 'float32' | 'int64' | 'int8' | 'uint8'
 
 /** A dimension: a fixed size, or a symbolic name such as `'batch'` (dim_param). */
 export type Dim = number | string
@@ -55,6 +55,8 @@ export interface ModelOptions {
 const ELEM_TYPE: Record<ElemType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
   int64: onnx.TensorProto.DataType.INT64,
+  int8: onnx.TensorProto.DataType.INT8,
+  uint8: onnx.TensorProto.DataType.UINT8,
 }
 
 const ATTR_TYPE = onnx.AttributeProto.AttributeType
@@ -205,6 +207,21 @@ export class GraphBuilder {
         rawData: int64ToLE(data),
       }),
     )
+    return name
+  }
+
+  /** Adds an 8-bit integer initializer (quantized weights, zero points), stored as raw_data. */
+  int8Initializer(name: string, data: Int8Array | Uint8Array, dims: readonly number[]): string {
+    checkDims(dims, data.length, name)
+    this.inits.push(
+      onnx.TensorProto.create({
+        name: this.claim(name),
+        dataType: data instanceof Int8Array ? ELEM_TYPE.int8 : ELEM_TYPE.uint8,
+        dims: [...dims],
+        rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
+      }),
+    )
+    this.paramCount += data.length
     return name
   }
 

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import {
+  type AttrValue,
   attr,
   DEFAULT_OPSET,
   float32ToLE,
@@ -59,7 +60,18 @@ export interface ModelMeta {
  * Generator options. `resnet50` uses both, `cnn` only `widthScale`; the other models ignore them, and an
  * option a model ignores does not affect its hash.
  */
+/** Numeric precision of a generated model's weights and matrix products. */
+export const PRECISIONS = ['fp32', 'int8'] as const
+export type Precision = (typeof PRECISIONS)[number]
+
 export interface ModelOptions {
+  /**
+   * fp32 (default), or int8: the same weights quantized per output channel (symmetric, int8 for
+   * MatMul, uint8 around 128 for Conv), activations quantized per tensor at run time
+   * (DynamicQuantizeLinear) and every Gemm/MatMul/Conv run as MatMulInteger/ConvInteger — onnxruntime's
+   * dynamic quantization, written into the generated graph. Every model has it.
+   */
+  precision?: Precision
   /**
    * resnet50: multiplier on all channel widths (1 = real ResNet-50: 64..2048 channels). Default 1.
    * cnn: multiplier on its widths (1 = conv 16, conv 32, fc 64). Default 1.
@@ -161,8 +173,11 @@ function dense(
   outF: number,
   gain = 1,
 ): string {
-  const w = g.initializer(`${name}.weight`, heUniform(rng, outF * inF, inF, gain), [outF, inF])
-  const b = g.initializer(`${name}.bias`, uniform(rng, outF, 1 / Math.sqrt(inF)), [outF])
+  const wData = heUniform(rng, outF * inF, inF, gain)
+  const bData = uniform(rng, outF, 1 / Math.sqrt(inF))
+  if (INT8_GRAPHS.has(g)) return int8MatMul(g, x, name, transpose(wData, outF, inF), inF, outF, bData)
+  const w = g.initializer(`${name}.weight`, wData, [outF, inF])
+  const b = g.initializer(`${name}.bias`, bData, [outF])
   return g.op('Gemm', [x, w, b], { transB: attr.int(1) })
 }
 
@@ -176,22 +191,113 @@ function conv2d(
 ): string {
   const { cin, cout, k, stride = 1, pad = Math.floor(k / 2), gain = 1 } = p
   const fanIn = cin * k * k
-  const w = g.initializer(`${name}.weight`, heUniform(rng, cout * fanIn, fanIn, gain), [cout, cin, k, k])
-  const b = g.initializer(`${name}.bias`, uniform(rng, cout, 0.05), [cout])
-  return g.op('Conv', [x, w, b], {
+  const wData = heUniform(rng, cout * fanIn, fanIn, gain)
+  const bData = uniform(rng, cout, 0.05)
+  const convAttrs = {
     kernel_shape: attr.ints([k, k]),
     strides: attr.ints([stride, stride]),
     pads: attr.ints([pad, pad, pad, pad]),
-  })
+  }
+  if (INT8_GRAPHS.has(g)) return int8Conv(g, x, name, wData, bData, [cout, cin, k, k], convAttrs)
+  const w = g.initializer(`${name}.weight`, wData, [cout, cin, k, k])
+  const b = g.initializer(`${name}.bias`, bData, [cout])
+  return g.op('Conv', [x, w, b], convAttrs)
+}
+
+// --- int8: onnxruntime-style dynamic quantization written into the graph ------------------------------
+
+/** Graphs being built at int8 precision (marked by defineModel for the build, read by the layer helpers). */
+const INT8_GRAPHS = new WeakSet<GraphBuilder>()
+
+/** w[rows, cols] → wᵀ[cols, rows] */
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length)
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!
+  return out
+}
+
+/**
+ * Symmetric per-channel quantization to [−127, 127]: scale = max|w| / 127 per channel, q = round(w /
+ * scale). `channelOf(i)` says which channel value i belongs to.
+ */
+function quantizeSymmetric(
+  w: Float32Array,
+  channels: number,
+  channelOf: (i: number) => number,
+): { q: Int8Array; scales: Float32Array } {
+  const maxAbs = new Float32Array(channels)
+  for (let i = 0; i < w.length; i++) {
+    const c = channelOf(i)
+    maxAbs[c] = Math.max(maxAbs[c]!, Math.abs(w[i]!))
+  }
+  const scales = maxAbs.map((m) => (m > 0 ? m / 127 : 1))
+  const q = new Int8Array(w.length)
+  for (let i = 0; i < w.length; i++) {
+    q[i] = Math.max(-127, Math.min(127, Math.round(w[i]! / scales[channelOf(i)]!)))
+  }
+  return { q, scales }
+}
+
+/** x (float) → uint8 x, its scale and zero point, per tensor at run time. */
+function quantizeActivations(g: GraphBuilder, x: string): [string, string, string] {
+  const [xq, xs, xzp] = g.node('DynamicQuantizeLinear', [x], 3)
+  return [xq!, xs!, xzp!]
+}
+
+/** y = x·W + b with W [inF, outF] in int8 per output column: MatMulInteger, then rescale. */
+function int8MatMul(
+  g: GraphBuilder,
+  x: string,
+  name: string,
+  wData: Float32Array,
+  inF: number,
+  outF: number,
+  bData: Float32Array,
+): string {
+  const { q, scales } = quantizeSymmetric(wData, outF, (i) => i % outF)
+  const w = g.int8Initializer(`${name}.weight_q`, q, [inF, outF])
+  const ws = g.initializer(`${name}.weight_scale`, scales, [outF])
+  const b = g.initializer(`${name}.bias`, bData, [outF])
+  const [xq, xs, xzp] = quantizeActivations(g, x)
+  const acc = g.op('MatMulInteger', [xq, w, xzp])
+  const y = g.op('Mul', [g.op('Mul', [g.op('Cast', [acc], { to: attr.int(1) }), xs]), ws])
+  return g.op('Add', [y, b])
+}
+
+/**
+ * Conv with weights [cout, cin, k, k] in 8 bits per output channel: onnxruntime's CPU ConvInteger
+ * takes uint8 weights, so the symmetric int8 values are stored shifted by a zero point of 128.
+ */
+function int8Conv(
+  g: GraphBuilder,
+  x: string,
+  name: string,
+  wData: Float32Array,
+  bData: Float32Array,
+  dims: [number, number, number, number],
+  convAttrs: Record<string, AttrValue>,
+): string {
+  const [cout, cin, k] = dims
+  const perChannel = cin * k * k
+  const { q, scales } = quantizeSymmetric(wData, cout, (i) => Math.floor(i / perChannel))
+  const shifted = Uint8Array.from(q, (v) => v + 128)
+  const w = g.int8Initializer(`${name}.weight_q`, shifted, dims)
+  const wzp = g.int8Initializer(`${name}.weight_zero_point`, Uint8Array.of(128), [])
+  const ws = g.initializer(`${name}.weight_scale`, scales, [cout, 1, 1])
+  const b = g.initializer(`${name}.bias`, bData, [cout, 1, 1])
+  const [xq, xs, xzp] = quantizeActivations(g, x)
+  const acc = g.op('ConvInteger', [xq, w, xzp, wzp], convAttrs)
+  const y = g.op('Mul', [g.op('Mul', [g.op('Cast', [acc], { to: attr.int(1) }), xs]), ws])
+  return g.op('Add', [y, b])
 }
 
 /** MatMul against a [inF, outF] weight plus bias (works on any leading dims). */
 function linear(g: GraphBuilder, rng: Rng, x: string, name: string, inF: number, outF: number): string {
-  const w = g.initializer(`${name}.weight`, uniform(rng, inF * outF, Math.sqrt(6 / (inF + outF))), [
-    inF,
-    outF,
-  ])
-  const b = g.initializer(`${name}.bias`, uniform(rng, outF, 0.02), [outF])
+  const wData = uniform(rng, inF * outF, Math.sqrt(6 / (inF + outF)))
+  const bData = uniform(rng, outF, 0.02)
+  if (INT8_GRAPHS.has(g)) return int8MatMul(g, x, name, wData, inF, outF, bData)
+  const w = g.initializer(`${name}.weight`, wData, [inF, outF])
+  const b = g.initializer(`${name}.bias`, bData, [outF])
   return g.op('Add', [g.op('MatMul', [x, w]), b])
 }
 
@@ -362,7 +468,9 @@ const transformerSpec: ModelSpec = {
 // --- resnet50: ResNet-50-shaped bottleneck network ----------------------------------------------------
 const RESNET_BLOCKS = [3, 4, 6, 3]
 
-function resnetOptions(options: ModelOptions = {}): Required<ModelOptions> {
+function resnetOptions(
+  options: ModelOptions = {},
+): Required<Pick<ModelOptions, 'widthScale' | 'resolution'>> {
   const widthScale = options.widthScale ?? 1
   const resolution = options.resolution ?? 224
   if (!(widthScale > 0) || !Number.isFinite(widthScale))
@@ -467,6 +575,13 @@ const SHARED_SOURCES: readonly unknown[] = [
   cnnOptions,
   cnnWidths,
   floatInput,
+  transpose,
+  quantizeSymmetric,
+  quantizeActivations,
+  int8MatMul,
+  int8Conv,
+  normalizeWith,
+  docString,
 ]
 
 function specSource(spec: ModelSpec): string {
@@ -479,11 +594,26 @@ function checkVersion(version: number): number {
   return version
 }
 
+/**
+ * A model's options as it normalizes them, plus the precision (every model has it): omitted at fp32,
+ * so fp32 models keep the bytes they had before precision existed.
+ */
+function normalizeWith(spec: ModelSpec, options?: ModelOptions): NormalizedOptions {
+  const base = spec.normalize(options)
+  const precision = options?.precision ?? 'fp32'
+  if (!PRECISIONS.includes(precision)) {
+    throw new Error(`${spec.name}: precision must be one of ${PRECISIONS.join(', ')}, got ${precision}`)
+  }
+  return precision === 'fp32' ? base : { ...base, precision }
+}
+
 function defineModel(spec: ModelSpec): ModelDefinition {
   const seedFor = (version: number) => fnv1a(`${spec.name}@v${checkVersion(version)}`)
+  const normalize = (options?: ModelOptions) => normalizeWith(spec, options)
   const build = (version: number, options?: ModelOptions) => {
-    const opts = spec.normalize(options)
+    const opts = normalize(options)
     const g = new GraphBuilder(spec.name)
+    if (opts.precision === 'int8') INT8_GRAPHS.add(g)
     spec.build(g, mulberry32(seedFor(version)), opts)
     return g
   }
@@ -491,9 +621,9 @@ function defineModel(spec: ModelSpec): ModelDefinition {
     name: spec.name,
     description: spec.description,
     seedFor,
-    normalizeOptions: (options) => spec.normalize(options),
+    normalizeOptions: normalize,
     meta(version = 1, options) {
-      const { inputs, outputs } = spec.io(spec.normalize(options))
+      const { inputs, outputs } = spec.io(normalize(options))
       return {
         name: spec.name,
         version: String(checkVersion(version)),
@@ -504,18 +634,18 @@ function defineModel(spec: ModelSpec): ModelDefinition {
     },
     inputGenerator(seed, batch, options) {
       if (!Number.isInteger(batch) || batch < 1) throw new Error(`batch must be an integer >= 1: ${batch}`)
-      return spec.input(mulberry32(seed), batch, spec.normalize(options))
+      return spec.input(mulberry32(seed), batch, normalize(options))
     },
     generate(version = 1, options) {
       const protoOpts: ProtoOptions = {
         opset: DEFAULT_OPSET,
         modelVersion: version,
-        docString: spec.docString?.(spec.normalize(options)) ?? spec.description,
+        docString: docString(spec, normalize(options)),
         metadata: {
           'breakid.model': spec.name,
           'breakid.version': String(version),
           'breakid.seed': String(seedFor(version)),
-          'breakid.options': JSON.stringify(spec.normalize(options)),
+          'breakid.options': JSON.stringify(normalize(options)),
         },
       }
       return build(version, options).toBytes(protoOpts)
@@ -523,6 +653,13 @@ function defineModel(spec: ModelSpec): ModelDefinition {
     parameterCount: (options) => build(1, options).parameters,
     inputRange: (input) => spec.inputRanges?.[input],
   }
+}
+
+function docString(spec: ModelSpec, opts: NormalizedOptions): string {
+  const doc = spec.docString?.(opts) ?? spec.description
+  return opts.precision === 'int8'
+    ? `${doc}; int8: weights per output channel, activations per tensor at run time (DynamicQuantizeLinear + MatMulInteger/ConvInteger)`
+    : doc
 }
 
 /** The model registry. */
