@@ -23,6 +23,7 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
   replay: async () => (await import('./commands/replay.ts')).replay,
   eval: async () => (await import('./commands/eval.ts')).evalCommand,
   compare: async () => (await import('./commands/compare.ts')).compare,
+  experiment: async () => (await import('./commands/experiment.ts')).experiment,
 }
 
 const sharedOptions = Object.fromEntries(
