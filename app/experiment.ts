@@ -124,10 +124,12 @@ export async function runExperiment(o: ExperimentRunOptions): Promise<Experiment
     }
     markParetoFront(results)
     const best = bestCell(results)
-    if (best) {
-      const pooledBest = pooledRun(best.runs)
+    // cells are judged against the best, or (no cell meets the SLO) against the lowest p99
+    const reference = best ?? results.reduce((a, b) => (b.p99Ms < a.p99Ms ? b : a))
+    if (reference) {
+      const pooledBest = pooledRun(reference.runs)
       for (const c of results) {
-        if (c === best || c.runs.every((r) => r.requests.length === 0)) continue
+        if (c === reference || c.runs.every((r) => r.requests.length === 0)) continue
         // blocks of a tenth of a repetition (at most the 2 s of compare's default), so a short run has some
         const blockMs = Math.max(100, Math.min(2000, (plan.durationS * 1000) / 10))
         const comparison = compareRuns(pooledBest, pooledRun(c.runs), {
@@ -149,6 +151,7 @@ export async function runExperiment(o: ExperimentRunOptions): Promise<Experiment
       plan,
       cells: results,
       best: best?.cell.id ?? null,
+      reference: reference?.cell.id ?? null,
       precision,
       currency: pricing?.currency ?? null,
     }

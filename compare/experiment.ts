@@ -278,7 +278,7 @@ export interface CellResult {
   costPer1k: number | null
   onParetoFront: boolean
   meetsSlo: boolean | null
-  /** against the best cell: the total latency's verdict (compare.ts) */
+  /** against the reference cell (the best, else the lowest p99): the total latency's verdict (compare.ts) */
   vsBest?: { verdict: Verdict; p99Ratio: number; p99Ci: [number, number]; mannWhitneyP: number }
 }
 
@@ -288,6 +288,8 @@ export interface ExperimentReport {
   cells: CellResult[]
   /** the cell meeting the SLO with the most throughput (then the least cost); null if none does */
   best: string | null
+  /** the cell every other is compared with: the best, else the one with the lowest p99 */
+  reference: string | null
   /** largest deviation of each non-fp32 precision from fp32 on the test inputs */
   precision: { precision: Precision; maxAbs: number; meanAbs: number; maxAbsFp32: number }[]
   currency: string | null
@@ -427,7 +429,7 @@ export function renderExperiment(r: ExperimentReport, format: 'table' | 'markdow
     `per 1k ${cur}`.trim(),
     'Pareto',
     'SLO',
-    'p99 vs best',
+    'p99 vs ref',
   ]
   const rows = r.cells.map((c) => [
     c.cell.id,
@@ -440,8 +442,10 @@ export function renderExperiment(r: ExperimentReport, format: 'table' | 'markdow
     c.costPer1k === null ? '-' : c.costPer1k.toPrecision(3),
     c.onParetoFront ? '★' : '',
     c.meetsSlo === null ? '' : c.meetsSlo ? 'meets' : 'misses',
-    r.best === c.cell.id
-      ? 'best'
+    r.reference === c.cell.id
+      ? r.best === c.cell.id
+        ? 'best (ref)'
+        : 'ref'
       : c.vsBest
         ? `×${f(c.vsBest.p99Ratio, 2)} [${f(c.vsBest.p99Ci[0], 2)},${f(c.vsBest.p99Ci[1], 2)}] ${c.vsBest.verdict === 'regression' ? 'slower' : c.vsBest.verdict === 'improvement' ? 'faster' : c.vsBest.verdict}`
         : '',
@@ -458,7 +462,7 @@ export function renderExperiment(r: ExperimentReport, format: 'table' | 'markdow
       (p) =>
         `${p.precision}: largest deviation from fp32 on the test inputs ${p.maxAbs.toExponential(2)} (mean ${p.meanAbs.toExponential(2)}; outputs up to ${p.maxAbsFp32.toFixed(3)})`,
     ),
-    '★ = on the Pareto front of throughput ↑, p99 ↓, cost per 1,000 ↓; "p99 vs best": the total latency against the best cell (ratio, its interval, compare.ts verdict)',
+    `★ = on the Pareto front of throughput ↑, p99 ↓, cost per 1,000 ↓; "p99 vs ref": each cell's total latency against ${r.best ? 'the best cell' : 'the cell with the lowest p99'} (${r.reference ?? '-'}): p99 ratio, its interval, compare.ts verdict on the pooled repetitions`,
   ]
   if (format === 'markdown') {
     const esc = (c: string) => c.replace(/\|/g, '\\|')

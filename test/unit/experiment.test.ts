@@ -9,6 +9,7 @@ import {
   type CellResult,
   type CellRun,
   gridCells,
+  loadPlan,
   markParetoFront,
   parsePlan,
   pooledRun,
@@ -190,7 +191,7 @@ test('the report: one row per cell with cost per 1,000, the front, the SLO and t
   const cells = [result('c01', 60, 20, 0.002), result('c02', 140, 80, 0.0009)]
   markParetoFront(cells)
   const text = renderExperiment(
-    { experiment: 'exp-1', plan, cells, best: 'c02', precision: [], currency: 'USD' },
+    { experiment: 'exp-1', plan, cells, best: 'c02', reference: 'c02', precision: [], currency: 'USD' },
     'table',
   )
   assert.match(text, /best meeting the SLO \(p99 ≤ 100 ms, errors ≤ 1\.0%\): c02/)
@@ -200,9 +201,18 @@ test('the report: one row per cell with cost per 1,000, the front, the SLO and t
   )
   assert.match(text, /c02 .* 9\.00e-4|c02 .*0\.000900/)
   const md = renderExperiment(
-    { experiment: 'exp-1', plan, cells, best: 'c02', precision: [], currency: 'USD' },
+    { experiment: 'exp-1', plan, cells, best: 'c02', reference: 'c02', precision: [], currency: 'USD' },
     'markdown',
   )
   assert.match(md, /^### breakid experiment exp-1/)
   assert.match(md, /\n\| cell \| settings \|/)
+})
+
+test('the plan in the docs (used by docs/ci-example.yml) is valid: 2 batching settings × 2 rates, priced', () => {
+  const plan = loadPlan(new URL('../../docs/experiment-plan.json', import.meta.url).pathname)
+  const cells = gridCells(plan)
+  assert.equal(cells.length, 4)
+  assert.deepEqual([...new Set(cells.map((c) => c.settings.batching))], ['static', 'adaptive'])
+  assert.equal(plan.load.levels.length, 2)
+  assert.ok(plan.pricing && plan.slo)
 })
