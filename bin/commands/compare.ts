@@ -90,7 +90,9 @@ export const compare: Command = {
       return { comparison: compareRuns(b, c, options), cost }
     }
     const { comparison, cost } = up
-      ? await work((name, params) => viaRunningUp(cfg, up, `/api/queries/${encodeURIComponent(name)}`, params))
+      ? await work((name, params) =>
+          viaRunningUp(cfg, up, `/api/queries/${encodeURIComponent(name)}`, params),
+        )
       : await withStore(cfg, (ch) =>
           work((name, params) => runNamedQuery(ch, name, params, { limits: queryLimits(cfg) })),
         )
