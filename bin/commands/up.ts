@@ -251,6 +251,9 @@ export const up: Command = {
     out(
       `\ndata kept in ${ch.embedded ? cfg.dataDir : 'ClickHouse'}; try: npx breakid query stage-breakdown   or   npx breakid sql "SELECT count() FROM spans"`,
     )
+    out(
+      `this run is ${runId}; compare it with another: npx breakid compare --baseline run:<other> --candidate run:${runId}`,
+    )
 
     await receiver.stop()
     await transport.close()
