@@ -50,8 +50,9 @@ async function overview(): Promise<string> {
     '',
     'commands:',
   ]
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2
   for (const [name, load] of Object.entries(COMMANDS))
-    lines.push(`  ${name.padEnd(10)}${(await load()).summary}`)
+    lines.push(`  ${name.padEnd(width)}${(await load()).summary}`)
   lines.push(
     '',
     'With no KAFKA_BROKERS and no CLICKHOUSE_URL everything runs embedded (in-process bus + chDB).',
