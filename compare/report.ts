@@ -112,7 +112,10 @@ function headline(r: CompareReportInput): string {
       : `host load: ${describeContention(k)}` +
         (k.busier === 'neither'
           ? ''
-          : ` — ${k.busier === 'both' ? 'both runs were short of CPU' : `the ${k.busier}'s host was busier`}; ${inconclusive} row(s) inconclusive: rerun on a quieter machine to judge them`)
+          : ` — ${k.busier === 'both' ? 'both runs were short of CPU' : `the ${k.busier}'s host was busier`}` +
+            (inconclusive > 0
+              ? `; ${inconclusive} row(s) inconclusive: rerun on a quieter machine to judge them`
+              : '; no row needed the allowance'))
   return `${what}\nbaseline ${r.baseline}  vs  candidate ${r.candidate}  (${rule})\n${host}`
 }
 
