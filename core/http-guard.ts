@@ -6,6 +6,8 @@
  *   cannot drive these endpoints. A request without a Content-Type is read as JSON when it has a
  *   body (NVIDIA's tritonclient sends repository requests without one), and as no body when empty.
  * - A bearer token: `Authorization: Bearer <token>`, compared in constant time; 401 otherwise.
+ *   `authorize` may admit a request on another credential instead (the dashboard's session cookie,
+ *   dashboard/session.ts), so a browser never holds the token itself.
  *
  * The content type is checked first: refusing it says nothing about the token.
  */
@@ -19,6 +21,11 @@ export interface ControlGuardOptions {
   tokenHint?: string
   /** called with the error code of every refused request, for counting */
   onRefused?: (code: string) => void
+  /**
+   * another credential that admits a request without the bearer token (the dashboard's session
+   * cookie); it sees the request after the content-type check and must do its own CSRF checks
+   */
+  authorize?: (req: FastifyRequest) => boolean
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
@@ -60,7 +67,11 @@ export function guardControlRoutes(scope: FastifyInstance, opts: ControlGuardOpt
         `unsupported content type "${type}": send application/json`,
       )
     }
-    if (opts.apiToken !== undefined && !bearerMatches(req.headers.authorization, opts.apiToken)) {
+    if (
+      opts.apiToken !== undefined &&
+      !bearerMatches(req.headers.authorization, opts.apiToken) &&
+      !(opts.authorize?.(req) ?? false)
+    ) {
       const hint = opts.tokenHint ? ` (${opts.tokenHint})` : ''
       return refuse(
         reply,

@@ -6,8 +6,8 @@
  *   GET|POST /api/queries/:name    run one; parameters from the query string and/or a JSON body
  *   POST     /api/sql              ad-hoc read-only SQL: JSON `{ sql, limitRows? }`
  *
- * Every route needs the API token (`Authorization: Bearer …`) when one is set, and bodies must be
- * JSON (core/http-guard.ts). `?format=` picks the output: `json` (default, an array of objects),
+ * Every route needs the API token (`Authorization: Bearer …`) when one is set, or the credential
+ * `authorize` accepts (the dashboard's session cookie), and bodies must be JSON (core/http-guard.ts). `?format=` picks the output: `json` (default, an array of objects),
  * `ndjson`, `csv`, `table`, or `result` (`{ columns, rows, truncated, … }` with ClickHouse types, for
  * clients that render themselves). Bad input, refused SQL and a query over its limits are 400, an
  * unknown query 404, all as `{ error, code }`; a ClickHouse that is down, a full query queue or a
@@ -37,6 +37,8 @@ export interface QueriesPluginOptions {
   apiToken?: string
   /** where a client finds the token, for the 401 message */
   tokenHint?: string
+  /** admits a request without the token on another credential (the dashboard's session cookie) */
+  authorize?: (req: FastifyRequest) => boolean
 }
 
 type HttpFormat = OutputFormat | 'result'
@@ -45,7 +47,7 @@ const HTTP_FORMATS: readonly HttpFormat[] = [...OUTPUT_FORMATS, 'result']
 export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (app, opts) => {
   const { ch, limits } = opts
   if (!ch) throw new Error('queriesPlugin needs the ClickHouse object: register it with { ch }')
-  guardControlRoutes(app, { apiToken: opts.apiToken, tokenHint: opts.tokenHint })
+  guardControlRoutes(app, { apiToken: opts.apiToken, tokenHint: opts.tokenHint, authorize: opts.authorize })
 
   // aborted when the server closes: every waiting and running query stops, so close() does not wait
   const closing = new AbortController()
