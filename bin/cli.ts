@@ -18,6 +18,8 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
   query: async () => (await import('./commands/query.ts')).query,
   queries: async () => (await import('./commands/query.ts')).queries,
   sql: async () => (await import('./commands/query.ts')).sql,
+  dashboard: async () => (await import('./commands/dashboard.ts')).dashboard,
+  report: async () => (await import('./commands/report.ts')).report,
   loadgen: async () => (await import('./commands/loadgen.ts')).loadgen,
   migrate: async () => (await import('./commands/components.ts')).migrateCommand,
   replay: async () => (await import('./commands/replay.ts')).replay,

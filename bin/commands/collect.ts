@@ -16,7 +16,9 @@ import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { observePipeline, startOpsServer } from '../../app/ops.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
-import { queriesPlugin } from '../../queries/http.ts'
+import { openClickHouse } from '../../store/client.ts'
+import { dashboardLink, dashboardPlugin } from '../../dashboard/plugin.ts'
+import { DashboardSessions } from '../../dashboard/session.ts'
 import {
   openStore,
   openTransport,
@@ -73,7 +75,7 @@ export const collect: Command = {
     'span-mapping':
       'JSON file: {"modelAttributes":[…],"modelVersionAttributes":[…],"stages":{"<span name>":"<stage>"}}',
     'query-port':
-      'without Kafka: port of the query API on 127.0.0.1 that breakid query/sql use while this runs (default 0: any free port)',
+      'port of the query API and the dashboard on 127.0.0.1 (default 0: any free port); served without Kafka (breakid query/sql use it while this holds chDB) or with CLICKHOUSE_URL',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
@@ -109,24 +111,35 @@ export const collect: Command = {
       recordsPerMessage: cfg.recordsPerMessage,
     })
     await collector.start()
-    // chDB holds the data directory: `breakid query`/`sql` ask this process instead (up.json says where)
-    const queryApi = ch ? Fastify({ logger: false }) : undefined
+    // The query API and the dashboard read the chDB this process writes, or the ClickHouse server the
+    // ingest writes (read as it is: no migration). While chDB holds the data directory,
+    // `breakid query`/`sql`/`report` ask this process instead (up.json says where).
+    const readCh =
+      ch ??
+      (cfg.clickhouseUrl
+        ? openClickHouse({ url: cfg.clickhouseUrl, dataDir: cfg.dataDir, database: cfg.database })
+        : undefined)
+    const queryApi = readCh ? Fastify({ logger: false }) : undefined
     let queryUrl: string | undefined
     const statePath = upStatePath(cfg.dataDir)
     // the query API takes the token `serve` and `up` use (configured, else generated into the data dir)
     const token = queryApi ? resolveApiToken(cfg) : undefined
-    if (queryApi && ch && token) {
-      await queryApi.register(queriesPlugin, {
-        ch,
+    if (queryApi && readCh && token) {
+      const sessions = new DashboardSessions()
+      await queryApi.register(dashboardPlugin, {
+        ch: readCh,
         limits: queryLimits(cfg),
         apiToken: token.token,
         tokenHint: token.hint,
+        sessions,
+        source: `breakid collect, ${readCh.embedded ? `chDB ${cfg.dataDir}` : 'ClickHouse server'}`,
       })
       queryUrl = await queryApi.listen({
         host: '127.0.0.1',
         port: parsePort(values['query-port'], 'query-port'),
       })
-      writeFileSync(statePath, JSON.stringify({ pid: process.pid, url: queryUrl }))
+      if (ch) writeFileSync(statePath, JSON.stringify({ pid: process.pid, url: queryUrl }))
+      process.stdout.write(`dashboard: ${dashboardLink(queryUrl, sessions, true)}\n`)
     }
     ops.register(collector.counters)
     ops.addReadinessCheck('otlp receiver', () =>
@@ -154,8 +167,10 @@ export const collect: Command = {
       },
       async () => {
         await queryApi?.close()
-        if (queryApi) rmSync(statePath, { force: true })
+        if (ch) rmSync(statePath, { force: true })
         if (token?.path) rmSync(token.path, { force: true })
+        // a server client of our own; the chDB one closes with the pipeline
+        if (readCh !== ch) await readCh?.close()
       },
       () => collector.stop(),
     ])

@@ -20,7 +20,8 @@ import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { createLogger } from '../../core/logger.ts'
 import { InvalidInputError } from '../../core/errors.ts'
-import { queriesPlugin } from '../../queries/http.ts'
+import { dashboardLink, dashboardPlugin } from '../../dashboard/plugin.ts'
+import { DashboardSessions } from '../../dashboard/session.ts'
 import { formatResult } from '../../queries/format.ts'
 import { runNamedQuery, runSql } from '../../queries/runner.ts'
 import { parseDurationMs, parsePort, parsePositive } from '../../app/flags.ts'
@@ -155,8 +156,18 @@ export const up: Command = {
     const token = resolveApiToken(cfg)
     const limits = queryLimits(cfg)
     const app = buildEngineApp(engine, { apiToken: token.token, tokenHint: token.hint })
-    await app.register(queriesPlugin, { ch, limits, apiToken: token.token, tokenHint: token.hint })
+    const sessions = new DashboardSessions()
+    await app.register(dashboardPlugin, {
+      ch,
+      limits,
+      apiToken: token.token,
+      tokenHint: token.hint,
+      sessions,
+      source: `breakid up, ${ch.embedded ? `chDB ${cfg.dataDir}` : 'ClickHouse server'}`,
+    })
     const address = await app.listen({ host: '127.0.0.1', port })
+    // first, so a person can open it while the rest starts; the link works once (dashboard/session.ts)
+    out(`dashboard: ${dashboardLink(address, sessions, true)}`)
     const statePath = upStatePath(cfg.dataDir)
     writeFileSync(statePath, JSON.stringify({ pid: process.pid, url: address }))
 
@@ -253,6 +264,9 @@ export const up: Command = {
     )
     out(
       `this run is ${runId}; compare it with another: npx breakid compare --baseline run:<other> --candidate run:${runId}`,
+    )
+    out(
+      `the dashboard closed with the run: npx breakid dashboard serves the stored data, npx breakid report --run ${runId} writes an incident report of it`,
     )
 
     await receiver.stop()
