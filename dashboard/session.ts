@@ -142,10 +142,14 @@ export class DashboardSessions {
     return `breakid_session_${req.socket.localPort ?? 0}`
   }
 
-  /** `Set-Cookie` value for a new session. */
+  /**
+   * `Set-Cookie` value for a new session; `Secure` when the page came over HTTPS (TLS here, or a
+   * proxy in front saying so), so the cookie never travels in clear text after that.
+   */
   sessionCookie(req: FastifyRequest, id: string): string {
     const maxAge = Math.floor(this.sessionTtlMs / 1000)
-    return `${this.cookieName(req)}=${id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`
+    const secure = req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : ''
+    return `${this.cookieName(req)}=${id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure}`
   }
 
   /** `Set-Cookie` value that removes the session cookie. */

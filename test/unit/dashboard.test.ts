@@ -365,12 +365,13 @@ describe('signing in', () => {
   after(() => app?.close())
 
   const codeOf = (link: string) => new URL(link).searchParams.get('code')!
+  /** a new one-time link's path and query */
+  const loginPath = () => {
+    const url = new URL(dashboardLink(base, sessions, true))
+    return `${url.pathname}${url.search}`
+  }
   async function login(): Promise<string> {
-    const res = await app.inject({
-      url:
-        new URL(dashboardLink(base, sessions, true)).pathname +
-        new URL(dashboardLink(base, sessions, true)).search,
-    })
+    const res = await app.inject({ url: loginPath() })
     const cookie = String(res.headers['set-cookie']).split(';')[0]!
     return cookie
   }
@@ -396,6 +397,12 @@ describe('signing in', () => {
     const again = await app.inject({ url: `${DASHBOARD_PATH}/login?code=${codeOf(link)}` })
     assert.equal(again.statusCode, 401)
     assert.equal(again.headers['set-cookie'], undefined)
+    // behind a TLS-terminating proxy the cookie is Secure
+    const viaTls = await app.inject({
+      url: loginPath(),
+      headers: { 'x-forwarded-proto': 'https' },
+    })
+    assert.match(String(viaTls.headers['set-cookie']), /; Secure$/)
     assert.match(again.body, /already used or has expired/)
   })
 

@@ -31,8 +31,6 @@ import {
   yamlDocuments,
 } from '../helpers/deploy-tools.ts'
 
-/** Commands the deployment names ahead of the work that adds them (issue 16: the web dashboard). */
-const COMMANDS_TO_COME = new Set(['dashboard'])
 const OPS_SERVICES = Object.keys(SERVICE_METRICS_PORTS) as ServiceName[]
 
 const composeMissing = missing('docker-compose', dockerCompose() !== undefined)
@@ -56,7 +54,7 @@ const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
 function assertKnownCommand(where: string, command: string | undefined): void {
   assert.ok(command, `${where}: no command`)
   assert.ok(
-    command in COMMANDS || COMMANDS_TO_COME.has(command),
+    command in COMMANDS,
     `${where}: "breakid ${command}" is not a command (${Object.keys(COMMANDS).join(', ')})`,
   )
 }
