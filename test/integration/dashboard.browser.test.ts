@@ -142,6 +142,8 @@ async function points(page: Page, title: string): Promise<number> {
 describe('dashboard and report in Chromium', () => {
   let browser: Browser
   let dataDir = ''
+  /** the data directory of the run the later tests read */
+  let storeDir = ''
   /** spans the run stored, from its summary */
   let storedSpans = -1
   /** when the run served, epoch seconds: the range the docs screenshot shows */
@@ -165,13 +167,17 @@ describe('dashboard and report in Chromium', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true })
   })
 
-  test('breakid up: the dashboard line, and the starvation alert appears live on the overview', async () => {
+  /**
+   * One `breakid up` watched live. Resolves 'shown' when the starvation alert appeared on the page,
+   * 'not raised' when the run ended without the detector raising it (then the page had nothing to
+   * show); any other outcome fails.
+   */
+  async function watchUp(dir: string, attempt: number): Promise<'shown' | 'not raised'> {
     // The default fault (40 %–65 % of the run, 60 ms more per request in 4 preprocessing workers)
-    // caps preprocessing at 66 req/s: 80 req/s builds a backlog before the executor whatever else the
-    // machine does (at 50 req/s it sometimes did not). The demo model at half its width keeps the
-    // executor's CPU low, so a busy machine does not turn the run into overload (a queue *at* the
-    // executor, which is not starvation; seen at 80 req/s with the full demo model and load average
-    // 17). 35 s: the fault starts after the detectors' 10 s warm-up with room to spare.
+    // caps preprocessing at 66 req/s: 80 req/s builds a backlog before the executor (at 50 req/s it
+    // sometimes did not). The demo model at half its width keeps the executor's CPU low, so a busy
+    // machine is less likely to turn the run into overload (a queue *at* the executor, which is not
+    // starvation). 35 s: the fault starts after the detectors' 10 s warm-up with room to spare.
     const up = breakid([
       'up',
       '--model',
@@ -183,7 +189,7 @@ describe('dashboard and report in Chromium', () => {
       '--port',
       '0',
       '--data-dir',
-      join(dataDir, 'data'),
+      dir,
     ])
     try {
       const [, link] = await up.waitForLine(
@@ -191,7 +197,7 @@ describe('dashboard and report in Chromium', () => {
         120_000,
       )
       run.fromS = Date.now() / 1000 - 5
-      const token = readFileSync(join(dataDir, 'data', 'api-token'), 'utf8').trim()
+      const token = readFileSync(join(dir, 'api-token'), 'utf8').trim()
       assert.ok(!link!.includes(token), 'the long-lived token is not in the link')
       const context = await browser.newContext({
         viewport: { width: 1280, height: 900 },
@@ -221,7 +227,28 @@ describe('dashboard and report in Chromium', () => {
       await page.evaluate(() => {
         ;(window as unknown as { loadedOnce: boolean }).loadedOnce = true
       })
-      await starved.first().waitFor({ timeout: 60_000 })
+      // the alert on the page, or the run over (its dashboard closes with it)
+      const shown = await Promise.race([
+        starved
+          .first()
+          .waitFor({ timeout: 120_000 })
+          // settled either way: a wait cut short by closing the page must not be an unhandled rejection
+          .then(
+            () => true,
+            () => false,
+          ),
+        up.exited.then(() => false),
+      ])
+      if (!shown) {
+        await context.close()
+        const raised = up.lines.some((l) => /FIRING accelerator_starved/.test(l))
+        assert.ok(!raised, 'the run raised the starvation alert but the page never showed it')
+        // the detector's call on a loaded machine, not the dashboard's: say so, and let the caller retry
+        process.stderr.write(
+          `dashboard browser test: run ${attempt} raised no accelerator_starved (webhook lines: ${up.lines.filter((l) => l.startsWith('[webhook]')).length}); the page had nothing to show\n`,
+        )
+        return 'not raised'
+      }
       assert.equal(
         await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce),
         true,
@@ -243,26 +270,32 @@ describe('dashboard and report in Chromium', () => {
         up.lines.some((l) => /^\s+accelerator_starved .*INSIDE the data_starvation window/.test(l)),
         up.lines.join('\n'),
       )
+      return 'shown'
     } catch (err) {
       await Promise.all(browser.contexts().flatMap((c) => c.pages().map((p) => shot(p, 'up-failed'))))
       throw err
     } finally {
       if (up.child.exitCode === null) up.child.kill('SIGINT')
-      writeFileSync(join(OUT, 'up.log'), `${up.lines.join('\n')}\n`)
+      await up.exited
+      writeFileSync(join(OUT, `up-${attempt}.log`), `${up.lines.join('\n')}\n`)
+    }
+  }
+
+  test('breakid up: the dashboard line, and the starvation alert appears live on the overview', async () => {
+    // A second run only when the first one's detectors raised no starvation alert at all (seen on a
+    // machine at load average 16, where CPU contention made a queue at the executor): what the page
+    // shows is still checked in full, on a run that has the alert.
+    for (let attempt = 1; ; attempt++) {
+      storeDir = join(dataDir, `run-${attempt}`)
+      const outcome = await watchUp(storeDir, attempt)
+      if (outcome === 'shown') return
+      assert.ok(attempt < 2, 'two runs in a row raised no starvation alert')
     }
   })
 
   test('breakid report over the run: one self-contained HTML file naming the starvation alert', async () => {
     const file = join(OUT, 'report.html')
-    const report = breakid([
-      'report',
-      '--data-dir',
-      join(dataDir, 'data'),
-      '--from=-15m',
-      '--to=now',
-      '--out',
-      file,
-    ])
+    const report = breakid(['report', '--data-dir', storeDir, '--from=-15m', '--to=now', '--out', file])
     assert.equal(await report.exited, 0)
     const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, colorScheme: 'light' })
     const page = await context.newPage()
@@ -280,16 +313,7 @@ describe('dashboard and report in Chromium', () => {
     assert.equal(await page.locator('svg[role="img"]').count(), 3)
     await shot(page, 'report')
     await context.close()
-    const md = breakid([
-      'report',
-      '--data-dir',
-      join(dataDir, 'data'),
-      '--from=-15m',
-      '--format',
-      'md',
-      '--out',
-      '-',
-    ])
+    const md = breakid(['report', '--data-dir', storeDir, '--from=-15m', '--format', 'md', '--out', '-'])
     assert.equal(await md.exited, 0)
     assert.ok(
       md.lines.some((l) => l.startsWith('### accelerator_starved')),
@@ -298,7 +322,7 @@ describe('dashboard and report in Chromium', () => {
   })
 
   test('breakid dashboard over the stored run: every page renders its data, no console error', async () => {
-    const dash = breakid(['dashboard', '--port', '0', '--data-dir', join(dataDir, 'data')])
+    const dash = breakid(['dashboard', '--port', '0', '--data-dir', storeDir])
     try {
       const [, link] = await dash.waitForLine(/^dashboard: (http:\/\/\S+)$/, 60_000)
       const context = await browser.newContext({
