@@ -4,6 +4,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import type { QueryLimits } from '../queries/limits.ts'
+import { pricesParam } from '../compare/cost.ts'
+import type { CostFigure } from '../dashboard/plugin.ts'
 import { TelemetryEmitter } from '../engine/telemetry/emitter.ts'
 import { KafkaWorkerProducer } from '../bus/kafka-worker.ts'
 import { type ClickHouse, openClickHouse } from '../store/client.ts'
@@ -125,4 +127,10 @@ export function readApiToken(cfg: BreakidConfig): string | undefined {
   } catch {
     return undefined
   }
+}
+
+/** The dashboard's and the report's cost figure (the run-cost query), when pricing is configured. */
+export function costFigure(cfg: BreakidConfig): CostFigure | undefined {
+  if (!cfg.pricing) return undefined
+  return { query: 'run-cost', params: { prices: pricesParam(cfg.pricing) }, currency: cfg.pricing.currency }
 }

@@ -28,16 +28,17 @@ import { DashboardSessions, sameOrigin } from './session.ts'
 
 export const DASHBOARD_PATH = '/dashboard'
 
-/** A named query whose answer the overview shows as a figure (the cost per 1,000 inferences). */
-export interface FigureQuery {
-  /** the named query; the figure is left out when the catalog has no such query */
+/**
+ * What the fleet's time cost, from the `run-cost` named query: its rows (one per instance) carry
+ * `cost`, `ok` (answered requests) and `starved_cost`; the page and the report show
+ * Σcost / Σok × 1000 and Σstarved_cost. Built from the configuration's pricing section (bin/).
+ */
+export interface CostFigure {
+  /** the named query; left out when the catalog has no such query */
   query: string
-  /** parameters besides from/to, e.g. prices from the configuration */
-  params?: Record<string, string>
-  /** the result column to show, summed over rows weighted by `weight` when given */
-  column: string
-  weight?: string
-  label: string
+  /** its parameters besides from/to: `prices` */
+  params: Record<string, string>
+  currency: string
 }
 
 export interface DashboardPluginOptions {
@@ -51,8 +52,8 @@ export interface DashboardPluginOptions {
   sessions?: DashboardSessions
   /** where the data comes from, shown in the page header (e.g. `chDB .breakid/data`) */
   source?: string
-  /** extra figure on the overview (cost per 1,000 inferences when that query exists) */
-  cost?: FigureQuery
+  /** cost per 1,000 inferences on the overview, when pricing is configured */
+  cost?: CostFigure
 }
 
 /** Headers of every dashboard answer: no framing, no sniffing, no referrer, only our own scripts. */

@@ -16,20 +16,23 @@ import { parseTimeMicros } from '../queries/params.ts'
 import type { QueryResult } from '../queries/runner.ts'
 import { escapeHtml } from './pages.ts'
 import { PALETTE, STAGE_COLORS } from './palette.ts'
+import type { CostFigure } from './plugin.ts'
 import { type SvgBand, sparkline, svgTimeChart } from './svg-chart.ts'
 
 /** Runs a named query with string parameters (a store directly, or a running breakid's API). */
 export type QueryRunner = (name: string, params: Record<string, string>) => Promise<QueryResult>
 
 export interface ReportRequest {
-  /** the range as a user writes it: ISO 8601, epoch, `now`, `-1h` */
-  from: string
-  to: string
+  /** the range as a user writes it: ISO 8601, epoch, `now`, `-1h` (default -1h .. now) */
+  from?: string
+  to?: string
+  /** a run id instead of a range: the run's first to last request (the `runs` named query) */
+  run?: string
   title?: string
   /** where the data came from, printed in the header */
   source?: string
-  /** the run the range belongs to, printed in the header */
-  run?: string
+  /** what the range cost (run-cost), when pricing is configured */
+  cost?: CostFigure
   /** epoch ms relative times count from (default now) */
   nowMs?: number
   /** alerts whose exemplar requests are looked up (default 10; 3 exemplars each) */
@@ -70,6 +73,8 @@ export interface ReportData {
   shares: Row[]
   alerts: ReportAlert[]
   hardware: Row[]
+  /** run-cost rows per instance, and the currency, when pricing is configured */
+  cost?: { rows: Row[]; currency: string }
 }
 
 const NICE_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21_600, 43_200, 86_400]
@@ -96,18 +101,38 @@ function resolveTime(text: string, nowMs: number, flag: string): number {
 /** Asks the named queries for everything the report shows. */
 export async function gatherReport(run: QueryRunner, req: ReportRequest): Promise<ReportData> {
   const nowMs = req.nowMs ?? Date.now()
-  const fromS = resolveTime(req.from, nowMs, 'from')
-  const toS = resolveTime(req.to, nowMs, 'to')
+  const rows = async (name: string, params: Record<string, string>) => toObjects(await run(name, params))
+  let fromS: number
+  let toS: number
+  if (req.run !== undefined) {
+    if (req.from !== undefined || req.to !== undefined) {
+      throw new InvalidInputError('--run names the range itself: leave out --from and --to')
+    }
+    const runs = await rows('runs', { since: '0', limit: '10000' })
+    const found = runs.find((r) => r.run === req.run)
+    if (!found) {
+      throw new InvalidInputError(
+        `no requests with run id "${req.run}" in the store (breakid query runs lists the runs)`,
+      )
+    }
+    fromS = epochSeconds(found.first_request)!
+    // through the last request's bucket, so it is counted
+    toS = epochSeconds(found.last_request)! + 1
+  } else {
+    fromS = resolveTime(req.from ?? '-1h', nowMs, 'from')
+    toS = resolveTime(req.to ?? 'now', nowMs, 'to')
+  }
   if (!(toS > fromS)) throw new InvalidInputError(`--to must be after --from (${req.from} .. ${req.to})`)
   const stepS = NICE_STEPS.find((s) => s >= (toS - fromS) / 120) ?? 86_400
   const range = { from: fromS.toFixed(6), to: toS.toFixed(6) }
-  const rows = async (name: string, params: Record<string, string>) => toObjects(await run(name, params))
-  const [breakdown, fleet, shares, alertRows, hardware] = await Promise.all([
+  const [breakdown, fleet, shares, alertRows, hardware, cost] = await Promise.all([
     rows('stage-breakdown', range),
     rows('fleet-over-time', { ...range, step: String(stepS) }),
     rows('stage-shares-over-time', { ...range, step: String(stepS) }),
     rows('alerts-in-range', { ...range, limit: '500' }),
     rows('hardware-summary', range),
+    // a run's report costs that run's requests and samples alone
+    req.cost ? rows(req.cost.query, { ...range, ...req.cost.params, run: req.run ?? '' }) : undefined,
   ])
   const alerts: ReportAlert[] = alertRows.map((row) => {
     let related: RelatedSymptom[] = []
@@ -147,6 +172,7 @@ export async function gatherReport(run: QueryRunner, req: ReportRequest): Promis
     shares,
     alerts,
     hardware,
+    cost: req.cost && cost ? { rows: cost, currency: req.cost.currency } : undefined,
   }
 }
 
@@ -254,6 +280,30 @@ function series(d: ReportData): Series {
   return { xs, rps, errorsPerS, p99ByModel }
 }
 
+interface CostLine {
+  perThousand: number | null
+  total: number
+  starved: number
+  idle: number
+  currency: string
+}
+
+function costLine(d: ReportData): CostLine | undefined {
+  if (!d.cost) return undefined
+  const sum = (k: string) => d.cost!.rows.reduce((a, r) => a + (Number(r[k]) || 0), 0)
+  const ok = sum('ok')
+  return {
+    perThousand: ok > 0 ? (sum('cost') / ok) * 1000 : null,
+    total: sum('cost'),
+    starved: sum('starved_cost'),
+    idle: sum('idle_cost'),
+    currency: d.cost.currency,
+  }
+}
+
+const money = (v: number | null, currency: string) =>
+  v === null ? '–' : `${v.toLocaleString('en-US', { maximumSignificantDigits: 4 })} ${currency}`
+
 function headline(d: ReportData): string[] {
   const lines = modelLines(d)
   const requests = lines.reduce((a, l) => a + l.requests, 0)
@@ -262,7 +312,13 @@ function headline(d: ReportData): string[] {
   const peak = Math.max(0, ...s.rps.filter((v): v is number => v !== null))
   const top = bottlenecks(d, 1)[0]
   const firing = d.alerts.filter((a) => a.row.status === 'firing').length
+  const cost = costLine(d)
   return [
+    ...(cost
+      ? [
+          `cost ${money(cost.perThousand, cost.currency)} per 1,000 answered requests (${money(cost.total, cost.currency)} in all; idle executor time ${money(cost.idle, cost.currency)}, of it starved ${money(cost.starved, cost.currency)})`,
+        ]
+      : []),
     `${requests.toLocaleString('en-US')} requests (${fixed(requests / (d.toS - d.fromS), 1)}/s on average, peak ${fixed(peak, 1)}/s in ${d.stepS} s buckets), error rate ${requests ? pct(errors / requests) : '–'}`,
     `${d.alerts.length} alert${d.alerts.length === 1 ? '' : 's'} in the range (${firing} still firing)${d.alerts.length ? `: ${[...new Set(d.alerts.map((a) => String(a.row.type)))].join(', ')}` : ''}`,
     top
@@ -291,6 +347,9 @@ ul.summary li{margin:2px 0}footer{margin-top:32px;color:#4a5360;font-size:12px}
 @media (prefers-color-scheme:dark){body{background:#0f1318;color:#e6e9ee}.meta,th,figcaption,footer{color:#a3acb9}code,.action{background:#1f262f}th,td{border-color:#2f3844}h2{border-color:#2f3844}.alert{border-color:#2f3844}
 .firing,.critical{color:#ff8a8a;background:#3a1a1d}.resolved,.info{color:#6fdca0;background:#12301f}.warning{color:#f5c46a;background:#33280f}svg text{fill:#a3acb9}}
 `
+
+/** the command's flags that make this report again */
+const madeBy = (d: ReportData) => (d.run ? `--run ${d.run}` : `--from ${iso(d.fromS)} --to ${iso(d.toS)}`)
 
 const esc = (v: unknown) => escapeHtml(v === null || v === undefined ? '–' : String(v))
 
@@ -477,11 +536,46 @@ ${
       )
     : '<p class="meta">No hardware samples in this range.</p>'
 }
+${costHtml(d)}
 </main>
-<footer>Made by <code>breakid report --from ${esc(iso(d.fromS))} --to ${esc(iso(d.toS))}</code> from the named queries stage-breakdown, fleet-over-time, stage-shares-over-time, alerts-in-range, request and hardware-summary. CPU figures are CPU-seconds per second; PSI is the share of time tasks waited (some, 10 s average).</footer>
+<footer>Made by <code>breakid report ${esc(madeBy(d))}</code> from the named queries stage-breakdown, fleet-over-time, stage-shares-over-time, alerts-in-range, request and hardware-summary${d.cost ? ' and run-cost' : ''}${d.run ? ' (the range of the run: runs)' : ''}. CPU figures are CPU-seconds per second; PSI is the share of time tasks waited (some, 10 s average).</footer>
 </body>
 </html>
 `
+}
+
+function costColumns(d: ReportData): { head: { label: string; n?: boolean }[]; rows: string[][] } {
+  const c = d.cost!.currency
+  return {
+    head: [
+      { label: 'instance' },
+      { label: 'type' },
+      { label: 'billed', n: true },
+      { label: 'cost', n: true },
+      { label: 'per 1,000 answered', n: true },
+      { label: 'idle executor', n: true },
+      { label: 'of it starved', n: true },
+    ],
+    // plain text: the HTML renderer escapes it, Markdown takes it as it is
+    rows: d.cost!.rows.map((r) => [
+      String(r.instance ?? '–'),
+      String(r.instance_type || '–'),
+      `${fixed(r.billed_s, 0)} s`,
+      money(num(r.cost), c),
+      r.cost_per_1k === null || r.cost_per_1k === undefined ? '–' : money(num(r.cost_per_1k), c),
+      money(num(r.idle_cost), c),
+      money(num(r.starved_cost), c),
+    ]),
+  }
+}
+
+function costHtml(d: ReportData): string {
+  if (!d.cost) return ''
+  const { head, rows } = costColumns(d)
+  return `<h2>Cost</h2>\n<p class="meta">From the configured pricing (run-cost): billed time per instance, idle executor time and the part of it inside accelerator_starved alerts.</p>\n${htmlTable(
+    head,
+    rows.map((r) => r.map((c) => escapeHtml(c))),
+  )}`
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -621,8 +715,19 @@ export function renderMarkdown(d: ReportData): string {
         )
       : 'No hardware samples in this range.',
     '',
-    `_Made by \`breakid report --from ${iso(d.fromS)} --to ${iso(d.toS)} --format md\`._`,
-    '',
   )
+  if (d.cost) {
+    const { head, rows } = costColumns(d)
+    out.push(
+      '## Cost',
+      '',
+      mdTable(
+        head.map((h) => `${h.n ? '>' : ''}${h.label}`),
+        rows,
+      ),
+      '',
+    )
+  }
+  out.push(`_Made by \`breakid report ${madeBy(d)} --format md\`._`, '')
   return out.join('\n')
 }

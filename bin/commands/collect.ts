@@ -20,6 +20,7 @@ import { openClickHouse } from '../../store/client.ts'
 import { dashboardLink, dashboardPlugin } from '../../dashboard/plugin.ts'
 import { DashboardSessions } from '../../dashboard/session.ts'
 import {
+  costFigure,
   openStore,
   openTransport,
   queryLimits,
@@ -132,6 +133,7 @@ export const collect: Command = {
         apiToken: token.token,
         tokenHint: token.hint,
         sessions,
+        cost: costFigure(cfg),
         source: `breakid collect, ${readCh.embedded ? `chDB ${cfg.dataDir}` : 'ClickHouse server'}`,
       })
       queryUrl = await queryApi.listen({

@@ -13,7 +13,14 @@ import { dashboardLink, dashboardPlugin } from '../../dashboard/plugin.ts'
 import { DashboardSessions } from '../../dashboard/session.ts'
 import { parsePort } from '../../app/flags.ts'
 import { loadConfig } from '../../app/config.ts'
-import { openStore, queryLimits, resolveApiToken, runUntilSignal, upStatePath } from '../../app/runtime.ts'
+import {
+  costFigure,
+  openStore,
+  queryLimits,
+  resolveApiToken,
+  runUntilSignal,
+  upStatePath,
+} from '../../app/runtime.ts'
 import type { Command } from '../command.ts'
 import { runningUp } from './query.ts'
 
@@ -50,6 +57,7 @@ export const dashboard: Command = {
       apiToken: token.token,
       tokenHint: token.hint,
       sessions,
+      cost: costFigure(cfg),
       source: ch.embedded ? `chDB ${cfg.dataDir}` : `ClickHouse ${new URL(cfg.clickhouseUrl!).host}`,
     })
     const address = await app.listen({ host: String(values.host), port: parsePort(values.port) })

@@ -29,6 +29,7 @@ import type { Command } from '../command.ts'
 import { type BreakidConfig, loadConfig } from '../../app/config.ts'
 import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
 import {
+  costFigure,
   openStore,
   openTransport,
   queryLimits,
@@ -163,6 +164,7 @@ export const up: Command = {
       apiToken: token.token,
       tokenHint: token.hint,
       sessions,
+      cost: costFigure(cfg),
       source: `breakid up, ${ch.embedded ? `chDB ${cfg.dataDir}` : 'ClickHouse server'}`,
     })
     const address = await app.listen({ host: '127.0.0.1', port })

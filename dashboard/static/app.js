@@ -860,7 +860,7 @@ function startApp() {
           query('fleet-over-time', { ...timeParams(range), step, model, instance }),
           query('alerts-in-range', { ...timeParams(range), instance }),
           boot.cost
-            ? query(boot.cost.query, { ...timeParams(range), ...(boot.cost.params ?? {}) }).catch(() => null)
+            ? query(boot.cost.query, { ...timeParams(range), ...boot.cost.params }).catch(() => null)
             : null,
           ensureLatest(),
         ])
@@ -949,22 +949,29 @@ function startApp() {
           tile(`worst p99 (${step} s buckets)`, requests ? fmtMs(worstP99) : '–'),
           tile('alerts firing now', String(firing)),
           tile('alerts in range', String(alertsList.length)),
-          cost ? tile(boot.cost.label, figure(cost, boot.cost)) : null,
+          ...(cost ? costTiles(cost) : []),
         )
         fill(alertBox, lanes(alertsList, range))
       },
     }
   }
 
-  /** a figure from a named query's rows: the column, weighted by another when given */
-  function figure(rows, spec) {
-    const values = rows.filter((r) => r[spec.column] !== null && r[spec.column] !== undefined)
-    if (values.length === 0) return '–'
-    if (!spec.weight) return fmtNum(values.reduce((a, r) => a + Number(r[spec.column]), 0))
-    const w = values.reduce((a, r) => a + Number(r[spec.weight] ?? 0), 0)
-    return w
-      ? fmtNum(values.reduce((a, r) => a + Number(r[spec.column]) * Number(r[spec.weight] ?? 0), 0) / w, 4)
-      : '–'
+  /** the run-cost rows as tiles: cost per 1,000 answered requests, and what starved executor time cost */
+  function costTiles(rows) {
+    const sum = (k) => rows.reduce((a, r) => a + (Number(r[k]) || 0), 0)
+    const ok = sum('ok')
+    const money = (v) => `${fmtNum(v, 4)} ${boot.cost.currency}`
+    const tile = (label, value) =>
+      h(
+        'div',
+        { class: 'tile', 'data-cost': label },
+        h('div', { class: 'label' }, label),
+        h('div', { class: 'value' }, value),
+      )
+    return [
+      tile('cost per 1,000 inferences', ok > 0 ? money((sum('cost') / ok) * 1000) : '–'),
+      tile('starved executor time cost', money(sum('starved_cost'))),
+    ]
   }
 
   // ----- stage breakdown

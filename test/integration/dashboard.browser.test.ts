@@ -45,10 +45,10 @@ interface Proc {
   exited: Promise<number | null>
 }
 
-function breakid(args: string[]): Proc {
+function breakid(args: string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, ['bin/breakid.mjs', ...args], {
     cwd: ROOT,
-    env: { ...process.env, BREAKID_LOG_LEVEL: 'warn', KAFKA_BROKERS: '', CLICKHOUSE_URL: '' },
+    env: { ...process.env, BREAKID_LOG_LEVEL: 'warn', KAFKA_BROKERS: '', CLICKHOUSE_URL: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const lines: string[] = []
@@ -322,7 +322,14 @@ describe('dashboard and report in Chromium', () => {
   })
 
   test('breakid dashboard over the stored run: every page renders its data, no console error', async () => {
-    const dash = breakid(['dashboard', '--port', '0', '--data-dir', storeDir])
+    // priced, so the overview shows what the run cost (the run-cost named query)
+    const pricing = {
+      instanceTypes: { 'test.cpu': { pricePerHour: 3.6, kind: 'cpu' } },
+      defaultInstanceType: 'test.cpu',
+    }
+    const dash = breakid(['dashboard', '--port', '0', '--data-dir', storeDir], {
+      BREAKID_PRICING: JSON.stringify(pricing),
+    })
     try {
       const [, link] = await dash.waitForLine(/^dashboard: (http:\/\/\S+)$/, 60_000)
       const context = await browser.newContext({
@@ -355,6 +362,9 @@ describe('dashboard and report in Chromium', () => {
       )
       assert.ok(load.assetBytesTransferred > 0 && load.assetBytesTransferred < 150_000, JSON.stringify(load))
       await page.locator('.lanes .bar[data-alert-type="accelerator_starved"]').first().waitFor()
+      const perThousand = page.locator('[data-cost="cost per 1,000 inferences"] .value')
+      await perThousand.waitFor()
+      assert.match(String(await perThousand.textContent()), /^[\d.,]+ USD$/)
       await shot(page, 'overview')
       // the run alone, as docs/dashboard-overview.png shows it
       await page.goto(`${base}#/overview?from=${run.fromS.toFixed(3)}&to=${run.toS.toFixed(3)}`)

@@ -33,6 +33,12 @@ const us = (s: number) => Math.round(s * 1e6)
 const iso = (s: number) => new Date(s * 1000).toISOString()
 const RANGE = { from: iso(T0_S), to: iso(T0_S + 60) }
 const TOKEN = 'dashboard-test-token-0123456789'
+/** every instance at 3.6 per hour: 0.001 per second of hardware samples */
+const COST = {
+  query: 'run-cost',
+  params: { prices: JSON.stringify({ '*': { type: 'test.small', kind: 'cpu', price: 3.6 } }) },
+  currency: 'USD',
+}
 
 /**
  * 60 s of traffic: mlp on two instances (10 req/s each), cnn on one (5 req/s). Between 20 s and
@@ -62,6 +68,7 @@ function spans(): Span[] {
         instance,
         status: failed ? 'server_error' : 'ok',
         error_class: failed ? 'InjectedFaultError' : null,
+        run_id: 'test-run',
         ...stages,
         total_us: total,
       }),
@@ -85,6 +92,7 @@ function hwSamples(): HwSample[] {
     const starved = s >= 20 && s < 30
     out.push(
       makeHwSample(s, {
+        run_id: 'test-run',
         instance: 'engine-0',
         executor_busy: starved ? 0.1 : 0.6,
         in_flight: starved ? 40 : 3,
@@ -108,7 +116,7 @@ function hwSamples(): HwSample[] {
           },
         ],
       }),
-      makeHwSample(s, { instance: 'engine-1', timestamp_us: us(T0_S + s + 0.5) }),
+      makeHwSample(s, { run_id: 'test-run', instance: 'engine-1', timestamp_us: us(T0_S + s + 0.5) }),
     )
   }
   return out
@@ -359,7 +367,7 @@ describe('signing in', () => {
       maxSessions: 2,
     })
     app = Fastify()
-    await app.register(dashboardPlugin, { ch, apiToken: TOKEN, sessions, source: 'test store' })
+    await app.register(dashboardPlugin, { ch, apiToken: TOKEN, sessions, source: 'test store', cost: COST })
     await app.ready()
   })
   after(() => app?.close())
@@ -533,6 +541,7 @@ describe('signing in', () => {
     assert.deepEqual(boot.stages, [...STAGES])
     assert.ok(boot.alertTypes.accelerator_starved)
     assert.ok(boot.queries.includes('fleet-over-time'))
+    assert.deepEqual(boot.cost, COST, 'run-cost exists: the overview shows the cost')
     assert.doesNotMatch(shell.body, /https?:\/\//, 'nothing from elsewhere')
     const urls = [...shell.body.matchAll(/(?:src|href)="([^"#]+)"/g)].map((m) => m[1]!)
     assert.equal(urls.length, 5)
@@ -602,6 +611,26 @@ describe('report', () => {
     const tableLines = md.split('\n').filter((l) => l.startsWith('| '))
     for (const line of tableLines) assert.ok(line.endsWith(' |'), line)
     assert.match(md, /\| mlp \| 1,200 \|/)
+  })
+
+  test('--run: the run’s first to last request; its cost from the configured prices', async () => {
+    const data = await gatherReport(run, { run: 'test-run', cost: COST })
+    const first = Math.min(...SPANS.map((s) => s.timestamp_us)) / 1e6
+    const last = Math.max(...SPANS.map((s) => s.timestamp_us)) / 1e6
+    assert.ok(Math.abs(data.fromS - first) < 1e-6)
+    assert.ok(Math.abs(data.toS - (last + 1)) < 1e-6)
+    const html = renderHtml(data)
+    assert.match(html, /breakid report --run test-run/)
+    // two instances × 60 one-second samples at 0.001 per second = 0.12; answered: 600 + 600 + 270.
+    // Idle: engine-0 50 s × 0.4 + 10 s × 0.9, engine-1 60 s × 0.4 = 53 s; inside the starvation alert
+    // [21 s, 31 s): 9 samples × 0.9 + 1 × 0.4 = 8.5 s
+    assert.match(
+      html,
+      /cost 0\.08163 USD per 1,000 answered requests \(0\.12 USD in all; idle executor time 0\.053 USD, of it starved 0\.0085 USD\)/,
+    )
+    assert.match(renderMarkdown(data), /## Cost\n\n\| instance \| type \|/)
+    await assert.rejects(gatherReport(run, { run: 'no-such-run' }), /no requests with run id "no-such-run"/)
+    await assert.rejects(gatherReport(run, { run: 'test-run', from: '-1h' }), /leave out --from and --to/)
   })
 
   test('a range that ends before it starts is refused', async () => {
