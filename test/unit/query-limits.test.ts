@@ -122,13 +122,13 @@ describe('the pool: concurrency, queue, cancellation', () => {
     const slowAbort = new AbortController()
     const slow = runSql(ch, slowSql('pool-1'), { limits: SLOW, signal: slowAbort.signal })
     let slowSettled = false
-    slow.then(
-      () => {
+    // the expectation is attached now: a query killed before the test gets to it must not be an
+    // unhandled rejection (it was, under load)
+    const slowKilled = assert.rejects(
+      slow.finally(() => {
         slowSettled = true
-      },
-      () => {
-        slowSettled = true
-      },
+      }),
+      (err) => isCancelledByKill(err),
     )
     await waitFor(async () => (await runningQueries('pool-1')) === 1, { message: 'the slow query to run' })
     const fast = await runSql(ch, 'SELECT 42', { limits: SLOW })
@@ -139,18 +139,20 @@ describe('the pool: concurrency, queue, cancellation', () => {
     const second = new AbortController()
     const third = new AbortController()
     const running = runSql(ch, slowSql('pool-2'), { limits: SLOW, signal: second.signal })
+    const runningKilled = assert.rejects(running, (err) => isCancelledByKill(err))
     await waitFor(async () => (await runningQueries('pool-2')) === 1, { message: 'two slow queries' })
     const queued = runSql(ch, 'SELECT 1', { limits: SLOW, signal: third.signal })
+    const queuedCancelled = assert.rejects(queued, QueryCancelledError)
     await waitFor(() => readOnlyPool(ch, SLOW).load.waiting === 1, { message: 'one query waiting' })
     await assert.rejects(runSql(ch, 'SELECT 1', { limits: SLOW }), QueryBusyError)
 
     // a waiting query that is cancelled leaves the queue; running ones are killed in the engine
     third.abort(new Error('gone'))
-    await assert.rejects(queued, QueryCancelledError)
+    await queuedCancelled
     slowAbort.abort(new Error('gone'))
     second.abort(new Error('gone'))
-    await assert.rejects(slow, (err) => isCancelledByKill(err))
-    await assert.rejects(running, (err) => isCancelledByKill(err))
+    await slowKilled
+    await runningKilled
     await waitFor(async () => (await runningQueries('pool-')) === 0, {
       message: 'the engine to drop the killed queries',
     })
