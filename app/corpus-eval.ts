@@ -10,9 +10,6 @@ import { defaultDetectors } from './pipeline.ts'
 
 export const replayDetections: DetectFile = async (csvPath) => {
   const input = readReplayFile(csvPath)
-  const { alerts } = await replay(input.events, {
-    detectors: defaultDetectors(),
-    intervalUs: input.intervalUs,
-  })
+  const { alerts } = await replay(input.events, { detectors: defaultDetectors() })
   return alerts.map((a) => Date.parse(a.fired_at) * 1000)
 }
