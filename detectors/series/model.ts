@@ -249,6 +249,9 @@ const MIN_SPREAD_POINTS = 8
 const SPREAD_REFRESH = 8
 /** recent comparisons a seasonal period needs before it predicts */
 const MIN_ADJUSTMENTS = 16
+/** a stuck reading: at least this many equal values, after at least STUCK_EVIDENCE changes of value */
+const MIN_STUCK = 10
+const STUCK_EVIDENCE = 64
 /** points after a long missing interval that are learned but not scored */
 const RESUME_POINTS = 16
 /** memory of the long-run spread, and how far below it the window's spread may go */
@@ -307,11 +310,17 @@ export class SeriesModel {
   /** count series: the recent values and the rates they were expected at (rate test over runs) */
   private readonly recentCounts: number[] = []
   private readonly recentRates: number[] = []
+  /** count series: recent raw values (unclipped), for the dispersion index */
+  private readonly rawCounts = new SlidingWindow(256)
   /** exponentially weighted lag-1 products and squares of clipped z, for the autocorrelation */
   private zLag = 0
   private zSq = 1
   private prevZ = 0
   private excursion: Excursion | undefined
+  /** the current value repeated this many times in a row; lengths of the last completed runs */
+  private repeats = 0
+  private readonly runs = new SlidingWindow(128)
+  private runsSeen = 0
   /** no score before this point (a restart after a long missing interval) */
   private resumeUntil = 0
   private history: PastExcursion[] = []
@@ -366,10 +375,16 @@ export class SeriesModel {
       dev.runMedian = Math.max(Math.abs(dev.runMedian), 1)
       dev.value = Math.max(dev.value, sparse)
     }
+    const stuck = this.stuckDeviation()
+    if (stuck > dev.value) {
+      dev.persistent = stuck
+      dev.runMedian = Math.max(Math.abs(dev.runMedian), 1)
+      dev.value = stuck
+    }
     const sustained = dev.persistent > Math.abs(z)
     const direction: 1 | -1 = (sustained ? dev.runMedian : z) < 0 ? -1 : 1
     const d = dev.value
-    const height = sustained ? Math.abs(dev.runMedian) : Math.abs(z)
+    const height = sustained ? dev.persistent : Math.abs(z)
 
     // excursions and the memory of them
     if (d >= this.o.excursionZ) {
@@ -391,7 +406,7 @@ export class SeriesModel {
       }
       if (Number.isFinite(spread)) {
         e.spikeHeight = Math.max(e.spikeHeight, Math.abs(z))
-        e.shiftHeight = Math.max(e.shiftHeight, Math.abs(dev.runMedian))
+        e.shiftHeight = Math.max(e.shiftHeight, dev.persistent)
       }
       e.calm = 0
     } else if (this.excursion) this.excursion.calm++
@@ -470,6 +485,14 @@ export class SeriesModel {
     if (gap > 0) this.gaps.push(gap)
     this.resolution = this.seen === 1 ? resolutionOf(value) : Math.min(this.resolution, resolutionOf(value))
     if (this.seen > 1 && value !== this.lastValue) this.changes.push(Math.abs(value - this.lastValue))
+    if (this.seen > 1 && value === this.lastValue) this.repeats++
+    else {
+      if (this.seen > 1) {
+        this.runs.push(this.repeats + 1)
+        this.runsSeen++
+      }
+      this.repeats = 0
+    }
     this.integers &&= value >= 0 && Number.isInteger(value)
     if (value < 0 && this.nonNegative) {
       this.nonNegative = false
@@ -558,16 +581,25 @@ export class SeriesModel {
   }
 
   /**
-   * A rate test for sparse counts (expected rate below 1 per point): how many of the last h points
-   * are non-zero, against the binomial with each point's P(count > 0) = 1 − e^−rate. Judging
-   * occupancy rather than the sum keeps a burst (many events in one or two points, normal for such
-   * series) from looking like a sustained rise, while an error counter at 0.05/min that shows
-   * errors in most minutes for twenty minutes is far off, though no single minute is. Returns the
-   * z of the most improbable run (≥ 0), 0 for other series.
+   * Rate tests for sparse counts (expected rate below 1 per point) over the last 5 and 20 points:
+   * - occupancy: how many points are non-zero, against the binomial with each point's
+   *   P(count > 0) = 1 − e^−rate — a burst (many events in one point, normal for such series) does
+   *   not look like a sustained rise;
+   * - the sum against the summed rates, quasi-Poisson (counts and rates divided by the series'
+   *   dispersion index, variance / mean of its recent raw counts, ≥ 1): bursty series are judged
+   *   by their own spread.
+   * An error counter at 0.4/min that shows 2–4 errors a minute for twenty minutes is far off,
+   * though no single minute is. Returns the z of the most improbable run (≥ 0), 0 for other series.
    */
   private sparseRun(value: number, expected: number): number {
     const rate = this.countRate(expected)
-    if (rate === undefined || rate >= 1) {
+    if (rate === undefined) {
+      this.recentCounts.length = 0
+      this.recentRates.length = 0
+      return 0
+    }
+    this.rawCounts.push(value)
+    if (rate >= 1) {
       this.recentCounts.length = 0
       this.recentRates.length = 0
       return 0
@@ -578,19 +610,27 @@ export class SeriesModel {
       this.recentCounts.shift()
       this.recentRates.shift()
     }
+    const mean = this.rawCounts.mean()
+    const dispersion = Math.max(1, mean > 0 ? this.rawCounts.variance() / mean : 1)
     const n = this.recentCounts.length
     let best = 0
     for (const h of PERSISTENCE_HORIZONS) {
       if (h > n) break
       let nonZero = 0
       let p = 0
+      let sum = 0
+      let expectedSum = 0
       for (let i = n - h; i < n; i++) {
-        if (this.recentCounts[i]! > 0) nonZero++
+        const c = this.recentCounts[i]!
+        if (c > 0) nonZero++
+        sum += c
+        expectedSum += this.recentRates[i]!
         p += 1 - Math.exp(-this.recentRates[i]!)
       }
       const tail = binomialTail(nonZero, h, p / h)
-      if (tail > 0 && tail < 0.5) best = Math.max(best, zOfUpperTail(Math.log(tail)))
-      else if (tail === 0) best = Math.max(best, 40)
+      if (tail === 0) best = Math.max(best, 40)
+      else if (tail < 0.5) best = Math.max(best, zOfUpperTail(Math.log(tail)))
+      best = Math.max(best, poissonZ(Math.round(sum / dispersion), expectedSum / dispersion))
     }
     return best
   }
@@ -699,6 +739,20 @@ export class SeriesModel {
   private noiseFloor(expected: number): number {
     const quantum = this.changes.length >= MIN_SPREAD_POINTS ? this.changes.quantile(0.1) : 0
     return Math.max(this.resolution, quantum, this.o.relativeFloor * Math.abs(expected), 1e-12)
+  }
+
+  /**
+   * A stuck reading: the same value repeated for twice as long as any run of equal values among the
+   * last 128 the series completed (and at least MIN_STUCK points), once it has changed value at
+   * least STUCK_EVIDENCE times. A noisy sensor that freezes, a counter that stops; a flat or mostly
+   * constant series never qualifies (its own runs are long). The deviation is alertZ at twice the
+   * longest run and grows with the run.
+   */
+  private stuckDeviation(): number {
+    if (this.runsSeen < STUCK_EVIDENCE) return 0
+    const run = this.repeats + 1
+    const limit = Math.max(2 * this.runs.quantile(1), MIN_STUCK)
+    return run >= limit ? (this.o.alertZ * run) / limit : 0
   }
 
   /**
@@ -827,6 +881,12 @@ export class SeriesModel {
       prevZ: this.prevZ,
       excursion: this.excursion ?? null,
       resumeUntil: this.resumeUntil,
+      repeats: this.repeats,
+      runs: this.runs.values(),
+      runsSeen: this.runsSeen,
+      recentCounts: this.recentCounts,
+      recentRates: this.recentRates,
+      rawCounts: this.rawCounts.values(),
       history: this.history,
       profiles: [...this.profiles.values()].map((p) => p.toState()),
       candidates: this.candidates.map((c) => ({
@@ -861,6 +921,16 @@ export class SeriesModel {
     m.zSq = num(state.zSq, 1)
     m.prevZ = num(state.prevZ, 0)
     m.resumeUntil = num(state.resumeUntil, 0)
+    m.repeats = num(state.repeats, 0)
+    for (const r of nums(state.runs)) m.runs.push(r)
+    m.runsSeen = num(state.runsSeen, 0)
+    const counts = nums(state.recentCounts).slice(-LONGEST_RUN)
+    const rates = nums(state.recentRates).slice(-LONGEST_RUN)
+    if (counts.length === rates.length) {
+      m.recentCounts.push(...counts)
+      m.recentRates.push(...rates)
+    }
+    for (const c of nums(state.rawCounts)) m.rawCounts.push(c)
     if (isRecord(state.excursion)) {
       const e = state.excursion
       m.excursion = {
