@@ -9,34 +9,38 @@
  *
  * 1. **Expected value.** Candidate models each predict the point before learning it:
  *    - `level`: the median of the last `levelPoints` values;
- *    - `hour`, `day`, `week`: a seasonal profile of that wall-clock period (seasonal.ts: the median
- *      of the last three periods at the same phase) adjusted by the median of the recent seasonal
- *      differences (additive) or, for non-negative series, a second variant by the median recent ratio
- *      (multiplicative: a weekend at 60 % of a weekday is 60 % at peak and at night).
+ *    - `hour`, `day`, `week`: a seasonal profile of that wall-clock period (seasonal.ts). Each of
+ *      the last three periods predicts its value at this phase, adjusted by the median recent
+ *      difference between the series and that period (additive) or, for non-negative series, in a
+ *      second variant by the median recent ratio (a weekend at 60 % of a weekday is 60 % at peak and
+ *      at night); the expectation is the median of the three — phase to phase, one odd period is
+ *      outvoted, and a level change is followed without overshooting when the periods' majority flips.
  *    A seasonal candidate exists once the sampling interval is known and the period holds at least
  *    12 samples. The model in use is the one whose recent residuals are tightest (robust spread of
- *    the last `spreadPoints` residuals); another must beat it by `seasonalGain` (20 %) to take over,
- *    so seasonality is found from the data and noise does not flip models.
+ *    the last `spreadPoints` residuals, at least the noise floor); another must beat it by
+ *    `seasonalGain` (20 %) to take over: seasonality is found from the data, noise does not flip it.
  * 2. **Deviation.** z = (residual − median residual) / σ. σ is the robust spread of recent residuals
- *    (1.4826·MAD, or 1.2533·mean |dev| when the MAD is 0), scaled by (expected / usual level)^β when
- *    the noise grows with the level (β fitted from the series' own residuals: 0 additive, ½
- *    Poisson-like, 1 multiplicative), and never below the noise floors: the series' resolution (the
- *    step its values are written in, or the 10th percentile of its non-zero changes when coarser),
- *    `relativeFloor` (1 %) of the expected value; for counts (non-negative integers with Poisson-like
- *    dispersion) z is never more extreme than a Poisson draw at the expected rate allows (a rate model,
- *    tails.ts). Centring on the median residual absorbs the lag of a slow trend (a trend is a
- *    constant residual).
- *    The deviation D = max(|z|, over runs of 5 and 20 points: |median z| · √n_eff / 1.2533), i.e. one
- *    value far off, or most of a run off to the same side; n_eff discounts the run's points by the
- *    residuals' lag-1 autocorrelation (a slow wander is not twenty independent surprises).
+ *    (1.4826·MAD, or 1.2533·mean |dev| when the MAD is 0, never below its own long-run level, so the
+ *    window's sampling noise does not turn a 4σ value into 5σ), scaled by (expected / usual level)^β
+ *    when the noise grows with the level (non-negative series; β fitted from the series' own
+ *    residuals: 0 additive, ½ Poisson-like, 1 multiplicative), and never below the noise floor: the
+ *    series' step (the resolution its values are written in, or the 10th percentile of its non-zero
+ *    changes when coarser) and `relativeFloor` (1 %) of the expected value. For counts (non-negative
+ *    integers with Poisson-like dispersion) z is never more extreme than a Poisson draw at the
+ *    expected rate allows (tails.ts). Centring on the median residual absorbs the lag of a slow
+ *    trend (a trend is a constant residual).
+ *    The deviation D is the largest of: |z|; over runs of 5 and 20 points, |median z| · √n_eff /
+ *    1.2533, n_eff discounting the run by the residuals' lag-1 autocorrelation (a slow wander is not
+ *    twenty independent surprises); for sparse counts, rate tests over those runs (how many points
+ *    are non-zero, and the quasi-Poisson sum); and for a reading stuck on one value for twice as long
+ *    as any recent run of equal values, alertZ and more.
  * 3. **How unusual for this series.** An *excursion* is a run of points with D ≥ `excursionZ` (3),
  *    closed after 3 points below. Closed excursions are remembered for `historyPoints` with their
- *    direction, height (largest single-point and sustained deviation, in the series' units) and the
- *    model in use (heights under another model are not comparable). The
- *    current deviation is *familiar* when at least `familiarAfter` (3) earlier excursions in the same
- *    direction were at least `similarShare` (75 %) as high — a spike that comes back at a regular
- *    interval stops being news after three times — spikes compared with spikes and shifts with shifts,
- *    so benign one-point outliers never make a level shift normal.
+ *    direction and height in σ (largest single-point |z| and largest sustained deviation). The
+ *    current deviation is *familiar* when at least `familiarAfter` (3) earlier excursions in the
+ *    same direction were at least `similarShare` (75 %) as high — a spike that comes back at a
+ *    regular interval stops being news after three times — spikes compared with spikes and sustained
+ *    shifts with sustained shifts, so benign one-point outliers never make a level shift normal.
  * 4. **Score** in [0, 1]: D² / (D² + alertZ²) — 0.5 at D = alertZ (5) — halved when familiar, 0 in
  *    probation. A detector alerts when the score reaches 0.5.
  * 5. **Learning.** Every value is learned. Seasonal profiles learn at full weight (what recurs at a
@@ -44,11 +48,12 @@
  *    an excursion the level and residual baselines learn values clipped to expected ± excursionZ·σ
  *    (reduced weight: a spike barely moves them); an excursion that lasts `levelPoints` points is
  *    *adopted*: the level restarts from the values since its onset, the new level is normal and the
- *    excursion ends.
+ *    excursion ends. After a missing interval longer than the level baseline spans, the level and
+ *    seasonal adjustments restart from the values after it (16 points unscored).
  *
- * **Probation** (no score, everything learned): until `minPoints` (150) values are seen, and then
- * until a day of event time has passed or `maxPoints` (1000) values are seen, whichever is first —
- * the series' length is unknown when streaming, so the share is defined on what has been seen; a day
+ * **Probation** (no score, everything learned): the first `minPoints` (150) values, and then until
+ * a day of event time has passed or `maxPoints` (1000) values are seen, whichever is first — the
+ * series' length is unknown when streaming, so the share is defined on what has been seen; a day
  * shows one daily cycle; 1000 points bounds it for fast-sampled series.
  */
 import { isRecord } from '../baseline.ts'
@@ -254,7 +259,7 @@ const MIN_STUCK = 10
 const STUCK_EVIDENCE = 64
 /** points after a long missing interval that are learned but not scored */
 const RESUME_POINTS = 16
-/** memory of the long-run spread, and how far below it the window's spread may go */
+/** memory of the long-run spread, and the share of it the window's spread may not go below */
 const LONG_RUN_POINTS = 2048
 const LONG_RUN_FLOOR = 1
 const HISTORY_MAX = 256
@@ -670,8 +675,8 @@ export class SeriesModel {
       if (c === this.chosen || this.seen - c.spreadAt >= SPREAD_REFRESH || !Number.isFinite(c.spread)) {
         c.spread = 1.4826 * r.mad(centre)
         if (c.spread === 0) c.spread = 1.2533 * r.meanAbsDeviation(centre)
-        // the window's MAD has a relative standard error of ~7.5 % (256 residuals): never let it
-        // dip more than two of those below the long-run spread, or noise alone reads as 5σ
+        // the window's MAD has a relative standard error of ~7.5 % (256 residuals): a dip of two
+        // of those turns Gaussian noise at 4.3σ into an alert, so it never goes below the long run
         if (c.longN >= this.o.spreadPoints) c.spread = Math.max(c.spread, LONG_RUN_FLOOR * 1.2533 * c.longAbs)
         c.spreadAt = this.seen
       }
