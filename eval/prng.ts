@@ -40,6 +40,42 @@ export class Prng {
     return sigma <= 0 ? 1 : Math.exp(sigma * this.normal())
   }
 
+  /** uniform in [lo, hi) */
+  between(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.next()
+  }
+
+  /** uniform integer in [lo, hi] */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor((hi - lo + 1) * this.next())
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)]!
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p
+  }
+
+  /** Student's t with `nu` degrees of freedom (heavy tails; nu = 1 is Cauchy) */
+  studentT(nu: number): number {
+    let chi2 = 0
+    for (let k = 0; k < nu; k++) chi2 += this.normal() ** 2
+    return this.normal() / Math.sqrt(chi2 / nu)
+  }
+
+  /** Laplace (double exponential), unit scale */
+  laplace(): number {
+    const u = this.next() - 0.5
+    return -Math.sign(u) * Math.log(1 - 2 * Math.abs(u) || 1e-12)
+  }
+
+  /** exponential with the given mean */
+  exponential(mean: number): number {
+    return -mean * Math.log(1 - this.next() || 1e-12)
+  }
+
   hex(chars: number): string {
     let s = ''
     while (s.length < chars)

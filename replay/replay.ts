@@ -5,10 +5,36 @@
  * (same ids) as the live run did.
  */
 import type { Alert } from '../contract/records.ts'
+import { AnomalyDetector, type SeriesLabels } from '../detectors/anomaly/detector.ts'
 import type { Detector } from '../detectors/detector.ts'
 import { isoFromMicros } from '../notify/webhook.ts'
 import type { ReplayEvent } from './file-source.ts'
-import { LevelShiftDetector, type SeriesDetector } from './level-shift.ts'
+
+/** What replay needs from a generic series detector (the `anomaly` detector's API). */
+export interface SeriesDetector {
+  readonly type: string
+  observe(series: string, timestampUs: number, value: number, labels?: SeriesLabels): Alert[]
+  /** observe, with the point's anomaly score in [0, 1] (for `--scores`) */
+  assess?(
+    series: string,
+    timestampUs: number,
+    value: number,
+    labels?: SeriesLabels,
+  ): { alerts: Alert[]; assessment?: { score: number } }
+}
+
+/** One series point as scored (`breakid replay --scores`). */
+export interface ScoredPoint {
+  timestampUs: number
+  series: string
+  fleet: string
+  instance: string
+  value: number
+  /** anomaly score in [0, 1]; null when the detector gives none */
+  score: number | null
+  /** alert transitions this point caused */
+  alerts: Alert['status'][]
+}
 
 /** One replayed alert as printed (NDJSON). */
 export interface ReplayedAlert {
@@ -59,10 +85,10 @@ export function findSeriesDetector(detectors: readonly unknown[]): SeriesDetecto
 
 export interface ReplayOptions {
   detectors: Detector[]
-  /** the series detector for `point` events; default: the set's own (findSeriesDetector), else LevelShiftDetector */
+  /** the series detector for `point` events; default: the set's own (findSeriesDetector), else an AnomalyDetector */
   series?: SeriesDetector
-  /** the input's sampling interval (µs), for the fallback series detector's evidence */
-  intervalUs?: number | null
+  /** called for every series point with its score */
+  onPoint?: (p: ScoredPoint) => void
 }
 
 export class Replayer {
@@ -93,14 +119,23 @@ export class Replayer {
       for (const d of this.detectors) if (d.onHwSample) raised.push(...d.onHwSample(e.sample))
     } else {
       this.stats.points++
-      this.seriesInUse ??=
-        this.series ?? new LevelShiftDetector({ intervalUs: this.opts.intervalUs ?? undefined })
-      raised.push(
-        ...this.seriesInUse.observe(e.series, e.timestampUs, e.value, {
+      this.seriesInUse ??= this.series ?? new AnomalyDetector()
+      const labels = { fleet: e.fleet, instance: e.instance }
+      const d = this.seriesInUse
+      if (this.opts.onPoint) {
+        const r = d.assess ? d.assess(e.series, e.timestampUs, e.value, labels) : undefined
+        const alerts = r ? r.alerts : d.observe(e.series, e.timestampUs, e.value, labels)
+        raised.push(...alerts)
+        this.opts.onPoint({
+          timestampUs: e.timestampUs,
+          series: e.series,
           fleet: e.fleet,
           instance: e.instance,
-        }),
-      )
+          value: e.value,
+          score: r?.assessment?.score ?? null,
+          alerts: alerts.map((a) => a.status),
+        })
+      } else raised.push(...d.observe(e.series, e.timestampUs, e.value, labels))
     }
     for (const a of raised) this.transition(a)
   }

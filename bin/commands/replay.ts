@@ -5,7 +5,8 @@
  */
 import { clickhouseEvents } from '../../replay/clickhouse-source.ts'
 import { readReplayFile } from '../../replay/file-source.ts'
-import { replay as runReplay } from '../../replay/replay.ts'
+import { replay as runReplay, type ScoredPoint } from '../../replay/replay.ts'
+import { isoFromMicros } from '../../notify/webhook.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { parseTimeMicros } from '../../queries/params.ts'
 import type { Command } from '../command.ts'
@@ -26,13 +27,14 @@ export const replay: Command = {
   summary:
     'run the detectors over recorded telemetry (ClickHouse range or CSV/NDJSON file); alerts as NDJSON',
   usage:
-    'breakid replay --file data.csv [--instance NAME] [--input-format csv|ndjson]   |   breakid replay --from=-1h [--to=now] [--instance NAME]',
+    'breakid replay --file data.csv [--instance NAME] [--input-format csv|ndjson] [--scores]   |   breakid replay --from=-1h [--to=now] [--instance NAME]',
   options: {
     file: { type: 'string' },
     from: { type: 'string' },
     to: { type: 'string' },
     'input-format': { type: 'string' },
     'page-rows': { type: 'string', default: '10000' },
+    scores: { type: 'boolean', default: false },
   },
   help: {
     file: 'CSV (with header) or NDJSON with a timestamp column (ISO 8601 or epoch s/ms/µs)',
@@ -40,9 +42,14 @@ export const replay: Command = {
     to: 'ClickHouse source: end of the range (default now)',
     'input-format': 'csv or ndjson (default: from the extension, else the first character)',
     'page-rows': 'ClickHouse source: rows per page (default 10000)',
+    scores:
+      'instead of alerts, one NDJSON line per series point: timestamp, series, instance, value, score (0–1; ≥ 0.5 is alert-worthy) and any alert transition there',
   },
   async run({ values }) {
     const detectors = defaultDetectors()
+    const scores = values.scores === true
+    const out = new LineBuffer()
+    const onPoint = scores ? (p: ScoredPoint) => out.write(scoreLine(p)) : undefined
     const instance = values.instance === undefined ? undefined : String(values.instance)
     let result: Awaited<ReturnType<typeof runReplay>>
     if (values.file !== undefined) {
@@ -68,7 +75,7 @@ export const replay: Command = {
           `span=[${input.columns.span.join(', ')}]; series=[${input.columns.series.join(', ')}]` +
           `${input.columns.ignored.length ? `; ignored (not numeric)=[${input.columns.ignored.join(', ')}]` : ''}`,
       )
-      result = await runReplay(input.events, { detectors, intervalUs: input.intervalUs })
+      result = await runReplay(input.events, { detectors, onPoint })
     } else {
       const nowMs = Date.now()
       const time = (v: unknown, fallback: string, flag: string) => {
@@ -85,13 +92,17 @@ export const replay: Command = {
       const cfg = loadConfig(values)
       const ch = await openStore(cfg)
       try {
-        result = await runReplay(clickhouseEvents(ch, { fromUs, toUs, instance, pageRows }), { detectors })
+        result = await runReplay(clickhouseEvents(ch, { fromUs, toUs, instance, pageRows }), {
+          detectors,
+          onPoint,
+        })
       } finally {
         await ch.close()
       }
       note(`ClickHouse ${new Date(fromUs / 1000).toISOString()} → ${new Date(toUs / 1000).toISOString()}`)
     }
-    for (const a of result.alerts) process.stdout.write(`${JSON.stringify(a)}\n`)
+    if (!scores) for (const a of result.alerts) out.write(`${JSON.stringify(a)}\n`)
+    out.flush()
     const s = result.stats
     note(
       `replayed ${s.spans} spans, ${s.hwSamples} hw samples, ${s.points} series points` +
@@ -99,4 +110,34 @@ export const replay: Command = {
     )
     return 0
   },
+}
+
+function scoreLine(p: ScoredPoint): string {
+  const line: Record<string, unknown> = {
+    timestamp: isoFromMicros(p.timestampUs),
+    series: p.series,
+    instance: p.instance,
+    value: p.value,
+    score: p.score === null ? null : Math.round(p.score * 1e4) / 1e4,
+  }
+  if (p.alerts.length) line.alert = p.alerts.join(',')
+  return `${JSON.stringify(line)}\n`
+}
+
+/** stdout in chunks: one write per line would cost more than scoring a 20 000-point series */
+class LineBuffer {
+  private parts: string[] = []
+  private size = 0
+
+  write(line: string): void {
+    this.parts.push(line)
+    this.size += line.length
+    if (this.size >= 1 << 16) this.flush()
+  }
+
+  flush(): void {
+    if (this.parts.length) process.stdout.write(this.parts.join(''))
+    this.parts = []
+    this.size = 0
+  }
 }

@@ -1,44 +1,29 @@
 /**
- * `anomaly`: a generic detector for any numeric series keyed by name — the metrics nobody wrote a
- * rule for (`breakid replay --file` feeds it every numeric column; `onHwSample` feeds it every numeric
- * field of a hardware sample). It works in samples, never seconds, so a series sampled every five
- * minutes is as valid as one sampled every second.
+ * `anomaly`: the generic detector for any numeric series keyed by name — the metrics nobody wrote a
+ * rule for (`breakid replay --file` feeds it every numeric column; `onHwSample` feeds it the numeric
+ * fields of hardware samples it is configured for). Each series (fleet + instance + name) has its own
+ * SeriesModel (detectors/series/model.ts: level or seasonal expectation found from the data,
+ * resolution-aware noise floors, a rate model for counts, the memory of earlier excursions so what
+ * recurs becomes normal, probation) and an EpisodeGate (series/episodes.ts: one alert per episode,
+ * hysteresis, quiet time). Everything is in points and event time, so a series sampled every five
+ * minutes is as valid as one sampled every second, and a replay gives the live run's alerts.
  *
- * Each series keeps a baseline of its last `windowSamples` (120) values (or, with
- * `seasonPeriodSamples` = P, of its seasonal-naive residuals v[t] − v[t−P], for series with a known
- * cycle). A value's robust z is (v − median) / σ, σ = max(1.4826·MAD, 1.2533·mean |v − median|,
- * 1e-9·|median|): the mean-deviation term keeps σ above 0 for quantised or mostly-constant series.
- * The baseline learns only while no alert is firing.
- *
- * Thresholds (defaults): a break is
- * - a level shift: `holdSamples` (5) consecutive values with |z| > `zEnter` (4) on the same side, each
- *   outside the baseline's [min, max]; the alert starts at the first of them;
- * - or a sudden jump (a spike, or the first value of a large shift): one value with |z| ≥ `spikeZ` (8)
- *   outside the baseline's [min, max];
- * after a warm-up of `warmupSamples` (30). Hysteresis: the alert stays firing while |z| > `zExit` (2.5)
- * and resolves after `resolveSamples` (3) values inside it. A shift that persists `adoptAfterSamples`
- * (60) values becomes the new normal: the baseline is replaced by the values since the onset, and
- * the alert resolves — so a step is reported once, with its start and end, and not forever.
- *
- * White noise of any scale stays quiet: a level shift needs five values beyond 4σ in a row
- * (probability ~1e-23 per sample for Gaussian noise) and a spike one beyond 8σ (~1e-15).
+ * `assess` also returns the per-point anomaly score in [0, 1] (`breakid replay --scores`).
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
-import type { Detector } from '../detector.ts'
+import { isRecord } from '../baseline.ts'
+import { type Detector, keyedState } from '../detector.ts'
 import { AlertLifecycle } from '../lifecycle.ts'
-import { entriesOf, median, nums, robustZ } from '../stats.ts'
+import { EpisodeGate, type EpisodeOptions } from '../series/episodes.ts'
+import {
+  type Assessment,
+  type ModelName,
+  resolveSeriesModelOptions,
+  SeriesModel,
+  type SeriesModelOptions,
+} from '../series/model.ts'
 
-export interface AnomalyOptions {
-  windowSamples?: number
-  warmupSamples?: number
-  zEnter?: number
-  zExit?: number
-  spikeZ?: number
-  holdSamples?: number
-  resolveSamples?: number
-  adoptAfterSamples?: number
-  /** seasonal-naive period in samples; 0 = off */
-  seasonPeriodSamples?: number
+export interface AnomalyOptions extends SeriesModelOptions, EpisodeOptions {
   /** hardware-sample fields fed by onHwSample (default: every numeric one) */
   hwFields?: readonly HwField[]
   /** per-device fields fed by onHwSample, as `<device>.<field>` (default: every numeric one) */
@@ -68,56 +53,49 @@ export interface SeriesLabels {
   model?: string
 }
 
+/** One scored point and the alert transitions it caused. */
+export interface ScoredPoint {
+  alerts: Alert[]
+  /** undefined for a value that was skipped (not finite) */
+  assessment?: Assessment
+}
+
 interface SeriesState {
   series: string
   fleet: string
   instance: string
   model: string
-  /** baseline window (values or seasonal residuals), oldest first */
-  window: number[]
-  /** raw values of the last P samples (seasonal mode only) */
-  season: number[]
-  seen: number
-  /** current run of same-side values beyond zEnter */
-  runLength: number
-  runSign: number
-  runOnsetUs: number
-  /** values since the alert's onset (for adoption) */
-  since: number[]
+  detector: SeriesModel
+  gate: EpisodeGate
   lifecycle: AlertLifecycle
 }
 
-type Resolved = Required<AnomalyOptions>
+/** the lifecycle turns the gate's transitions into alert records (ids, start and end) */
+const LIFECYCLE = { pendingSamples: 1, resolveSamples: 1 }
 
 export class AnomalyDetector implements Detector {
   readonly type = 'anomaly'
-  private readonly o: Resolved
+  private readonly modelOptions: SeriesModelOptions
+  private readonly episodeOptions: EpisodeOptions
+  private readonly hwFields: readonly HwField[]
+  private readonly deviceFields: readonly DeviceField[]
   private readonly series = new Map<string, SeriesState>()
 
   constructor(opts: AnomalyOptions = {}) {
-    this.o = {
-      windowSamples: 120,
-      warmupSamples: 30,
-      zEnter: 4,
-      zExit: 2.5,
-      spikeZ: 8,
-      holdSamples: 5,
-      resolveSamples: 3,
-      adoptAfterSamples: 60,
-      seasonPeriodSamples: 0,
-      hwFields: HW_FIELDS,
-      deviceFields: DEVICE_FIELDS,
-      ...opts,
-    }
-    if (this.o.warmupSamples > this.o.windowSamples) throw new RangeError('warmupSamples > windowSamples')
+    const { hwFields, deviceFields, alertScore, quietPoints, ...model } = opts
+    this.modelOptions = model
+    this.episodeOptions = { alertScore, quietPoints: quietPoints ?? model.levelPoints }
+    this.hwFields = hwFields ?? HW_FIELDS
+    this.deviceFields = deviceFields ?? DEVICE_FIELDS
+    resolveSeriesModelOptions(model) // validates the options once, here
   }
 
   onHwSample(sample: HwSample): Alert[] {
     const labels = { fleet: sample.fleet, instance: sample.instance, model: '*' }
     const out: Alert[] = []
-    for (const f of this.o.hwFields) out.push(...this.observe(f, sample.timestamp_us, sample[f], labels))
+    for (const f of this.hwFields) out.push(...this.observe(f, sample.timestamp_us, sample[f], labels))
     for (const d of sample.devices) {
-      for (const f of this.o.deviceFields) {
+      for (const f of this.deviceFields) {
         const v = d[f]
         if (v !== null) out.push(...this.observe(`${d.device}.${f}`, sample.timestamp_us, v, labels))
       }
@@ -130,7 +108,12 @@ export class AnomalyDetector implements Detector {
    * fleet + instance + name. Returns the alert state changes it causes.
    */
   observe(series: string, timestampUs: number, value: number, labels: SeriesLabels = {}): Alert[] {
-    if (!Number.isFinite(value)) return []
+    return this.assess(series, timestampUs, value, labels).alerts
+  }
+
+  /** observe, with the point's assessment (score, expected value, deviation) */
+  assess(series: string, timestampUs: number, value: number, labels: SeriesLabels = {}): ScoredPoint {
+    if (!Number.isFinite(value)) return { alerts: [] }
     const fleet = labels.fleet ?? ''
     const instance = labels.instance ?? '*'
     const key = `${fleet}/${instance}/${series}`
@@ -141,170 +124,96 @@ export class AnomalyDetector implements Detector {
         fleet,
         instance,
         model: labels.model ?? '*',
-        window: [],
-        season: [],
-        seen: 0,
-        runLength: 0,
-        runSign: 0,
-        runOnsetUs: 0,
-        since: [],
-        lifecycle: new AlertLifecycle({ pendingSamples: 1, resolveSamples: this.o.resolveSamples }),
+        detector: new SeriesModel(this.modelOptions),
+        gate: new EpisodeGate(this.episodeOptions),
+        lifecycle: new AlertLifecycle(LIFECYCLE),
       }
       this.series.set(key, s)
     }
-    const P = this.o.seasonPeriodSamples
-    let x = value
-    let reference: number | undefined
-    if (P > 0) {
-      s.season.push(value)
-      if (s.season.length <= P) return []
-      reference = s.season.shift()!
-      x = value - reference
+    const a = s.detector.observe(timestampUs, value)
+    if (!a) return { alerts: [] }
+    const transition = s.gate.step(a)
+    const alerts: Alert[] = []
+    if (transition === 'fire') {
+      const fired = s.lifecycle.observe(s.gate.onsetUs, true, this.evidence(key, s, a))
+      if (fired) alerts.push({ ...fired, updated_at_us: timestampUs })
+    } else if (transition === 'resolve') {
+      const resolved = s.lifecycle.observe(timestampUs, false)
+      if (resolved) alerts.push(resolved)
     }
-    const alert = this.step(key, s, timestampUs, x, value, reference)
-    return alert ? [alert] : []
+    return { alerts, assessment: a }
   }
 
-  private step(
-    key: string,
-    s: SeriesState,
-    nowUs: number,
-    x: number,
-    raw: number,
-    reference: number | undefined,
-  ): Alert | undefined {
-    s.seen++
-    if (s.window.length < this.o.warmupSamples) {
-      this.learn(s, x)
-      return undefined
-    }
-    const centre = median(s.window)
-    const dev = s.window.map((v) => Math.abs(v - centre))
-    const sigma = Math.max(
-      1.4826 * median(dev),
-      (1.2533 * dev.reduce((a, b) => a + b, 0)) / dev.length,
-      1e-9 * Math.abs(centre),
-    )
-    let lo = Number.POSITIVE_INFINITY
-    let hi = Number.NEGATIVE_INFINITY
-    for (const v of s.window) {
-      if (v < lo) lo = v
-      if (v > hi) hi = v
-    }
-    const z = robustZ(x, centre, sigma)
-    const outside = x < lo || x > hi
-
-    if (s.lifecycle.state === 'firing') {
-      s.since.push(x)
-      if (s.since.length >= this.o.adoptAfterSamples) {
-        // the shift persisted: it is the new normal
-        s.window = s.since.slice(-this.o.windowSamples)
-        s.since = []
-        s.runLength = 0
-        // judged against the adopted level, the value is clear
-        return s.lifecycle.observe(nowUs, false)
-      }
-      return s.lifecycle.observe(nowUs, Math.abs(z) > this.o.zExit)
-    }
-
-    const sign = Math.sign(z)
-    if (Math.abs(z) > this.o.zEnter && outside) {
-      if (s.runLength > 0 && sign === s.runSign) s.runLength++
-      else {
-        s.runLength = 1
-        s.runSign = sign
-        s.runOnsetUs = nowUs
-        s.since = []
-      }
-      s.since.push(x)
-    } else {
-      s.runLength = 0
-      s.since = []
-    }
-    const spike = Math.abs(z) >= this.o.spikeZ && outside
-    const shift = s.runLength >= this.o.holdSamples
-    if (!spike && !shift) {
-      // a value in an unfinished run is kept out of the baseline, so a shift does not teach it
-      if (s.runLength === 0) this.learn(s, x)
-      return undefined
-    }
-    const kind = shift ? 'level shift' : 'sudden jump'
-    const onsetUs = shift ? s.runOnsetUs : nowUs
-    if (!shift) s.since = [x]
-    s.runLength = 0
-    const threshold = centre + sign * this.o.zEnter * sigma
-    const fmt = (v: number) =>
-      Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(3) : v.toFixed(3)
-    const seasonal = reference !== undefined ? ` (one season ago: ${fmt(reference)})` : ''
-    const what = reference !== undefined ? 'change against one season ago' : 'value'
-    const fired = s.lifecycle.observe(onsetUs, true, {
+  private evidence(key: string, s: SeriesState, a: Assessment) {
+    const o = s.detector.o
+    const persistent = a.sustained
+    const kind = persistent ? 'sustained shift' : 'sudden jump'
+    const dir = a.direction > 0 ? 'up' : 'down'
+    const interval = s.detector.intervalUs
+    return {
       type: this.type,
-      severity: Math.abs(z) >= 2 * this.o.spikeZ ? 'critical' : 'warning',
+      severity: a.deviation >= 2 * o.alertZ ? ('critical' as const) : ('warning' as const),
       dedup_key: `${this.type}/${key}`,
       fleet: s.fleet,
       instance: s.instance,
       model: s.model,
       stage: null,
       statistic: s.series,
-      observed: x,
-      baseline: centre,
-      threshold,
+      observed: a.value,
+      baseline: a.expected,
+      threshold: a.expected + a.direction * o.alertZ * a.spread,
       summary:
-        `${s.instance === '*' ? '' : `${s.instance}: `}${s.series} ${kind} ${sign > 0 ? 'up' : 'down'} — ` +
-        `${what} ${fmt(x)}${seasonal} against a baseline median ${fmt(centre)} ± ${fmt(sigma)} ` +
-        `(robust z ${Number.isFinite(z) ? z.toFixed(1) : '∞'}` +
-        `${shift ? `, ${this.o.holdSamples} samples in a row` : ''}; baseline of ${s.window.length} samples)`,
-      suspected_cause: `${s.series} left its usual range (${fmt(lo)} … ${fmt(hi)})${raw !== x ? ` at ${fmt(raw)}` : ''}`,
+        `${s.instance === '*' ? '' : `${s.instance}: `}${s.series} ${kind} ${dir} — ${fmt(a.value)} against ` +
+        `an expected ${fmt(a.expected)} ± ${fmt(a.spread)} (deviation ${a.deviation.toFixed(1)}σ, ` +
+        `${a.model === 'level' ? 'recent level' : `${PATTERN[a.model]} pattern`}` +
+        `${Number.isFinite(interval) ? `, every ${fmtInterval(interval)}` : ''}; ` +
+        `${a.similarBefore ? `${a.similarBefore} similar excursion(s) before` : 'nothing like it before'})`,
+      suspected_cause: `${s.series} left its usual ${a.model === 'level' ? 'range' : `${PATTERN[a.model]} pattern`} ${dir}wards`,
       suggested_action: `look at what changed around the onset in ${s.series} and the series that moved with it`,
       exemplar_request_ids: [],
-    })
-    return fired ? { ...fired, updated_at_us: nowUs } : undefined
-  }
-
-  private learn(s: SeriesState, x: number): void {
-    s.window.push(x)
-    if (s.window.length > this.o.windowSamples) s.window.shift()
+    }
   }
 
   exportState(): Record<string, unknown> {
-    const series: Record<string, unknown> = {}
-    for (const [key, s] of this.series) {
-      series[key] = {
+    return {
+      version: 2,
+      keys: keyedState(this.series, (s) => ({
         series: s.series,
         fleet: s.fleet,
         instance: s.instance,
         model: s.model,
-        window: s.window,
-        season: s.season,
-        seen: s.seen,
-        since: s.since,
+        detector: s.detector.toState(),
+        gate: s.gate.toState(),
         lifecycle: s.lifecycle.toState(),
-      }
+      })),
     }
-    return { version: 1, series }
   }
 
   importState(state: Record<string, unknown>): void {
-    for (const [key, v] of entriesOf(state.series)) {
-      const firingSince = nums(v.since)
-      const lifecycle = AlertLifecycle.fromState(v.lifecycle, {
-        pendingSamples: 1,
-        resolveSamples: this.o.resolveSamples,
-      })
+    if (!isRecord(state.keys)) return
+    for (const [key, v] of Object.entries(state.keys)) {
+      if (!isRecord(v)) continue
       this.series.set(key, {
         series: String(v.series ?? key),
         fleet: String(v.fleet ?? ''),
         instance: String(v.instance ?? '*'),
         model: String(v.model ?? '*'),
-        window: nums(v.window).slice(-this.o.windowSamples),
-        season: nums(v.season).slice(-this.o.seasonPeriodSamples || undefined),
-        seen: typeof v.seen === 'number' ? v.seen : 0,
-        runLength: 0,
-        runSign: 0,
-        runOnsetUs: 0,
-        since: lifecycle.state === 'firing' ? firingSince : [],
-        lifecycle,
+        detector: SeriesModel.fromState(v.detector, this.modelOptions),
+        gate: EpisodeGate.fromState(v.gate, this.episodeOptions),
+        lifecycle: AlertLifecycle.fromState(v.lifecycle, LIFECYCLE),
       })
     }
   }
+}
+
+const PATTERN: Record<ModelName, string> = { level: 'level', hour: 'hourly', day: 'daily', week: 'weekly' }
+
+const fmt = (v: number) =>
+  Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(3) : v.toFixed(3)
+
+function fmtInterval(us: number): string {
+  if (us >= 3_600e6) return `${(us / 3_600e6).toFixed(1)} h`
+  if (us >= 60e6) return `${(us / 60e6).toFixed(1)} min`
+  if (us >= 1e6) return `${(us / 1e6).toFixed(1)} s`
+  return `${(us / 1000).toFixed(0)} ms`
 }

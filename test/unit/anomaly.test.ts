@@ -1,41 +1,55 @@
+/**
+ * The generic `anomaly` detector, time-stepped: every series is fed point by point with its own
+ * event timestamps (no clocks, no sleeps) and the alert transitions are asserted at their points.
+ */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { AnomalyDetector, type AnomalyOptions } from '../../detectors/anomaly/detector.ts'
 import { makeHwSample } from '../../contract/synthetic.ts'
+import { AnomalyDetector, type AnomalyOptions } from '../../detectors/anomaly/detector.ts'
+import { Prng } from '../../eval/prng.ts'
 import { series } from '../helpers/series.ts'
 
-/** mulberry32: a seeded PRNG, so the noise tests are reproducible */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+/** 2026-01-05T00:00:00Z, a Monday */
+const T0 = Date.UTC(2026, 0, 5) * 1000
+const MIN = 60e6
+
+interface Run {
+  /** [status, index] per alert transition */
+  alerts: [string, number][]
+  scores: number[]
+  summaries: string[]
 }
 
-function gaussian(rand: () => number): () => number {
-  return () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand())
-}
-
-const T0 = 1_767_225_600_000_000
-
-/** Feeds values one per `stepUs`; returns [status, step] for each alert. */
-function run(values: number[], opts: AnomalyOptions = {}, stepUs = 1e6): [string, number][] {
+/** Feeds values one per `stepUs` (or at the given timestamps). */
+function run(
+  values: readonly number[],
+  opts: AnomalyOptions = {},
+  stepUs = MIN,
+  times?: readonly number[],
+): Run {
   const d = new AnomalyDetector(opts)
-  const out: [string, number][] = []
+  const out: Run = { alerts: [], scores: [], summaries: [] }
   values.forEach((v, i) => {
-    for (const a of d.observe('col', T0 + i * stepUs, v)) out.push([a.status, i])
+    const r = d.assess('col', times?.[i] ?? T0 + i * stepUs, v)
+    out.scores.push(r.assessment?.score ?? 0)
+    for (const a of r.alerts) {
+      out.alerts.push([a.status, i])
+      if (a.status === 'firing') out.summaries.push(a.summary)
+    }
   })
   return out
 }
 
-/** the notation's values plus Gaussian noise of the given sigma */
-function noisy(notation: string, sigma: number, seed = 7): number[] {
-  const g = gaussian(prng(seed))
-  return series(notation).map((v) => v + sigma * g())
+const firings = (r: Run) => r.alerts.filter(([s]) => s === 'firing').map(([, i]) => i)
+
+/** a smooth daily cycle every `stepMin` minutes with Gaussian noise */
+function dailyCycle(days: number, stepMin: number, seed: number, noise = 0.5): number[] {
+  const p = new Prng(seed)
+  const n = Math.round((days * 24 * 60) / stepMin)
+  return Array.from({ length: n }, (_, i) => {
+    const hour = ((i * stepMin) / 60) % 24
+    return 50 + 20 * Math.sin((2 * Math.PI * hour) / 24) + noise * p.normal()
+  })
 }
 
 test('anomaly: white noise of any scale and offset raises nothing', () => {
@@ -46,148 +60,177 @@ test('anomaly: white noise of any scale and offset raises nothing', () => {
     [1e3, -5e3, 4],
     [1e9, 3e10, 5],
   ] as const) {
-    const g = gaussian(prng(seed))
-    const gauss = Array.from({ length: 3000 }, () => offset + scale * g())
-    assert.deepEqual(run(gauss), [], `gaussian scale ${scale}`)
-    const u = prng(seed + 100)
-    const uniform = Array.from({ length: 3000 }, () => offset + scale * (u() - 0.5))
-    assert.deepEqual(run(uniform), [], `uniform scale ${scale}`)
+    const p = new Prng(seed)
+    const gauss = Array.from({ length: 3000 }, () => offset + scale * p.normal())
+    assert.deepEqual(run(gauss).alerts, [], `gaussian scale ${scale}`)
+    const uniform = Array.from({ length: 3000 }, () => offset + scale * (p.next() - 0.5))
+    assert.deepEqual(run(uniform).alerts, [], `uniform scale ${scale}`)
   }
 })
 
-test('anomaly: a level shift fires at its first sample and resolves once adopted as the new normal', () => {
-  const d = new AnomalyDetector()
-  const values = noisy('10x200 16x100', 1) // a 6σ shift: below the single-value threshold
-  const alerts = values.flatMap((v, i) => d.observe('col', T0 + i * 1e6, v).map((a) => ({ ...a, step: i })))
-  assert.deepEqual(
-    alerts.map((a) => [a.status, a.step]),
-    [
-      ['firing', 204], // five shifted samples in a row (200..204)
-      ['resolved', 263], // adopted at 259 (60 values since the onset); 260 is noise above zExit, clear 261..263
-    ],
+test('anomaly: a smooth seasonal series with one injected break raises one alert, at the break, and none elsewhere', () => {
+  for (const [stepMin, seed] of [
+    [5, 11],
+    [15, 12],
+    [60, 13],
+  ] as const) {
+    const values = dailyCycle(stepMin === 60 ? 40 : 12, stepMin, seed)
+    assert.deepEqual(run(values, {}, stepMin * MIN).alerts, [], `${stepMin}-minute cycle alone`)
+    const at = Math.floor(values.length * 0.7)
+    // a break of 8 noise σ, small next to the 40-unit daily swing: only phase-to-phase comparison sees it
+    const broken = values.map((v, i) => (i >= at ? v + 4 : v))
+    const r = run(broken, {}, stepMin * MIN)
+    assert.deepEqual(firings(r), [at], `${stepMin}-minute cycle: ${JSON.stringify(r.alerts)}`)
+    assert.match(r.summaries[0]!, /(daily|weekly) pattern/)
+  }
+})
+
+test('anomaly: a spike of similar height recurring every 7 hours stops paging after a few times; a bigger one still pages', () => {
+  const p = new Prng(21)
+  const every = 7 * 60 // one-minute samples
+  const n = 6 * 24 * 60
+  const values = Array.from({ length: n }, (_, i) => 20 + p.normal() + (i % every < 5 && i > 0 ? 30 : 0))
+  const spikes = values.map((_, i) => i).filter((i) => i % every === 0 && i > 0)
+  const quiet = run(values)
+  const paged = firings(quiet)
+  assert.ok(
+    paged.length >= 1 && paged.length <= 3,
+    `pages ${paged.length} times (${paged}) of ${spikes.length} spikes`,
   )
-  const firing = alerts[0]!
-  assert.equal(firing.type, 'anomaly')
-  assert.equal(firing.statistic, 'col')
-  assert.equal(firing.starts_at_us, T0 + 200 * 1e6, 'starts at the first shifted sample')
-  assert.equal(firing.updated_at_us, T0 + 204 * 1e6)
-  assert.ok(Math.abs(firing.baseline - 10) < 0.5)
-  assert.match(firing.summary, /level shift up/)
-  assert.equal(firing.severity, 'warning')
-  assert.equal(alerts[1]!.id, firing.id, 'resolved carries the firing id')
+  const lastPaged = paged.at(-1)!
+  assert.ok(spikes.filter((s) => s > lastPaged).length >= 8, 'the later recurrences are normal')
+  // a spike three times as high, late in the series, is news
+  const big = spikes.at(-3)!
+  for (let i = big; i < big + 5; i++) values[i] = 20 + 90
+  assert.ok(firings(run(values)).includes(big), 'the bigger spike pages')
 })
 
-test('anomaly: a shift of 10σ fires on its first value', () => {
-  assert.deepEqual(run(noisy('10x200 20x100', 1))[0], ['firing', 200])
+test('anomaly: a flat quantised series: a one-unit step is no surprise, a jump is', () => {
+  // replicas: flat at 4, planned scale steps of one, then all replicas gone for a while
+  const values = series('4x400 5x300 4x300 0x20 4x200')
+  const r = run(values, {}, 10 * MIN)
+  // the planned steps taught it that changes here persist: 4 → 0 pages once it has held a little
+  assert.equal(firings(r).length, 1, JSON.stringify(r.alerts))
+  assert.ok(firings(r)[0]! >= 1000 && firings(r)[0]! <= 1012, JSON.stringify(r.alerts))
+  // a flat float series: the first change of one step is not infinite
+  assert.deepEqual(run(series('42.5x1300 42.6x200')).alerts, [])
+  assert.deepEqual(firings(run(series('42.5x1300 60x50'))), [1300])
 })
 
-test('anomaly: a shift that returns before adoption resolves by hysteresis', () => {
-  assert.deepEqual(run(noisy('10x200 16x20 10x30', 1)), [
-    ['firing', 204],
-    ['resolved', 222],
-  ])
+test('anomaly: sparse counts — Poisson noise is quiet, a sustained rise is one alert, a burst of normal size is not', () => {
+  const p = new Prng(31)
+  const n = 8000
+  const base = Array.from({ length: n }, () => p.poisson(0.05))
+  assert.deepEqual(run(base).alerts, [], 'errors at 0.05 a minute')
+  // errors in most minutes for half an hour: no single minute is extreme
+  const elevated = base.map((v, i) => (i >= 5000 && i < 5030 ? p.poisson(1.5) : v))
+  const fired = firings(run(elevated))
+  assert.equal(fired.length, 1, `${fired}`)
+  assert.ok(fired[0]! >= 5000 && fired[0]! < 5020, `in the first twenty minutes of the rise: ${fired[0]}`)
 })
 
-test('anomaly: a single spike fires at once and resolves after 3 normal samples', () => {
-  assert.deepEqual(run(noisy('10x200 40x1 10x20', 1)), [
-    ['firing', 200],
-    ['resolved', 203],
-  ])
-  // a down spike too
-  assert.deepEqual(run(noisy('10x200 -20x1 10x20', 1)), [
-    ['firing', 200],
-    ['resolved', 203],
-  ])
+test('anomaly: a slow trend and a trend with a daily cycle raise nothing', () => {
+  const p = new Prng(41)
+  const n = 6000
+  const trend = Array.from({ length: n }, (_, i) => 100 + i * 0.05 + p.normal())
+  assert.deepEqual(run(trend).alerts, [])
+  const cycle = dailyCycle(20, 5, 42).map((v, i) => v + i * 0.004)
+  assert.deepEqual(run(cycle, {}, 5 * MIN).alerts, [])
 })
 
-test('anomaly: a short excursion below the spike threshold does not fire (hold time)', () => {
-  assert.deepEqual(run(noisy('10x200 16x4 10x30', 1)), [])
+test('anomaly: one alert per episode — a rough episode fires once, a shift that stays is adopted and resolves', () => {
+  const p = new Prng(51)
+  const values = Array.from({ length: 3000 }, () => 100 + p.normal())
+  // an episode whose deviation wanders between 3σ and 8σ for 40 points
+  for (let i = 2000; i < 2040; i++) values[i] = 100 + 3 + 5 * Math.abs(Math.sin(i / 3)) + p.normal()
+  const r = run(values)
+  assert.equal(firings(r).length, 1, JSON.stringify(r.alerts))
+  assert.ok(firings(r)[0]! >= 2000 && firings(r)[0]! <= 2002, JSON.stringify(r.alerts))
+  // a shift that stays: fires once, becomes normal after 64 points, never fires again
+  const shifted = Array.from({ length: 3000 }, (_, i) => 100 + p.normal() + (i >= 2000 ? 12 : 0))
+  const s = run(shifted)
+  assert.equal(s.alerts.length, 2, JSON.stringify(s.alerts))
+  assert.deepEqual(s.alerts[0], ['firing', 2000])
+  assert.equal(s.alerts[1]![0], 'resolved')
+  assert.ok(s.alerts[1]![1] <= 2000 + 64, `resolved at ${s.alerts[1]![1]}`)
 })
 
-test('anomaly: nothing during warm-up', () => {
-  assert.deepEqual(run(noisy('10x20 50x5 10x5', 1)), [])
+test('anomaly: quiet time — a second spike right after the first episode resolves does not page again', () => {
+  const p = new Prng(61)
+  const values = Array.from({ length: 2000 }, () => 10 + p.normal())
+  values[1500] = 40
+  values[1520] = 40
+  values[1700] = 60
+  const r = run(values)
+  assert.deepEqual(firings(r), [1500, 1700], JSON.stringify(r.alerts))
 })
 
-test('anomaly: sampling-interval agnostic — 5-minute samples alert at the same samples as 1-second ones', () => {
-  const values = noisy('10x200 16x100', 1)
-  assert.deepEqual(run(values, {}, 300e6), run(values, {}, 1e6))
+test('anomaly: probation — nothing before a day or 1000 points has been seen, scores are 0 there', () => {
+  const p = new Prng(71)
+  // one-second samples: probation ends after 1000 points
+  const values = Array.from({ length: 1500 }, () => 10 + p.normal())
+  values[500] = 100
+  values[1200] = 100
+  const r = run(values, {}, 1e6)
+  assert.deepEqual(firings(r), [1200])
+  assert.equal(r.scores.slice(0, 1000).filter((s) => s !== 0).length, 0, 'no score in probation')
+  assert.ok(r.scores[1200]! >= 0.5 && r.scores[1200]! <= 1, `score ${r.scores[1200]}`)
+  // hourly samples: at least 150 points (a day would be 24)
+  const hourly = Array.from({ length: 400 }, () => 10 + p.normal())
+  hourly[100] = 100
+  hourly[300] = 100
+  assert.deepEqual(firings(run(hourly, {}, 3600e6)), [300])
 })
 
-test('anomaly: a sparse series (mostly 0, sometimes 5) is quiet until it leaves its range', () => {
-  const sparse: number[] = Array.from({ length: 400 }, (_, i) => (i % 17 === 0 ? 5 : 0))
-  assert.deepEqual(run(sparse), [])
-  sparse[300] = 60
-  assert.deepEqual(run(sparse), [
-    ['firing', 300],
-    ['resolved', 303],
-  ])
+test('anomaly: irregular timestamps and missing intervals do not page by themselves', () => {
+  const p = new Prng(81)
+  const times: number[] = []
+  let t = T0
+  for (let i = 0; i < 5000; i++) {
+    t += (30 + 24 * (p.next() - 0.5)) * 1e6 + (i % 1500 === 700 ? 3 * 3600e6 : 0)
+    times.push(t)
+  }
+  const values = times.map((ts) => 50 + 10 * Math.sin((2 * Math.PI * ((ts / 3600e6) % 24)) / 24) + p.normal())
+  assert.deepEqual(run(values, {}, 0, times).alerts, [])
 })
 
-test('anomaly: a constant series that changes is a break', () => {
-  assert.deepEqual(run(series('3x100 4x10 3x10')), [
-    ['firing', 100],
-    ['resolved', 112], // back to 3 at 110, clear for 3 samples
-  ])
-})
-
-test('anomaly: seasonal-naive mode finds a shift hidden inside the seasonal range', () => {
-  const g = gaussian(prng(11))
-  const values = Array.from({ length: 480 }, (_, i) => 50 + 20 * Math.sin((2 * Math.PI * i) / 24) + 0.5 * g())
-  assert.deepEqual(run(values, { seasonPeriodSamples: 24 }), [], 'the cycle alone is quiet')
-  // +8 over samples 400..409, at the cycle's trough (the raw values stay inside the seasonal range)
-  for (let i = 400; i < 410; i++) values[i]! += 8
-  assert.deepEqual(run(values), [], 'without the season the values look ordinary')
-  const alerts = run(values, { seasonPeriodSamples: 24 })
-  assert.deepEqual(alerts[0], ['firing', 400], '+8 against a residual σ of ~0.7 is a sudden jump')
-})
-
-test('anomaly: onHwSample watches every numeric field; a step in rss is named', () => {
-  const d = new AnomalyDetector()
-  const g = gaussian(prng(3))
+test('anomaly: onHwSample watches the configured fields; a step in rss is named', () => {
+  const d = new AnomalyDetector({ hwFields: ['rss_bytes', 'heap_used_bytes', 'process_cpu'] })
+  const p = new Prng(3)
   const alerts = []
-  for (let i = 0; i < 120; i++) {
+  for (let i = 0; i < 1200; i++) {
     alerts.push(
       ...d.onHwSample(
         makeHwSample(i, {
-          rss_bytes: (i < 100 ? 300e6 : 600e6) + 1e6 * g(),
-          heap_used_bytes: 50e6 + 1e5 * g(),
-          process_cpu: 0.8 + 0.01 * g(),
-          arrivals: 200 + 5 * g(),
-          completions: 200 + 5 * g(),
-          executor_busy: 0.6 + 0.01 * g(),
-          event_loop_delay_p99_ms: 2 + 0.1 * g(),
-          gc_ms: 1 + 0.1 * g(),
+          rss_bytes: (i < 1100 ? 300e6 : 600e6) + 1e6 * p.normal(),
+          heap_used_bytes: 50e6 + 1e5 * p.normal(),
+          process_cpu: 0.8 + 0.01 * p.normal(),
         }),
       ),
     )
   }
   assert.deepEqual(
-    alerts.map((a) => [a.statistic, a.status, a.instance]),
-    [['rss_bytes', 'firing', 'engine-0']],
+    alerts.filter((a) => a.status === 'firing').map((a) => [a.statistic, a.instance]),
+    [['rss_bytes', 'engine-0']],
   )
 })
 
 test('anomaly: state survives a restart — the resumed detector alerts like an uninterrupted one', () => {
-  const values = noisy('10x200 16x100', 1)
-  const whole = run(values)
-  assert.equal(whole.length, 2)
-  const a = new AnomalyDetector()
-  const out: [string, number][] = []
-  const feed = (d: AnomalyDetector, from: number, to: number) => {
-    for (let i = from; i < to; i++)
-      for (const x of d.observe('col', T0 + i * 1e6, values[i]!)) out.push([x.status, i])
+  const values = dailyCycle(6, 5, 91).map((v, i) => (i >= 1400 ? v + 5 : v))
+  values[1000] = values[1000]! + 30
+  const whole = run(values, {}, 5 * MIN).alerts
+  assert.ok(whole.length >= 3, JSON.stringify(whole))
+  for (const cut of [700, 1001, 1405]) {
+    const out: [string, number][] = []
+    const feed = (d: AnomalyDetector, from: number, to: number) => {
+      for (let i = from; i < to; i++)
+        for (const a of d.observe('col', T0 + i * 5 * MIN, values[i]!)) out.push([a.status, i])
+    }
+    const a = new AnomalyDetector()
+    feed(a, 0, cut)
+    const b = new AnomalyDetector()
+    b.importState(JSON.parse(JSON.stringify(a.exportState())))
+    feed(b, cut, values.length)
+    assert.deepEqual(out, whole, `cut at ${cut}`)
   }
-  feed(a, 0, 150)
-  const b = new AnomalyDetector()
-  b.importState(JSON.parse(JSON.stringify(a.exportState())))
-  feed(b, 150, 300)
-  assert.deepEqual(out, whole)
-  // and in the middle of a firing alert
-  const c = new AnomalyDetector()
-  out.length = 0
-  feed(c, 0, 230)
-  const e = new AnomalyDetector()
-  e.importState(JSON.parse(JSON.stringify(c.exportState())))
-  feed(e, 230, 300)
-  assert.deepEqual(out, whole)
 })

@@ -18,7 +18,7 @@ import {
   ReplayInputError,
   type ReplayEvent,
 } from '../../replay/file-source.ts'
-import { LevelShiftDetector } from '../../replay/level-shift.ts'
+import { AnomalyDetector } from '../../detectors/anomaly/detector.ts'
 import { findSeriesDetector, replay } from '../../replay/replay.ts'
 import { StarvationDetector } from '../../detectors/starvation/detector.ts'
 import { type ClickHouse, openClickHouse } from '../../store/client.ts'
@@ -51,26 +51,25 @@ function fiveMinuteCsv(opts: {
 
 async function replayText(text: string, opts: Parameters<typeof parseReplayText>[1] = {}) {
   const input = parseReplayText(text, opts)
-  const result = await replay(input.events, {
-    detectors: [new StarvationDetector()],
-    intervalUs: input.intervalUs,
-  })
+  const result = await replay(input.events, { detectors: [new StarvationDetector()] })
   return { input, ...result }
 }
 
 describe('replay from a file', () => {
   test('a 5-minute series with one obvious level shift: one alert, at the shift, nowhere else', async () => {
-    const { input, alerts, stats } = await replayText(fiveMinuteCsv({ seed: 7, n: 400, shift: 40, at: 250 }))
+    // the first day of a 5-minute series is the detector's probation; the shift comes on day two
+    const { input, alerts, stats } = await replayText(fiveMinuteCsv({ seed: 7, n: 800, shift: 40, at: 500 }))
     assert.equal(input.intervalUs, 300e6, 'median interval estimated from the timestamps')
     assert.deepEqual(input.columns.series, ['latency_ms'])
-    assert.equal(stats.points, 400)
+    assert.equal(stats.points, 800)
     assert.equal(alerts.length, 1, JSON.stringify(alerts))
     const a = alerts[0]!
     assert.equal(a.type, 'anomaly')
     assert.equal(a.key, 'anomaly/replay/replay/latency_ms')
-    assert.equal(a.start, new Date(T0_MS + 250 * FIVE_MIN_MS).toISOString(), 'starts at the shift')
-    assert.equal(a.end, null, 'the shift never recovers: still firing at the end of the input')
-    assert.equal(a.status, 'firing')
+    assert.equal(a.start, new Date(T0_MS + 500 * FIVE_MIN_MS).toISOString(), 'starts at the shift')
+    assert.equal(a.fired_at, a.start, 'a 13σ shift fires on its first value')
+    assert.equal(a.status, 'resolved', 'a shift that stays becomes the new normal (adopted)')
+    assert.ok(a.end! > a.start)
     assert.ok(a.evidence.observed > a.evidence.threshold && a.evidence.baseline < 105)
     assert.match(a.summary, /every 5\.0 min/)
   })
@@ -78,15 +77,19 @@ describe('replay from a file', () => {
   test('a shift that recovers gives start and end; pure noise gives nothing (several seeds)', async () => {
     const r = new Prng(3)
     const lines = ['timestamp,latency_ms']
-    for (let i = 0; i < 300; i++) {
-      const v = 100 + 3 * r.normal() + (i >= 150 && i < 170 ? 50 : 0)
+    for (let i = 0; i < 700; i++) {
+      const v = 100 + 3 * r.normal() + (i >= 500 && i < 520 ? 50 : 0)
       lines.push(`${new Date(T0_MS + i * FIVE_MIN_MS).toISOString()},${v}`)
     }
     const { alerts } = await replayText(`${lines.join('\n')}\n`)
     assert.equal(alerts.length, 1)
-    assert.equal(alerts[0]!.start, new Date(T0_MS + 150 * FIVE_MIN_MS).toISOString())
-    assert.equal(alerts[0]!.end, new Date(T0_MS + 172 * FIVE_MIN_MS).toISOString(), 'three clear samples')
+    assert.equal(alerts[0]!.start, new Date(T0_MS + 500 * FIVE_MIN_MS).toISOString())
     assert.equal(alerts[0]!.status, 'resolved')
+    const endIndex = (Date.parse(alerts[0]!.end!) - T0_MS) / FIVE_MIN_MS
+    assert.ok(
+      endIndex >= 522 && endIndex <= 535,
+      `resolved a few clear samples after the shift ended: ${endIndex}`,
+    )
     for (const seed of [1, 2, 3, 4, 5]) {
       const noise = await replayText(fiveMinuteCsv({ seed, n: 600 }))
       assert.deepEqual(noise.alerts, [], `noise seed ${seed}`)
@@ -111,14 +114,22 @@ describe('replay from a file', () => {
   })
 
   test('the same series sampled every second alerts at the same sample', async () => {
-    const five = await replayText(fiveMinuteCsv({ seed: 5, n: 200, shift: 40, at: 130 }))
+    // after both probations: a day of 5-minute samples, 1000 one-second samples
+    const five = await replayText(fiveMinuteCsv({ seed: 5, n: 1400, shift: 40, at: 1200 }))
     const secondly = await replayText(
-      fiveMinuteCsv({ seed: 5, n: 200, shift: 40, at: 130, ts: (ms) => String(T0_MS + (ms - T0_MS) / 300) }),
+      fiveMinuteCsv({
+        seed: 5,
+        n: 1400,
+        shift: 40,
+        at: 1200,
+        ts: (ms) => String(T0_MS + (ms - T0_MS) / 300),
+      }),
     )
     assert.equal(five.alerts.length, 1)
     assert.equal(secondly.alerts.length, 1)
     assert.equal(secondly.input.intervalUs, 1e6)
-    assert.equal(secondly.alerts[0]!.start, new Date(T0_MS + 130_000).toISOString())
+    assert.equal(five.alerts[0]!.start, new Date(T0_MS + 1200 * FIVE_MIN_MS).toISOString())
+    assert.equal(secondly.alerts[0]!.start, new Date(T0_MS + 1_200_000).toISOString())
   })
 
   test('schema columns build hardware samples for the detectors that read them (NDJSON)', async () => {
@@ -212,7 +223,7 @@ describe('replay from a file', () => {
   })
 
   test("the detector set's own series detector is used when it has one", async () => {
-    const own = new LevelShiftDetector({ k: 3 })
+    const own = new AnomalyDetector({ alertZ: 6 })
     assert.equal(findSeriesDetector([new StarvationDetector(), own]), own)
     assert.equal(findSeriesDetector([new StarvationDetector()]), undefined)
   })
@@ -223,7 +234,7 @@ describe('replay from a file', () => {
       const file = join(dir, 'replay-shift.csv')
       // a schema column the live detectors read, with every other hardware field missing: the
       // neutral defaults must not make any detector of the live set fire
-      const csv = fiveMinuteCsv({ seed: 7, n: 300, shift: 40, at: 200 })
+      const csv = fiveMinuteCsv({ seed: 7, n: 800, shift: 40, at: 600 })
         .trim()
         .split('\n')
         .map((l, i) => `${l},${i === 0 ? 'queue_depth' : String(i % 3)}`)
@@ -238,8 +249,39 @@ describe('replay from a file', () => {
       const alerts = lines.map((l) => JSON.parse(l) as { type: string; start: string; key: string })
       assert.equal(alerts.length, 1, stdout)
       assert.match(alerts[0]!.key, /latency_ms$/)
-      assert.equal(alerts[0]!.start, new Date(T0_MS + 200 * FIVE_MIN_MS).toISOString())
-      assert.match(stderr, /300 rows, 0 skipped; sampling interval 5\.0 min/)
+      assert.equal(alerts[0]!.start, new Date(T0_MS + 600 * FIVE_MIN_MS).toISOString())
+      assert.match(stderr, /800 rows, 0 skipped; sampling interval 5\.0 min/)
+      // --scores: one line per point of every series column, score in [0, 1], the alert marked
+      const scored = await promisify(execFile)(
+        process.execPath,
+        ['bin/breakid.mjs', 'replay', '--file', file, '--scores'],
+        { cwd: join(import.meta.dirname, '../..'), maxBuffer: 1 << 24 },
+      )
+      const points = scored.stdout
+        .trim()
+        .split('\n')
+        .map(
+          (l) =>
+            JSON.parse(l) as {
+              timestamp: string
+              series: string
+              value: number
+              score: number
+              alert?: string
+            },
+        )
+      assert.equal(points.length, 800)
+      assert.deepEqual(Object.keys(points[0]!), ['timestamp', 'series', 'instance', 'value', 'score'])
+      assert.equal(points[0]!.series, 'latency_ms')
+      assert.equal(points[0]!.score, 0, 'probation')
+      assert.ok(points.every((p) => p.score >= 0 && p.score <= 1))
+      const firing = points.findIndex((p) => p.alert === 'firing')
+      assert.equal(firing, 600)
+      assert.ok(points[600]!.score >= 0.5)
+      assert.ok(
+        points.slice(300, 600).every((p) => p.score < 0.5),
+        'quiet before the shift',
+      )
       const bad = await promisify(execFile)(
         process.execPath,
         ['bin/breakid.mjs', 'replay', '--file', join(dir, 'nope.csv')],
