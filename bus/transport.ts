@@ -19,7 +19,7 @@ export class MessageRefusedError extends BreakidError {
     readonly reason: string,
     cause?: unknown,
   ) {
-    super(message, { code: 'BREAKID_MESSAGE_REFUSED', retriable: false, cause })
+    super(message, { code: 'BREAKID_MESSAGE_REFUSED', cause })
   }
 }
 

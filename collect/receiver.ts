@@ -18,6 +18,7 @@ import { promisify } from 'node:util'
 import { gunzip as gunzipCb, type InputType, type ZlibOptions } from 'node:zlib'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
+import { httpStatusOf, isRetriable } from '../core/errors.ts'
 import type { Counters } from '../core/metrics.ts'
 import {
   CONTENT_TYPE,
@@ -82,24 +83,19 @@ export function buildOtlpApp(opts: OtlpAppOptions): FastifyInstance {
     done(null, body),
   )
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+  // the status from the error table (core/errors.ts), the body in OTLP's own shape (google.rpc.Status)
+  app.setErrorHandler((err: Error, req, reply) => {
     const signal = req.url.includes('metrics') ? 'metrics' : 'traces'
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    const status = httpStatusOf(err)
+    if (status === 413)
       return failWith(
         req,
         reply,
         signal,
         new HttpFailure(413, RPC_CODE.resourceExhausted, `body over ${limit} bytes`),
       )
-    if (err.statusCode === 415 || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-      return failWith(req, reply, signal, new HttpFailure(415, RPC_CODE.invalidArgument, err.message))
-    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
-      return failWith(
-        req,
-        reply,
-        signal,
-        new HttpFailure(err.statusCode, RPC_CODE.invalidArgument, err.message),
-      )
+    if (status < 500)
+      return failWith(req, reply, signal, new HttpFailure(status, RPC_CODE.invalidArgument, err.message))
     opts.logger.error({ err }, 'otlp receiver: unexpected error')
     return failWith(req, reply, signal, new HttpFailure(500, RPC_CODE.internal, 'internal error'))
   })
@@ -151,7 +147,7 @@ export function buildOtlpApp(opts: OtlpAppOptions): FastifyInstance {
         if (err instanceof HttpFailure) return failWith(req, reply, signal, err)
         if (err instanceof SinkFullError)
           return failWith(req, reply, signal, new HttpFailure(503, RPC_CODE.unavailable, err.message))
-        if (err instanceof Error && (err as { retriable?: boolean }).retriable !== false) {
+        if (isRetriable(err)) {
           opts.logger.error({ err }, `otlp ${signal}: records could not be sent`)
           return failWith(
             req,

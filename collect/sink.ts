@@ -29,7 +29,6 @@ export class SinkFullError extends BreakidError {
   constructor(pending: number, limit: number) {
     super(`collector busy: ${pending} records in flight (limit ${limit})`, {
       code: 'BREAKID_COLLECT_BUSY',
-      retriable: true,
     })
   }
 }

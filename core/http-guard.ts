@@ -13,6 +13,24 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BreakidError, ERROR_CODES, type ErrorCode, errorBody, httpStatusOf } from './errors.ts'
+
+/** A body of a type the route does not take (415). */
+export class UnsupportedMediaTypeError extends BreakidError {
+  constructor(type: string, hint: string) {
+    super(`unsupported content type "${type}": ${hint}`, { code: 'BREAKID_UNSUPPORTED_MEDIA_TYPE' })
+  }
+}
+
+/**
+ * Answers an error as JSON `{ error, code }` with the status of the error table (core/errors.ts);
+ * a 500 is logged with its stack. Every HTTP surface of breakid answers errors through this.
+ */
+export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const status = httpStatusOf(err)
+  if (status >= 500) req.log.error({ err }, 'request failed')
+  return reply.code(status).type('application/json').send(errorBody(err))
+}
 
 export interface ControlGuardOptions {
   /** the token to require; undefined leaves the routes open (tests, embedding: the CLI always sets one) */
@@ -52,8 +70,9 @@ export function bearerMatches(header: string | undefined, token: string): boolea
  * set, the bearer token. Replaces the scope's body parsers with one that reads JSON or no body.
  */
 export function guardControlRoutes(scope: FastifyInstance, opts: ControlGuardOptions): void {
-  const refuse = (reply: FastifyReply, status: number, code: string, error: string) => {
+  const refuse = (reply: FastifyReply, code: ErrorCode, error: string) => {
     opts.onRefused?.(code)
+    const status = ERROR_CODES[code].httpStatus
     if (status === 401) void reply.header('www-authenticate', 'Bearer realm="breakid"')
     return reply.code(status).type('application/json').send({ error, code })
   }
@@ -62,7 +81,6 @@ export function guardControlRoutes(scope: FastifyInstance, opts: ControlGuardOpt
     if (BODY_METHODS.has(req.method) && type !== undefined && !isJsonContentType(type)) {
       return refuse(
         reply,
-        415,
         'BREAKID_UNSUPPORTED_MEDIA_TYPE',
         `unsupported content type "${type}": send application/json`,
       )
@@ -75,7 +93,6 @@ export function guardControlRoutes(scope: FastifyInstance, opts: ControlGuardOpt
       const hint = opts.tokenHint ? ` (${opts.tokenHint})` : ''
       return refuse(
         reply,
-        401,
         'BREAKID_UNAUTHORIZED',
         `${req.headers.authorization ? 'wrong' : 'missing'} API token: send "Authorization: Bearer <token>"; ` +
           `the token is --api-token / BREAKID_API_TOKEN of the server, or the api-token file it wrote into its data directory${hint}`,
@@ -88,7 +105,7 @@ export function guardControlRoutes(scope: FastifyInstance, opts: ControlGuardOpt
     const type = req.headers['content-type']
     if (type !== undefined && !isJsonContentType(type)) {
       // unreachable behind the hook; kept so the parser is safe on its own
-      done(Object.assign(new Error(`unsupported content type "${type}"`), { statusCode: 415 }), undefined)
+      done(new UnsupportedMediaTypeError(type, 'send application/json'), undefined)
       return
     }
     if ((body as string).trim() === '') {

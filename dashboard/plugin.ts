@@ -17,7 +17,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClickHouse } from '../store/client.ts'
 import { ALERT_TYPES, STAGES } from '../contract/vocabulary.ts'
-import { bearerMatches, guardControlRoutes } from '../core/http-guard.ts'
+import { bearerMatches, guardControlRoutes, sendError } from '../core/http-guard.ts'
 import { queriesPlugin } from '../queries/http.ts'
 import type { QueryLimits } from '../queries/limits.ts'
 import { listQueries } from '../queries/runner.ts'
@@ -91,11 +91,7 @@ export const dashboardPlugin: FastifyPluginAsync<DashboardPluginOptions> = async
 
   await app.register(async (scope: FastifyInstance) => {
     // JSON errors here whatever the host app answers with (collect's receiver speaks OTLP)
-    scope.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
-      if (status === 500) req.log.error({ err }, 'dashboard error')
-      return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message })
-    })
+    scope.setErrorHandler((err, req, reply) => sendError(req, reply, err))
     scope.addHook('onSend', async (_req, reply, payload) => {
       for (const [k, v] of Object.entries(SECURITY_HEADERS)) void reply.header(k, v)
       return payload

@@ -30,7 +30,6 @@ export class QueueFullError extends BreakidError {
   constructor(model: string, rows: number) {
     super(`model ${model}: queue full (${rows} rows waiting)`, {
       code: 'BREAKID_QUEUE_FULL',
-      retriable: true,
     })
   }
 }
@@ -45,7 +44,7 @@ export class DeadlineExceededError extends BreakidError {
   constructor(model: string, deadlineMs: number, waitedMs: number) {
     super(
       `model ${model}: deadline of ${deadlineMs} ms exceeded after ${waitedMs.toFixed(1)} ms in the queue`,
-      { code: 'BREAKID_DEADLINE_EXCEEDED', retriable: false },
+      { code: 'BREAKID_DEADLINE_EXCEEDED' },
     )
   }
 }

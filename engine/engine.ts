@@ -6,9 +6,9 @@
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { blankSpan, type Span, type SpanStatus } from '../contract/records.ts'
-import { BreakidError, InvalidInputError } from '../core/errors.ts'
+import { BreakidError, errorBody, httpStatusOf } from '../core/errors.ts'
 import type { Lifecycle } from '../bus/transport.ts'
-import { type BatcherOptions, DeadlineExceededError } from './batcher.ts'
+import type { BatcherOptions } from './batcher.ts'
 import { ResultCache } from './cache.ts'
 import type { ExecutorOptions } from './executor.ts'
 import { FaultSchedule, InjectedFaultError } from './faults.ts'
@@ -354,7 +354,7 @@ export class Engine implements Lifecycle {
       await this.faults.serializeOverhead(rendered.body) // slow_serialization, stage_stall
       span.serialize_us = us(tPost, process.hrtime.bigint())
     } catch (err) {
-      status = httpStatus(err)
+      status = httpStatusOf(err)
       // 429 (queue or backlog full) is the server's overload, not the client's mistake
       span.status = status >= 500 || status === 429 ? 'server_error' : 'client_error'
       span.error_class = err instanceof BreakidError ? err.code : (err as Error).name
@@ -363,7 +363,7 @@ export class Engine implements Lifecycle {
       if (status >= 500 && !(err instanceof InjectedFaultError)) {
         this.opts.logger.error({ err, requestId }, 'inference failed')
       }
-      responseBody = JSON.stringify({ error: (err as Error).message })
+      responseBody = JSON.stringify(errorBody(err))
     } finally {
       lease?.release()
     }
@@ -374,15 +374,6 @@ export class Engine implements Lifecycle {
     this.finish(span, meta)
     return { status, body: responseBody, headerLength, span }
   }
-}
-
-/** HTTP status for an error of the request pipeline. */
-export function httpStatus(err: unknown): number {
-  if (err instanceof UnknownModelError) return 404
-  if (err instanceof InvalidInputError) return 400
-  if (err instanceof DeadlineExceededError) return 504 // the client's deadline passed in the queue
-  if (err instanceof BreakidError && err.retriable) return 429 // queue or backlog full: come back later
-  return 500
 }
 
 /** Mean over rows of the largest class probability (output confidence, for drift). */

@@ -31,7 +31,7 @@ export interface FaultWindow extends FaultParams {
 /** The request failure an `error_burst` window injects: answered 500, span status server_error. */
 export class InjectedFaultError extends BreakidError {
   constructor() {
-    super('injected fault (error_burst)', { code: 'BREAKID_INJECTED_FAULT', retriable: false })
+    super('injected fault (error_burst)', { code: 'BREAKID_INJECTED_FAULT' })
   }
 }
 

@@ -10,10 +10,10 @@
 import { promisify } from 'node:util'
 import { gunzip, type InputType, inflate, type ZlibOptions } from 'node:zlib'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { BreakidError, InvalidInputError } from '../core/errors.ts'
-import { guardControlRoutes } from '../core/http-guard.ts'
+import { BreakidError, errorBody, errorCodeOf, httpStatusOf, InvalidInputError } from '../core/errors.ts'
+import { guardControlRoutes, UnsupportedMediaTypeError } from '../core/http-guard.ts'
 import { isRunId, RUN_ID_HEADER, runIdProblem } from '../contract/run-id.ts'
-import { type Engine, httpStatus, type RequestMeta } from './engine.ts'
+import type { Engine, RequestMeta } from './engine.ts'
 import { renderMetrics } from './metrics.ts'
 import { modelConfig } from './model-config.ts'
 import { parseVersion } from './registry.ts'
@@ -61,7 +61,6 @@ export class ModelLoadsBusyError extends BreakidError {
   constructor(running: number) {
     super(`${running} model loads are already running (the most at once); retry when one has finished`, {
       code: 'BREAKID_MODEL_LOADS_BUSY',
-      retriable: true,
     })
   }
 }
@@ -102,15 +101,16 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
 
   app.setErrorHandler(
     (err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
-      const status = err.validation ? 400 : (err.statusCode ?? 500)
-      const code = err.code ?? (status >= 500 ? 'internal' : 'bad_request')
+      const status = httpStatusOf(err)
+      // counted by fastify's own code where it has one (bad JSON vs schema vs size), else ours
+      const code = err instanceof BreakidError ? err.code : (err.code ?? errorCodeOf(err))
       engine.countError(code)
       const model = (req.params as { name?: string } | undefined)?.name
       if (model !== undefined && req.routeOptions.url?.endsWith('/infer')) {
         engine.recordRejected(model, code, status, requestMeta(req))
       }
       if (status >= 500) app.log.error({ err }, 'request failed')
-      void reply.code(status).type('application/json').send({ error: err.message })
+      void reply.code(status).type('application/json').send(errorBody(err))
     },
   )
   app.setNotFoundHandler((req, reply) => {
@@ -127,13 +127,10 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
 
   /** A JSON error with the status the pipeline gives it (404 unknown model, 400 bad input, ...), counted. */
   const sendError = (reply: FastifyReply, err: unknown) => {
-    const status = httpStatus(err)
-    engine.countError(err instanceof BreakidError ? err.code : (err as Error).name)
+    const status = httpStatusOf(err)
+    engine.countError(errorCodeOf(err))
     if (status >= 500) app.log.error({ err }, 'request failed')
-    return reply
-      .code(status)
-      .type('application/json')
-      .send({ error: (err as Error).message })
+    return reply.code(status).type('application/json').send(errorBody(err))
   }
   const unknownModel = (reply: FastifyReply, what: string) => {
     engine.countError('BREAKID_UNKNOWN_MODEL')
@@ -324,7 +321,13 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
       if (headerLength === undefined) {
         const type = req.headers['content-type']
         if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
-          done(new UnsupportedMediaTypeError(type), undefined)
+          done(
+            new UnsupportedMediaTypeError(
+              type,
+              'send application/json, or set Inference-Header-Content-Length for binary tensor data',
+            ),
+            undefined,
+          )
           return
         }
         json(req, raw.toString('utf8'), done)
@@ -349,44 +352,26 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
   return app
 }
 
-/** A `breakid-run-id` header that is not a run id (contract/run-id.ts): 400, and the request is not run. */
-class InvalidRunIdError extends Error {
-  readonly statusCode = 400
-  readonly code = 'BREAKID_INVALID_RUN_ID'
-  constructor(problem: string) {
-    super(`header ${RUN_ID_HEADER}: ${problem}`)
-  }
-}
-
-/** An infer body that is neither JSON nor a binary-extension body. */
-class UnsupportedMediaTypeError extends Error {
-  readonly statusCode = 415
-  readonly code = 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-  constructor(
-    type: string,
-    hint = 'send application/json, or set Inference-Header-Content-Length for binary tensor data',
-  ) {
-    super(`unsupported content type "${type}": ${hint}`)
-  }
-}
-
 const gunzipAsync = promisify<InputType, ZlibOptions, Buffer>(gunzip)
 const inflateAsync = promisify<InputType, ZlibOptions, Buffer>(inflate)
 
+/** A `breakid-run-id` header that is not a run id (contract/run-id.ts): 400, and the request is not run. */
+class InvalidRunIdError extends BreakidError {
+  constructor(problem: string) {
+    super(`header ${RUN_ID_HEADER}: ${problem}`, { code: 'BREAKID_INVALID_RUN_ID' })
+  }
+}
+
 /** A compressed body whose decompressed size is over the body limit. */
-class BodyTooLargeError extends Error {
-  readonly statusCode = 413
-  readonly code = 'FST_ERR_CTP_BODY_TOO_LARGE'
+class BodyTooLargeError extends BreakidError {
   constructor(limit: number) {
-    super(`request body over ${limit} bytes once decompressed`)
+    super(`request body over ${limit} bytes once decompressed`, { code: 'BREAKID_BODY_TOO_LARGE' })
   }
 }
 
 /** A body that does not decompress as its Content-Encoding says. */
-class BadEncodingError extends Error {
-  readonly statusCode = 400
-  readonly code = 'bad_request'
+class BadEncodingError extends BreakidError {
   constructor(encoding: string, why: string) {
-    super(`body is not valid ${encoding}: ${why}`)
+    super(`body is not valid ${encoding}: ${why}`, { code: 'BREAKID_BAD_ENCODING' })
   }
 }

@@ -16,7 +16,6 @@ export class PreprocessBacklogError extends BreakidError {
   constructor(waiting: number) {
     super(`preprocessing backlog full (${waiting} requests waiting)`, {
       code: 'BREAKID_PREPROCESS_BACKLOG',
-      retriable: true,
     })
   }
 }

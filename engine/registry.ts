@@ -55,7 +55,6 @@ export class UnknownModelError extends BreakidError {
   constructor(name: string, known: string[]) {
     super(`unknown model "${name}"; serving: ${known.join(', ') || 'none'}`, {
       code: 'BREAKID_UNKNOWN_MODEL',
-      retriable: false,
     })
   }
 }

@@ -18,9 +18,11 @@ export const BINARY_CONTENT_TYPE = 'application/octet-stream'
 
 const LITTLE_ENDIAN_HOST = endianness() === 'LE'
 
-/** A parse failure of the body itself, answered 400 by the HTTP error handler. */
+/** A parse failure of the body itself (400). */
 export class BinaryBodyError extends InvalidInputError {
-  readonly statusCode = 400
+  constructor(message: string) {
+    super(message, undefined, 'BREAKID_BINARY_BODY')
+  }
 }
 
 /** Splits a binary-extension body into its JSON header text and the tensor bytes after it. */

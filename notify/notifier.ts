@@ -104,7 +104,6 @@ class HandlerYield extends BreakidError {
   constructor() {
     super('notify handler yields (stopping); the batch will be redelivered', {
       code: 'BREAKID_NOTIFY_YIELD',
-      retriable: true,
     })
   }
 }

@@ -46,7 +46,7 @@ export class WebhookRejectedError extends BreakidError {
     message: string,
     readonly status: number,
   ) {
-    super(message, { code: 'BREAKID_WEBHOOK_REJECTED', retriable: false })
+    super(message, { code: 'BREAKID_WEBHOOK_REJECTED' })
   }
 }
 
@@ -58,7 +58,7 @@ export class WebhookUnavailableError extends DownstreamError {
     retryAfterMs?: number,
     cause?: unknown,
   ) {
-    super(message, retryAfterMs, cause)
+    super(message, retryAfterMs, cause, 'BREAKID_WEBHOOK_UNAVAILABLE')
   }
 }
 

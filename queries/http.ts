@@ -20,8 +20,8 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClickHouse } from '../store/client.ts'
 import { DownstreamError, InvalidInputError } from '../core/errors.ts'
-import { guardControlRoutes } from '../core/http-guard.ts'
-import { QueryBusyError, UnknownQueryError } from './errors.ts'
+import { guardControlRoutes, sendError } from '../core/http-guard.ts'
+import { QueryBusyError } from './errors.ts'
 import { CONTENT_TYPES, formatResult, OUTPUT_FORMATS, type OutputFormat } from './format.ts'
 import type { QueryLimits } from './limits.ts'
 import { RESERVED_PARAM_NAMES } from './params.ts'
@@ -67,20 +67,10 @@ export const queriesPlugin: FastifyPluginAsync<QueriesPluginOptions> = async (ap
   app.setErrorHandler((err: FastifyError, req, reply) => {
     // while closing, end the connection with the answer: a kept-alive socket holds close() for its timeout
     if (closing.signal.aborted) void reply.header('connection', 'close')
-    if (err instanceof UnknownQueryError) return reply.code(404).send({ error: err.message, code: err.code })
-    if (err instanceof InvalidInputError) return reply.code(400).send({ error: err.message, code: err.code })
-    if (err instanceof DownstreamError) {
-      if (err instanceof QueryBusyError) {
-        void reply.header('retry-after', String(Math.ceil((err.retryAfterMs ?? 1000) / 1000)))
-      } else req.log.warn({ err }, 'query failed downstream')
-      return reply.code(503).send({ error: err.message, code: err.code })
-    }
-    // fastify's own 4xx (malformed JSON body, unsupported content type, body too large)
-    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      return reply.code(err.statusCode).send({ error: err.message, code: err.code ?? 'BREAKID_BAD_REQUEST' })
-    }
-    req.log.error({ err }, 'query API error')
-    return reply.code(500).send({ error: 'internal error', code: 'BREAKID_INTERNAL' })
+    if (err instanceof QueryBusyError) {
+      void reply.header('retry-after', String(Math.ceil((err.retryAfterMs ?? 1000) / 1000)))
+    } else if (err instanceof DownstreamError) req.log.warn({ err }, 'query failed downstream')
+    return sendError(req, reply, err)
   })
 
   app.get('/api/queries', async () => ({

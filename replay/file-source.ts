@@ -104,7 +104,11 @@ export interface FileReplayInput {
   instances: string[]
 }
 
-export class ReplayInputError extends InvalidInputError {}
+export class ReplayInputError extends InvalidInputError {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause, 'BREAKID_REPLAY_INPUT')
+  }
+}
 
 export interface FileReplayOptions {
   /** instance for rows without an `instance` column. Default 'replay'. */

@@ -17,7 +17,11 @@ import { type ExportMetricsServiceRequest, type ExportTraceServiceRequest, OTLP_
 export type OtlpEncoding = 'protobuf' | 'json'
 
 /** A payload that cannot be decoded as the message it claims to be: the whole request gets HTTP 400. */
-export class OtlpDecodeError extends InvalidInputError {}
+export class OtlpDecodeError extends InvalidInputError {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause, 'BREAKID_OTLP_DECODE')
+  }
+}
 
 /** The encoding named by a Content-Type header, or undefined for anything else (HTTP 415). */
 export function encodingOf(contentType: string | undefined): OtlpEncoding | undefined {
