@@ -68,6 +68,10 @@ export interface BreakidConfig {
    * Undefined: no cost figures. From the config file, or BREAKID_PRICING as JSON.
    */
   pricing: Pricing | undefined
+  /** days raw spans are kept (ClickHouse TTL) */
+  spanRetentionDays: number
+  /** days hardware samples, rollups and dead letters are kept */
+  retentionDays: number
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -97,6 +101,8 @@ const DEFAULTS: BreakidConfig = {
   metricsPort: undefined,
   metricsHost: '127.0.0.1',
   pricing: undefined,
+  spanRetentionDays: 7,
+  retentionDays: 90,
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -129,6 +135,8 @@ const ENV: Record<string, keyof BreakidConfig> = {
   BREAKID_METRICS_PORT: 'metricsPort',
   BREAKID_METRICS_HOST: 'metricsHost',
   BREAKID_PRICING: 'pricing',
+  BREAKID_SPAN_RETENTION_DAYS: 'spanRetentionDays',
+  BREAKID_RETENTION_DAYS: 'retentionDays',
 }
 
 /** every environment variable read, for --help */
@@ -187,6 +195,14 @@ export const CONFIG_FLAGS = {
     help: 'port of /healthz, /readyz, /metrics of ingest|detect|notify|collect (default 9401–9404; 0: any)',
   },
   'metrics-host': { key: 'metricsHost', help: 'listen address of those endpoints (default 127.0.0.1)' },
+  'span-retention-days': {
+    key: 'spanRetentionDays',
+    help: 'days ClickHouse keeps raw spans (default: 7)',
+  },
+  'retention-days': {
+    key: 'retentionDays',
+    help: 'days ClickHouse keeps hardware samples, rollups and dead letters (default: 90)',
+  },
   config: { key: undefined, help: 'JSON config file' },
 } as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
 
@@ -291,6 +307,9 @@ function validate(raw: Raw): BreakidConfig {
     else if (k === 'webhookRoutes') c.webhookRoutes = webhookRoutes(v)
     else if (k === 'metricsPort') c.metricsPort = v === '' ? undefined : wholeNumber(v, k, 0, 65_535)
     else if (k === 'pricing') c.pricing = parsePricing(typeof v === 'string' ? parseJson(v, 'pricing') : v)
+    // at most 10 000 days: more pushes the expiry of today's rows past 2106, where ClickHouse's
+    // DateTime ends and wraps, and the rows would expire at once
+    else if (k === 'spanRetentionDays' || k === 'retentionDays') c[k] = wholeNumber(v, k, 1, 10_000)
     else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =

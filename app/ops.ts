@@ -153,7 +153,7 @@ export class OpsServer {
    * A consumer's lag per partition on /metrics, its state on /readyz (consuming) and /healthz (not
    * crashed). Works before the consumer starts: the lag is then the whole backlog of its group.
    */
-  watchConsumer(transport: Transport, consumer: MessageConsumer): void {
+  watchConsumer(transport: Transport, consumer: Pick<MessageConsumer, 'state' | 'groupId' | 'topics'>): void {
     const group = consumer.groupId
     this.addReadinessCheck(`consumer ${group}`, () =>
       consumer.state === 'consuming' ? undefined : `consumer ${consumer.state}`,

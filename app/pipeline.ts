@@ -64,6 +64,8 @@ export async function startPipeline(opts: {
    *  without running the ingester (`breakid detect`) */
   detectorState?: ClickHouse
   detectors?: Detector[]
+  /** builds the same detector set afresh: members of a Kafka group hand state over (detectors/consumer.ts) */
+  newDetectors?: () => Detector[]
   routes?: NotifyRoute[]
   onAlert?: (alert: Alert) => void
 }): Promise<Pipeline> {
@@ -92,6 +94,8 @@ export async function startPipeline(opts: {
       logger: logger.child({ c: 'detect' }),
       onAlert: opts.onAlert,
       stateStore: stateCh ? new ClickHouseStateStore(stateCh) : undefined,
+      // on Kafka, several detect processes share the partitions: state moves with them (consumer.ts)
+      newDetectors: transport.kind === 'kafka' ? opts.newDetectors : undefined,
     })
     await p.detector.start()
   }

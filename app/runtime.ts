@@ -8,8 +8,6 @@ import { pricesParam } from '../compare/cost.ts'
 import type { CostFigure } from '../dashboard/plugin.ts'
 import { TelemetryEmitter } from '../engine/telemetry/emitter.ts'
 import { KafkaWorkerProducer } from '../bus/kafka-worker.ts'
-import { type ClickHouse, openClickHouse } from '../store/client.ts'
-import { migrate } from '../store/migrations.ts'
 import { TOPICS } from '../contract/topics.ts'
 import { EmbeddedBus } from '../bus/embedded-bus.ts'
 import { KafkaTransport } from '../bus/kafka.ts'
@@ -54,12 +52,6 @@ export function telemetryEmitter(cfg: BreakidConfig, transport: Transport, logge
   })
 }
 
-export async function openStore(cfg: BreakidConfig): Promise<ClickHouse> {
-  const ch = openClickHouse({ url: cfg.clickhouseUrl, dataDir: cfg.dataDir, database: cfg.database })
-  await migrate(ch)
-  return ch
-}
-
 /** Runs until SIGINT/SIGTERM, then stops the components in reverse order. */
 export async function runUntilSignal(logger: Logger, stops: (() => Promise<void>)[]): Promise<void> {
   await new Promise<void>((resolve) => {
@@ -68,14 +60,6 @@ export async function runUntilSignal(logger: Logger, stops: (() => Promise<void>
   })
   logger.info('stopping')
   for (const stop of stops.reverse()) await stop()
-}
-
-/**
- * Where the process holding the embedded chDB data directory — `breakid up`, or `breakid collect`
- * without Kafka — says how to reach its query API (its pid and URL).
- */
-export function upStatePath(dataDir: string): string {
-  return join(dirname(dataDir), 'up.json')
 }
 
 /** The query limits of the configuration, as queries/ takes them. */
@@ -134,3 +118,4 @@ export function costFigure(cfg: BreakidConfig): CostFigure | undefined {
   if (!cfg.pricing) return undefined
   return { query: 'run-cost', params: { prices: pricesParam(cfg.pricing) }, currency: cfg.pricing.currency }
 }
+export { openStore, upStatePath } from './store.ts'

@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type {
+  Committed,
   ConsumerOptions,
   IncomingMessage,
   MessageConsumer,
@@ -21,6 +22,8 @@ import type {
   OutgoingMessage,
   PartialCommit,
   PartitionLag,
+  StreamingConsumer,
+  StreamingConsumerOptions,
   Transport,
 } from './transport.ts'
 
@@ -36,6 +39,8 @@ class TopicLog {
   base = 0
   messages: StoredMessage[] = []
   readonly groups = new Map<string, number>()
+  /** metadata committed beside each group's offset (streaming consumers) */
+  readonly metadata = new Map<string, string>()
   get end(): number {
     return this.base + this.messages.length
   }
@@ -251,6 +256,107 @@ export class EmbeddedBus implements Transport {
         lag: log.end - (committed ?? log.base),
       }
     })
+  }
+
+  /**
+   * A consumer that fetches ahead of its commits (see StreamingConsumer): one partition per topic,
+   * delivered from the group's committed offset on start, committed when its owner says so.
+   */
+  streamingConsumer(opts: StreamingConsumerOptions): StreamingConsumer {
+    const bus = this
+    const state = { running: false, paused: false }
+    /** the next offset to deliver, per topic */
+    const delivered = new Map<string, number>()
+    const wake = new EventEmitter()
+    const onAppend = () => wake.emit('wake')
+    let loop: Promise<void> | undefined
+
+    async function run(): Promise<void> {
+      while (state.running) {
+        let progressed = false
+        for (const topic of opts.topics) {
+          if (!state.running || state.paused) break
+          const log = bus.log(topic)
+          const from = Math.max(delivered.get(topic) ?? log.base, log.base)
+          if (from >= log.end) continue
+          const slice = log.messages.slice(from - log.base, from - log.base + bus.maxBatch)
+          const messages: IncomingMessage[] = slice.map((m, i) => ({
+            topic,
+            partition: 0,
+            offset: String(from + i),
+            key: m.key,
+            value: m.value,
+            headers: m.headers,
+            timestampMs: m.timestampMs,
+          }))
+          delivered.set(topic, from + messages.length)
+          await opts.onBatch({ topic, partition: 0, messages }, { heartbeat: async () => {} })
+          progressed = true
+        }
+        if (progressed) continue
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            wake.off('wake', done)
+            resolve()
+          }
+          wake.on('wake', done)
+          setTimeout(done, 100)
+        })
+      }
+    }
+
+    return {
+      get state() {
+        return state.running ? ('consuming' as const) : ('stopped' as const)
+      },
+      groupId: opts.groupId,
+      topics: opts.topics,
+      start: async () => {
+        if (state.running) return
+        state.running = true
+        state.paused = false
+        for (const topic of opts.topics) {
+          const log = bus.log(topic)
+          if (!log.groups.has(opts.groupId)) {
+            log.groups.set(opts.groupId, opts.startFrom === 'latest' ? log.end : log.base)
+          }
+          delivered.set(topic, log.groups.get(opts.groupId)!)
+          bus.events.on(`append:${topic}`, onAppend)
+        }
+        opts.onAssignment?.(opts.topics.map((topic) => ({ topic, partition: 0 })))
+        loop = run()
+      },
+      pause: () => {
+        state.paused = true
+      },
+      commit: async (tp, offset, metadata) => {
+        if (!state.running || !opts.topics.includes(tp.topic) || tp.partition !== 0) return false
+        const log = bus.log(tp.topic)
+        const before = log.groups.get(opts.groupId) ?? log.base
+        log.groups.set(opts.groupId, Number(offset))
+        log.metadata.set(opts.groupId, metadata ?? '')
+        if (Number(offset) > before) {
+          log.release()
+          bus.events.emit(`commit:${tp.topic}`)
+        }
+        return true
+      },
+      committed: async (tp): Promise<Committed> => {
+        const log = bus.log(tp.topic)
+        const offset = log.groups.get(opts.groupId)
+        return {
+          offset: offset === undefined ? null : String(offset),
+          metadata: log.metadata.get(opts.groupId) ?? '',
+        }
+      },
+      stop: async () => {
+        if (!state.running) return
+        state.running = false
+        for (const topic of opts.topics) bus.events.off(`append:${topic}`, onAppend)
+        wake.emit('wake')
+        await loop
+      },
+    }
   }
 
   /** Waits until `groupId` has committed everything appended to `topic` so far. */

@@ -19,6 +19,7 @@ import type { Logger } from 'pino'
 // before any connection: stops kafkajs's idle timer loop (see the module)
 import './kafkajs-idle-fix.ts'
 import {
+  type Committed,
   type ConsumerOptions,
   type ConsumerState,
   type IncomingMessage,
@@ -27,8 +28,20 @@ import {
   MessageRefusedError,
   type PartialCommit,
   type PartitionLag,
+  type StreamingConsumer,
+  type StreamingConsumerOptions,
+  type TopicPartition,
   type Transport,
 } from './transport.ts'
+
+/** Commit errors that mean "the group is rebalancing": wait for the next join and ask again. */
+const REBALANCE_ERRORS = new Set([
+  'REBALANCE_IN_PROGRESS',
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+  'NOT_COORDINATOR',
+  'COORDINATOR_NOT_AVAILABLE',
+])
 
 export interface KafkaTransportOptions {
   brokers: string[]
@@ -80,6 +93,7 @@ export class KafkaTransport implements Transport {
   private readonly prefix: string
   /** connected on the first lag read and kept for the next (a scrape every few seconds) */
   private admin: Promise<Admin> | undefined
+  private readonly logger: Logger | undefined
 
   constructor(opts: KafkaTransportOptions) {
     const log = opts.logger
@@ -100,6 +114,7 @@ export class KafkaTransport implements Transport {
     this.kafka = new Kafka(config)
     this.retryDelayMs = opts.handlerRetryDelayMs ?? 500
     this.prefix = opts.topicPrefix ?? ''
+    this.logger = opts.logger
   }
 
   /** the broker-side name of a topic */
@@ -317,6 +332,125 @@ export class KafkaTransport implements Transport {
       this.admin = undefined
       await stale?.then((a) => a.disconnect()).catch(() => {})
       throw err
+    }
+  }
+
+  streamingConsumer(opts: StreamingConsumerOptions): StreamingConsumer {
+    const prefix = this.prefix
+    const consumer: Consumer = this.kafka.consumer({
+      groupId: prefix + opts.groupId,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      maxWaitTimeInMs: 200,
+      // a fetch of several MiB per partition: ingest is cheaper per record in big batches
+      maxBytesPerPartition: 8 * 1024 * 1024,
+      maxBytes: 32 * 1024 * 1024,
+      retry: { retries: 10 },
+    })
+    const admin = this.kafka.admin()
+    const owned = new Set<string>()
+    const key = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`
+    const state = { running: false, adminConnected: false, phase: 'idle' as ConsumerState }
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const assignment = (e.payload as { memberAssignment: Record<string, number[]> }).memberAssignment
+      const partitions: TopicPartition[] = []
+      for (const [topic, ps] of Object.entries(assignment)) {
+        for (const partition of ps) partitions.push({ topic: topic.slice(prefix.length), partition })
+      }
+      owned.clear()
+      for (const tp of partitions) owned.add(key(tp))
+      state.phase = 'consuming'
+      opts.onAssignment?.(partitions)
+    })
+    consumer.on(consumer.events.REBALANCING, () => {
+      state.phase = 'joining'
+    })
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (!(e.payload as { restart?: boolean }).restart) state.phase = 'crashed'
+    })
+    return {
+      get state() {
+        return state.phase
+      },
+      groupId: opts.groupId,
+      topics: opts.topics,
+      start: async () => {
+        if (state.running) return
+        state.running = true
+        state.phase = 'joining'
+        await consumer.connect()
+        for (const topic of opts.topics) {
+          await consumer.subscribe({
+            topic: prefix + topic,
+            fromBeginning: (opts.startFrom ?? 'earliest') === 'earliest',
+          })
+        }
+        await consumer.run({
+          eachBatchAutoResolve: false,
+          autoCommit: false,
+          eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+            if (batch.messages.length === 0 || !isRunning() || isStale()) return
+            const topic = batch.topic.slice(prefix.length)
+            const messages: IncomingMessage[] = batch.messages.map((m) => ({
+              topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key,
+              value: m.value,
+              headers: headersToStrings(m.headers),
+              timestampMs: Number(m.timestamp),
+            }))
+            await opts.onBatch({ topic, partition: batch.partition, messages }, { heartbeat })
+            // the fetch position moves on; what is committed is the owner's decision (commit below)
+            resolveOffset(batch.lastOffset())
+          },
+        })
+      },
+      pause: () => {
+        consumer.pause(opts.topics.map((t) => ({ topic: prefix + t })))
+      },
+      commit: async (tp, offset, metadata) => {
+        // a rebalance answers false at once: the caller may be inside a batch, and kafkajs can only
+        // rejoin the group once that batch returns; after the join the partition is delivered again
+        // from its committed offset, to whoever owns it then
+        for (let attempt = 0; state.running && attempt < 8; attempt++) {
+          if (!owned.has(key(tp))) return false
+          try {
+            await consumer.commitOffsets([
+              { topic: prefix + tp.topic, partition: tp.partition, offset, metadata: metadata ?? null },
+            ])
+            return true
+          } catch (err) {
+            const type = (err as { type?: string }).type ?? ''
+            this.logger?.debug({ err, type, tp }, 'commit failed')
+            if (REBALANCE_ERRORS.has(type) || (err as Error).message?.includes('not initialized'))
+              return false
+            await sleep(Math.min(5_000, 100 * 2 ** attempt))
+          }
+        }
+        return false
+      },
+      committed: async (tp): Promise<Committed> => {
+        if (!state.adminConnected) {
+          await admin.connect()
+          state.adminConnected = true
+        }
+        const [topic] = await admin.fetchOffsets({
+          groupId: prefix + opts.groupId,
+          topics: [prefix + tp.topic],
+        })
+        const p = topic?.partitions.find((x) => x.partition === tp.partition)
+        const offset = p && Number(p.offset) >= 0 ? p.offset : null
+        return { offset, metadata: p?.metadata ?? '' }
+      },
+      stop: async () => {
+        if (!state.running) return
+        state.running = false
+        state.phase = 'stopped'
+        owned.clear()
+        await consumer.disconnect()
+        if (state.adminConnected) await admin.disconnect()
+      },
     }
   }
 

@@ -121,6 +121,54 @@ export interface PartitionLag {
   lag: number
 }
 
+/** One partition of a topic. */
+export interface TopicPartition {
+  topic: string
+  partition: number
+}
+
+/** A partition's committed position: the next offset to read (null: none yet) and the note beside it. */
+export interface Committed {
+  offset: string | null
+  metadata: string
+}
+
+export interface StreamingConsumerOptions {
+  groupId: string
+  topics: string[]
+  startFrom?: 'earliest' | 'latest'
+  /**
+   * Each fetched batch, per partition in offset order. Resolving asks for more; a handler that waits
+   * (its queue is full) stops the fetching: that is the back-pressure, and `heartbeat` keeps the
+   * group membership while it waits. Must not throw. Nothing is committed for it: the owner commits
+   * with `commit` once what it took is durable, so fetching runs ahead of committing.
+   */
+  onBatch(batch: MessageBatch, ctx: { heartbeat(): Promise<void> }): Promise<void>
+  /**
+   * The partitions this member owns, after every (re)join of the group and before batches of the new
+   * assignment. After a rebalance a partition is delivered again from its committed offset.
+   */
+  onAssignment?(partitions: TopicPartition[]): void
+}
+
+/** A consumer whose owner decides when offsets are committed (ingest: after the insert is acknowledged). */
+export interface StreamingConsumer extends Lifecycle {
+  /**
+   * Commits `offset` (the next one to read) of a partition with `metadata` beside it. Resolves false,
+   * committing nothing, when this member no longer owns the partition or the group is rebalancing:
+   * after the (re)join the partition is delivered again from its committed offset.
+   */
+  commit(tp: TopicPartition, offset: string, metadata?: string): Promise<boolean>
+  /** the committed offset of a partition and its metadata, as the group's coordinator has them */
+  committed(tp: TopicPartition): Promise<Committed>
+  /** stops fetching; the membership stays, so the batches taken can still be committed before stop() */
+  pause(): void
+  /** as MessageConsumer's, for the ops endpoints (app/ops.ts) */
+  readonly state: ConsumerState
+  readonly groupId: string
+  readonly topics: readonly string[]
+}
+
 export interface Transport {
   readonly kind: 'kafka' | 'embedded'
   ensureTopics(topics: string[], partitions?: number): Promise<void>
@@ -128,5 +176,6 @@ export interface Transport {
   consumer(opts: ConsumerOptions): MessageConsumer
   /** Every partition of `topics`: where `groupId` has committed against the high watermark. */
   consumerLag(groupId: string, topics: readonly string[]): Promise<PartitionLag[]>
+  streamingConsumer(opts: StreamingConsumerOptions): StreamingConsumer
   close(): Promise<void>
 }

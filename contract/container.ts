@@ -231,3 +231,41 @@ function u32(n: number): Buffer {
   b.writeUInt32BE(n)
   return b
 }
+
+/**
+ * The records of a message value as byte ranges, without decoding them (ingest reads the bytes
+ * straight into columns): `record(index, start, end)` for each, in order, and `broken(index, start,
+ * why)` once for a container whose framing breaks, covering its unreadable rest. A message that is
+ * not a container is one record, index 0.
+ */
+export function forEachRecord(
+  value: Buffer,
+  record: (index: number, start: number, end: number) => void,
+  broken: (index: number, start: number, why: string) => void,
+): void {
+  if (!isContainer(value)) {
+    record(0, 0, value.length)
+    return
+  }
+  if (value.length < CONTAINER_HEADER_BYTES) {
+    broken(0, 0, `cut short in its header (${value.length} bytes)`)
+    return
+  }
+  const count = value.readUInt32BE(4)
+  let pos = CONTAINER_HEADER_BYTES
+  for (let i = 0; i < count; i++) {
+    if (value.length - pos < CONTAINER_LENGTH_BYTES) {
+      broken(i, pos, `cut short: ${i} of ${count} records before its end (${value.length} bytes)`)
+      return
+    }
+    const length = value.readUInt32BE(pos)
+    const start = pos + CONTAINER_LENGTH_BYTES
+    if (length > value.length - start) {
+      broken(i, pos, `record ${i} of ${count} claims ${length} bytes, ${value.length - start} are left`)
+      return
+    }
+    record(i, start, start + length)
+    pos = start + length
+  }
+  if (pos !== value.length) broken(count, pos, `has ${value.length - pos} bytes after its ${count} records`)
+}

@@ -69,6 +69,11 @@ export const ERROR_CODES = {
   },
   BREAKID_DECODE_WRONG_TYPE: { httpStatus: 400, retriable: false, meaning: 'a record of another type' },
   BREAKID_DECODE_TRUNCATED: { httpStatus: 400, retriable: false, meaning: 'a container cut short' },
+  BREAKID_DECODE_OUT_OF_RANGE: {
+    httpStatus: 400,
+    retriable: false,
+    meaning: 'a value its table cannot hold (a negative count, an id that is not hex)',
+  },
   BREAKID_MESSAGE_REFUSED: {
     httpStatus: 413,
     retriable: false,
@@ -159,6 +164,8 @@ export type RecordDecodeReason =
   | 'malformed'
   | 'wrong_type'
   | 'truncated'
+  /** decoded, but a value its table cannot hold (a negative count, an id that is not hex) */
+  | 'out_of_range'
 
 /** A Kafka record that is not a breakid record of a known schema. Never retriable. */
 export class RecordDecodeError extends BreakidError {

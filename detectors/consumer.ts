@@ -14,6 +14,16 @@
  * the batch being committed, and after the batch's alerts are published, so a stored firing state
  * always has its published alert. A failed restore or checkpoint is logged and counted, not fatal:
  * detection goes on (from scratch, or with the previous checkpoint).
+ *
+ * Several members in one group (Kafka, `newDetectors` and a state store given): offsets are committed
+ * only when the state is checkpointed, so the committed offsets and the stored state are those of one
+ * moment. After every (re)join of the group a member starts over from fresh detectors, loads the
+ * stored state of each instance on the first record it receives of it, and reads on from the
+ * committed offsets — whoever owned a partition before, and however it stopped (a killed member's
+ * records since its last checkpoint are replayed, reproducing its alerts with the same ids). Instances
+ * whose partitions it gave away are gone with the old detectors, so it does not page them as silent.
+ * Detector keys are instances or `<fleet>/<instance>/…`; fleet-wide keys (an SLO per model) see each
+ * member's share of the fleet.
  */
 import type { Logger } from 'pino'
 import { decodeMessage } from '../contract/container.ts'
@@ -25,11 +35,18 @@ import type {
   MessageBatch,
   MessageConsumer,
   MessageProducer,
+  StreamingConsumer,
+  TopicPartition,
   Transport,
 } from '../bus/transport.ts'
 import type { Detector } from './detector.ts'
 import { Inhibitor, type InhibitRule } from './inhibit.ts'
-import { type CheckpointOptions, DetectorCheckpoints, type DetectorStateStore } from './state-store.ts'
+import {
+  type CheckpointOptions,
+  DetectorCheckpoints,
+  type DetectorStateStore,
+  type StoredState,
+} from './state-store.ts'
 
 export const DETECT_GROUP = 'breakid-detect'
 
@@ -45,6 +62,8 @@ export interface DetectorConsumerOptions {
   /** persists detector state (scope: the group id); without it every start relearns from scratch */
   stateStore?: DetectorStateStore
   checkpoint?: CheckpointOptions
+  /** a fresh detector set: with a state store, members of one group hand state over (see above) */
+  newDetectors?: () => Detector[]
 }
 
 export class DetectorConsumer implements Lifecycle {
@@ -74,10 +93,17 @@ export class DetectorConsumer implements Lifecycle {
     .describe('state_rows_written_total', 'counter', 'Detector state rows checkpointed to ClickHouse')
     .describe('state_restore_errors_total', 'counter', 'Failed restores of detector state')
     .describe('state_checkpoint_errors_total', 'counter', 'Failed checkpoints of detector state')
-  private readonly inhibitor: Inhibitor
-  readonly consumer: MessageConsumer
+  private inhibitor: Inhibitor
+  readonly consumer: MessageConsumer | StreamingConsumer
   private readonly alerts: MessageProducer
-  private readonly checkpoints: DetectorCheckpoints | undefined
+  private checkpoints: DetectorCheckpoints | undefined
+  private detectors: Detector[]
+  /** the batch being handled (group mode), awaited on stop */
+  private inFlight: Promise<void> = Promise.resolve()
+  /** group mode: the stored rows since the last (re)join, the instances applied, the offsets consumed */
+  private readonly group:
+    | { stored?: StoredState[]; loaded: Set<string>; next: Map<string, TopicPartition & { offset: string }> }
+    | undefined
   private started = false
   /** the newest record time seen, µs: the inhibitor's clock */
   private eventTimeUs = 0
@@ -87,24 +113,65 @@ export class DetectorConsumer implements Lifecycle {
   constructor(private readonly opts: DetectorConsumerOptions) {
     this.inhibitor = new Inhibitor(opts.inhibitRules)
     this.alerts = opts.transport.producer()
-    this.checkpoints = opts.stateStore
-      ? new DetectorCheckpoints(
-          opts.stateStore,
-          opts.groupId ?? DETECT_GROUP,
-          opts.detectors,
-          opts.checkpoint,
-        )
+    this.detectors = opts.detectors
+    this.checkpoints = this.newCheckpoints()
+    this.group = opts.newDetectors && opts.stateStore ? { loaded: new Set(), next: new Map() } : undefined
+    this.consumer = this.group
+      ? opts.transport.streamingConsumer({
+          groupId: opts.groupId ?? DETECT_GROUP,
+          topics: [TOPICS.spans, TOPICS.hw],
+          onBatch: (batch) => {
+            this.inFlight = this.handle(batch).catch((err) => {
+              // the batch is not committed: after the next rejoin it comes again, from the checkpoint
+              this.counters.inc('batch_errors_total')
+              opts.logger.warn({ err }, 'detector batch failed; it is replayed from the last checkpoint')
+            })
+            return this.inFlight
+          },
+          onAssignment: () => this.rejoined(),
+        })
+      : opts.transport.consumer({
+          groupId: opts.groupId ?? DETECT_GROUP,
+          topics: [TOPICS.spans, TOPICS.hw],
+          handler: (batch) => this.handle(batch),
+          onHandlerError: (err) => opts.logger.warn({ err }, 'detector batch failed; retrying'),
+        })
+  }
+
+  private newCheckpoints(): DetectorCheckpoints | undefined {
+    const { stateStore, groupId, checkpoint } = this.opts
+    return stateStore
+      ? new DetectorCheckpoints(stateStore, groupId ?? DETECT_GROUP, this.detectors, checkpoint)
       : undefined
-    this.consumer = opts.transport.consumer({
-      groupId: opts.groupId ?? DETECT_GROUP,
-      topics: [TOPICS.spans, TOPICS.hw],
-      handler: (batch) => this.handle(batch),
-      onHandlerError: (err) => opts.logger.warn({ err }, 'detector batch failed; retrying'),
-    })
+  }
+
+  /** Group mode, after every (re)join: fresh detectors; state comes per instance as records arrive. */
+  private rejoined(): void {
+    if (!this.group || !this.opts.newDetectors) return
+    this.detectors = this.opts.newDetectors()
+    this.checkpoints = this.newCheckpoints()
+    this.inhibitor = new Inhibitor(this.opts.inhibitRules)
+    this.checkpointOwed = false
+    this.group.stored = undefined
+    this.group.loaded.clear()
+    this.group.next.clear()
+    this.counters.inc('rejoins_total')
+  }
+
+  /** Group mode: the stored state of `instance`, applied before its first record since the last join. */
+  private async ensureLoaded(record: { fleet: string; instance: string }): Promise<void> {
+    const g = this.group
+    const id = `${record.fleet}/${record.instance}`
+    if (!g || !this.checkpoints || g.loaded.has(id)) return
+    g.stored ??= await this.checkpoints.load()
+    const rows = DetectorCheckpoints.ofInstance(g.stored, record.fleet, record.instance)
+    this.checkpoints.apply(rows)
+    g.loaded.add(id)
+    this.counters.inc('state_restored_keys_total', rows.length)
   }
 
   async start(): Promise<void> {
-    if (this.checkpoints) {
+    if (this.checkpoints && !this.group) {
       try {
         await this.checkpoints.restore()
         this.counters.inc('state_restored_keys_total', this.checkpoints.stats.restoredKeys)
@@ -120,7 +187,12 @@ export class DetectorConsumer implements Lifecycle {
 
   /** Drains, then writes a last checkpoint. Safe to call twice. */
   async stop(): Promise<void> {
-    await this.consumer.stop()
+    if (this.group && this.started) {
+      // group mode commits with its checkpoints: stop fetching, finish the batch in hand, and keep
+      // the membership until the last checkpoint below has committed
+      ;(this.consumer as StreamingConsumer).pause()
+      await this.inFlight
+    } else await this.consumer.stop()
     // alerts held for a pending cause go out rather than being lost
     await this.publish(this.inhibitor.releaseAll()).catch((err) =>
       this.opts.logger.error({ err }, 'could not publish the alerts held at shutdown'),
@@ -130,14 +202,23 @@ export class DetectorConsumer implements Lifecycle {
       this.started = false
       await this.checkpoint()
     }
+    await this.consumer.stop()
   }
 
-  /** Writes the detectors' changed state now (no-op without a state store). */
+  /**
+   * Writes the detectors' changed state now (no-op without a state store); in group mode it then
+   * commits the offsets the state covers.
+   */
   async checkpoint(): Promise<void> {
     if (!this.checkpoints) return
     try {
       const rows = await this.checkpoints.checkpoint()
       this.counters.inc('state_rows_written_total', rows)
+      if (this.group) {
+        const consumer = this.consumer as StreamingConsumer
+        for (const { offset, ...tp } of this.group.next.values()) await consumer.commit(tp, offset)
+        this.group.next.clear()
+      }
     } catch (err) {
       this.counters.inc('state_checkpoint_errors_total')
       this.opts.logger.warn({ err }, 'detector state checkpoint failed; the next one retries')
@@ -159,10 +240,11 @@ export class DetectorConsumer implements Lifecycle {
           this.counters.inc('decode_errors_total', 1, { topic: batch.topic, reason: r.error.reason })
           continue
         }
+        if (this.group) await this.ensureLoaded(r.record as Span | HwSample)
         if (isSpan) {
           const span = r.record as Span
           const before = raised.length
-          for (const d of this.opts.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
+          for (const d of this.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
           // an alert belongs to the run of the record that raised it (its resolution keeps it)
           for (const a of raised.slice(before)) a.run_id ??= span.run_id ?? null
           if (this.checkpoints?.note(span.timestamp_us)) checkpointDue = true
@@ -170,7 +252,7 @@ export class DetectorConsumer implements Lifecycle {
         } else {
           const sample = r.record as HwSample
           const before = raised.length
-          for (const d of this.opts.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
+          for (const d of this.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
           for (const a of raised.slice(before)) a.run_id ??= sample.run_id ?? null
           if (this.checkpoints?.note(sample.timestamp_us)) checkpointDue = true
           this.eventTimeUs = Math.max(this.eventTimeUs, sample.timestamp_us)
@@ -193,6 +275,15 @@ export class DetectorConsumer implements Lifecycle {
     await this.publish(publish)
     // after the alerts are out: a stored "firing" state always has its firing record published (so
     // not while an alert is held by the inhibitor: the checkpoint waits for it)
+    const last = batch.messages[batch.messages.length - 1]
+    if (this.group && last) {
+      const next = (BigInt(last.offset) + 1n).toString()
+      this.group.next.set(`${batch.topic}/${batch.partition}`, {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: next,
+      })
+    }
     this.checkpointOwed ||= checkpointDue
     if (this.checkpointOwed && this.inhibitor.heldCount === 0) {
       this.checkpointOwed = false
@@ -203,7 +294,7 @@ export class DetectorConsumer implements Lifecycle {
   /** `<type>/<instance>` of every detector's pending condition, for the inhibitor */
   private pendingSources(): Set<string> {
     const pending = new Set<string>()
-    for (const d of this.opts.detectors) {
+    for (const d of this.detectors) {
       for (const instance of d.pendingInstances?.() ?? []) pending.add(`${d.type}/${instance}`)
     }
     return pending

@@ -120,7 +120,19 @@ export class DetectorCheckpoints {
 
   /** Loads the scope's newest state into every detector that can import it. */
   async restore(): Promise<void> {
-    const rows = await this.store.load(this.scope)
+    this.apply(await this.store.load(this.scope))
+    // what the detectors hold now counts as written: untouched keys are never rewritten
+    for (const row of this.snapshot()) this.written.set(`${row.detectorType}\u0000${row.key}`, row.state)
+  }
+
+  /** Every stored row of the scope (a member loads them once and applies them per instance, see consumer.ts). */
+  load(): Promise<StoredState[]> {
+    return this.store.load(this.scope)
+  }
+
+  /** Imports `rows` into the detectors (merged into what they hold); the keys imported count as written. */
+  apply(rows: StoredState[]): void {
+    const imported = new Set(rows.map((r) => `${r.detectorType}\u0000${r.key}`))
     for (const d of this.detectors) {
       if (!d.importState) continue
       let whole: Record<string, unknown> = {}
@@ -144,8 +156,19 @@ export class DetectorCheckpoints {
       if (!any) continue
       d.importState(Object.keys(keys).length > 0 ? { ...whole, [PER_KEY_FIELD]: keys } : whole)
     }
-    // what the detectors hold now counts as written: untouched keys are never rewritten
-    for (const row of this.snapshot()) this.written.set(`${row.detectorType}\u0000${row.key}`, row.state)
+    for (const row of this.snapshot()) {
+      const k = `${row.detectorType}\u0000${row.key}`
+      if (imported.has(k)) this.written.set(k, row.state)
+    }
+  }
+
+  /**
+   * The rows of `rows` that belong to one instance: keyed by the instance alone, or as
+   * `<fleet>/<instance>` or `<fleet>/<instance>/…` (instance names may contain `/` themselves).
+   */
+  static ofInstance(rows: readonly StoredState[], fleet: string, instance: string): StoredState[] {
+    const prefix = `${fleet}/${instance}`
+    return rows.filter((r) => r.key === instance || r.key === prefix || r.key.startsWith(`${prefix}/`))
   }
 
   /** Counts one record of event time `eventUs`; true when a checkpoint is due. */

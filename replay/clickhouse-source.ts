@@ -41,8 +41,8 @@ async function* pages(
       ...(after ? [`(timestamp, ${tieColumn}) > (${micros(after.ts)}, ${sqlString(after.tie)})`] : []),
     ]
     const sql =
-      `SELECT toUnixTimestamp64Micro(timestamp) AS timestamp_us, ${columns.map((c) => `\`${c}\``).join(', ')} ` +
-      `FROM ${table} FINAL WHERE ${where.join(' AND ')} ORDER BY timestamp, ${tieColumn} LIMIT ${pageRows}`
+      `SELECT toUnixTimestamp64Micro(timestamp) AS timestamp_us, ${columns.join(', ')} ` +
+      `FROM ${table} WHERE ${where.join(' AND ')} ORDER BY timestamp, ${tieColumn} LIMIT ${pageRows}`
     const res = await runSql(ch, sql, { limitRows: pageRows })
     const names = res.columns.map((c) => c.name)
     for (const values of res.rows) {
@@ -116,8 +116,13 @@ export async function* clickhouseEvents(
   ch: ClickHouse,
   opts: ClickHouseRangeOptions,
 ): AsyncGenerator<ReplayEvent> {
-  const spanCols = spansTable.columns.map((c) => c.name).filter((n) => n !== 'timestamp')
-  const hwCols = hwSamplesTable.columns.map((c) => c.name).filter((n) => n !== 'timestamp')
+  // each column as the record holds it (hex ids, not their stored bytes)
+  const select = (cols: { name: string; read?: string }[]) =>
+    cols
+      .filter((c) => c.name !== 'timestamp')
+      .map((c) => (c.read ? `${c.read} AS \`${c.name}\`` : `\`${c.name}\``))
+  const spanCols = select(spansTable.columns)
+  const hwCols = select(hwSamplesTable.columns)
   const spans = pages(ch, 'spans', spanCols, 'request_id', opts)
   const hw = pages(ch, 'hw_samples', hwCols, 'instance', opts)
   let nextSpan = await spans.next()

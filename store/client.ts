@@ -7,8 +7,8 @@
  */
 import { resolve } from 'node:path'
 import { type ClickHouseClient, createClient } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
 import { InvalidInputError } from '../core/errors.ts'
+import { BinaryInsertChdbConnection } from './chdb-connection.ts'
 
 export interface ClickHouseOptions {
   /** http(s)://user:pass@host:8123 — when set, a server is used instead of chDB */
@@ -49,7 +49,7 @@ export function openClickHouse(opts: ClickHouseOptions): ClickHouse {
       dataDir,
       client: createClient({
         // chdb ships its own copy of @clickhouse/client-common's types; the runtime contract is the same
-        connection: createChdbConnection({ path: dataDir }) as unknown as ChdbAsClientConnection,
+        connection: new BinaryInsertChdbConnection({ path: dataDir }) as unknown as ChdbAsClientConnection,
       }),
       users: 0,
     }

@@ -1,80 +1,108 @@
 /**
- * Batched inserts through @clickhouse/client. The body format is chosen by measurement
- * (bench/clickhouse-insert.ts; results in bench/results/): see DEFAULT_INSERT_FORMAT.
+ * Inserts through @clickhouse/client, on a server and on chDB alike: every insert is one block in
+ * ClickHouse's Native format (store/native.ts), sent as `INSERT INTO t (…) FORMAT Native` with the
+ * block as the body. Chosen by measurement against JSON, RowBinary and Avro bodies in
+ * bench/ingest-formats.ts (results in bench/results/ingest-formats.json).
+ *
+ * An insert may carry a deduplication token: ClickHouse drops a block whose token it has seen among
+ * the table's last inserts (tables.ts DEDUP_WINDOW_BLOCKS), and the materialized views fed by it
+ * drop their part too. The ingester derives tokens from Kafka offsets, so a block inserted again
+ * after a crash or a rebalance is stored once.
  */
 import { Readable } from 'node:stream'
-import type { DataFormat } from '@clickhouse/client'
 import { DownstreamError, InvalidInputError } from '../core/errors.ts'
 import type { ClickHouse } from './client.ts'
+import { ident } from './client.ts'
+import { NativeBlock, OutOfRangeError } from './native.ts'
 import type { TableSpec } from './tables.ts'
 
-export type InsertFormat = 'JSONEachRow' | 'JSONCompactEachRow' | 'CSV'
-export const INSERT_FORMATS: readonly InsertFormat[] = ['JSONEachRow', 'JSONCompactEachRow', 'CSV']
-export const DEFAULT_INSERT_FORMAT: InsertFormat = 'JSONCompactEachRow'
-
 /** ClickHouse error codes that mean the data itself is bad: retrying the same rows cannot help. */
-const BAD_DATA_CODES = new Set(['6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '130', '131'])
+const BAD_DATA_CODES = new Set([
+  '6',
+  '26',
+  '27',
+  '36',
+  '38',
+  '41',
+  '53',
+  '69',
+  '70',
+  '72',
+  '117',
+  '130',
+  '131',
+])
 
-function csvField(v: unknown): string {
-  if (v === null || v === undefined) return '\\N'
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'nan'
-  if (typeof v === 'boolean') return v ? 'true' : 'false'
-  if (Array.isArray(v)) return csvQuote(`[${v.map(arrayItem).join(',')}]`)
-  return csvQuote(String(v))
+export interface InsertOptions {
+  /** `insert_deduplication_token`: ClickHouse stores a block with a token it has seen once */
+  token?: string
 }
 
-function arrayItem(v: unknown): string {
-  if (v === null || v === undefined) return 'NULL'
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
-  return `'${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
+/** A Native block for a table's columns (LowCardinality sent as its inner type). */
+export function blockFor<R>(spec: TableSpec<R>): NativeBlock {
+  return new NativeBlock(spec.columns.map((c) => ({ name: c.name, type: c.type })))
 }
 
-function csvQuote(s: string): string {
-  return /[",\n\r]/.test(s) || s === '' ? `"${s.replace(/"/g, '""')}"` : s
-}
-
-/** Encodes records as the insert body of one format. Exposed for the benchmark. */
-export function encodeRows<R>(
-  spec: TableSpec<R>,
-  records: readonly R[],
-  format: InsertFormat,
-): unknown[] | string {
-  switch (format) {
-    case 'JSONEachRow':
-      return records.map((r) => Object.fromEntries(spec.columns.map((c) => [c.name, c.value(r)])))
-    case 'JSONCompactEachRow':
-      return records.map((r) => spec.columns.map((c) => c.value(r)))
-    case 'CSV': {
-      let out = ''
-      for (const r of records) out += spec.columns.map((c) => csvField(c.value(r))).join(',') + '\n'
-      return out
-    }
+/**
+ * Appends one decoded record. A value the column cannot hold throws OutOfRangeError and leaves the
+ * block as it was before the call.
+ */
+export function appendRecord<R>(block: NativeBlock, spec: TableSpec<R>, record: R): void {
+  const rows = block.rows
+  try {
+    for (let i = 0; i < spec.columns.length; i++) block.builders[i]!.pushValue(spec.columns[i]!.value(record))
+  } catch (err) {
+    block.truncate(rows)
+    throw err
   }
 }
 
-export async function insertRecords<R>(
+/** Inserts a block (no-op when empty). The block must not change until this resolves. */
+export async function insertBlock<R>(
   ch: ClickHouse,
   spec: TableSpec<R>,
-  records: readonly R[],
-  format: InsertFormat = DEFAULT_INSERT_FORMAT,
+  block: NativeBlock,
+  opts: InsertOptions = {},
 ): Promise<void> {
-  if (records.length === 0) return
-  const body = encodeRows(spec, records, format)
+  if (block.rows === 0) return
+  const columns = block.columns.map((c) => ident(c.name)).join(', ')
   try {
-    await ch.client.insert({
-      table: `${ch.database}.${spec.name}`,
-      columns: spec.columns.map((c) => c.name) as [string, ...string[]],
-      format: format as DataFormat,
-      // @clickhouse/client takes arrays of rows for JSON formats and a stream for raw text formats
-      values: typeof body === 'string' ? Readable.from([Buffer.from(body)], { objectMode: false }) : body,
+    const result = await ch.client.exec({
+      query: `INSERT INTO ${ident(ch.database)}.${ident(spec.name)} (${columns}) FORMAT Native`,
+      values: Readable.from([block.encode()], { objectMode: false }),
+      clickhouse_settings: opts.token ? { insert_deduplication_token: opts.token } : {},
     })
+    // the answer to an insert is empty; read it to the end so the connection is free again
+    for await (const _ of result.stream) {
+    }
   } catch (err) {
     throw classifyClickHouseError(err, spec.name)
   }
 }
 
+/** Inserts decoded records as one block. A record a column cannot hold fails the whole call. */
+export async function insertRecords<R>(
+  ch: ClickHouse,
+  spec: TableSpec<R>,
+  records: readonly R[],
+  opts: InsertOptions = {},
+): Promise<void> {
+  if (records.length === 0) return
+  const block = blockFor(spec)
+  for (const r of records) {
+    try {
+      appendRecord(block, spec, r)
+    } catch (err) {
+      if (err instanceof OutOfRangeError) throw new InvalidInputError(`${spec.name}: ${err.message}`, err)
+      throw err
+    }
+  }
+  await insertBlock(ch, spec, block, opts)
+}
+
 /** One place decides whether a ClickHouse failure is worth a retry (cf. Vector's clickhouse service). */
 export function classifyClickHouseError(err: unknown, what: string): Error {
+  if (err instanceof InvalidInputError || err instanceof DownstreamError) return err
   const code = (err as { code?: string | number }).code
   if (code !== undefined && BAD_DATA_CODES.has(String(code))) {
     return new InvalidInputError(`ClickHouse rejected rows for ${what}: ${(err as Error).message}`, err)

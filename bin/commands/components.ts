@@ -42,7 +42,9 @@ function component(
         const transport = await openTransport(cfg, logger)
         stops.push(() => transport.close())
         // ingest writes rows; detect keeps its baselines there so a restart resumes instead of relearning
-        const ch = parts.ingest || parts.detect ? await openStore(cfg) : undefined
+        // a ClickHouse server that is down at start is waited for (logged), not a failed start
+        const ch =
+          parts.ingest || parts.detect ? await openStore(cfg, { waitForServer: { logger } }) : undefined
         stops.push(async () => void (await ch?.close()))
         const pipeline = await startPipeline({
           transport,
@@ -50,6 +52,7 @@ function component(
           clickhouse: parts.ingest ? ch : undefined,
           detectorState: parts.detect ? ch : undefined,
           detectors: parts.detect ? defaultDetectors() : undefined,
+          newDetectors: parts.detect ? defaultDetectors : undefined,
           routes,
         })
         stops.push(() => pipeline.stop())

@@ -51,3 +51,19 @@ test('ops endpoints: metricsPort from flag, environment or file, a port or refus
     )
   }
 })
+
+test('retention: 7 and 90 days by default, set by flag or environment, bounded so expiry stays in DateTime', () => {
+  const defaults = loadConfig({}, {})
+  assert.deepEqual([defaults.spanRetentionDays, defaults.retentionDays], [7, 90])
+  const set = loadConfig({ 'span-retention-days': '3' }, { BREAKID_RETENTION_DAYS: '30' })
+  assert.deepEqual([set.spanRetentionDays, set.retentionDays], [3, 30])
+  for (const bad of ['0', '-1', '1.5', 'week', '36500']) {
+    assert.throws(
+      () => loadConfig({ 'retention-days': bad }, {}),
+      (err: unknown) =>
+        err instanceof InvalidInputError &&
+        /retentionDays: expected a whole number from 1 to 10000/.test(err.message),
+      bad,
+    )
+  }
+})

@@ -6,15 +6,21 @@
  * stays visible (ReplacingMergeTree would otherwise collapse it on a background merge and hide it).
  */
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
+import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { type ClickHouse, openClickHouse } from '../../store/client.ts'
 import { migrate } from '../../store/migrations.ts'
+import { spansTable } from '../../store/tables.ts'
+import { insertRecords } from '../../store/writer.ts'
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { encodeContainer, packContainer } from '../../contract/container.ts'
+import { RecordCodec } from '../../contract/codec.ts'
+import { AVSC_DIR, avscFileName } from '../../contract/schemas.ts'
 import { codecs, TOPICS } from '../../contract/topics.ts'
 import { INGEST_GROUP, Ingester } from '../../ingest/ingester.ts'
 import { createLogger } from '../../core/logger.ts'
@@ -51,7 +57,14 @@ async function startPipeline(database: string, wrap?: (ch: ClickHouse) => ClickH
   await migrate(ch)
   for (const t of TABLES) await ch.client.command({ query: `SYSTEM STOP MERGES ${database}.${t}` })
   const bus = new EmbeddedBus({ retryDelayMs: 10 })
-  const ingester = new Ingester({ transport: bus, clickhouse: wrap ? wrap(ch) : ch, logger })
+  // blocks go out 20 ms after their first record instead of 1 s: the tests wait less
+  const ingester = new Ingester({
+    transport: bus,
+    clickhouse: wrap ? wrap(ch) : ch,
+    logger,
+    maxDelayMs: 20,
+    retryDelayMs: 10,
+  })
   await ingester.start()
   const producer = bus.producer()
   await producer.start()
@@ -163,7 +176,7 @@ test('spans, hardware samples and alerts land in ClickHouse exactly, to the micr
 
     const storedSpans = await select<Record<string, unknown>>(
       p.ch,
-      `SELECT request_id, toString(toUnixTimestamp64Micro(timestamp)) AS ts, trace_id, status, error_class,
+      `SELECT request_id, toString(toUnixTimestamp64Micro(timestamp)) AS ts, trace_id_hex AS trace_id, status, error_class,
               toUInt32(compute_us) AS compute_us, input_mean, cache_hit
        FROM ${db}.spans ORDER BY timestamp`,
     )
@@ -419,8 +432,8 @@ test('a container with bad records: each is dead-lettered alone as offset:index,
 })
 
 /**
- * Wraps the client so `insert` misbehaves on demand, and records the rows of every insert that
- * ClickHouse accepted.
+ * Wraps the client so inserts misbehave on demand, and records the rows of every insert that
+ * ClickHouse accepted (read from the Native block's header: columns, then rows).
  */
 function flakyInserts(opts: {
   /** how many inserts throw a connection error before reaching ClickHouse */
@@ -432,16 +445,26 @@ function flakyInserts(opts: {
   const wrap = (ch: ClickHouse): ClickHouse => {
     const client = new Proxy(ch.client, {
       get(target, prop) {
-        if (prop === 'insert') {
-          return async (params: Parameters<ClickHouseClient['insert']>[0]) => {
+        if (prop === 'exec') {
+          return async (params: Parameters<ClickHouseClient['exec']>[0]) => {
+            if (!('values' in params)) return target.exec(params)
             state.attempts++
             const lost = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
             if (state.failBefore > 0) {
               state.failBefore--
               throw lost()
             }
-            const result = await target.insert(params)
-            state.rows += Array.isArray(params.values) ? params.values.length : 0
+            const chunks: Buffer[] = []
+            for await (const c of params.values as AsyncIterable<Buffer>) chunks.push(Buffer.from(c))
+            const body = Buffer.concat(chunks)
+            const result = await target.exec({ ...params, values: Readable.from([body]) })
+            // varint columns (< 128 here), then varint rows
+            let rows = 0
+            for (let i = 1, shift = 0; ; i++, shift += 7) {
+              rows += (body[i]! & 0x7f) * 2 ** shift
+              if (!(body[i]! & 0x80)) break
+            }
+            state.rows += rows
             if (state.failAfter > 0) {
               state.failAfter--
               throw lost()
@@ -480,23 +503,40 @@ test('an insert that fails transiently is retried: nothing lost, nothing doubled
   }
 })
 
-test('control: a lost acknowledgement doubles the rows, and the row count sees it; FINAL collapses them', async () => {
-  // Proves the oracle above can fail: ClickHouse accepted the insert but the ack was lost, so the
-  // at-least-once consumer sends the batch again. Idempotent storage (ReplacingMergeTree keyed by
-  // request) is what makes that effectively once for queries that use FINAL.
+test('a lost acknowledgement: the block is sent again with the same token and stored once', async () => {
+  // ClickHouse accepted the insert but the answer was lost, so the at-least-once ingester sends the
+  // block again. Its deduplication token (derived from the offsets) makes ClickHouse drop the repeat.
   const flaky = flakyInserts({ failAfter: 1 })
-  const p = await startPipeline('ingest_control', flaky.wrap)
+  const p = await startPipeline('ingest_lost_ack', flaky.wrap)
   try {
     const spans = Array.from({ length: 30 }, (_, i) => span(i))
     await sendRecords(p.producer, TOPICS.spans, (r) => codecs.span.encode(r), spans)
     await p.settled()
-    assert.equal(flaky.state.rows, 60)
-    assert.equal(await count(p.ch, 'spans'), 60)
-    const [final] = await select<{ n: number }>(
-      p.ch,
-      `SELECT toUInt32(count()) AS n FROM ${p.ch.database}.spans FINAL`,
+    assert.equal(flaky.state.rows, 60, 'the block went to ClickHouse twice')
+    assert.equal(
+      await count(p.ch, 'spans'),
+      30,
+      'and is stored once (merges are stopped: a double would show)',
     )
-    assert.equal(final!.n, 30)
+    assert.equal(await count(p.ch, 'spans_1m'), 1)
+    const [rolled] = await select<{ n: number }>(
+      p.ch,
+      `SELECT toUInt32(sum(requests)) AS n FROM ${p.ch.database}.spans_1m`,
+    )
+    assert.equal(rolled!.n, 30, 'the rollup counted it once too')
+  } finally {
+    await p.stop()
+  }
+})
+
+test('control: the same rows under another token are stored twice, and the row count sees it', async () => {
+  // proves the oracle above can fail: without the token's match ClickHouse keeps both copies
+  const p = await startPipeline('ingest_control')
+  try {
+    const spans = Array.from({ length: 30 }, (_, i) => span(i))
+    await insertRecords(p.ch, spansTable, spans, { token: 'spans/0/0-0' })
+    await insertRecords(p.ch, spansTable, spans, { token: 'spans/0/0-0 again' })
+    assert.equal(await count(p.ch, 'spans'), 60)
   } finally {
     await p.stop()
   }
@@ -515,4 +555,100 @@ test('a record ClickHouse rejects as bad data is dead-lettered instead of blocki
   } finally {
     await p.stop()
   }
+})
+
+test('records of every published writer schema land in the same block, missing fields as null', async () => {
+  const p = await startPipeline('ingest_writers')
+  try {
+    const v1Schema = JSON.parse(readFileSync(join(AVSC_DIR, avscFileName('span', 1)), 'utf8'))
+    const v1 = new RecordCodec<Span>('span', v1Schema)
+    const old = (({ run_id: _, ...rest }) => rest as Span)(span(0))
+    await p.producer.send(TOPICS.spans, [
+      {
+        key: 'engine-0',
+        value: packContainer([v1.encode(old), codecs.span.encode(span(1, { run_id: 'r-7' }))]),
+      },
+    ])
+    await p.settled()
+    const stored = await select<{ request_id: string; run_id: string | null; compute_us: number }>(
+      p.ch,
+      `SELECT request_id, run_id, toUInt32(compute_us) AS compute_us FROM ${p.ch.database}.spans ORDER BY request_id`,
+    )
+    assert.deepEqual(stored, [
+      { request_id: 'req-0', run_id: null, compute_us: old.compute_us },
+      { request_id: 'req-1', run_id: 'r-7', compute_us: span(1).compute_us },
+    ])
+  } finally {
+    await p.stop()
+  }
+})
+
+/**
+ * An ingester that "crashes" with a block in flight: ClickHouse stored the block, the answer never
+ * came, and the ingester stops without committing. What the next one does with the partition decides
+ * whether the rows are doubled.
+ */
+async function crashAfterInsert(database: string, forgetCuts: boolean) {
+  const ch = openClickHouse({ dataDir, database })
+  await migrate(ch)
+  await ch.client.command({ query: `SYSTEM STOP MERGES ${database}.spans` })
+  const bus = new EmbeddedBus({ retryDelayMs: 10 })
+  const hung = new Proxy(ch.client, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target)
+      if (prop !== 'exec') return typeof v === 'function' ? v.bind(target) : v
+      return async (params: Parameters<ClickHouseClient['exec']>[0]) => {
+        await target.exec(params) // stored…
+        return new Promise(() => {}) // …and the acknowledgement never arrives
+      }
+    },
+  })
+  const first = new Ingester({
+    transport: bus,
+    clickhouse: { ...ch, client: hung },
+    logger,
+    blockRows: 25,
+    maxDelayMs: 60_000,
+    drainTimeoutMs: 200,
+  })
+  await first.start()
+  const producer = bus.producer()
+  await producer.send(
+    TOPICS.spans,
+    Array.from({ length: 50 }, (_, i) => ({ key: 'engine-0', value: codecs.span.encode(span(i)) })),
+  )
+  await waitFor(async () => (await count(ch, 'spans')) >= 25, { message: 'the first block stored' })
+  await first.stop()
+  const probe = bus.streamingConsumer({
+    groupId: INGEST_GROUP,
+    topics: [TOPICS.spans],
+    onBatch: async () => {},
+  })
+  const committed = await probe.committed({ topic: TOPICS.spans, partition: 0 })
+  if (forgetCuts) {
+    await probe.start()
+    await probe.commit({ topic: TOPICS.spans, partition: 0 }, committed.offset ?? '0', '')
+    await probe.stop()
+  }
+  // the next ingester cuts its blocks at 40 rows, unless told where the previous one cut
+  const second = new Ingester({ transport: bus, clickhouse: ch, logger, blockRows: 40, maxDelayMs: 20 })
+  await second.start()
+  await bus.drained(TOPICS.spans, INGEST_GROUP)
+  await second.stop()
+  const stored = await count(ch, 'spans')
+  await ch.close()
+  return { committed, stored }
+}
+
+test('a block in flight at a crash is cut the same way again and stored once', async () => {
+  const { committed, stored } = await crashAfterInsert('ingest_crash', false)
+  assert.equal(committed.offset, '0', 'nothing was committed')
+  // both blocks were sealed in one batch, so both cuts were noted before the first insert
+  assert.equal(committed.metadata, 'breakid-ingest/1 cuts=25,50', 'but the cuts were noted before the insert')
+  assert.equal(stored, 50)
+})
+
+test('control: without the noted cut the replay cuts elsewhere and the rows are doubled', async () => {
+  const { stored } = await crashAfterInsert('ingest_crash_control', true)
+  assert.equal(stored, 75, 'the replayed block [0, 40) repeats rows 0–24')
 })

@@ -83,11 +83,12 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'breakid-queries-'))
   ch = openClickHouse({ dataDir: dir, database: 'breakid_test' })
   await migrate(ch)
-  // keep redelivered duplicates in their own part, so only FINAL can collapse them
+  // merges stopped: a stored duplicate would stay visible to every query below
   await ch.client.command({ query: 'SYSTEM STOP MERGES spans' })
-  await insertRecords(ch, spansTable, [...mlp, ...cnn, ...outside])
-  // a redelivered batch (at-least-once delivery): same request ids, same sorting key
-  await insertRecords(ch, spansTable, mlp.slice(0, 10))
+  await insertRecords(ch, spansTable, mlp.slice(0, 10), { token: 'spans/0/0-9' })
+  await insertRecords(ch, spansTable, [...mlp.slice(10), ...cnn, ...outside], { token: 'spans/0/10-99' })
+  // a redelivered block (at-least-once delivery) carries its token again: ClickHouse drops it
+  await insertRecords(ch, spansTable, mlp.slice(0, 10), { token: 'spans/0/0-9' })
 })
 
 after(async () => {
@@ -127,7 +128,7 @@ describe('stage-breakdown', () => {
       for (const stage of stageOrder) {
         const row = rows.find((r) => r.model === model && r.stage === stage)!
         const values = spans.map((s) => s[`${stage}_us` as keyof Span] as number)
-        // duplicates collapsed by FINAL, spans outside [from, to) excluded
+        // the redelivered block not counted, spans outside [from, to) excluded
         assert.equal(row.requests, spans.length, `${model}/${stage} count`)
         for (const [column, p] of [
           ['p50_ms', 0.5],
@@ -154,13 +155,79 @@ describe('stage-breakdown', () => {
     assert.equal(share('mlp', 'total'), 1)
   })
 
-  test('control: without FINAL the redelivered duplicates are still counted', async () => {
-    // proves the count assertion above can fail: the duplicates are really there
-    const raw = await runSql(
-      ch,
-      "SELECT count() AS n FROM spans WHERE model = 'mlp' AND timestamp < '2026-01-01 00:00:01'",
+  test('control: the redelivered block is not in the table, and would be counted if it were', async () => {
+    // proves the count assertion above can fail: under another token the same rows are stored again
+    const raw = async () =>
+      (
+        await runSql(
+          ch,
+          "SELECT count() AS n FROM spans WHERE model = 'mlp' AND timestamp < '2026-01-01 00:00:01'",
+        )
+      ).rows[0]![0]
+    assert.equal(await raw(), MLP_SPANS + 1)
+    const other = openClickHouse({ dataDir: dir, database: 'breakid_test_control' })
+    await migrate(other)
+    await insertRecords(other, spansTable, mlp, { token: 'a' })
+    await insertRecords(other, spansTable, mlp.slice(0, 10), { token: 'b' })
+    const result = await runNamedQuery(other, 'stage-breakdown', RANGE)
+    assert.equal(
+      byName(result).find((r) => r.model === 'mlp' && r.stage === 'total')!.requests,
+      MLP_SPANS + 10,
     )
-    assert.equal(raw.rows[0]![0], MLP_SPANS + 10 + 1)
+    await other.close()
+  })
+
+  test('a range of whole minutes is answered from the rollups: counts and means exact, percentiles within 1 %', async () => {
+    const wide = { from: '2025-12-31T23:59:00Z', to: '2026-01-01T00:01:00Z' }
+    const rows = byName(await runNamedQuery(ch, 'stage-breakdown', wide))
+    for (const [model, spans] of [
+      ['mlp', [...mlp, ...outside]],
+      ['cnn', cnn],
+    ] as const) {
+      for (const stage of [...STAGES, 'total']) {
+        const row = rows.find((r) => r.model === model && r.stage === stage)!
+        const values = spans.map((s) => s[`${stage}_us` as keyof Span] as number)
+        assert.equal(row.requests, spans.length, `${model}/${stage} count`)
+        const mean = values.reduce((a, b) => a + b, 0) / values.length / 1000
+        assert.ok(Math.abs((row.mean_ms as number) - mean) <= 0.0005 + 1e-9, `${model}/${stage} mean`)
+        const sorted = [...values].sort((a, b) => a - b)
+        for (const [column, p] of [
+          ['p50_ms', 0.5],
+          ['p95_ms', 0.95],
+          ['p99_ms', 0.99],
+        ] as const) {
+          const rank = p * (sorted.length - 1)
+          const lo = sorted[Math.max(0, Math.floor(rank) - 1)]! / 1000
+          const hi = sorted[Math.min(sorted.length - 1, Math.ceil(rank) + 1)]! / 1000
+          const got = row[column] as number
+          assert.ok(
+            got >= lo * 0.99 - 0.001 && got <= hi * 1.01 + 0.001,
+            `${model}/${stage} ${column}: ${got} not in [${lo}, ${hi}] ± 1 %`,
+          )
+        }
+      }
+    }
+  })
+
+  test('control: the whole-minute answer comes from the rollups, not from the raw spans', async () => {
+    const other = openClickHouse({ dataDir: dir, database: 'breakid_test_rollup_only' })
+    await migrate(other)
+    await insertRecords(other, spansTable, mlp)
+    await other.client.command({ query: 'TRUNCATE TABLE breakid_test_rollup_only.spans' })
+    const wide = { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:01:00Z' }
+    const total = byName(await runNamedQuery(other, 'stage-breakdown', wide)).find((r) => r.stage === 'total')
+    assert.equal(total?.requests, MLP_SPANS, 'the raw spans are gone, the rollup answers')
+    assert.equal(
+      (await runNamedQuery(other, 'stage-breakdown', RANGE)).rows.length,
+      0,
+      'a short range reads the raw spans',
+    )
+    const throughput = byName(await runNamedQuery(other, 'throughput', { ...wide, step: '60' }))
+    assert.deepEqual(
+      throughput.map((r) => [r.model, r.requests]),
+      [['mlp', MLP_SPANS]],
+    )
+    await other.close()
   })
 
   test('filters by model and echoes the parameters it used', async () => {
@@ -501,7 +568,7 @@ describe('HTTP API', () => {
     const json = await app.inject({
       method: 'POST',
       url: '/api/sql',
-      payload: { sql: "SELECT count() AS n FROM spans FINAL WHERE model = 'mlp'" },
+      payload: { sql: "SELECT count() AS n FROM spans WHERE model = 'mlp'" },
     })
     assert.equal(json.statusCode, 200)
     assert.deepEqual(json.json(), [{ n: MLP_SPANS + 2 }])
