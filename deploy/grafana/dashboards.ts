@@ -227,7 +227,7 @@ function fleet(): Dashboard {
     [
       target(
         `SELECT count() / greatest(1, dateDiff('second', $__fromTime, $__toTime)) AS requests_per_s
-         FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}`,
+         FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}`,
         TABLE,
       ),
     ],
@@ -241,7 +241,7 @@ function fleet(): Dashboard {
       [
         target(
           `SELECT countIf(status != 'ok') / greatest(1, count()) AS error_rate
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}`,
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}`,
           TABLE,
         ),
       ],
@@ -255,7 +255,7 @@ function fleet(): Dashboard {
       [
         target(
           `SELECT quantileExact(0.99)(total_us) / 1000 AS p99_ms
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}`,
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}`,
           TABLE,
         ),
       ],
@@ -294,7 +294,7 @@ function fleet(): Dashboard {
       [
         target(
           `SELECT $__timeInterval(timestamp) AS time, model, count() / $__interval_s AS requests_per_s
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY time, model ORDER BY time`,
           TIME_SERIES,
         ),
@@ -309,7 +309,7 @@ function fleet(): Dashboard {
       [
         target(
           `SELECT $__timeInterval(timestamp) AS time, model, countIf(status != 'ok') / count() AS error_rate
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY time, model ORDER BY time`,
           TIME_SERIES,
         ),
@@ -327,7 +327,7 @@ function fleet(): Dashboard {
              quantile(0.5)(total_us) / 1000 AS p50_ms,
              quantile(0.95)(total_us) / 1000 AS p95_ms,
              quantile(0.99)(total_us) / 1000 AS p99_ms
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY time, model ORDER BY time`,
           TIME_SERIES,
         ),
@@ -342,7 +342,7 @@ function fleet(): Dashboard {
       [
         target(
           `SELECT $__timeInterval(timestamp) AS time, instance, quantile(0.99)(total_us) / 1000 AS p99_ms
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY time, instance ORDER BY time`,
           TIME_SERIES,
         ),
@@ -357,7 +357,7 @@ function fleet(): Dashboard {
       [
         target(
           `SELECT $__timeInterval(timestamp) AS time, instance, count() / $__interval_s AS requests_per_s
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY time, instance ORDER BY time`,
           TIME_SERIES,
         ),
@@ -376,7 +376,7 @@ function fleet(): Dashboard {
              quantileExact(0.5)(total_us) / 1000 AS p50_ms,
              quantileExact(0.95)(total_us) / 1000 AS p95_ms,
              quantileExact(0.99)(total_us) / 1000 AS p99_ms
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY model, instance ORDER BY requests DESC`,
           TABLE,
         ),
@@ -403,7 +403,7 @@ function stages(): Dashboard {
     [
       target(
         `SELECT $__timeInterval(timestamp) AS time, ${shares}
-         FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+         FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
          GROUP BY time ORDER BY time`,
         TIME_SERIES,
       ),
@@ -418,7 +418,7 @@ function stages(): Dashboard {
       [
         target(
           `SELECT $__timeInterval(timestamp) AS time, stage, quantile(0.95)(us) / 1000 AS p95_ms
-           FROM spans FINAL ARRAY JOIN ${names} AS stage, ${values} AS us
+           FROM spans ARRAY JOIN ${names} AS stage, ${values} AS us
            WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY time, stage ORDER BY time`,
           TIME_SERIES,
@@ -435,7 +435,7 @@ function stages(): Dashboard {
         target(
           `SELECT $__timeInterval(timestamp) AS time, avg(queue_wait_us) / 1000 AS queue_wait_ms,
              avg(compute_us) / 1000 AS compute_ms, avg(batch_size) AS batch_size
-           FROM spans FINAL WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY time ORDER BY time`,
           TIME_SERIES,
         ),
@@ -455,7 +455,7 @@ function stages(): Dashboard {
              quantileExact(0.99)(us) / 1000 AS p99_ms,
              avg(us) / 1000 AS mean_ms,
              round(sum(us) / greatest(1, sum(total_us)), 3) AS share_of_total
-           FROM spans FINAL ARRAY JOIN ${names} AS stage, ${values} AS us
+           FROM spans ARRAY JOIN ${names} AS stage, ${values} AS us
            WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
            GROUP BY model, stage
            ORDER BY model, indexOf(${names}, stage)`,
@@ -535,7 +535,7 @@ function hardware(): Dashboard {
       [
         target(
           `SELECT $__timeInterval(timestamp) AS time, instance, ${expr}
-           FROM hw_samples FINAL WHERE $__timeFilter(timestamp) AND ${HW_FILTER}
+           FROM hw_samples WHERE $__timeFilter(timestamp) AND ${HW_FILTER}
            GROUP BY time, instance ORDER BY time`,
           TIME_SERIES,
         ),
@@ -551,7 +551,7 @@ function hardware(): Dashboard {
       [
         target(
           `SELECT $__timeInterval(timestamp) AS time, concat(instance, '/', d.1) AS device, ${agg}(d.2) AS value
-           FROM hw_samples FINAL ARRAY JOIN arrayZip(device_device, ${field}) AS d
+           FROM hw_samples ARRAY JOIN arrayZip(device_device, ${field}) AS d
            WHERE $__timeFilter(timestamp) AND ${HW_FILTER} AND d.2 IS NOT NULL
            GROUP BY time, device ORDER BY time`,
           TIME_SERIES,

@@ -23,7 +23,7 @@ WITH
         (1 - h.executor_busy) * h.interval_ms,
         arrayExists(w -> h.timestamp >= w.1 AND h.timestamp < w.2, s.windows)
       ) / 1000 AS starved_s
-    FROM hw_samples AS h FINAL
+    FROM hw_samples AS h
     LEFT JOIN starved AS s ON h.instance = s.instance
     WHERE ({run:String} = '' OR h.run_id = {run:String})
       AND h.timestamp >= {from:DateTime64(6)}
@@ -39,7 +39,7 @@ WITH
       dateDiff('microsecond', min(timestamp), max(timestamp)) / 1e6 AS span_s,
       countIf(cache_hit) AS cache_hits,
       avgIf(compute_us / greatest(batch_size, 1), NOT cache_hit AND status = 'ok' AND compute_us > 0) AS miss_compute_us
-    FROM spans FINAL
+    FROM spans
     WHERE ({run:String} = '' OR run_id = {run:String})
       AND timestamp >= {from:DateTime64(6)}
       AND timestamp < {to:DateTime64(6)}

@@ -13,7 +13,7 @@ SELECT
   host_cpus,
   psi_cpu_some_avg10,
   executor_busy
-FROM hw_samples FINAL
+FROM hw_samples
 WHERE ({run:String} = '' OR run_id = {run:String})
   AND timestamp >= {from:DateTime64(6)}
   AND timestamp < {to:DateTime64(6)}

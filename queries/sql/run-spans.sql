@@ -18,7 +18,7 @@ SELECT
   postprocess_us,
   serialize_us,
   total_us
-FROM spans FINAL
+FROM spans
 WHERE ({run:String} = '' OR run_id = {run:String})
   AND timestamp >= {from:DateTime64(6)}
   AND timestamp < {to:DateTime64(6)}

@@ -11,7 +11,7 @@ SELECT
   round(dateDiff('microsecond', min(timestamp), max(timestamp)) / 1e6, 1) AS duration_s,
   arraySort(groupUniqArray(model)) AS models,
   arraySort(groupUniqArray(instance)) AS instances
-FROM spans FINAL
+FROM spans
 WHERE run_id IS NOT NULL
   AND timestamp >= {since:DateTime64(6)}
 GROUP BY run_id
