@@ -1,7 +1,7 @@
 /** Builds the shared parts (transport, ClickHouse) from the configuration, the same way for every command. */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { QueryLimits } from '../queries/limits.ts'
 import { pricesParam } from '../compare/cost.ts'

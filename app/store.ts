@@ -1,7 +1,7 @@
 /**
- * The store as every command opens it. Kept apart from app/runtime.ts so that `breakid query` and
- * `breakid sql` load ClickHouse's client and nothing of Kafka or the engine (CLI start-up:
- * bench/results/query.json).
+ * The store as every command opens it (re-exported by app/runtime.ts). Kept apart from the transport
+ * and the engine's telemetry so that a command needing only ClickHouse can load only this (CLI
+ * start-up: bench/results/query.json).
  */
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'

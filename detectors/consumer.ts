@@ -93,6 +93,16 @@ export class DetectorConsumer implements Lifecycle {
     .describe('state_rows_written_total', 'counter', 'Detector state rows checkpointed to ClickHouse')
     .describe('state_restore_errors_total', 'counter', 'Failed restores of detector state')
     .describe('state_checkpoint_errors_total', 'counter', 'Failed checkpoints of detector state')
+    .describe(
+      'rejoins_total',
+      'counter',
+      'Group (re)joins after which the detectors started over from stored state',
+    )
+    .describe(
+      'batch_errors_total',
+      'counter',
+      'Batches that failed in group mode (replayed from the last checkpoint)',
+    )
   private inhibitor: Inhibitor
   readonly consumer: MessageConsumer | StreamingConsumer
   private readonly alerts: MessageProducer

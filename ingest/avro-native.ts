@@ -129,6 +129,16 @@ class ReaderSource {
     convert: 'hex' | undefined,
     readerEnum: readonly string[] | undefined,
   ): string {
+    // a record cut short is malformed, whatever the field it ends in would have held
+    return `if (p >= end) ${this.fail("'record cut short'", 'malformed')}\n${this.readValue(t, col, convert, readerEnum)}`
+  }
+
+  private readValue(
+    t: AvroType,
+    col: ColumnBuilder,
+    convert: 'hex' | undefined,
+    readerEnum: readonly string[] | undefined,
+  ): string {
     const name = typeName(t)
     if (name === 'union') return this.readUnion(t as AvroType[], col, convert, readerEnum)
     if (col instanceof NullableBuilder) {
@@ -139,6 +149,7 @@ class ReaderSource {
     if (col instanceof FixedStringBuilder && convert === 'hex' && name === 'string') {
       const w = col.width
       return `${READ_LONG}
+    if (v > 0 && p + v > end) ${this.fail("'record cut short'", 'malformed')}
     if (v !== ${w * 2}) ${this.fail(`'expected ${w * 2} hex digits, got ' + v + ' bytes'`, 'out_of_range')}
     at = ${c}.claim(); out = ${c}.data.buf; bad = 0
     for (i = 0; i < ${w}; i++) {

@@ -23,7 +23,13 @@ const TRITON = 40
 
 /** The environment of a user without Kafka or a ClickHouse server configured. */
 function embeddedEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, BREAKID_LOG_LEVEL: 'info' }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BREAKID_LOG_LEVEL: 'info',
+    // the spans' event times are fixed (2025-12-06): kept as long as the store is told to, not 7 days
+    BREAKID_SPAN_RETENTION_DAYS: '3650',
+    BREAKID_RETENTION_DAYS: '3650',
+  }
   for (const k of ['KAFKA_BROKERS', 'CLICKHOUSE_URL', 'BREAKID_CONFIG', 'OTEL_EXPORTER_OTLP_ENDPOINT'])
     delete env[k]
   return env
@@ -149,7 +155,15 @@ test('spans from the OpenTelemetry Python SDK are all stored, and breakid sql co
   )
   const { stdout: ids } = await promisify(execFile)(
     process.execPath,
-    [CLI, 'sql', 'SELECT trace_id FROM spans ORDER BY trace_id', '--format', 'csv', '--data-dir', dataDir],
+    [
+      CLI,
+      'sql',
+      'SELECT trace_id_hex AS trace_id FROM spans ORDER BY trace_id',
+      '--format',
+      'csv',
+      '--data-dir',
+      dataDir,
+    ],
     { cwd: ROOT, env: embeddedEnv(), timeout: 120_000 },
   )
   const stored = ids

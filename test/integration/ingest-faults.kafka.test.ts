@@ -84,6 +84,8 @@ function ingest(prefix: string, clickhouseUrl: string, database: string): Breaki
     BREAKID_TOPIC_PREFIX: prefix,
     BREAKID_DATABASE: database,
     BREAKID_LOG_LEVEL: 'info',
+    // several ingest processes on one host: each its own free port for /metrics
+    BREAKID_METRICS_PORT: '0',
   })
   running.push(p)
   return p

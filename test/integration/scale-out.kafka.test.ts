@@ -88,6 +88,8 @@ test('3 ingest + 2 detect over 6 partitions, one of each killed: every span stor
     BREAKID_SPAN_RETENTION_DAYS: '3650',
     BREAKID_RETENTION_DAYS: '3650',
     BREAKID_LOG_LEVEL: process.env.BREAKID_TEST_PROCESS_LOG ?? 'info',
+    // five services on one host: each its own free port for /metrics
+    BREAKID_METRICS_PORT: '0',
   }
   const start = (command: 'ingest' | 'detect', i: number) => {
     const p = startBreakid([command, '--instance', `${command}-${i}`], env)
