@@ -48,7 +48,12 @@ export class BinaryInsertChdbConnection extends ChdbConnection {
 
   /** where insert bodies are written for the moment of their insert: memory where possible */
   private spoolDir(): string {
-    this.spool ??= mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'breakid-insert-'))
+    if (!this.spool) {
+      const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'breakid-insert-'))
+      this.spool = dir
+      // the embedded session lives as long as the process, which rarely closes it: go with the process
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+    }
     return this.spool
   }
 
