@@ -21,7 +21,7 @@ SELECT
   round(q_us[1] / 1000, 3) AS p50_ms,
   round(q_us[2] / 1000, 3) AS p95_ms,
   round(q_us[3] / 1000, 3) AS p99_ms
-FROM spans FINAL
+FROM spans
 WHERE timestamp >= {from:DateTime64(6)}
   AND timestamp < {to:DateTime64(6)}
   AND ({model:String} = '' OR model = {model:String})

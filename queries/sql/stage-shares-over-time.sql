@@ -12,7 +12,7 @@ SELECT
   count() AS requests,
   round(sum(duration_us) / greatest(sum(total_us), 1), 4) AS share,
   round(avg(duration_us) / 1000, 3) AS mean_ms
-FROM spans FINAL
+FROM spans
 ARRAY JOIN
   stages AS stage,
   [deserialize_us, preprocess_us, queue_wait_us, compute_us, postprocess_us, serialize_us] AS duration_us
