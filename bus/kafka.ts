@@ -364,6 +364,9 @@ export class KafkaTransport implements Transport {
     })
     consumer.on(consumer.events.REBALANCING, () => {
       state.phase = 'joining'
+      // until the next join says what is ours: kafkajs takes the new generation before it emits
+      // GROUP_JOIN, and a commit in between would be accepted for a partition another member owns
+      owned.clear()
     })
     consumer.on(consumer.events.CRASH, (e) => {
       if (!(e.payload as { restart?: boolean }).restart) state.phase = 'crashed'
