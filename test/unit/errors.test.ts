@@ -58,8 +58,8 @@ const code = PRODUCT.flatMap((d) => {
   .map((f) => readFileSync(f, 'utf8'))
   .join('\n')
 
-test('the table: 34 codes, each with a status and a retry answer that agree', () => {
-  assert.equal(Object.keys(ERROR_CODES).length, 34)
+test('the table: 35 codes, each with a status and a retry answer that agree', () => {
+  assert.equal(Object.keys(ERROR_CODES).length, 35)
   for (const [name, spec] of Object.entries(ERROR_CODES)) {
     assert.match(name, /^BREAKID_[A-Z0-9_]+$/)
     assert.ok(spec.httpStatus >= 400 && spec.httpStatus < 600, name)
@@ -73,7 +73,7 @@ test('every code raised in the code base is in the table, and every code in the 
   const raised = new Set([...code.matchAll(/'(BREAKID_[A-Z0-9_]+)'/g)].map((m) => m[1]!))
   // decode codes are built from the reason: BREAKID_DECODE_<REASON>
   for (const m of code.matchAll(
-    /reason: RecordDecodeReason|'(not_single_object|unknown_schema|bad_writer_schema|incompatible_schema|malformed|wrong_type|truncated)'/g,
+    /reason: RecordDecodeReason|'(not_single_object|unknown_schema|bad_writer_schema|incompatible_schema|malformed|wrong_type|truncated|out_of_range)'/g,
   )) {
     if (m[1]) raised.add(`BREAKID_DECODE_${m[1].toUpperCase()}`)
   }
