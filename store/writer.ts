@@ -12,26 +12,10 @@
 import { Readable } from 'node:stream'
 import { DownstreamError, InvalidInputError } from '../core/errors.ts'
 import type { ClickHouse } from './client.ts'
+import { classifyClickHouseFailure } from './errors.ts'
 import { ident } from './client.ts'
 import { NativeBlock, OutOfRangeError } from './native.ts'
 import type { TableSpec } from './tables.ts'
-
-/** ClickHouse error codes that mean the data itself is bad: retrying the same rows cannot help. */
-const BAD_DATA_CODES = new Set([
-  '6',
-  '26',
-  '27',
-  '36',
-  '38',
-  '41',
-  '53',
-  '69',
-  '70',
-  '72',
-  '117',
-  '130',
-  '131',
-])
 
 export interface InsertOptions {
   /** `insert_deduplication_token`: ClickHouse stores a block with a token it has seen once */
@@ -100,11 +84,13 @@ export async function insertRecords<R>(
   await insertBlock(ch, spec, block, opts)
 }
 
-/** One place decides whether a ClickHouse failure is worth a retry (cf. Vector's clickhouse service). */
+/**
+ * An insert failure as a breakid error: rows ClickHouse calls bad are not retriable (dead-lettered);
+ * everything else is retried, since dropping rows on a guess would lose data (store/errors.ts).
+ */
 export function classifyClickHouseError(err: unknown, what: string): Error {
   if (err instanceof InvalidInputError || err instanceof DownstreamError) return err
-  const code = (err as { code?: string | number }).code
-  if (code !== undefined && BAD_DATA_CODES.has(String(code))) {
+  if (classifyClickHouseFailure(err).kind === 'bad_data') {
     return new InvalidInputError(`ClickHouse rejected rows for ${what}: ${(err as Error).message}`, err)
   }
   return new DownstreamError(

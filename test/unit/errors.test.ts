@@ -111,3 +111,30 @@ test('an error answers with its table entry; library errors with what fastify sa
   const codes: ErrorCode[] = ['BREAKID_UNKNOWN_MODEL', 'BREAKID_UNKNOWN_QUERY']
   for (const c of codes) assert.equal(new BreakidError('x', { code: c }).httpStatus, 404)
 })
+
+test('one ClickHouse classifier: the insert and the query path read the same kind for the same code', async () => {
+  const { classifyClickHouseFailure } = await import('../../store/errors.ts')
+  const { classifyClickHouseError } = await import('../../store/writer.ts')
+  const { toQueryError } = await import('../../queries/errors.ts')
+  const server = (code: string, message = 'x') => Object.assign(new Error(message), { code })
+  // bad rows: not retriable on either path
+  assert.equal(classifyClickHouseFailure(server('6')).kind, 'bad_data')
+  assert.equal(isRetriableKind(classifyClickHouseError(server('6'), 'spans')), false)
+  assert.equal(isRetriableKind(toQueryError(server('6'), 'q')), false)
+  // the server itself overloaded: retriable on both
+  for (const code of ['202', '252', '999']) {
+    assert.equal(classifyClickHouseFailure(server(code)).kind, 'transient', code)
+    assert.equal(isRetriableKind(classifyClickHouseError(server(code), 'spans')), true, code)
+    assert.equal(isRetriableKind(toQueryError(server(code), 'q')), true, code)
+  }
+  // a query's own memory limit is a limit; the whole server's is transient
+  assert.equal(classifyClickHouseFailure(server('241', 'Memory limit (for query) exceeded')).kind, 'limit')
+  assert.equal(classifyClickHouseFailure(server('241', 'Memory limit (total) exceeded')).kind, 'transient')
+  // no server answer at all
+  assert.equal(classifyClickHouseFailure(new Error('ECONNREFUSED')).kind, 'unreachable')
+  assert.equal(isRetriableKind(classifyClickHouseError(new Error('ECONNREFUSED'), 'spans')), true)
+})
+
+function isRetriableKind(err: Error): boolean {
+  return err instanceof BreakidError && err.retriable
+}

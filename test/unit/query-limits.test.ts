@@ -6,6 +6,7 @@
  * with max_execution_time far above the test's own timeout.
  */
 import assert from 'node:assert/strict'
+import { serverErrorCode } from '../../store/errors.ts'
 import { request } from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,12 +15,7 @@ import { after, before, describe, test } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { type ClickHouse, openClickHouse } from '../../store/client.ts'
 import { migrate } from '../../store/migrations.ts'
-import {
-  QueryBusyError,
-  QueryCancelledError,
-  QueryLimitError,
-  serverErrorCode,
-} from '../../queries/errors.ts'
+import { QueryBusyError, QueryCancelledError, QueryLimitError } from '../../queries/errors.ts'
 import { queriesPlugin } from '../../queries/http.ts'
 import { DEFAULT_QUERY_LIMITS, type QueryLimits } from '../../queries/limits.ts'
 import { readOnlyPool } from '../../queries/readonly.ts'
