@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { backoffDelayMs } from '../core/retry.ts'
 import type {
   Committed,
   ConsumerOptions,
@@ -154,6 +155,8 @@ export class EmbeddedBus implements Transport {
     }
     /** topic → next offset to read; ahead of the group's commit after a PartialCommit */
     const positions = new Map<string, number>()
+    /** failed handler attempts in a row per topic: the backoff before the same batch again */
+    const failures = new Map<string, number>()
 
     async function pollOnce(): Promise<boolean> {
       let progressed = false
@@ -181,9 +184,14 @@ export class EmbeddedBus implements Transport {
           partial = (await opts.handler(batch)) ?? undefined
         } catch (err) {
           opts.onHandlerError?.(err, batch)
-          await sleep(bus.retryDelayMs)
+          const attempt = failures.get(topic) ?? 0
+          failures.set(topic, attempt + 1)
+          await sleep(
+            backoffDelayMs(attempt, undefined, { initialDelayMs: bus.retryDelayMs, maxDelayMs: 30_000 }),
+          )
           return true // retry the same batch on the next turn
         }
+        failures.delete(topic)
         const next = from + messages.length
         positions.set(topic, next)
         bus.commitGroup(topic, opts.groupId, partial ? offsetWithin(partial.commitOffset, next) : next)

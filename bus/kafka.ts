@@ -5,6 +5,7 @@
  * handlers downstream are idempotent or count on at-least-once.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { backoffDelayMs } from '../core/retry.ts'
 import {
   type Admin,
   type Consumer,
@@ -243,7 +244,7 @@ export class KafkaTransport implements Transport {
             }))
             const mb = { topic, partition: batch.partition, messages }
             let partial: PartialCommit | undefined
-            for (;;) {
+            for (let attempt = 0; ; attempt++) {
               if (!isRunning() || isStale()) return // uncommitted: redelivered to whoever owns it next
               try {
                 partial = (await opts.handler(mb)) ?? undefined
@@ -251,7 +252,10 @@ export class KafkaTransport implements Transport {
               } catch (err) {
                 opts.onHandlerError?.(err, mb)
                 await heartbeat()
-                await sleep(retryDelayMs)
+                // capped well under the session timeout: the group must not think this member dead
+                await sleep(
+                  backoffDelayMs(attempt, undefined, { initialDelayMs: retryDelayMs, maxDelayMs: 5_000 }),
+                )
               }
             }
             // Resolving moves the fetch position; with autoCommit off, only the explicit commit below
@@ -428,7 +432,7 @@ export class KafkaTransport implements Transport {
             this.logger?.debug({ err, type, tp }, 'commit failed')
             if (REBALANCE_ERRORS.has(type) || (err as Error).message?.includes('not initialized'))
               return false
-            await sleep(Math.min(5_000, 100 * 2 ** attempt))
+            await sleep(backoffDelayMs(attempt, undefined, { maxDelayMs: 5_000 }))
           }
         }
         return false

@@ -1,6 +1,7 @@
 /**
- * Retry with exponential backoff and full jitter, bounded by attempts and an overall deadline
- * (the shape of kafkajs' `retry`). Non-retriable errors (see errors.ts) are thrown at once.
+ * Retry with exponential backoff and full jitter, a cap, bounded by attempts, an overall deadline and
+ * optionally a retry budget shared by the callers of one downstream (the shape of kafkajs' `retry`).
+ * Non-retriable errors (see errors.ts) are thrown at once.
  *
  * The one retry policy of the project: callers express their needs through these options rather
  * than writing their own loop. Time comes from `clock` (core/clock.ts; default the system clock), so
@@ -19,6 +20,8 @@ export type GiveUpReason =
   | 'deadline'
   /** `signal` aborted (before or during a wait) */
   | 'aborted'
+  /** the shared `budget` has no retry left: the downstream is failing for many callers at once */
+  | 'budget'
 
 export interface RetryOptions {
   /** attempts after the first; Infinity retries until the deadline or the signal. Default 5. */
@@ -41,6 +44,50 @@ export interface RetryOptions {
   maxRetryAfterMs?: number
   /** default systemClock */
   clock?: Clock
+  /** which errors are worth another attempt. Default: isRetriable (core/errors.ts) */
+  retriable?: (err: unknown) => boolean
+  /**
+   * a budget shared by every call to one downstream: retries stop when they would exceed its share
+   * of the calls, so a dead downstream is not hit by every caller's full retry schedule at once
+   */
+  budget?: RetryBudget
+}
+
+/**
+ * A retry budget (after Finagle's and gRPC's): each first attempt deposits `ratio` of a token, each
+ * retry withdraws one, and `minPerSecond` retries are always allowed. Retries can then add at most
+ * `ratio` to the load of a downstream that fails for everyone, instead of multiplying it.
+ */
+export class RetryBudget {
+  private tokens: number
+  private lastRefillMs: number
+
+  constructor(private readonly opts: { ratio?: number; minPerSecond?: number; clock?: Clock } = {}) {
+    this.tokens = this.floor()
+    this.lastRefillMs = (opts.clock ?? systemClock).now()
+  }
+
+  private floor(): number {
+    return this.opts.minPerSecond ?? 10
+  }
+
+  /** a first attempt was made */
+  deposit(): void {
+    this.tokens = Math.min(this.tokens + (this.opts.ratio ?? 0.2), 1_000_000)
+  }
+
+  /** takes one retry from the budget; false when none is left */
+  tryWithdraw(): boolean {
+    const now = (this.opts.clock ?? systemClock).now()
+    // the always-allowed floor refills once a second
+    if (now - this.lastRefillMs >= 1000) {
+      this.tokens = Math.max(this.tokens, this.floor())
+      this.lastRefillMs = now
+    }
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
 }
 
 /**
@@ -70,13 +117,16 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
     opts.onGiveUp?.(err, reason, attempts)
     throw err
   }
+  const retriable = opts.retriable ?? isRetriable
+  opts.budget?.deposit()
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt)
     } catch (err) {
-      if (!isRetriable(err)) giveUp(err, 'not_retriable', attempt + 1)
+      if (!retriable(err)) giveUp(err, 'not_retriable', attempt + 1)
       if (opts.signal?.aborted) giveUp(err, 'aborted', attempt + 1)
       if (attempt >= retries) giveUp(err, 'attempts', attempt + 1)
+      if (opts.budget && !opts.budget.tryWithdraw()) giveUp(err, 'budget', attempt + 1)
       const delay = backoffDelayMs(attempt, opts.retryAfterMs?.(err), opts)
       if (opts.deadlineMs !== undefined && clock.now() - started + delay > opts.deadlineMs) {
         giveUp(err, 'deadline', attempt + 1)

@@ -30,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { isRetriable } from '../core/errors.ts'
 import { Counters, Histogram } from '../core/metrics.ts'
+import { retry } from '../core/retry.ts'
 import { isContainer } from '../contract/container.ts'
 import { TOPICS } from '../contract/topics.ts'
 import type {
@@ -154,8 +155,8 @@ export class Ingester implements Lifecycle {
   private timer: NodeJS.Timeout | undefined
   /** no new batches are taken (stop() began) */
   private stopping = false
-  /** the drain timed out: blocks still retrying give up */
-  private abandon = false
+  /** aborted when the drain timed out: blocks still retrying give up */
+  private abandon = new AbortController()
   private running = false
 
   constructor(private readonly opts: IngesterOptions) {
@@ -180,7 +181,7 @@ export class Ingester implements Lifecycle {
     if (this.running) return
     this.running = true
     this.stopping = false
-    this.abandon = false
+    this.abandon = new AbortController()
     await this.deadLetters.start()
     await this.consumer.start()
     this.timer = setInterval(() => this.sealOverdue(), Math.max(10, Math.min(250, this.o.maxDelayMs / 2)))
@@ -206,7 +207,7 @@ export class Ingester implements Lifecycle {
       )
     }
     // blocks still retrying give up now instead of outliving the consumer
-    this.abandon = true
+    this.abandon.abort(new Error('ingest stopped'))
     await this.consumer.stop()
     await this.deadLetters.stop()
     for (const w of this.waiters.splice(0)) w()
@@ -429,30 +430,45 @@ export class Ingester implements Lifecycle {
     }
   }
 
-  private async insertWithRetry(route: Route, rows: RowBlock, token: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      while (this.insertsRunning >= this.o.insertConcurrency) {
-        await new Promise<void>((resolve) => this.waiters.push(resolve))
-      }
-      this.insertsRunning++
-      const started = performance.now()
-      try {
-        await insertBlock(this.opts.clickhouse, route.table, rows.native, { token }).finally(() =>
-          this.insertLatency.observe((performance.now() - started) / 1000, { table: route.table.name }),
-        )
-        this.counters.inc('rows_stored_total', rows.native.rows, { table: route.table.name })
-        return
-      } catch (err) {
-        if (!isRetriable(err) || this.abandon) throw err
-        const topic = token.slice(0, token.indexOf('/'))
-        this.counters.inc('batch_retries_total', 1, { topic })
-        const delay = Math.min(30_000, this.o.retryDelayMs * 2 ** Math.min(attempt, 10))
-        this.opts.logger.warn({ err, block: token, retryInMs: delay }, 'ClickHouse insert failed; retrying')
-        await sleep(delay)
-      } finally {
-        this.insertsRunning--
-        for (const w of this.waiters.splice(0)) w()
-      }
+  /** Inserts a block, retrying with the project's backoff (core/retry.ts) until it is stored or ingest stops. */
+  private insertWithRetry(route: Route, rows: RowBlock, token: string): Promise<void> {
+    return retry(
+      async () => {
+        while (this.insertsRunning >= this.o.insertConcurrency) {
+          await new Promise<void>((resolve) => this.waiters.push(resolve))
+        }
+        this.insertsRunning++
+        const started = performance.now()
+        try {
+          await insertBlock(this.opts.clickhouse, route.table, rows.native, { token }).finally(() =>
+            this.insertLatency.observe((performance.now() - started) / 1000, { table: route.table.name }),
+          )
+          this.counters.inc('rows_stored_total', rows.native.rows, { table: route.table.name })
+        } finally {
+          this.insertsRunning--
+          for (const w of this.waiters.splice(0)) w()
+        }
+      },
+      {
+        ...this.retryPolicy(),
+        onRetry: (err, _attempt, delayMs) => {
+          this.counters.inc('batch_retries_total', 1, { topic: token.slice(0, token.indexOf('/')) })
+          this.opts.logger.warn(
+            { err, block: token, retryInMs: delayMs },
+            'ClickHouse insert failed; retrying',
+          )
+        },
+      },
+    )
+  }
+
+  /** Until stored or stopped: a block is never skipped, so the retries have no count, only the stop. */
+  private retryPolicy() {
+    return {
+      retries: Number.POSITIVE_INFINITY,
+      initialDelayMs: this.o.retryDelayMs,
+      maxDelayMs: 30_000,
+      signal: this.abandon.signal,
     }
   }
 
@@ -460,9 +476,9 @@ export class Ingester implements Lifecycle {
     const rejected = block.rejected
     if (rejected.length === 0) return
     const { topic, partition } = block.tp
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.deadLetters.send(
+    await retry(
+      () =>
+        this.deadLetters.send(
           TOPICS.deadLetter,
           rejected.map((r) => ({
             key: `${topic}/${partition}/${r.offset}`,
@@ -475,13 +491,10 @@ export class Ingester implements Lifecycle {
               'breakid-error': r.error,
             },
           })),
-        )
-        break
-      } catch (err) {
-        if (this.abandon) throw err
-        await sleep(Math.min(30_000, this.o.retryDelayMs * 2 ** Math.min(attempt, 10)))
-      }
-    }
+        ),
+      // a dead letter is data too: retried like an insert, whatever the producer calls the error
+      { ...this.retryPolicy(), retriable: () => true },
+    )
     for (const r of rejected) this.counters.inc('dead_letters_total', 1, { topic, reason: r.reason })
     this.opts.logger.warn(
       { topic, count: rejected.length, first: rejected[0]!.error },

@@ -43,7 +43,7 @@ export interface Delivery {
 }
 
 /** Why a route gave up on an alert; the dead letter's reason is `webhook_<cause>`. */
-export type GiveUpCause = 'rejected' | 'attempts' | 'deadline' | 'queue_full'
+export type GiveUpCause = 'rejected' | 'attempts' | 'deadline' | 'budget' | 'queue_full'
 
 export interface RetryEvent {
   route: string

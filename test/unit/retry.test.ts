@@ -95,3 +95,32 @@ test('retries on the injected clock and says why it gave up', async () => {
   assert.deepEqual(reasons, ['not_retriable', 'attempts', 'deadline', 'aborted'])
   assert.equal(clock.pendingTimers, 0, 'the aborted wait was cancelled')
 })
+
+test('a retry budget shared by callers: retries stop at its share of the calls, plus the floor', async () => {
+  const { RetryBudget } = await import('../../core/retry.ts')
+  const clock = new ManualClock()
+  const budget = new RetryBudget({ ratio: 0.1, minPerSecond: 2, clock })
+  const reasons: GiveUpReason[] = []
+  let retries = 0
+  const down = () => Promise.reject(new Error('connection refused'))
+  // 20 callers against a dead downstream, each willing to retry 5 times
+  const calls = Array.from({ length: 20 }, () =>
+    retry(down, {
+      retries: 5,
+      budget,
+      clock,
+      initialDelayMs: 1,
+      onRetry: () => retries++,
+      onGiveUp: (_e, r) => reasons.push(r),
+    }).catch(() => undefined),
+  )
+  for (let i = 0; i < 200 && reasons.length < 20; i++) {
+    await clock.advance(1)
+    await new Promise((r) => setImmediate(r))
+  }
+  await Promise.all(calls)
+  assert.equal(reasons.length, 20)
+  // 2 floor tokens + 20 × 0.1 deposited: 4 retries in the first second, not 100
+  assert.ok(reasons.filter((r) => r === 'budget').length >= 16, JSON.stringify(reasons))
+  assert.ok(retries >= 4 && retries < 20, `${retries} retries`)
+})
