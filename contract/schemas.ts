@@ -70,7 +70,7 @@ export const spanSchema = {
   ],
 } as const satisfies AvroSchemaJson
 
-const deviceSchema = {
+export const deviceSchema = {
   type: 'record',
   name: 'DeviceSample',
   fields: [

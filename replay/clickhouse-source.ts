@@ -6,6 +6,7 @@
  */
 import type { ClickHouse } from '../store/client.ts'
 import { hwSamplesTable, spansTable } from '../store/tables.ts'
+import { HW_NUMERIC_FIELDS, SPAN_NUMERIC_FIELDS } from '../contract/fields.ts'
 import type { DeviceSample, HwSample, Span } from '../contract/records.ts'
 import { runSql } from '../queries/runner.ts'
 import type { ReplayEvent } from './file-source.ts'
@@ -58,7 +59,7 @@ async function* pages(
   }
 }
 
-const nums = <T>(row: Row, keys: string[], into: T): T => {
+const nums = <T>(row: Row, keys: readonly string[], into: T): T => {
   for (const k of keys) {
     const v = row[k]
     ;(into as Record<string, unknown>)[k] = v === null ? null : typeof v === 'string' ? Number(v) : v
@@ -68,11 +69,7 @@ const nums = <T>(row: Row, keys: string[], into: T): T => {
 
 function toSpan(row: Row): Span {
   const span = { ...row, timestamp_us: Number(row.timestamp_us) } as unknown as Span
-  return nums(
-    row,
-    spansTable.columns.map((c) => c.name).filter((n) => /_us$|_bytes$|batch_size|^input_|^output_/.test(n)),
-    span,
-  )
+  return nums(row, SPAN_NUMERIC_FIELDS, span)
 }
 
 function toHwSample(row: Row): HwSample {
@@ -92,23 +89,7 @@ function toHwSample(row: Row): HwSample {
     instance: String(row.instance),
     devices,
   } as HwSample
-  return nums(
-    row,
-    [
-      'interval_ms',
-      'process_cpu',
-      'rss_bytes',
-      'heap_used_bytes',
-      'event_loop_delay_p99_ms',
-      'gc_ms',
-      'queue_depth',
-      'in_flight',
-      'arrivals',
-      'completions',
-      'executor_busy',
-    ],
-    sample,
-  )
+  return nums(row, HW_NUMERIC_FIELDS, sample)
 }
 
 /** Spans and hardware samples of [fromUs, toUs) in event-time order. */

@@ -21,41 +21,14 @@
  */
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
+import { HW_NUMERIC_FIELDS, SPAN_NUMERIC_FIELDS } from '../contract/fields.ts'
 import { blankSpan, type HwSample, type Span, type SpanStatus } from '../contract/records.ts'
 import { InvalidInputError } from '../core/errors.ts'
 
 export const TIMESTAMP_COLUMNS = ['timestamp', 'timestamp_us', 'time', 'ts'] as const
 
-const HW_NUMERIC = [
-  'interval_ms',
-  'process_cpu',
-  'rss_bytes',
-  'heap_used_bytes',
-  'event_loop_delay_p99_ms',
-  'gc_ms',
-  'queue_depth',
-  'in_flight',
-  'arrivals',
-  'completions',
-  'executor_busy',
-] as const satisfies readonly (keyof HwSample)[]
-
-const SPAN_NUMERIC = [
-  'batch_size',
-  'request_bytes',
-  'response_bytes',
-  'deserialize_us',
-  'preprocess_us',
-  'queue_wait_us',
-  'compute_us',
-  'postprocess_us',
-  'serialize_us',
-  'total_us',
-  'input_mean',
-  'input_std',
-  'output_mean',
-  'output_confidence',
-] as const satisfies readonly (keyof Span)[]
+const HW_NUMERIC = HW_NUMERIC_FIELDS
+const SPAN_NUMERIC = SPAN_NUMERIC_FIELDS
 
 /** string columns of either record; they never become series */
 const STRING_FIELDS = new Set([
@@ -353,7 +326,7 @@ export function parseReplayText(text: string, opts: FileReplayOptions, source = 
   const intervalMs = Math.max(1, Math.round((intervalUs ?? 1e6) / 1000))
 
   const events: ReplayEvent[] = []
-  const lastHw = new Map<string, Record<HwField, number>>()
+  const lastHw = new Map<string, Pick<HwSample, HwField>>()
   let seq = 0
   for (const { ts, row, instance } of parsed) {
     const str = (col: string, fallback: string) =>
@@ -398,7 +371,7 @@ export function parseReplayText(text: string, opts: FileReplayOptions, source = 
       // A field the file lacks is healthy and unremarkable, and constant, so no detector fires on
       // data that is not there; an empty cell repeats the instance's last value of that field.
       const perSecond = intervalMs / 1000
-      const last = lastHw.get(instance) ?? {
+      const last: Pick<HwSample, HwField> = lastHw.get(instance) ?? {
         process_cpu: 0.5,
         rss_bytes: 0,
         heap_used_bytes: 0,

@@ -230,3 +230,29 @@ function u32(n: number): Buffer {
 }
 
 const plain = <T>(v: T): T => structuredClone(v)
+
+test('numeric fields are read off the schemas: measurements in, time and names out', async () => {
+  const { DEVICE_NUMERIC_FIELDS, HW_NUMERIC_FIELDS, SPAN_NUMERIC_FIELDS } = await import(
+    '../../contract/fields.ts'
+  )
+  for (const f of ['executor_busy', 'interval_ms', 'psi_cpu_some_avg10', 'cgroup_throttled_us'] as const)
+    assert.ok(HW_NUMERIC_FIELDS.includes(f), f)
+  for (const f of ['timestamp_us', 'fleet', 'devices', 'run_id'])
+    assert.ok(!(HW_NUMERIC_FIELDS as string[]).includes(f), f)
+  assert.deepEqual(
+    SPAN_NUMERIC_FIELDS.filter((f) => f.endsWith('_us')),
+    [
+      'deserialize_us',
+      'preprocess_us',
+      'queue_wait_us',
+      'compute_us',
+      'postprocess_us',
+      'serialize_us',
+      'total_us',
+    ],
+  )
+  assert.deepEqual(
+    [...DEVICE_NUMERIC_FIELDS],
+    ['utilization', 'memory_used_bytes', 'memory_total_bytes', 'power_w', 'temperature_c'],
+  )
+})
