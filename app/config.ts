@@ -10,6 +10,7 @@ import { InvalidInputError } from '../core/errors.ts'
 import { DEFAULT_QUERY_LIMITS } from '../queries/limits.ts'
 import { type NotifyRoute, parseRouteConfig, parseWebhookUrl, splitFormatPrefix } from '../notify/routes.ts'
 import { type Pricing, parsePricing } from '../compare/cost.ts'
+import { type DetectorConfig, resolveDetectorConfig } from '../detectors/registry.ts'
 
 export interface BreakidConfig {
   /** Kafka bootstrap brokers; empty → the embedded in-process bus */
@@ -72,6 +73,13 @@ export interface BreakidConfig {
   spanRetentionDays: number
   /** days hardware samples, rollups and dead letters are kept */
   retentionDays: number
+  /**
+   * Per detector type: `enabled` and its settings (detectors/registry.ts lists them; `breakid
+   * detectors` shows the effective values). Validated here; layers merge per setting.
+   */
+  detectors: DetectorConfig
+  /** a firing alert whose key nothing evaluated for this long (event time) resolves as stale, ms */
+  staleAfterMs: number
 }
 
 const DEFAULTS: BreakidConfig = {
@@ -103,6 +111,8 @@ const DEFAULTS: BreakidConfig = {
   pricing: undefined,
   spanRetentionDays: 7,
   retentionDays: 90,
+  detectors: {},
+  staleAfterMs: 600_000,
 }
 
 type Raw = Partial<Record<keyof BreakidConfig, unknown>>
@@ -137,6 +147,8 @@ const ENV: Record<string, keyof BreakidConfig> = {
   BREAKID_PRICING: 'pricing',
   BREAKID_SPAN_RETENTION_DAYS: 'spanRetentionDays',
   BREAKID_RETENTION_DAYS: 'retentionDays',
+  BREAKID_DETECTORS: 'detectors',
+  BREAKID_STALE_AFTER_MS: 'staleAfterMs',
 }
 
 /** every environment variable read, for --help */
@@ -202,6 +214,14 @@ export const CONFIG_FLAGS = {
   'retention-days': {
     key: 'retentionDays',
     help: 'days ClickHouse keeps hardware samples, rollups and dead letters (default: 90)',
+  },
+  detectors: {
+    key: 'detectors',
+    help: 'detector settings, type.setting=value,… e.g. slo_p99_breach.sloP99MsByModel.resnet50=250,anomaly.enabled=false (breakid detectors lists them)',
+  },
+  'stale-after-ms': {
+    key: 'staleAfterMs',
+    help: 'a firing alert nothing evaluated for this long resolves as stale (default 600000)',
   },
   config: { key: undefined, help: 'JSON config file' },
 } as const satisfies Record<string, { key: keyof BreakidConfig | undefined; help: string }>
@@ -291,6 +311,76 @@ function parseJson(text: string, key: string): unknown {
   }
 }
 
+type Settings = Record<string, Record<string, unknown>>
+
+/**
+ * `type.setting=value,…` (a flag or environment variable) → `{ type: { setting: value } }`; a map
+ * setting takes one more level (`slo_p99_breach.sloP99MsByModel.resnet50=250`). A comma inside a
+ * value (a list setting) stays in it unless the next part starts a new `type.setting=`.
+ */
+export function parseDetectorSettings(text: string, name = 'detectors'): Settings {
+  const out: Settings = {}
+  for (const part of text.split(/,(?=\s*\w+\.[\w.]+\s*=)/)) {
+    if (part.trim() === '') continue
+    const m = /^\s*(\w+)\.(\w+)(?:\.([^=\s]+))?\s*=(.*)$/.exec(part)
+    if (!m) {
+      throw new InvalidInputError(
+        `${name}: "${part.trim()}" is not type.setting=value (e.g. slo_p99_breach.sloP99Ms=250)`,
+      )
+    }
+    const [, type, setting, mapKey, value] = m as unknown as [
+      string,
+      string,
+      string,
+      string | undefined,
+      string,
+    ]
+    out[type] ??= {}
+    const d = out[type]
+    if (mapKey === undefined) d[setting] = value.trim()
+    else {
+      d[setting] ??= {}
+      ;(d[setting] as Record<string, unknown>)[mapKey] = value.trim()
+    }
+  }
+  return out
+}
+
+/** Detector settings from a file (an object) or a flag/environment string, checked for shape. */
+function detectorSettings(v: unknown): Settings {
+  if (typeof v === 'string') return parseDetectorSettings(v)
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new InvalidInputError('detectors: expected an object of settings per detector type')
+  for (const [type, settings] of Object.entries(v)) {
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings))
+      throw new InvalidInputError(`detectors.${type}: expected an object of settings`)
+  }
+  return v as Settings
+}
+
+/** Layers detector settings: later layers win per setting (and per entry of a map setting). */
+function mergeDetectorSettings(layers: Settings[]): Settings {
+  const out: Settings = {}
+  for (const layer of layers) {
+    for (const [type, settings] of Object.entries(layer)) {
+      out[type] ??= {}
+      const d = out[type]
+      for (const [k, v] of Object.entries(settings)) {
+        const prev = d[k]
+        d[k] =
+          typeof v === 'object' &&
+          v !== null &&
+          !Array.isArray(v) &&
+          typeof prev === 'object' &&
+          prev !== null
+            ? { ...(prev as object), ...(v as object) }
+            : v
+      }
+    }
+  }
+  return out
+}
+
 function validate(raw: Raw): BreakidConfig {
   const c = { ...DEFAULTS }
   for (const [k, v] of Object.entries(raw) as [keyof BreakidConfig, unknown][]) {
@@ -310,7 +400,13 @@ function validate(raw: Raw): BreakidConfig {
     // at most 10 000 days: more pushes the expiry of today's rows past 2106, where ClickHouse's
     // DateTime ends and wraps, and the rows would expire at once
     else if (k === 'spanRetentionDays' || k === 'retentionDays') c[k] = wholeNumber(v, k, 1, 10_000)
-    else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
+    else if (k === 'detectors') c.detectors = v as DetectorConfig
+    else if (k === 'staleAfterMs') {
+      const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v
+      if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0)
+        throw new InvalidInputError(`staleAfterMs: expected a number of ms > 0, got ${JSON.stringify(v)}`)
+      c.staleAfterMs = n
+    } else if (typeof v !== 'string') throw new InvalidInputError(`${k}: expected a string`)
     else
       (c as Record<string, unknown>)[k] =
         v === '' && (k === 'clickhouseUrl' || k === 'webhookSecret' || k === 'otlpEndpoint') ? undefined : v
@@ -339,6 +435,8 @@ function validate(raw: Raw): BreakidConfig {
     throw new InvalidInputError(`topicPrefix: invalid "${c.topicPrefix}"`)
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c.database))
     throw new InvalidInputError(`database: invalid name "${c.database}"`)
+  // every detector type and setting known and in range; errors name detectors.<type>.<setting>
+  resolveDetectorConfig(c.detectors)
   c.dataDir = resolve(c.dataDir)
   c.modelCacheDir = resolve(c.modelCacheDir)
   return Object.freeze({
@@ -368,5 +466,10 @@ export function loadConfig(
   for (const [flag, { key }] of Object.entries(CONFIG_FLAGS)) {
     if (key && flags[flag] !== undefined) fromFlags[key] = flags[flag]
   }
-  return validate({ ...fromFile, ...fromEnv, ...fromFlags })
+  const detectors = mergeDetectorSettings(
+    [fromFile.detectors, fromEnv.detectors, fromFlags.detectors]
+      .filter((v) => v !== undefined)
+      .map(detectorSettings),
+  )
+  return validate({ ...fromFile, ...fromEnv, ...fromFlags, detectors })
 }

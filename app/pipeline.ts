@@ -7,14 +7,8 @@ import type { Logger } from 'pino'
 import { type NotifyRoute, WebhookNotifier } from '../notify/notifier.ts'
 import { DetectorConsumer } from '../detectors/consumer.ts'
 import type { Detector } from '../detectors/detector.ts'
-import { driftAndResourceDetectors } from '../detectors/index-extra.ts'
-import { EventLoopBlockedDetector } from '../detectors/event-loop/detector.ts'
-import { IdleNoLoadDetector } from '../detectors/idle/detector.ts'
-import { QueueGrowthDetector } from '../detectors/queue-growth/detector.ts'
-import { InstanceSilentDetector } from '../detectors/silent/detector.ts'
-import { StageLatencyDetector } from '../detectors/stage-latency/detector.ts'
+import { buildDetectors, type DetectorConfig } from '../detectors/registry.ts'
 import { ClickHouseStateStore } from '../detectors/state-store.ts'
-import { StarvationDetector } from '../detectors/starvation/detector.ts'
 import type { ClickHouse } from '../store/client.ts'
 import type { Alert } from '../contract/records.ts'
 import { Ingester } from '../ingest/ingester.ts'
@@ -22,22 +16,12 @@ import type { Transport } from '../bus/transport.ts'
 import type { BreakidConfig } from './config.ts'
 
 /**
- * The live detector set. The generic anomaly detector watches only device temperature and power: on
- * arrivals, completions, CPU, busy fraction or GC time it paged on every traffic burst and major GC in
- * `breakid eval`'s clean scenarios; `breakid replay --file` runs it on every column instead.
+ * The live detector set as configured (detectors/registry.ts: every detector with its settings;
+ * `config.detectors` overrides settings and turns detectors off). Fresh on every call: detectors keep
+ * state, so each consumer or evaluation run gets its own.
  */
-export function defaultDetectors(): Detector[] {
-  return [
-    new StarvationDetector(),
-    new IdleNoLoadDetector(),
-    new InstanceSilentDetector(),
-    new StageLatencyDetector(),
-    new QueueGrowthDetector(),
-    new EventLoopBlockedDetector(),
-    ...driftAndResourceDetectors({
-      anomaly: { hwFields: [], deviceFields: ['temperature_c', 'power_w'] },
-    }),
-  ]
+export function defaultDetectors(config: DetectorConfig = {}): Detector[] {
+  return buildDetectors(config)
 }
 
 /** The configured routes: `--webhook-url`s, then the config file's `webhookRoutes`, then `extra`. */
@@ -68,6 +52,8 @@ export async function startPipeline(opts: {
   newDetectors?: () => Detector[]
   routes?: NotifyRoute[]
   onAlert?: (alert: Alert) => void
+  /** a firing alert nothing evaluated for this long (event time) resolves as stale, ms */
+  staleAfterMs?: number
 }): Promise<Pipeline> {
   const { transport, logger } = opts
   const p: Pipeline = {
@@ -96,6 +82,7 @@ export async function startPipeline(opts: {
       stateStore: stateCh ? new ClickHouseStateStore(stateCh) : undefined,
       // on Kafka, several detect processes share the partitions: state moves with them (consumer.ts)
       newDetectors: transport.kind === 'kafka' ? opts.newDetectors : undefined,
+      staleAfterUs: opts.staleAfterMs === undefined ? undefined : opts.staleAfterMs * 1000,
     })
     await p.detector.start()
   }

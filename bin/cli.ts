@@ -26,6 +26,7 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./commands/eval.ts')).evalCommand,
   compare: async () => (await import('./commands/compare.ts')).compare,
   experiment: async () => (await import('./commands/experiment.ts')).experiment,
+  detectors: async () => (await import('./commands/detectors.ts')).detectorsCommand,
 }
 
 const sharedOptions = Object.fromEntries(

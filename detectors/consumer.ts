@@ -24,6 +24,12 @@
  * whose partitions it gave away are gone with the old detectors, so it does not page them as silent.
  * Detector keys are instances or `<fleet>/<instance>/…`; fleet-wide keys (an SLO per model) see each
  * member's share of the fleet.
+ *
+ * Alerts end: on stop every open alert is resolved with `resolve_reason: 'shutdown'` (the detectors'
+ * lifecycles are left inactive before the last checkpoint, so a restart neither resolves them again
+ * nor fires from a half-held condition), and every `staleCheckEveryUs` of event time the alerts of
+ * keys nothing evaluated for `staleAfterUs` resolve as `stale` (an instance or model that went away).
+ * Cause over symptom is decided by the inhibitor (inhibit.ts) before anything is published.
  */
 import type { Logger } from 'pino'
 import { decodeMessage } from '../contract/container.ts'
@@ -64,7 +70,15 @@ export interface DetectorConsumerOptions {
   checkpoint?: CheckpointOptions
   /** a fresh detector set: with a state store, members of one group hand state over (see above) */
   newDetectors?: () => Detector[]
+  /** a firing alert whose key was not evaluated for this long (event time) resolves as stale. Default 10 min */
+  staleAfterUs?: number
+  /** resolve every open alert when stopping (reason shutdown). Default true */
+  resolveOnStop?: boolean
 }
+
+/** how often (event time) the stale sweep runs */
+const STALE_CHECK_EVERY_US = 10_000_000
+export const DEFAULT_STALE_AFTER_US = 600_000_000
 
 export class DetectorConsumer implements Lifecycle {
   readonly counters = new Counters('breakid_detect')
@@ -119,6 +133,9 @@ export class DetectorConsumer implements Lifecycle {
   private eventTimeUs = 0
   /** a checkpoint came due while the inhibitor held an alert */
   private checkpointOwed = false
+  private lastStaleCheckUs = 0
+  /** published firing records not yet resolved, by id: what a stop must close */
+  private readonly open = new Map<string, Alert>()
 
   constructor(private readonly opts: DetectorConsumerOptions) {
     this.inhibitor = new Inhibitor(opts.inhibitRules)
@@ -195,7 +212,7 @@ export class DetectorConsumer implements Lifecycle {
     this.started = true
   }
 
-  /** Drains, then writes a last checkpoint. Safe to call twice. */
+  /** Drains, resolves every open alert (reason shutdown), then writes a last checkpoint. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.group && this.started) {
       // group mode commits with its checkpoints: stop fetching, finish the batch in hand, and keep
@@ -203,16 +220,41 @@ export class DetectorConsumer implements Lifecycle {
       ;(this.consumer as StreamingConsumer).pause()
       await this.inFlight
     } else await this.consumer.stop()
-    // alerts held for a pending cause go out rather than being lost
-    await this.publish(this.inhibitor.releaseAll()).catch((err) =>
-      this.opts.logger.error({ err }, 'could not publish the alerts held at shutdown'),
-    )
-    await this.alerts.stop()
-    if (this.started) {
-      this.started = false
-      await this.checkpoint()
+    const wasStarted = this.started
+    this.started = false
+    if (wasStarted) {
+      // alerts held for a pending cause go out rather than being lost, then everything open closes
+      const out = this.inhibitor.releaseAll()
+      if (this.opts.resolveOnStop !== false) out.push(...this.closeAll())
+      await this.publish(out).catch((err) =>
+        this.opts.logger.error({ err }, 'could not publish the alerts resolved at shutdown'),
+      )
     }
+    await this.alerts.stop()
+    if (wasStarted) await this.checkpoint()
     await this.consumer.stop()
+  }
+
+  /** The resolved records (reason shutdown) of every open alert, as the inhibitor lets them out. */
+  private closeAll(): Alert[] {
+    const nowUs = this.eventTimeUs
+    const closed: Alert[] = []
+    for (const d of this.detectors) closed.push(...(d.close?.(nowUs, 'shutdown') ?? []))
+    const { publish } = this.inhibitor.filter(closed)
+    // detectors outside the kernel cannot close their alerts: close what they published
+    const closing = new Set(publish.filter((a) => a.status === 'resolved').map((a) => a.id))
+    for (const [id, firing] of this.open) {
+      if (closing.has(id)) continue
+      const at = Math.max(nowUs, firing.updated_at_us)
+      publish.push({
+        ...firing,
+        status: 'resolved',
+        ends_at_us: at,
+        updated_at_us: at,
+        resolve_reason: 'shutdown',
+      })
+    }
+    return publish
   }
 
   /**
@@ -276,6 +318,14 @@ export class DetectorConsumer implements Lifecycle {
       if (isSpan ? d.onSpan : d.onHwSample)
         this.counters.inc('evaluations_total', evaluated, { detector: d.type })
     }
+    if (this.eventTimeUs - this.lastStaleCheckUs >= STALE_CHECK_EVERY_US) {
+      this.lastStaleCheckUs = this.eventTimeUs
+      const staleAfterUs = this.opts.staleAfterUs ?? DEFAULT_STALE_AFTER_US
+      for (const d of this.detectors) raised.push(...(d.sweepStale?.(this.eventTimeUs, staleAfterUs) ?? []))
+    }
+    for (const d of this.detectors) {
+      for (const notice of d.drainNotices?.() ?? []) this.opts.logger.warn({ detector: d.type }, notice)
+    }
     const { publish, inhibited } = this.inhibitor.filter(raised, {
       pending: this.pendingSources(),
       nowUs: this.eventTimeUs,
@@ -317,6 +367,8 @@ export class DetectorConsumer implements Lifecycle {
       alerts.map((a) => ({ key: a.dedup_key, value: codecs.alert.encode(a) })),
     )
     for (const a of alerts) {
+      if (a.status === 'firing') this.open.set(a.id, a)
+      else this.open.delete(a.id)
       this.counters.inc('alerts_total', 1, { type: a.type, status: a.status })
       this.opts.logger.info({ alert: a.id, type: a.type, status: a.status, instance: a.instance }, a.summary)
       this.opts.onAlert?.(a)

@@ -1,139 +1,347 @@
 /**
- * Inhibition (after Alertmanager's inhibit rules): one break often shows up in several detectors.
- * Under data starvation the preprocess stage's latency regresses, the latency distribution drifts,
- * the p99 SLO breaks and, once the fault clears, the backlog drains in large batches — symptoms of
- * the break that `accelerator_starved` already names.
- * While a source alert fires on an instance, and for `graceUs` after it resolves, target alerts of
- * that instance are suppressed — both their firing and their resolved record, so nobody receives a
- * resolution for an alert they never saw. Suppressions are counted by the caller.
+ * Cause over symptom: one break often shows up in several detectors. Under data starvation the
+ * preprocess stage regresses, the latency distribution drifts, the p99 SLO breaks and, once the fault
+ * clears, the backlog drains in large batches; under a noisy neighbour every latency detector fires.
+ * Measured before this module: one starvation episode in `breakid up` paged six times, and one stage
+ * stall in `breakid eval` up to six.
  *
- * A symptom can fire before its cause: under data starvation the latency distribution drifts within
- * the second the starvation detector needs to confirm the idle executor (measured in `breakid up`:
- * latency_drift fired 23–254 ms before accelerator_starved, on every run). Alertmanager waits
- * `group_wait` before any notification for the same reason; here a target alert waits only while
- * its source is pending on that instance (the source's condition holds but has not been held long
- * enough to fire): it is suppressed if the source fires, published if the source clears, and
- * published anyway after `maxHoldUs` of event time. Targets with no pending source are not delayed.
+ * A causal order (`CAUSAL_ORDER`, cause ⟹ symptom, optionally per stage) says which alert explains
+ * which. When a symptom fires on an instance while one of its causes is active there (firing, or
+ * resolved less than `graceUs` ago), the symptom is **not delivered**: it becomes evidence of the
+ * *root* — the delivered alert at the top of its chain of causes — whose record carries it in
+ * `related` (id, type, stage, onset, summary). The root's record is published again with the longer
+ * `related` list: the alerts topic and table keep every symptom (ReplacingMergeTree keeps the newest
+ * record of an id), and the notifier delivers each (id, status) once, so the update pages nobody. A
+ * symptom's resolved record is not delivered either: nobody gets the resolution of a page they never
+ * got. Chains work through inhibited alerts: a symptom of a symptom has the same root.
+ *
+ * A symptom can fire before its cause — in `breakid up` the latency drift of a starvation fired
+ * 23–254 ms before the starvation detector confirmed the idle executor, on every run; under a noisy
+ * neighbour the latency detectors react within a second while pressure needs a few samples to be
+ * sure. So a symptom that fires while one of its causes is *pending* on that instance (the cause's
+ * condition holds but has not been held long enough; detectors report it via `pendingInstances`)
+ * waits — Alertmanager's `group_wait`, but only then: it becomes evidence if the cause fires, is
+ * delivered if the cause clears, and delivered anyway after `maxHoldUs` of event time. Symptoms with
+ * no pending cause are not delayed.
  */
-import type { Alert } from '../contract/records.ts'
+import type { Alert, RelatedAlert } from '../contract/records.ts'
+import type { AlertType, Stage } from '../contract/vocabulary.ts'
 
+/** `source` explains `target` (cause ⟹ symptom) on the same instance. */
 export interface InhibitRule {
-  source: string
-  target: string
-  /** how long after the source resolves its targets stay inhibited, µs */
-  graceUs: number
+  source: AlertType
+  target: AlertType
+  /** only sources naming one of these stages (default: any) */
+  sourceStages?: readonly Stage[]
+  /** only targets naming one of these stages (default: any) */
+  targetStages?: readonly Stage[]
+  /** how long after the source resolves its targets stay explained, µs (default 60 s) */
+  graceUs?: number
 }
 
+/** symptoms of anything that makes requests slower */
+const LATENCY: readonly AlertType[] = ['stage_latency_regression', 'latency_drift', 'slo_p99_breach']
+
+const edges = (
+  source: AlertType,
+  targets: readonly AlertType[],
+  more: Omit<InhibitRule, 'source' | 'target'> = {},
+): InhibitRule[] => targets.map((target) => ({ source, target, ...more }))
+
 /**
- * Measured in `breakid up`: without these, one starvation episode paged six times — the starvation
- * alert, then latency drift, the p99 SLO, and stage regressions of compute/serialize/postprocess
- * while the backlog drained in large batches. All are consequences of the break the first names.
+ * The causal order. Each line is a mechanism, not a correlation:
+ * - a host that takes the engine's CPUs slows every stage, the event loop, the executor (queue,
+ *   smaller effective batches) and (de)serialization;
+ * - starvation piles requests up before the executor (latency, queue growth once it drains, 429s
+ *   when the preprocessing backlog overflows), and looks like contention to a latency-only eye;
+ * - a queue that grows makes requests wait (queue_wait, drift, SLO);
+ * - batches below what the load allows build that queue;
+ * - (de)serialization that dominates is the regression of those stages, and blocks the event loop
+ *   (it runs on it);
+ * - a blocked event loop delays every stage of every request;
+ * - a compute stage that slows builds the queue in front of it;
+ * - a stage that regresses moves the latency distribution, which breaks the SLO;
+ * - failed requests end early and change the latency distribution.
  */
-const STARVATION_SYMPTOMS = ['stage_latency_regression', 'latency_drift', 'slo_p99_breach', 'queue_growth']
+export const CAUSAL_ORDER: readonly InhibitRule[] = [
+  ...edges('host_contention', [
+    ...LATENCY,
+    'queue_growth',
+    'event_loop_blocked',
+    'serialization_dominant',
+    'batch_underutilized',
+  ]),
+  ...edges('accelerator_starved', [...LATENCY, 'queue_growth', 'host_contention', 'error_rate_spike']),
+  ...edges('queue_growth', ['latency_drift', 'slo_p99_breach']),
+  ...edges('queue_growth', ['stage_latency_regression'], { targetStages: ['queue_wait'] }),
+  ...edges('batch_underutilized', ['queue_growth', 'latency_drift', 'slo_p99_breach']),
+  ...edges('batch_underutilized', ['stage_latency_regression'], { targetStages: ['queue_wait'] }),
+  ...edges('serialization_dominant', ['latency_drift', 'slo_p99_breach', 'event_loop_blocked']),
+  ...edges('serialization_dominant', ['stage_latency_regression'], {
+    targetStages: ['deserialize', 'serialize'],
+  }),
+  ...edges('event_loop_blocked', LATENCY),
+  ...edges('stage_latency_regression', ['queue_growth'], { sourceStages: ['compute'] }),
+  ...edges('stage_latency_regression', ['stage_latency_regression'], {
+    sourceStages: ['compute'],
+    targetStages: ['queue_wait'],
+  }),
+  ...edges('stage_latency_regression', ['latency_drift', 'slo_p99_breach']),
+  ...edges('latency_drift', ['slo_p99_breach']),
+  ...edges('error_rate_spike', ['latency_drift']),
+]
 
-export const DEFAULT_INHIBIT_RULES: InhibitRule[] = STARVATION_SYMPTOMS.map((target) => ({
-  source: 'accelerator_starved',
-  target,
-  graceUs: 60_000_000,
-}))
+/** @deprecated the name of the causal order before it was one; kept for callers of the old API */
+export const DEFAULT_INHIBIT_RULES = CAUSAL_ORDER
 
-/** What the caller knows besides the alerts: which sources are about to fire, and the time. */
+const DEFAULT_GRACE_US = 60_000_000
+
+/** What the caller knows besides the alerts: which causes are about to fire, and the time. */
 export interface InhibitContext {
-  /** `<source type>/<instance>` of every source whose condition holds but has not fired yet */
+  /** `<cause type>/<instance>` of every cause whose condition holds but has not fired yet */
   pending: ReadonlySet<string>
   /** the event time the telemetry has reached, µs */
   nowUs: number
 }
 
-/** A target alert waiting on a pending source; its resolved record if it resolved meanwhile. */
+/** An alert the inhibitor knows on an instance: delivered (a root) or evidence of one. */
+interface Known {
+  id: string
+  type: string
+  stage: string | null
+  startsUs: number
+  /** event time until which it explains its symptoms (∞ while firing) */
+  untilUs: number
+  /** the delivered alert whose `related` carries it; its own id for a root */
+  rootId: string
+}
+
+/** A root's newest record and the symptoms it carries. */
+interface Root {
+  record: Alert
+  related: RelatedAlert[]
+}
+
+/** A symptom waiting on a pending cause; its resolved record if it resolved meanwhile. */
 interface Held {
   firing: Alert
   resolved?: Alert
 }
 
+export interface InhibitResult {
+  /** records to publish: delivered alerts, and roots re-published with a longer `related` */
+  publish: Alert[]
+  /** symptoms kept from delivery (each is in its root's `related`) */
+  inhibited: Alert[]
+}
+
 export class Inhibitor {
-  /** source type/instance → event time until which it inhibits (Infinity while firing) */
-  private readonly active = new Map<string, number>()
-  /** ids of target alerts whose firing record was suppressed */
-  private readonly suppressed = new Set<string>()
-  /** target alerts waiting on a pending source, by alert id, in arrival order */
+  /** instance → alert id → what is known of it */
+  private readonly known = new Map<string, Map<string, Known>>()
+  private readonly roots = new Map<string, Root>()
+  /** target alerts waiting on a pending cause, by alert id, in arrival order */
   private readonly held = new Map<string, Held>()
+  private readonly rules: readonly InhibitRule[]
 
   constructor(
-    private readonly rules: InhibitRule[] = DEFAULT_INHIBIT_RULES,
-    /** longest a target waits on a pending source, µs of event time */
+    rules: readonly InhibitRule[] = CAUSAL_ORDER,
+    /** longest a symptom waits on a pending cause, µs of event time */
     private readonly maxHoldUs = 15_000_000,
-  ) {}
+  ) {
+    this.rules = rules
+  }
 
-  /** target alerts waiting on a pending source */
+  /** symptoms waiting on a pending cause */
   get heldCount(): number {
     return this.held.size
   }
 
   /**
-   * Returns the alerts to publish; the rest were inhibited or are held (published or inhibited by a
-   * later call). Feed alerts in event-time order. Without `ctx` nothing is held.
+   * Decides what of `alerts` (in event-time order) is delivered. Without `ctx` nothing is held.
+   * Returns the records to publish and the symptoms kept from delivery.
    */
-  filter(alerts: Alert[], ctx?: InhibitContext): { publish: Alert[]; inhibited: Alert[] } {
+  filter(alerts: Alert[], ctx?: InhibitContext): InhibitResult {
     const publish: Alert[] = []
     const inhibited: Alert[] = []
+    /** roots whose `related` grew in this call */
+    const grown = new Set<string>()
     for (const a of alerts) {
-      if (this.rules.some((r) => r.source === a.type)) {
-        const grace = Math.max(...this.rules.filter((r) => r.source === a.type).map((r) => r.graceUs))
-        this.active.set(
-          `${a.type}/${a.instance}`,
-          a.status === 'firing' ? Number.POSITIVE_INFINITY : a.updated_at_us + grace,
-        )
-      }
       const waiting = this.held.get(a.id)
       if (waiting) {
         if (a.status === 'resolved') waiting.resolved = a
         continue
       }
-      const blocked = this.suppressed.has(a.id) || (a.status === 'firing' && this.sourceInhibits(a))
-      if (blocked) {
-        if (a.status === 'firing') this.suppressed.add(a.id)
-        else this.suppressed.delete(a.id)
+      const known = this.find(a)
+      if (a.status === 'resolved') {
+        if (known) known.untilUs = a.updated_at_us + this.graceOf(a.type)
+        if (known && known.rootId !== a.id) {
+          inhibited.push(a)
+          continue
+        }
+        const root = this.roots.get(a.id)
+        publish.push(root ? this.withRelated(a, root) : a)
+        if (root) root.record = publish[publish.length - 1]!
+        continue
+      }
+      if (known) {
+        // the same firing record again (a redelivered batch): decided as before
+        if (known.rootId === a.id) publish.push(this.roots.get(a.id)?.record ?? a)
+        else inhibited.push(a)
+        continue
+      }
+      const cause = this.activeCause(a)
+      if (cause) {
+        this.attach(a, cause.rootId, grown)
         inhibited.push(a)
-      } else if (a.status === 'firing' && ctx && this.sourcePending(a, ctx)) {
+      } else if (ctx && this.causePending(a, ctx)) {
         this.held.set(a.id, { firing: a })
-      } else publish.push(a)
+      } else {
+        this.deliver(a)
+        publish.push(a)
+      }
     }
-    // the held: suppressed if their source fired, published once it is no longer pending or too late
+    // the held: evidence once a cause fired, delivered once none is pending any more or after too long
     for (const [id, h] of this.held) {
-      if (this.sourceInhibits(h.firing)) {
+      const cause = this.activeCause(h.firing)
+      if (cause) {
+        this.attach(h.firing, cause.rootId, grown)
         inhibited.push(h.firing)
-        if (h.resolved) inhibited.push(h.resolved)
-        else this.suppressed.add(id)
+        if (h.resolved) {
+          this.find(h.resolved)!.untilUs = h.resolved.updated_at_us + this.graceOf(h.resolved.type)
+          inhibited.push(h.resolved)
+        }
       } else if (
         !ctx ||
-        !this.sourcePending(h.firing, ctx) ||
+        !this.causePending(h.firing, ctx) ||
         ctx.nowUs - h.firing.updated_at_us > this.maxHoldUs
       ) {
+        this.deliver(h.firing)
         publish.push(h.firing)
-        if (h.resolved) publish.push(h.resolved)
+        if (h.resolved) {
+          this.find(h.resolved)!.untilUs = h.resolved.updated_at_us + this.graceOf(h.resolved.type)
+          publish.push(h.resolved)
+        }
       } else continue
       this.held.delete(id)
     }
+    // a root published in this call carries its symptoms in that record; an older one is published again
+    for (const rootId of grown) {
+      const root = this.roots.get(rootId)!
+      const i = publish.lastIndexOf(root.record)
+      const updated = this.withRelated(root.record, root)
+      if (i >= 0) publish[i] = updated
+      else publish.push(updated)
+      root.record = updated
+    }
+    if (ctx) this.forget(ctx.nowUs)
     return { publish, inhibited }
   }
 
   /** Hands out every held alert (to publish at shutdown: a hold must not lose an alert). */
   releaseAll(): Alert[] {
     const out = [...this.held.values()].flatMap((h) => (h.resolved ? [h.firing, h.resolved] : [h.firing]))
+    for (const h of this.held.values()) this.deliver(h.firing)
     this.held.clear()
     return out
   }
 
-  private sourceInhibits(a: Alert): boolean {
-    return this.rules.some(
-      (r) =>
-        r.target === a.type &&
-        (this.active.get(`${r.source}/${a.instance}`) ?? Number.NEGATIVE_INFINITY) >= a.starts_at_us,
+  private deliver(a: Alert): void {
+    this.register(a, a.id)
+    this.roots.set(a.id, { record: a, related: [...(a.related ?? [])] })
+  }
+
+  private register(a: Alert, rootId: string): void {
+    let byId = this.known.get(a.instance)
+    if (!byId) {
+      byId = new Map()
+      this.known.set(a.instance, byId)
+    }
+    byId.set(a.id, {
+      id: a.id,
+      type: a.type,
+      stage: a.stage,
+      startsUs: a.starts_at_us,
+      untilUs: Number.POSITIVE_INFINITY,
+      rootId,
+    })
+  }
+
+  /** Makes `a` evidence of the root `rootId`. */
+  private attach(a: Alert, rootId: string, grown: Set<string>): void {
+    this.register(a, rootId)
+    const root = this.roots.get(rootId)
+    if (!root || root.related.some((r) => r.id === a.id)) return
+    root.related.push({
+      id: a.id,
+      type: a.type,
+      stage: a.stage,
+      starts_at_us: a.starts_at_us,
+      summary: a.summary,
+    })
+    grown.add(rootId)
+  }
+
+  private withRelated(record: Alert, root: Root): Alert {
+    const lastSymptomUs = Math.max(record.updated_at_us, ...root.related.map((r) => r.starts_at_us))
+    return {
+      ...record,
+      related: [...root.related],
+      // the newest record of an id wins in the alerts table: the update must not look older
+      updated_at_us: record.status === 'firing' ? lastSymptomUs : record.updated_at_us,
+    }
+  }
+
+  private find(a: Alert): Known | undefined {
+    return this.known.get(a.instance)?.get(a.id)
+  }
+
+  private graceOf(type: string): number {
+    let grace = 0
+    for (const r of this.rules) if (r.source === type) grace = Math.max(grace, r.graceUs ?? DEFAULT_GRACE_US)
+    return grace
+  }
+
+  private explains(r: InhibitRule, cause: { type: string; stage: string | null }, a: Alert): boolean {
+    return (
+      r.source === cause.type &&
+      r.target === a.type &&
+      (!r.sourceStages ||
+        (cause.stage !== null && (r.sourceStages as readonly string[]).includes(cause.stage))) &&
+      (!r.targetStages || (a.stage !== null && (r.targetStages as readonly string[]).includes(a.stage)))
     )
   }
 
-  private sourcePending(a: Alert, ctx: InhibitContext): boolean {
-    return this.rules.some((r) => r.target === a.type && ctx.pending.has(`${r.source}/${a.instance}`))
+  /** The active cause of `a` on its instance, if any: the earliest to start. */
+  private activeCause(a: Alert): Known | undefined {
+    let best: Known | undefined
+    for (const k of this.known.get(a.instance)?.values() ?? []) {
+      if (k.id === a.id || k.untilUs < a.starts_at_us) continue
+      if (!this.rules.some((r) => this.explains(r, k, a))) continue
+      if (!best || k.startsUs < best.startsUs) best = k
+    }
+    return best
+  }
+
+  private causePending(a: Alert, ctx: InhibitContext): boolean {
+    return this.rules.some(
+      (r) =>
+        r.target === a.type &&
+        (!r.targetStages || (a.stage !== null && (r.targetStages as readonly string[]).includes(a.stage))) &&
+        ctx.pending.has(`${r.source}/${a.instance}`),
+    )
+  }
+
+  /** Drops what can no longer explain anything (resolved longer ago than its grace). */
+  private forget(nowUs: number): void {
+    const referenced = new Set<string>()
+    for (const [instance, byId] of this.known) {
+      for (const [id, k] of byId) {
+        if (k.untilUs < nowUs) byId.delete(id)
+        else referenced.add(k.rootId)
+      }
+      if (byId.size === 0) this.known.delete(instance)
+    }
+    // a root nothing refers to any more (itself included) cannot grow: its record is final
+    for (const id of this.roots.keys()) if (!referenced.has(id)) this.roots.delete(id)
   }
 }

@@ -6,9 +6,14 @@
  *
  * A pending condition that clears before it is held goes back to inactive without an alert. Time is
  * the telemetry's own event time, passed in, so a replay of recorded data gives the same alerts.
+ *
+ * Every resolved record says why (`resolve_reason`): `cleared` when the condition cleared,
+ * `shutdown` when the detector consumer stopped with the alert open (`close`), `stale` when nothing
+ * evaluated the alert's key for the configured time (`lastObservedUs` tells the kernel how long).
  */
 import { alertId } from '../contract/alerts.ts'
 import type { Alert } from '../contract/records.ts'
+import type { ResolveReason } from '../contract/vocabulary.ts'
 
 export type LifecycleState = 'inactive' | 'pending' | 'firing'
 
@@ -22,6 +27,8 @@ export interface LifecycleSnapshot {
   breaching: number
   clear: number
   firing: Alert | null
+  /** event time of the last evaluation (absent in snapshots of older versions) */
+  lastObservedUs?: number
 }
 
 export interface LifecycleOptions {
@@ -35,6 +42,8 @@ export class AlertLifecycle {
   state: LifecycleState = 'inactive'
   /** event time of the first breaching sample of the current episode */
   activeAtUs = 0
+  /** event time of the last evaluation: a firing alert nobody evaluates any more goes stale */
+  lastObservedUs = 0
   private breaching = 0
   private clear = 0
   private firing: Alert | undefined
@@ -51,6 +60,7 @@ export class AlertLifecycle {
    * to publish on a transition (firing or resolved), else undefined.
    */
   observe(nowUs: number, condition: boolean, evidence?: AlertEvidence): Alert | undefined {
+    if (nowUs > this.lastObservedUs) this.lastObservedUs = nowUs
     if (condition) {
       this.clear = 0
       if (this.state === 'inactive') {
@@ -80,19 +90,25 @@ export class AlertLifecycle {
     }
     if (this.state === 'firing') {
       this.clear++
-      if (this.clear >= this.resolveSamples) {
-        const resolved: Alert = {
-          ...this.firing!,
-          status: 'resolved',
-          ends_at_us: nowUs,
-          updated_at_us: nowUs,
-        }
-        this.state = 'inactive'
-        this.firing = undefined
-        return resolved
-      }
+      if (this.clear >= this.resolveSamples) return this.close(nowUs, 'cleared')
     }
     return undefined
+  }
+
+  /**
+   * Ends the episode now: the resolved record of a firing alert (with `reason`), nothing for a
+   * pending or inactive one. Either way the lifecycle is inactive afterwards, so a restored snapshot
+   * taken after it neither resolves the alert again nor fires from a half-held condition.
+   */
+  close(nowUs: number, reason: ResolveReason): Alert | undefined {
+    const firing = this.state === 'firing' ? this.firing : undefined
+    this.state = 'inactive'
+    this.firing = undefined
+    this.breaching = 0
+    this.clear = 0
+    if (!firing) return undefined
+    const at = Math.max(nowUs, firing.updated_at_us)
+    return { ...firing, status: 'resolved', ends_at_us: at, updated_at_us: at, resolve_reason: reason }
   }
 
   get active(): boolean {
@@ -106,6 +122,7 @@ export class AlertLifecycle {
       breaching: this.breaching,
       clear: this.clear,
       firing: this.firing ?? null,
+      lastObservedUs: this.lastObservedUs,
     }
   }
 
@@ -119,6 +136,7 @@ export class AlertLifecycle {
     const s = snapshot as Partial<Record<keyof LifecycleSnapshot, unknown>>
     const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0)
     const firing = isAlertLike(s.firing) ? s.firing : undefined
+    lc.lastObservedUs = num(s.lastObservedUs) || (firing ? firing.updated_at_us : 0)
     if (s.state === 'pending' || (s.state === 'firing' && firing)) {
       lc.state = s.state
       lc.activeAtUs = num(s.activeAtUs)

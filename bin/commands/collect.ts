@@ -93,7 +93,8 @@ export const collect: Command = {
           transport,
           logger,
           clickhouse: ch,
-          detectors: defaultDetectors(),
+          detectors: defaultDetectors(cfg.detectors),
+          staleAfterMs: cfg.staleAfterMs,
           routes: webhookRoutes(cfg),
         })
       : undefined

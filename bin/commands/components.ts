@@ -51,8 +51,9 @@ function component(
           logger,
           clickhouse: parts.ingest ? ch : undefined,
           detectorState: parts.detect ? ch : undefined,
-          detectors: parts.detect ? defaultDetectors() : undefined,
-          newDetectors: parts.detect ? defaultDetectors : undefined,
+          detectors: parts.detect ? defaultDetectors(cfg.detectors) : undefined,
+          newDetectors: parts.detect ? () => defaultDetectors(cfg.detectors) : undefined,
+          staleAfterMs: cfg.staleAfterMs,
           routes,
         })
         stops.push(() => pipeline.stop())

@@ -46,7 +46,8 @@ export const replay: Command = {
       'instead of alerts, one NDJSON line per series point: timestamp, series, instance, value, score (0–1; ≥ 0.5 is alert-worthy) and any alert transition there',
   },
   async run({ values }) {
-    const detectors = defaultDetectors()
+    const cfg = loadConfig(values)
+    const detectors = defaultDetectors(cfg.detectors)
     const scores = values.scores === true
     const out = new LineBuffer()
     const onPoint = scores ? (p: ScoredPoint) => out.write(scoreLine(p)) : undefined
@@ -89,7 +90,6 @@ export const replay: Command = {
       const pageRows = Number(values['page-rows'])
       if (!Number.isInteger(pageRows) || pageRows < 1)
         throw new InvalidInputError('--page-rows: a positive integer')
-      const cfg = loadConfig(values)
       const ch = await openStore(cfg)
       try {
         result = await runReplay(clickhouseEvents(ch, { fromUs, toUs, instance, pageRows }), {

@@ -88,7 +88,8 @@ export const serve: Command = {
           transport,
           logger,
           clickhouse: ch,
-          detectors: defaultDetectors(),
+          detectors: defaultDetectors(cfg.detectors),
+          staleAfterMs: cfg.staleAfterMs,
           routes: webhookRoutes(cfg),
         })
       : undefined

@@ -129,7 +129,8 @@ export const up: Command = {
       transport,
       logger,
       clickhouse: ch,
-      detectors: defaultDetectors(),
+      detectors: defaultDetectors(cfg.detectors),
+      staleAfterMs: cfg.staleAfterMs,
       routes: webhookRoutes(cfg, [{ name: 'local-receiver', url: receiver.url, secret: cfg.webhookSecret }]),
     })
     const emitter = telemetryEmitter(cfg, transport, logger)

@@ -24,24 +24,40 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { type Detector, getOrCreate } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
-import { entriesOf, median } from '../stats.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
+import { median } from '../stats.ts'
 
-export interface BatchUnderutilizedOptions extends LifecycleOptions {
-  /** the batcher's configured max batch size when known; learned from history otherwise */
-  maxBatchSize?: number
-  minBatches?: number
-  minQueueDepth?: number
-  minAchievableBatch?: number
-  maxFillRatio?: number
-  baselineWindow?: number
+export const BATCHING_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  maxBatchSize: setting.number(
+    0,
+    "the batcher's configured max batch size when known; 0: learned from the largest batches seen",
+  ),
+  minBatches: setting.count(3, 'fewest batches in a sample interval to judge it'),
+  minQueueDepth: setting.number(1, 'fewest rows waiting at the executor'),
+  minAchievableBatch: setting.number(4, 'the load must allow batches of at least this'),
+  maxFillRatio: setting.ratio(0.7, 'median batch at most achievable × this'),
+  baselineWindow: setting.count(300, 'samples of largest/median batch remembered'),
+} as const
+export type BatchUnderutilizedOptions = Partial<SettingsOf<typeof BATCHING_SETTINGS>>
+
+export const BATCHING_READS: DetectorReads = {
+  spans: ['instance', 'model', 'batch_id', 'batch_size', 'queue_wait_us', 'request_id'],
+  hw: ['arrivals', 'queue_depth', 'interval_ms'],
 }
 
 /** spans remembered per instance between two samples (the newest are kept) */
 const SPAN_POOL = 2048
 
 interface InstanceState {
+  instance: string
   spans: Span[]
   /** per-sample largest batch (the learned cap) */
   maxBatch: RollingBaseline
@@ -50,35 +66,37 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class BatchUnderutilizedDetector implements Detector {
+export class BatchUnderutilizedDetector extends KeyedDetector<
+  InstanceState,
+  SettingsOf<typeof BATCHING_SETTINGS>
+> {
   readonly type = 'batch_underutilized'
-  private readonly o: Required<Omit<BatchUnderutilizedOptions, 'maxBatchSize'>> & { maxBatchSize?: number }
-  private readonly instances = new Map<string, InstanceState>()
+  readonly reads = BATCHING_READS
 
   constructor(opts: BatchUnderutilizedOptions = {}) {
-    this.o = {
-      minBatches: 3,
-      minQueueDepth: 1,
-      minAchievableBatch: 4,
-      maxFillRatio: 0.7,
-      baselineWindow: 300,
-      pendingSamples: 2,
-      resolveSamples: 3,
-      ...opts,
-    }
+    super(BATCHING_SETTINGS, opts)
   }
 
-  private state(key: string): InstanceState {
-    return getOrCreate(this.instances, key, () => ({
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(s: InstanceState): string {
+    return s.instance
+  }
+
+  private instance(key: string, instance: string, nowUs: number): InstanceState {
+    return this.state(key, nowUs, () => ({
+      instance,
       spans: [],
       maxBatch: new RollingBaseline(this.o.baselineWindow, 1),
       medianBatch: new RollingBaseline(this.o.baselineWindow, 1),
-      lifecycle: new AlertLifecycle(this.o),
+      lifecycle: this.newLifecycle(),
     }))
   }
 
   onSpan(span: Span): Alert[] {
-    const s = this.state(`${span.fleet}/${span.instance}`)
+    const s = this.instance(`${span.fleet}/${span.instance}`, span.instance, span.timestamp_us)
     if (s.spans.length >= SPAN_POOL) s.spans.shift()
     s.spans.push(span)
     return []
@@ -86,7 +104,7 @@ export class BatchUnderutilizedDetector implements Detector {
 
   onHwSample(sample: HwSample): Alert[] {
     const key = `${sample.fleet}/${sample.instance}`
-    const s = this.state(key)
+    const s = this.instance(key, sample.instance, sample.timestamp_us)
     const spans = s.spans
     s.spans = []
     const batches = new Map<string, number>()
@@ -99,13 +117,15 @@ export class BatchUnderutilizedDetector implements Detector {
     const sizes = [...batches.values()]
     const medBatch = median(sizes)
     const learnedCap = s.maxBatch.count > 0 ? s.maxBatch.quantile(1) : 1
-    const cap = this.o.maxBatchSize ?? (learnedCap > 1 ? learnedCap : Number.POSITIVE_INFINITY)
+    const cap =
+      this.o.maxBatchSize > 0 ? this.o.maxBatchSize : learnedCap > 1 ? learnedCap : Number.POSITIVE_INFINITY
     const arrivalsPerS = sample.arrivals / Math.max(sample.interval_ms / 1000, 1e-3)
     const queueWaitS = median(spans.map((sp) => sp.queue_wait_us)) / 1e6
     const fromArrivals = Number.isFinite(queueWaitS) ? arrivalsPerS * queueWaitS : 0
     const achievable = Math.min(cap, Math.max(fromArrivals, sample.queue_depth))
     const limit = achievable * this.o.maxFillRatio
     const under =
+      this.warm(key, sample.timestamp_us) &&
       sizes.length >= this.o.minBatches &&
       sample.queue_depth >= this.o.minQueueDepth &&
       achievable >= this.o.minAchievableBatch &&
@@ -150,26 +170,23 @@ export class BatchUnderutilizedDetector implements Detector {
     return alert ? [alert] : []
   }
 
-  exportState(): Record<string, unknown> {
-    const instances: Record<string, unknown> = {}
-    for (const [key, s] of this.instances) {
-      instances[key] = {
-        maxBatch: s.maxBatch.toState(),
-        medianBatch: s.medianBatch.toState(),
-        lifecycle: s.lifecycle.toState(),
-      }
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return {
+      instance: s.instance,
+      maxBatch: s.maxBatch.toState(),
+      medianBatch: s.medianBatch.toState(),
+      lifecycle: s.lifecycle.toState(),
     }
-    return { version: 1, instances }
   }
 
-  importState(state: Record<string, unknown>): void {
-    for (const [key, v] of entriesOf(state.instances)) {
-      this.instances.set(key, {
-        spans: [],
-        maxBatch: RollingBaseline.fromState(v.maxBatch, this.o.baselineWindow, 1),
-        medianBatch: RollingBaseline.fromState(v.medianBatch, this.o.baselineWindow, 1),
-        lifecycle: AlertLifecycle.fromState(v.lifecycle, this.o),
-      })
+  protected stateFromJson(v: Record<string, unknown>, key: string): InstanceState {
+    return {
+      // snapshots from before the kernel keyed `<fleet>/<instance>` without the instance itself
+      instance: typeof v.instance === 'string' ? v.instance : key.slice(key.indexOf('/') + 1),
+      spans: [],
+      maxBatch: RollingBaseline.fromState(v.maxBatch, this.o.baselineWindow, 1),
+      medianBatch: RollingBaseline.fromState(v.medianBatch, this.o.baselineWindow, 1),
+      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

@@ -18,45 +18,57 @@
  * - or the same on the newest `fastSamples` (60) alone with p < `fastPValueThreshold` (1e-6): a sharp
  *   drift shows in the newest values seconds before it dominates the whole recent window
  * - held for `pendingSamples` (2) buckets before firing; clear for `resolveSamples` (5) to resolve
- * - latency only: the recent median or p95 is ≥ (1 + `minGrowthRatio` (0.2)) × the baseline's — requests
- *   got slower by a margin a person would notice (a load swing that moves latency 10 % is no break;
- *   getting faster is none either)
+ * - latency only: the recent median or p95 is ≥ (1 + `minGrowthRatio` (0.2)) × the baseline's and
+ *   above it by `minIncreaseMs` (5 ms) — requests got slower by a margin a person would notice (a load
+ *   swing that moves latency 10 % is no break, nor is a 3.7 → 4.3 ms median on a busy host, which paged
+ *   in `breakid up --no-fault`; getting faster is none either)
  * Severity: critical when D ≥ 2 × ksThreshold on a kind that allows it (latency), else warning.
  */
 import { mean, quantileSorted } from 'simple-statistics'
 import type { Alert, Severity, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
+import type { AlertType } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import {
+  type DetectorReads,
+  defaultsOf,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  type SettingsSpec,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, entriesOf, ksSorted, median, num, nums, psi, quantile, strs } from '../stats.ts'
 
-export interface DriftOptions extends LifecycleOptions {
-  /** event-time bucket between evaluations, ms (1000) */
-  bucketMs?: number
-  /** size of the recent window, samples (300) */
-  recentSamples?: number
-  /** fewest recent samples to evaluate (200) */
-  minRecentSamples?: number
-  /** size of the baseline window, samples (2000) */
-  baselineSamples?: number
-  /** fewest baseline samples to evaluate: the warm-up (500) */
-  minBaselineSamples?: number
-  /** KS statistic D above which the distributions differ (0.3) */
-  ksThreshold?: number
-  /** KS p-value below which the difference is not chance (0.001) */
-  pValueThreshold?: number
-  /** the newest samples tested on their own, so a sharp drift fires within seconds (60) */
-  fastSamples?: number
-  /** KS p-value for the newest-samples test: stricter, it sees fewer values (1e-6) */
-  fastPValueThreshold?: number
-  /** PSI above which the shift is significant (0.25) */
-  psiThreshold?: number
-  /** quantile bins of the baseline for the PSI (10) */
-  psiBins?: number
-  /** `slower` kinds (latency): the recent median or p95 must exceed the baseline's by this ratio (0.2) */
-  minGrowthRatio?: number
-}
+/** The settings of input and output drift; latency drift adds its effect sizes. */
+export const DRIFT_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  resolveSamples: setting.count(5, 'clear buckets before resolving'),
+  bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
+  recentSamples: setting.count(300, 'size of the recent window, samples'),
+  minRecentSamples: setting.count(200, 'fewest recent samples to evaluate'),
+  baselineSamples: setting.count(2000, 'size of the baseline window, samples'),
+  minBaselineSamples: setting.count(500, 'fewest baseline samples to evaluate (the warm-up)'),
+  ksThreshold: setting.ratio(0.3, 'KS statistic D above which the distributions differ'),
+  pValueThreshold: setting.ratio(0.001, 'KS p-value below which the difference is not chance'),
+  fastSamples: setting.count(
+    60,
+    'the newest samples tested on their own, so a sharp drift fires within seconds',
+  ),
+  fastPValueThreshold: setting.ratio(1e-6, 'KS p-value of the newest-samples test'),
+  psiThreshold: setting.number(0.25, 'PSI above which the shift is significant'),
+  psiBins: setting.count(10, 'quantile bins of the baseline for the PSI', 2),
+} as const
+
+export const LATENCY_DRIFT_SETTINGS = {
+  ...DRIFT_SETTINGS,
+  minGrowthRatio: setting.number(0.2, 'the recent median or p95 must exceed the baseline’s by this ratio…'),
+  minIncreaseMs: setting.number(5, '…and by this many ms'),
+} as const
+
+export type DriftOptions = Partial<SettingsOf<typeof LATENCY_DRIFT_SETTINGS>>
+type Resolved = SettingsOf<typeof LATENCY_DRIFT_SETTINGS>
 
 /** One span feature a drift detector watches. */
 export interface DriftFeature {
@@ -66,8 +78,10 @@ export interface DriftFeature {
 
 /** What distinguishes latency, input and output drift. */
 export interface DriftKind {
-  type: string
+  type: AlertType
   features: DriftFeature[]
+  /** the span fields it reads */
+  reads: DetectorReads
   /** whether to blame the stage whose mean grew most (latency) */
   attributeStage: boolean
   /** whether severity may be critical */
@@ -109,41 +123,40 @@ interface KeyState {
   stageBaselines: Map<Stage, RollingBaseline>
 }
 
-type Resolved = Required<DriftOptions>
-
-export const DRIFT_DEFAULTS: Readonly<Resolved> = Object.freeze({
-  bucketMs: 1000,
-  recentSamples: 300,
-  minRecentSamples: 200,
-  baselineSamples: 2000,
-  minBaselineSamples: 500,
-  ksThreshold: 0.3,
-  pValueThreshold: 0.001,
-  fastSamples: 60,
-  fastPValueThreshold: 1e-6,
-  psiThreshold: 0.25,
-  psiBins: 10,
-  minGrowthRatio: 0.2,
-  pendingSamples: 2,
-  resolveSamples: 5,
-})
-
-export class DistributionDriftDetector implements Detector {
-  readonly type: string
-  protected readonly o: Resolved
-  private readonly keys = new Map<string, KeyState>()
+export class DistributionDriftDetector extends KeyedDetector<KeyState, Resolved> {
+  readonly type: AlertType
+  readonly reads: DetectorReads
 
   constructor(
     private readonly kind: DriftKind,
     opts: DriftOptions = {},
+    spec: SettingsSpec = LATENCY_DRIFT_SETTINGS,
   ) {
+    // input and output drift have no effect-size settings: they judge both directions by KS + PSI
+    super(spec, opts)
     this.type = kind.type
-    this.o = { ...DRIFT_DEFAULTS, ...opts }
+    this.reads = kind.reads
+    // the effect sizes default for kinds whose spec leaves them out (they are unused there)
+    this.resolved = { ...defaultsOf(LATENCY_DRIFT_SETTINGS), ...(this.settings as Partial<Resolved>) }
+  }
+
+  private readonly resolved: Resolved
+
+  protected override get o(): Readonly<Resolved> {
+    return this.resolved
+  }
+
+  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
+    return [...k.features.values()].map((f) => f.lifecycle)
+  }
+
+  protected instanceOf(k: KeyState): string {
+    return k.instance
   }
 
   onSpan(span: Span): Alert[] {
     const key = `${span.fleet}/${span.instance}/${span.model}`
-    const k = this.keyState(key, span.fleet, span.instance, span.model)
+    const k = this.keyState(key, span.fleet, span.instance, span.model, span.timestamp_us)
     const alerts: Alert[] = []
     // bucketed by completion, not arrival: the model produced these values (and this latency) when
     // the request finished — behind a backlog, arrival time can be seconds or minutes earlier
@@ -173,7 +186,7 @@ export class DistributionDriftDetector implements Detector {
       const ready =
         fs.baseline.count >= this.o.minBaselineSamples && fs.recent.length >= this.o.minRecentSamples
       // too few values to judge (warm-up, or a window refilling after a restart): the lifecycle waits
-      if (!ready) continue
+      if (!ready || !this.warm(key, nowUs)) continue
       fs.sortedBaseline ??= fs.baseline.ordered().sort((a, b) => a - b)
       const base = fs.sortedBaseline
       // the whole recent window sees a moderate drift; its newest `fastSamples` see a sharp one
@@ -211,10 +224,13 @@ export class DistributionDriftDetector implements Detector {
     const ks = ksSorted(sorted, base)
     const psiValue = psi(base, values, this.o.psiBins)
     const grow = 1 + this.o.minGrowthRatio
-    const upward =
-      this.kind.direction === 'both' ||
-      quantileSorted(sorted, 0.5) > grow * quantileSorted(base, 0.5) ||
-      quantileSorted(sorted, 0.95) > grow * quantileSorted(base, 0.95)
+    const minUp = this.o.minIncreaseMs * 1000
+    const slower = (q: number) => {
+      const now = quantileSorted(sorted, q)
+      const before = quantileSorted(base, q)
+      return now > grow * before && now - before >= minUp
+    }
+    const upward = this.kind.direction === 'both' || slower(0.5) || slower(0.95)
     const drifted =
       upward && ks.d > this.o.ksThreshold && ks.p < pValueThreshold && psiValue > this.o.psiThreshold
     return { drifted, d: ks.d, p: ks.p, psi: psiValue, sorted }
@@ -303,20 +319,19 @@ export class DistributionDriftDetector implements Detector {
     return best
   }
 
-  private keyState(key: string, fleet: string, instance: string, model: string): KeyState {
-    let k = this.keys.get(key)
-    if (!k) {
-      k = {
-        fleet,
-        instance,
-        model,
-        buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-        features: new Map(),
-        stageBaselines: new Map(STAGES.map((s) => [s, new RollingBaseline(this.o.baselineSamples, 1)])),
-      }
-      this.keys.set(key, k)
+  private keyState(key: string, fleet: string, instance: string, model: string, nowUs: number): KeyState {
+    return this.state(key, nowUs, () => this.fresh(fleet, instance, model))
+  }
+
+  private fresh(fleet: string, instance: string, model: string): KeyState {
+    return {
+      fleet,
+      instance,
+      model,
+      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
+      features: new Map(),
+      stageBaselines: new Map(STAGES.map((s) => [s, new RollingBaseline(this.o.baselineSamples, 1)])),
     }
-    return k
   }
 
   private featureState(k: KeyState, name: string): FeatureState {
@@ -326,64 +341,59 @@ export class DistributionDriftDetector implements Detector {
         recent: [],
         baseline: new RollingBaseline(this.o.baselineSamples, this.o.minBaselineSamples),
         sortedBaseline: undefined,
-        lifecycle: new AlertLifecycle(this.o),
+        lifecycle: this.newLifecycle(),
       }
       k.features.set(name, fs)
     }
     return fs
   }
 
-  exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [key, k] of this.keys) {
-      const features: Record<string, unknown> = {}
-      for (const [name, fs] of k.features) {
-        features[name] = {
-          recent: fs.recent.map((e) => e.v),
-          recentIds: fs.recent.map((e) => e.id),
-          recentStages: fs.recent.map((e) => e.stages ?? []),
-          baseline: fs.baseline.toState(),
-          lifecycle: fs.lifecycle.toState(),
-        }
-      }
-      const stageBaselines: Record<string, unknown> = {}
-      if (this.kind.attributeStage) for (const [s, b] of k.stageBaselines) stageBaselines[s] = b.toState()
-      keys[key] = {
-        fleet: k.fleet,
-        instance: k.instance,
-        model: k.model,
-        openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
-        features,
-        stageBaselines,
+  protected stateToJson(k: KeyState): Record<string, unknown> {
+    const features: Record<string, unknown> = {}
+    for (const [name, fs] of k.features) {
+      features[name] = {
+        recent: fs.recent.map((e) => e.v),
+        recentIds: fs.recent.map((e) => e.id),
+        recentStages: fs.recent.map((e) => e.stages ?? []),
+        baseline: fs.baseline.toState(),
+        lifecycle: fs.lifecycle.toState(),
       }
     }
-    return { version: 1, keys }
+    const stageBaselines: Record<string, unknown> = {}
+    if (this.kind.attributeStage) for (const [s, b] of k.stageBaselines) stageBaselines[s] = b.toState()
+    return {
+      fleet: k.fleet,
+      instance: k.instance,
+      model: k.model,
+      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      features,
+      stageBaselines,
+    }
   }
 
-  importState(state: Record<string, unknown>): void {
-    for (const [key, s] of entriesOf(state.keys)) {
-      const k = this.keyState(key, String(s.fleet ?? ''), String(s.instance ?? ''), String(s.model ?? ''))
-      k.buckets.open = num(s.openBucket, Number.NEGATIVE_INFINITY)
-      for (const [stage, b] of entriesOf(s.stageBaselines)) {
-        if ((STAGES as readonly string[]).includes(stage)) {
-          k.stageBaselines.set(stage as Stage, RollingBaseline.fromState(b, this.o.baselineSamples, 1))
-        }
-      }
-      for (const [name, f] of entriesOf(s.features)) {
-        const values = nums(f.recent)
-        const ids = strs(f.recentIds)
-        const stages = Array.isArray(f.recentStages) ? f.recentStages.map(nums) : []
-        k.features.set(name, {
-          recent: values.slice(-this.o.recentSamples).map((v, i, arr) => {
-            const j = values.length - arr.length + i
-            const st = stages[j]
-            return { v, id: ids[j] ?? '', stages: st && st.length === STAGES.length ? st : undefined }
-          }),
-          baseline: RollingBaseline.fromState(f.baseline, this.o.baselineSamples, this.o.minBaselineSamples),
-          sortedBaseline: undefined,
-          lifecycle: AlertLifecycle.fromState(f.lifecycle, this.o),
-        })
+  protected stateFromJson(s: Record<string, unknown>): KeyState {
+    const k = this.fresh(String(s.fleet ?? ''), String(s.instance ?? ''), String(s.model ?? ''))
+    k.buckets.open = num(s.openBucket, Number.NEGATIVE_INFINITY)
+    for (const [stage, b] of entriesOf(s.stageBaselines)) {
+      if ((STAGES as readonly string[]).includes(stage)) {
+        k.stageBaselines.set(stage as Stage, RollingBaseline.fromState(b, this.o.baselineSamples, 1))
       }
     }
+    for (const [name, f] of entriesOf(s.features)) {
+      const values = nums(f.recent)
+      const ids = strs(f.recentIds)
+      const stages = Array.isArray(f.recentStages) ? f.recentStages.map(nums) : []
+      k.features.set(name, {
+        recent: values.slice(-this.o.recentSamples).map((v, i, arr) => {
+          const j = values.length - arr.length + i
+          const st = stages[j]
+          return { v, id: ids[j] ?? '', stages: st && st.length === STAGES.length ? st : undefined }
+        }),
+        baseline: RollingBaseline.fromState(f.baseline, this.o.baselineSamples, this.o.minBaselineSamples),
+        sortedBaseline: undefined,
+        lifecycle: this.restoreLifecycle(f.lifecycle),
+      })
+    }
+    return k
   }
 }

@@ -3,7 +3,7 @@
  * their baseline (KS + PSI, thresholds in ./detector.ts); one alert key per statistic. Requests
  * without input statistics (null) are skipped.
  */
-import { type DriftOptions, DistributionDriftDetector } from './detector.ts'
+import { DRIFT_SETTINGS, type DriftOptions, DistributionDriftDetector } from './detector.ts'
 
 export class InputDriftDetector extends DistributionDriftDetector {
   constructor(opts: DriftOptions = {}) {
@@ -14,6 +14,7 @@ export class InputDriftDetector extends DistributionDriftDetector {
           { name: 'input_mean', value: (s) => s.input_mean },
           { name: 'input_std', value: (s) => s.input_std },
         ],
+        reads: { spans: ['instance', 'model', 'request_id', 'input_mean', 'input_std'], hw: [] },
         attributeStage: false,
         direction: 'both',
         mayBeCritical: false,
@@ -24,6 +25,7 @@ export class InputDriftDetector extends DistributionDriftDetector {
           'check recent changes upstream of the model (data source, feature pipeline, client versions); the model may need retraining on the new inputs',
       },
       opts,
+      DRIFT_SETTINGS,
     )
   }
 }

@@ -3,6 +3,7 @@
  * (KS + PSI, see ./detector.ts for the thresholds). Catches shape changes a median or p99 rule misses
  * (a bimodal tail, a slow cache-miss path becoming common) and names the stage that moved most.
  */
+import { STAGES } from '../../contract/vocabulary.ts'
 import { type DriftOptions, DistributionDriftDetector } from './detector.ts'
 
 export class LatencyDriftDetector extends DistributionDriftDetector {
@@ -11,6 +12,10 @@ export class LatencyDriftDetector extends DistributionDriftDetector {
       {
         type: 'latency_drift',
         features: [{ name: 'total_us', value: (s) => s.total_us }],
+        reads: {
+          spans: ['instance', 'model', 'request_id', 'total_us', ...STAGES.map((s) => `${s}_us` as const)],
+          hw: [],
+        },
         attributeStage: true,
         direction: 'slower',
         mayBeCritical: true,

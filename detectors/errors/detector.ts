@@ -21,22 +21,37 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import { type Detector, keyedState } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
-import { binomialTail, EventTimeBuckets, entriesOf, fmtPct, num, nums } from '../stats.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
+import { binomialTail, EventTimeBuckets, fmtPct, num, nums } from '../stats.ts'
 
-export interface ErrorRateOptions extends LifecycleOptions {
-  bucketMs?: number
-  intervalBuckets?: number
-  baselineBuckets?: number
-  warmupBuckets?: number
-  warmupRequests?: number
-  minCount?: number
-  minErrors?: number
-  rateFactor?: number
-  minRateIncrease?: number
-  pValueThreshold?: number
-  minBaselineRate?: number
+export const ERROR_RATE_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  pendingSamples: setting.count(1, 'buckets before firing (the binomial test already demands the evidence)'),
+  resolveSamples: setting.count(5, 'buckets below the hold rate before resolving'),
+  bucketMs: setting.number(1000, 'event-time bucket, ms', { min: 1 }),
+  intervalBuckets: setting.count(5, 'closed buckets judged together'),
+  baselineBuckets: setting.count(300, 'buckets in the baseline rate'),
+  warmupBuckets: setting.count(30, 'buckets of baseline before judging'),
+  warmupRequests: setting.count(100, 'requests of baseline before judging'),
+  minCount: setting.count(20, 'fewest requests in the interval'),
+  minErrors: setting.count(4, 'fewest errors in the interval'),
+  rateFactor: setting.number(3, 'rate above baseline × this'),
+  minRateIncrease: setting.ratio(0.02, '…and above baseline + this'),
+  pValueThreshold: setting.ratio(1e-5, 'so many errors at the baseline rate have at most this probability'),
+  minBaselineRate: setting.ratio(0.002, 'the baseline rate counts as at least this'),
+} as const
+export type ErrorRateOptions = Partial<SettingsOf<typeof ERROR_RATE_SETTINGS>>
+
+export const ERROR_RATE_READS: DetectorReads = {
+  spans: ['fleet', 'instance', 'model', 'status', 'error_class', 'request_id', 'timestamp_us'],
+  hw: [],
 }
 
 interface Bucket {
@@ -64,55 +79,46 @@ const HOLD_P_VALUE = 0.01
 
 const emptyBucket = (): Bucket => ({ total: 0, errors: 0, classes: {}, errorIds: [] })
 
-export class ErrorRateDetector implements Detector {
+export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof ERROR_RATE_SETTINGS>> {
   readonly type = 'error_rate_spike'
-  private readonly o: Required<ErrorRateOptions>
-  private readonly keys = new Map<string, KeyState>()
+  readonly reads = ERROR_RATE_READS
 
   constructor(opts: ErrorRateOptions = {}) {
-    this.o = {
-      bucketMs: 1000,
-      intervalBuckets: 5,
-      baselineBuckets: 300,
-      warmupBuckets: 30,
-      warmupRequests: 100,
-      minCount: 20,
-      minErrors: 4,
-      rateFactor: 3,
-      minRateIncrease: 0.02,
-      pValueThreshold: 1e-5,
-      minBaselineRate: 0.002,
-      pendingSamples: 1,
-      resolveSamples: 5,
-      ...opts,
-    }
+    super(ERROR_RATE_SETTINGS, opts)
   }
 
-  private state(key: string, fleet: string, instance: string, model: string): KeyState {
-    let k = this.keys.get(key)
-    if (!k) {
-      k = {
-        fleet,
-        instance,
-        model,
-        buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-        open: emptyBucket(),
-        interval: [],
-        baseTotals: [],
-        baseErrors: [],
-        lifecycle: new AlertLifecycle(this.o),
-      }
-      this.keys.set(key, k)
+  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
+    return [k.lifecycle]
+  }
+
+  protected instanceOf(k: KeyState): string {
+    return k.instance
+  }
+
+  private key(key: string, fleet: string, instance: string, model: string, nowUs: number): KeyState {
+    return this.state(key, nowUs, () => this.fresh(fleet, instance, model))
+  }
+
+  private fresh(fleet: string, instance: string, model: string): KeyState {
+    return {
+      fleet,
+      instance,
+      model,
+      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
+      open: emptyBucket(),
+      interval: [],
+      baseTotals: [],
+      baseErrors: [],
+      lifecycle: this.newLifecycle(),
     }
-    return k
   }
 
   onSpan(span: Span): Alert[] {
     const key = `${span.fleet}/${span.instance}/${span.model}`
-    const k = this.state(key, span.fleet, span.instance, span.model)
+    const k = this.key(key, span.fleet, span.instance, span.model, span.timestamp_us)
     const closedAtUs = k.buckets.place(span.timestamp_us)
     let alert: Alert | undefined
-    if (closedAtUs !== undefined) alert = this.close(key, k, closedAtUs)
+    if (closedAtUs !== undefined) alert = this.closeBucket(key, k, closedAtUs)
     const b = k.open
     b.total++
     if (span.status !== 'ok') {
@@ -125,7 +131,7 @@ export class ErrorRateDetector implements Detector {
     return alert ? [alert] : []
   }
 
-  private close(key: string, k: KeyState, nowUs: number): Alert | undefined {
+  private closeBucket(key: string, k: KeyState, nowUs: number): Alert | undefined {
     k.interval.push(k.open)
     k.open = emptyBucket()
     if (k.interval.length > this.o.intervalBuckets) {
@@ -143,7 +149,10 @@ export class ErrorRateDetector implements Detector {
     const errors = sum(k.interval.map((b) => b.errors))
     const baseTotal = sum(k.baseTotals)
     const baseRate = baseTotal > 0 ? sum(k.baseErrors) / baseTotal : 0
-    const warm = k.baseTotals.length >= this.o.warmupBuckets && baseTotal >= this.o.warmupRequests
+    const warm =
+      k.baseTotals.length >= this.o.warmupBuckets &&
+      baseTotal >= this.o.warmupRequests &&
+      this.warm(key, nowUs)
     const rate = total > 0 ? errors / total : 0
     const threshold = Math.max(baseRate * this.o.rateFactor, baseRate + this.o.minRateIncrease)
     const chance = binomialTail(errors, total, Math.max(baseRate, this.o.minBaselineRate))
@@ -187,8 +196,8 @@ export class ErrorRateDetector implements Detector {
     })
   }
 
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.keys, (k) => ({
+  protected stateToJson(k: KeyState): Record<string, unknown> {
+    return {
       fleet: k.fleet,
       instance: k.instance,
       model: k.model,
@@ -197,24 +206,20 @@ export class ErrorRateDetector implements Detector {
       baseTotals: k.baseTotals,
       baseErrors: k.baseErrors,
       lifecycle: k.lifecycle.toState(),
-    }))
-    return { version: 1, keys }
+    }
   }
 
-  importState(state: Record<string, unknown>): void {
-    for (const [key, v] of entriesOf(state.keys)) {
-      const k = this.state(key, String(v.fleet ?? ''), String(v.instance ?? ''), String(v.model ?? ''))
-      k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
-      k.interval = (Array.isArray(v.interval) ? v.interval : [])
-        .slice(-this.o.intervalBuckets)
-        .map(readBucket)
-      const totals = nums(v.baseTotals)
-      const errors = nums(v.baseErrors)
-      const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
-      k.baseTotals = totals.slice(totals.length - n)
-      k.baseErrors = errors.slice(errors.length - n)
-      k.lifecycle = AlertLifecycle.fromState(v.lifecycle, this.o)
-    }
+  protected stateFromJson(v: Record<string, unknown>): KeyState {
+    const k = this.fresh(String(v.fleet ?? ''), String(v.instance ?? ''), String(v.model ?? ''))
+    k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
+    k.interval = (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket)
+    const totals = nums(v.baseTotals)
+    const errors = nums(v.baseErrors)
+    const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
+    k.baseTotals = totals.slice(totals.length - n)
+    k.baseErrors = errors.slice(errors.length - n)
+    k.lifecycle = this.restoreLifecycle(v.lifecycle)
+    return k
   }
 }
 

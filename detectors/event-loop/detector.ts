@@ -12,17 +12,30 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { PerInstanceDetector } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
-export interface EventLoopOptions extends LifecycleOptions {
-  minDelayMs?: number
-  ratio?: number
-  sigmas?: number
-  criticalMs?: number
-  baselineWindow?: number
-  warmupSamples?: number
+export const EVENT_LOOP_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  minDelayMs: setting.number(100, 'p99 delay must exceed this, ms, whatever the baseline'),
+  ratio: setting.number(5, '…and baseline × this'),
+  sigmas: setting.number(6, '…and baseline + this many σ'),
+  criticalMs: setting.number(1000, 'severity critical above this delay, ms'),
+  baselineWindow: setting.count(60, 'samples in the delay baseline'),
+  warmupSamples: setting.count(10, 'samples before the baseline is used'),
+} as const
+export type EventLoopOptions = Partial<SettingsOf<typeof EVENT_LOOP_SETTINGS>>
+
+export const EVENT_LOOP_READS: DetectorReads = {
+  spans: ['instance', 'model', 'request_id', 'total_us'],
+  hw: ['event_loop_delay_p99_ms', 'gc_ms', 'process_cpu', 'interval_ms'],
 }
 
 interface InstanceState {
@@ -31,31 +44,31 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class EventLoopBlockedDetector extends PerInstanceDetector<InstanceState> {
+export class EventLoopBlockedDetector extends KeyedDetector<
+  InstanceState,
+  SettingsOf<typeof EVENT_LOOP_SETTINGS>
+> {
   readonly type = 'event_loop_blocked'
-  private readonly o: Required<EventLoopOptions>
+  readonly reads = EVENT_LOOP_READS
 
   constructor(opts: EventLoopOptions = {}) {
-    super()
-    this.o = {
-      minDelayMs: 100,
-      ratio: 5,
-      sigmas: 6,
-      criticalMs: 1000,
-      baselineWindow: 60,
-      warmupSamples: 10,
-      pendingSamples: 2,
-      resolveSamples: 3,
-      ...opts,
-    }
+    super(EVENT_LOOP_SETTINGS, opts)
   }
 
-  protected newState(): InstanceState {
-    return {
+  private instance(instance: string, nowUs: number): InstanceState {
+    return this.state(instance, nowUs, () => ({
       delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: new AlertLifecycle(this.o),
+      lifecycle: this.newLifecycle(),
       spans: new RecentSpans(),
-    }
+    }))
+  }
+
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(_s: InstanceState, key: string): string {
+    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -65,22 +78,22 @@ export class EventLoopBlockedDetector extends PerInstanceDetector<InstanceState>
   protected stateFromJson(raw: Record<string, unknown>): InstanceState {
     return {
       delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }
 
   onSpan(span: Span): Alert[] {
-    this.state(span.instance).spans.add(span)
+    this.instance(span.instance, span.timestamp_us).spans.add(span)
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.state(sample.instance)
+    const s = this.instance(sample.instance, sample.timestamp_us)
     const base = s.delay.median()
     const threshold = Math.max(this.o.minDelayMs, base * this.o.ratio, base + this.o.sigmas * s.delay.sigma())
     const observed = sample.event_loop_delay_p99_ms
-    const blocked = s.delay.ready && observed > threshold
+    const blocked = s.delay.ready && this.warm(sample.instance, sample.timestamp_us) && observed > threshold
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
       blocked,

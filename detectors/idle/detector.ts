@@ -15,17 +15,32 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { PerInstanceDetector } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
 
-export interface IdleOptions extends LifecycleOptions {
-  absoluteBusy?: number
-  busyDropRatio?: number
-  arrivalsDropRatio?: number
-  lowArrivalsPerS?: number
-  maxInFlight?: number
-  baselineWindow?: number
-  warmupSamples?: number
+export const IDLE_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  pendingSamples: setting.count(30, 'samples the idle condition must hold before firing'),
+  resolveSamples: setting.count(5, 'clear samples before resolving'),
+  absoluteBusy: setting.ratio(0.05, 'busy below this always counts as idle'),
+  busyDropRatio: setting.ratio(0.25, '…or below this share of its baseline'),
+  arrivalsDropRatio: setting.ratio(0.25, 'arrivals below this share of their baseline count as no load'),
+  lowArrivalsPerS: setting.number(1, '…or fewer arrivals per second than this'),
+  maxInFlight: setting.number(4, 'more requests in flight than this is pending work, not idleness'),
+  baselineWindow: setting.count(120, 'samples in the busy and arrivals baselines'),
+  warmupSamples: setting.count(10, 'samples before the baselines are used'),
+} as const
+export type IdleOptions = Partial<SettingsOf<typeof IDLE_SETTINGS>>
+
+export const IDLE_READS: DetectorReads = {
+  spans: ['instance', 'model'],
+  hw: ['executor_busy', 'arrivals', 'in_flight', 'interval_ms'],
 }
 
 interface InstanceState {
@@ -35,33 +50,29 @@ interface InstanceState {
   model: string
 }
 
-export class IdleNoLoadDetector extends PerInstanceDetector<InstanceState> {
+export class IdleNoLoadDetector extends KeyedDetector<InstanceState, SettingsOf<typeof IDLE_SETTINGS>> {
   readonly type = 'accelerator_idle_no_load'
-  private readonly o: Required<IdleOptions>
+  readonly reads = IDLE_READS
 
   constructor(opts: IdleOptions = {}) {
-    super()
-    this.o = {
-      absoluteBusy: 0.05,
-      busyDropRatio: 0.25,
-      arrivalsDropRatio: 0.25,
-      lowArrivalsPerS: 1,
-      maxInFlight: 4,
-      baselineWindow: 120,
-      warmupSamples: 10,
-      pendingSamples: 30,
-      resolveSamples: 5,
-      ...opts,
-    }
+    super(IDLE_SETTINGS, opts)
   }
 
-  protected newState(): InstanceState {
-    return {
+  private instance(instance: string, nowUs: number): InstanceState {
+    return this.state(instance, nowUs, () => ({
       busy: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       arrivals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: new AlertLifecycle(this.o),
+      lifecycle: this.newLifecycle(),
       model: '*',
-    }
+    }))
+  }
+
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(_s: InstanceState, key: string): string {
+    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -78,18 +89,18 @@ export class IdleNoLoadDetector extends PerInstanceDetector<InstanceState> {
     return {
       busy: RollingBaseline.fromState(raw.busy, w, warm),
       arrivals: RollingBaseline.fromState(raw.arrivals, w, warm),
-      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      lifecycle: this.restoreLifecycle(raw.lifecycle),
       model: typeof raw.model === 'string' ? raw.model : '*',
     }
   }
 
   onSpan(span: Span): Alert[] {
-    this.state(span.instance).model = span.model
+    this.instance(span.instance, span.timestamp_us).model = span.model
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.state(sample.instance)
+    const s = this.instance(sample.instance, sample.timestamp_us)
     const busyBase = s.busy.median()
     const arrivalsBase = s.arrivals.median()
     const threshold = Math.max(this.o.absoluteBusy, busyBase * this.o.busyDropRatio)
@@ -97,7 +108,11 @@ export class IdleNoLoadDetector extends PerInstanceDetector<InstanceState> {
     const noLoad =
       sample.arrivals < arrivalsBase * this.o.arrivalsDropRatio || arrivalsPerS < this.o.lowArrivalsPerS
     const idle =
-      s.busy.ready && sample.executor_busy < threshold && noLoad && sample.in_flight <= this.o.maxInFlight
+      s.busy.ready &&
+      this.warm(sample.instance, sample.timestamp_us) &&
+      sample.executor_busy < threshold &&
+      noLoad &&
+      sample.in_flight <= this.o.maxInFlight
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
       idle,

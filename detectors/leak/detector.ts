@@ -38,34 +38,48 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { type Detector, getOrCreate } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
-import { entriesOf, median, num, nums, theilSen } from '../stats.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import { AlertLifecycle } from '../lifecycle.ts'
+import { median, num, nums, theilSen } from '../stats.ts'
 
-export interface MemoryLeakOptions extends LifecycleOptions {
-  windowSamples?: number
-  minSamples?: number
-  chunks?: number
-  minRisingFraction?: number
-  minWindowGrowthRatio?: number
-  maxStepShare?: number
-  minProjectedGrowthRatio?: number
-  horizonMs?: number
-  /** a heap sample this much (fraction) below the previous one is a GC */
-  gcDropRatio?: number
-  /** the slow rule's window covers this many GC periods at least */
-  gcCycles?: number
-  /** samples kept per instance: the longest the slow rule's window can stretch */
-  maxWindowSamples?: number
-  /** before any GC was seen, a rising heap is judged only over this much event time */
-  noGcMinSpanMs?: number
-  fastSamples?: number
-  fastSigmas?: number
-  fastMinRise?: number
-  fastHoldSamples?: number
-  fastWarmup?: number
-  fastBaselineWindow?: number
-  minArrivals?: number
+export const MEMORY_LEAK_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  pendingSamples: setting.count(5, 'samples the slow rule must hold before firing'),
+  resolveSamples: setting.count(10, 'samples in which neither rule holds before resolving'),
+  windowSamples: setting.count(120, "the slow rule's window, samples (stretched to whole GC cycles)"),
+  minSamples: setting.count(60, 'fewest samples in the window (warm-up)'),
+  chunks: setting.count(6, 'chunks whose minima are the floors', 2),
+  minRisingFraction: setting.ratio(0.8, 'floors rise in at least this share of the steps'),
+  minWindowGrowthRatio: setting.number(0.02, 'floors grew by at least this share of the first floor'),
+  maxStepShare: setting.ratio(0.5, 'no single floor step carries more of the growth (a one-off step)'),
+  minProjectedGrowthRatio: setting.number(0.1, 'the slope projects at least this share of the level…'),
+  horizonMs: setting.number(3_600_000, '…within this much time, ms', { min: 1 }),
+  gcDropRatio: setting.ratio(0.05, 'a heap sample this much below the previous one is a GC'),
+  gcCycles: setting.number(2.5, "the slow rule's window covers this many GC periods at least"),
+  maxWindowSamples: setting.count(1800, 'samples kept per instance: the longest window'),
+  noGcMinSpanMs: setting.number(
+    1_800_000,
+    'before any GC, a rising heap is judged only over this much time, ms',
+  ),
+  fastSamples: setting.count(3, 'the fast rule takes the median growth per request of this many samples'),
+  fastSigmas: setting.number(6, 'fast rule: above baseline + this many σ…'),
+  fastMinRise: setting.number(1, '…and above baseline × (1 + this)'),
+  fastHoldSamples: setting.count(2, 'samples the fast rule must hold before firing'),
+  fastWarmup: setting.count(30, 'samples of growth per request before the fast rule judges'),
+  fastBaselineWindow: setting.count(300, 'samples in the growth-per-request baseline'),
+  minArrivals: setting.count(5, 'fewest arrivals in a sample for the fast rule'),
+} as const
+export type MemoryLeakOptions = Partial<SettingsOf<typeof MEMORY_LEAK_SETTINGS>>
+
+export const MEMORY_LEAK_READS: DetectorReads = {
+  spans: [],
+  hw: ['rss_bytes', 'heap_used_bytes', 'arrivals', 'interval_ms'],
 }
 
 const SERIES = ['rss_bytes', 'heap_used_bytes'] as const
@@ -114,41 +128,33 @@ interface FastVerdict {
   projectedRatio: number
 }
 
-export class MemoryLeakDetector implements Detector {
+export class MemoryLeakDetector extends KeyedDetector<
+  InstanceState,
+  SettingsOf<typeof MEMORY_LEAK_SETTINGS>
+> {
   readonly type = 'memory_leak'
-  private readonly o: Required<MemoryLeakOptions>
-  private readonly instances = new Map<string, InstanceState>()
+  readonly reads = MEMORY_LEAK_READS
 
   constructor(opts: MemoryLeakOptions = {}) {
-    this.o = {
-      windowSamples: 120,
-      minSamples: 60,
-      chunks: 6,
-      minRisingFraction: 0.8,
-      minWindowGrowthRatio: 0.02,
-      maxStepShare: 0.5,
-      minProjectedGrowthRatio: 0.1,
-      horizonMs: 3_600_000,
-      gcDropRatio: 0.05,
-      gcCycles: 2.5,
-      maxWindowSamples: 1800,
-      noGcMinSpanMs: 1_800_000,
-      fastSamples: 3,
-      fastSigmas: 6,
-      fastMinRise: 1,
-      fastHoldSamples: 2,
-      fastWarmup: 30,
-      fastBaselineWindow: 300,
-      minArrivals: 5,
-      pendingSamples: 5,
-      resolveSamples: 10,
-      ...opts,
-    }
+    super(MEMORY_LEAK_SETTINGS, opts)
   }
 
-  private state(fleet: string, instance: string): InstanceState {
-    const key = `${fleet}/${instance}`
-    return getOrCreate(this.instances, key, () => ({
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(s: InstanceState): string {
+    return s.instance
+  }
+
+  /** the rules hold their own counts (fast and slow), so the lifecycle fires on the first held sample */
+  private leakLifecycle(raw?: unknown): AlertLifecycle {
+    const opts = { pendingSamples: 1, resolveSamples: this.o.resolveSamples }
+    return raw === undefined ? new AlertLifecycle(opts) : AlertLifecycle.fromState(raw, opts)
+  }
+
+  private instance(fleet: string, instance: string, nowUs: number): InstanceState {
+    return this.state(`${fleet}/${instance}`, nowUs, () => ({
       fleet,
       instance,
       tUs: [],
@@ -158,12 +164,12 @@ export class MemoryLeakDetector implements Detector {
       recentGrowth: [],
       fastHeld: 0,
       slowHeld: 0,
-      lifecycle: new AlertLifecycle({ pendingSamples: 1, resolveSamples: this.o.resolveSamples }),
+      lifecycle: this.leakLifecycle(),
     }))
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.state(sample.fleet, sample.instance)
+    const s = this.instance(sample.fleet, sample.instance, sample.timestamp_us)
     const heaps = s.values.heap_used_bytes
     const prevHeap = heaps[heaps.length - 1]
     const gc = prevHeap !== undefined && sample.heap_used_bytes < prevHeap * (1 - this.o.gcDropRatio)
@@ -187,8 +193,9 @@ export class MemoryLeakDetector implements Detector {
     const slow = [heap, rss].filter((a) => a.leaking).sort((a, b) => b.projectedRatio - a.projectedRatio)
     s.slowHeld = slow.length > 0 ? s.slowHeld + 1 : 0
 
-    const fastFires = fast !== undefined && s.fastHeld >= this.o.fastHoldSamples
-    const slowFires = s.slowHeld >= this.o.pendingSamples
+    const warm = this.warm(`${sample.fleet}/${sample.instance}`, sample.timestamp_us)
+    const fastFires = warm && fast !== undefined && s.fastHeld >= this.o.fastHoldSamples
+    const slowFires = warm && s.slowHeld >= this.o.pendingSamples
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
       fastFires || slowFires,
@@ -439,50 +446,41 @@ export class MemoryLeakDetector implements Detector {
     }
   }
 
-  exportState(): Record<string, unknown> {
-    const instances: Record<string, unknown> = {}
-    for (const [key, s] of this.instances) {
-      instances[key] = {
-        fleet: s.fleet,
-        instance: s.instance,
-        tUs: s.tUs,
-        rss_bytes: s.values.rss_bytes,
-        heap_used_bytes: s.values.heap_used_bytes,
-        gcUs: s.gcUs,
-        growth: s.growth.toState(),
-        recentGrowth: s.recentGrowth,
-        fastHeld: s.fastHeld,
-        slowHeld: s.slowHeld,
-        lifecycle: s.lifecycle.toState(),
-      }
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return {
+      fleet: s.fleet,
+      instance: s.instance,
+      tUs: s.tUs,
+      rss_bytes: s.values.rss_bytes,
+      heap_used_bytes: s.values.heap_used_bytes,
+      gcUs: s.gcUs,
+      growth: s.growth.toState(),
+      recentGrowth: s.recentGrowth,
+      fastHeld: s.fastHeld,
+      slowHeld: s.slowHeld,
+      lifecycle: s.lifecycle.toState(),
     }
-    return { version: 2, instances }
   }
 
-  importState(state: Record<string, unknown>): void {
-    for (const [key, v] of entriesOf(state.instances)) {
-      const tUs = nums(v.tUs)
-      const rss = nums(v.rss_bytes)
-      const heap = nums(v.heap_used_bytes)
-      const n = Math.min(tUs.length, rss.length, heap.length, this.o.maxWindowSamples)
-      this.instances.set(key, {
-        fleet: String(v.fleet ?? ''),
-        instance: String(v.instance ?? ''),
-        tUs: tUs.slice(tUs.length - n),
-        values: { rss_bytes: rss.slice(rss.length - n), heap_used_bytes: heap.slice(heap.length - n) },
-        gcUs: nums(v.gcUs),
-        growth:
-          v.growth === undefined
-            ? new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup)
-            : RollingBaseline.fromState(v.growth, this.o.fastBaselineWindow, this.o.fastWarmup),
-        recentGrowth: nums(v.recentGrowth),
-        fastHeld: num(v.fastHeld, 0),
-        slowHeld: num(v.slowHeld, 0),
-        lifecycle: AlertLifecycle.fromState(v.lifecycle, {
-          pendingSamples: 1,
-          resolveSamples: this.o.resolveSamples,
-        }),
-      })
+  protected stateFromJson(v: Record<string, unknown>): InstanceState {
+    const tUs = nums(v.tUs)
+    const rss = nums(v.rss_bytes)
+    const heap = nums(v.heap_used_bytes)
+    const n = Math.min(tUs.length, rss.length, heap.length, this.o.maxWindowSamples)
+    return {
+      fleet: String(v.fleet ?? ''),
+      instance: String(v.instance ?? ''),
+      tUs: tUs.slice(tUs.length - n),
+      values: { rss_bytes: rss.slice(rss.length - n), heap_used_bytes: heap.slice(heap.length - n) },
+      gcUs: nums(v.gcUs),
+      growth:
+        v.growth === undefined
+          ? new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup)
+          : RollingBaseline.fromState(v.growth, this.o.fastBaselineWindow, this.o.fastWarmup),
+      recentGrowth: nums(v.recentGrowth),
+      fastHeld: num(v.fastHeld, 0),
+      slowHeld: num(v.slowHeld, 0),
+      lifecycle: this.leakLifecycle(v.lifecycle),
     }
   }
 }

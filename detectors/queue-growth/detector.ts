@@ -17,16 +17,29 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { PerInstanceDetector } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
-export interface QueueGrowthOptions extends LifecycleOptions {
-  risingSamples?: number
-  minGrowth?: number
-  throughputDropRatio?: number
-  baselineWindow?: number
-  warmupSamples?: number
+export const QUEUE_GROWTH_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  risingSamples: setting.count(5, 'samples over which the queue must not shrink', 2),
+  minGrowth: setting.number(5, 'rows the queue must grow by over them, and stand above its baseline by'),
+  throughputDropRatio: setting.ratio(0.7, 'completions below this share of their baseline'),
+  baselineWindow: setting.count(60, 'samples in the queue and completions baselines'),
+  warmupSamples: setting.count(10, 'samples before the baselines are used'),
+} as const
+export type QueueGrowthOptions = Partial<SettingsOf<typeof QUEUE_GROWTH_SETTINGS>>
+
+export const QUEUE_GROWTH_READS: DetectorReads = {
+  spans: ['instance', 'model', 'request_id', 'queue_wait_us'],
+  hw: ['queue_depth', 'completions'],
 }
 
 interface InstanceState {
@@ -38,32 +51,33 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class QueueGrowthDetector extends PerInstanceDetector<InstanceState> {
+export class QueueGrowthDetector extends KeyedDetector<
+  InstanceState,
+  SettingsOf<typeof QUEUE_GROWTH_SETTINGS>
+> {
   readonly type = 'queue_growth'
-  private readonly o: Required<QueueGrowthOptions>
+  readonly reads = QUEUE_GROWTH_READS
 
   constructor(opts: QueueGrowthOptions = {}) {
-    super()
-    this.o = {
-      risingSamples: 5,
-      minGrowth: 5,
-      throughputDropRatio: 0.7,
-      baselineWindow: 60,
-      warmupSamples: 10,
-      pendingSamples: 2,
-      resolveSamples: 3,
-      ...opts,
-    }
+    super(QUEUE_GROWTH_SETTINGS, opts)
   }
 
-  protected newState(): InstanceState {
-    return {
+  private instance(instance: string, nowUs: number): InstanceState {
+    return this.state(instance, nowUs, () => ({
       queue: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
       recentQueue: [],
-      lifecycle: new AlertLifecycle(this.o),
+      lifecycle: this.newLifecycle(),
       spans: new RecentSpans(),
-    }
+    }))
+  }
+
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(_s: InstanceState, key: string): string {
+    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -84,24 +98,24 @@ export class QueueGrowthDetector extends PerInstanceDetector<InstanceState> {
       recentQueue: Array.isArray(raw.recentQueue)
         ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
         : [],
-      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }
 
   onSpan(span: Span): Alert[] {
-    this.state(span.instance).spans.add(span)
+    this.instance(span.instance, span.timestamp_us).spans.add(span)
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.state(sample.instance)
+    const s = this.instance(sample.instance, sample.timestamp_us)
     s.recentQueue.push(sample.queue_depth)
     if (s.recentQueue.length > this.o.risingSamples) s.recentQueue.shift()
     const queueBase = s.queue.median()
     const doneBase = s.completions.median()
     const threshold = doneBase * this.o.throughputDropRatio
-    const ready = s.queue.ready && s.completions.ready
+    const ready = s.queue.ready && s.completions.ready && this.warm(sample.instance, sample.timestamp_us)
     const elevated = sample.queue_depth > queueBase + this.o.minGrowth
     const draining = sample.completions < threshold
     const rq = s.recentQueue

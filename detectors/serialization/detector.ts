@@ -17,17 +17,30 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { type Detector, keyedState } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
-import { EventTimeBuckets, entriesOf, fmtMs, fmtPct, num } from '../stats.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
+import { EventTimeBuckets, fmtMs, fmtPct, num } from '../stats.ts'
 
-export interface SerializationOptions extends LifecycleOptions {
-  bucketMs?: number
-  minSpans?: number
-  minShare?: number
-  minShareGrowth?: number
-  baselineWindow?: number
-  warmupBuckets?: number
+export const SERIALIZATION_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
+  minSpans: setting.count(5, 'fewest spans in a bucket to judge it'),
+  minShare: setting.ratio(0.25, '(de)serialization share of request time above this'),
+  minShareGrowth: setting.number(3, '…and at least baseline share × this'),
+  baselineWindow: setting.count(60, 'buckets in the share baseline'),
+  warmupBuckets: setting.count(10, 'buckets before the baseline is used'),
+} as const
+export type SerializationOptions = Partial<SettingsOf<typeof SERIALIZATION_SETTINGS>>
+
+export const SERIALIZATION_READS: DetectorReads = {
+  spans: ['instance', 'model', 'request_id', 'deserialize_us', 'serialize_us', 'total_us'],
+  hw: [],
 }
 
 /** spans kept per bucket for exemplars (the newest) */
@@ -47,49 +60,48 @@ interface KeyState {
   lifecycle: AlertLifecycle
 }
 
-export class SerializationDominantDetector implements Detector {
+export class SerializationDominantDetector extends KeyedDetector<
+  KeyState,
+  SettingsOf<typeof SERIALIZATION_SETTINGS>
+> {
   readonly type = 'serialization_dominant'
-  private readonly o: Required<SerializationOptions>
-  private readonly keys = new Map<string, KeyState>()
+  readonly reads = SERIALIZATION_READS
 
   constructor(opts: SerializationOptions = {}) {
-    this.o = {
-      bucketMs: 1000,
-      minSpans: 5,
-      minShare: 0.25,
-      minShareGrowth: 3,
-      baselineWindow: 60,
-      warmupBuckets: 10,
-      pendingSamples: 2,
-      resolveSamples: 3,
-      ...opts,
-    }
+    super(SERIALIZATION_SETTINGS, opts)
   }
 
-  private state(key: string, span: { fleet: string; instance: string; model: string }): KeyState {
-    let k = this.keys.get(key)
-    if (!k) {
-      k = {
-        fleet: span.fleet,
-        instance: span.instance,
-        model: span.model,
-        buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-        spans: [],
-        count: 0,
-        deserUs: 0,
-        serUs: 0,
-        totalUs: 0,
-        share: new RollingBaseline(this.o.baselineWindow, this.o.warmupBuckets),
-        lifecycle: new AlertLifecycle(this.o),
-      }
-      this.keys.set(key, k)
-    }
-    return k
+  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
+    return [k.lifecycle]
+  }
+
+  protected instanceOf(k: KeyState): string {
+    return k.instance
+  }
+
+  private key(
+    key: string,
+    span: { fleet: string; instance: string; model: string },
+    nowUs: number,
+  ): KeyState {
+    return this.state(key, nowUs, () => ({
+      fleet: span.fleet,
+      instance: span.instance,
+      model: span.model,
+      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
+      spans: [],
+      count: 0,
+      deserUs: 0,
+      serUs: 0,
+      totalUs: 0,
+      share: new RollingBaseline(this.o.baselineWindow, this.o.warmupBuckets),
+      lifecycle: this.newLifecycle(),
+    }))
   }
 
   onSpan(span: Span): Alert[] {
     const key = `${span.fleet}/${span.instance}/${span.model}`
-    const k = this.state(key, span)
+    const k = this.key(key, span, span.timestamp_us)
     const closedAtUs = k.buckets.place(span.timestamp_us)
     const out: Alert[] = []
     if (closedAtUs !== undefined) {
@@ -115,7 +127,11 @@ export class SerializationDominantDetector implements Detector {
     if (count < this.o.minSpans || totalUs <= 0) return undefined
     const share = (deserUs + serUs) / totalUs
     const base = k.share.median()
-    const dominant = k.share.ready && share > this.o.minShare && share >= base * this.o.minShareGrowth
+    const dominant =
+      k.share.ready &&
+      this.warm(key, nowUs) &&
+      share > this.o.minShare &&
+      share >= base * this.o.minShareGrowth
     const stage = deserUs >= serUs ? 'deserialize' : 'serialize'
     const alert = k.lifecycle.observe(
       nowUs,
@@ -154,28 +170,32 @@ export class SerializationDominantDetector implements Detector {
     return alert
   }
 
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.keys, (k) => ({
+  protected stateToJson(k: KeyState): Record<string, unknown> {
+    return {
       fleet: k.fleet,
       instance: k.instance,
       model: k.model,
       openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
       share: k.share.toState(),
       lifecycle: k.lifecycle.toState(),
-    }))
-    return { version: 1, keys }
+    }
   }
 
-  importState(state: Record<string, unknown>): void {
-    for (const [key, v] of entriesOf(state.keys)) {
-      const k = this.state(key, {
-        fleet: String(v.fleet ?? ''),
-        instance: String(v.instance ?? ''),
-        model: String(v.model ?? ''),
-      })
-      k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
-      k.share = RollingBaseline.fromState(v.share, this.o.baselineWindow, this.o.warmupBuckets)
-      k.lifecycle = AlertLifecycle.fromState(v.lifecycle, this.o)
+  protected stateFromJson(v: Record<string, unknown>): KeyState {
+    const buckets = new EventTimeBuckets(this.o.bucketMs * 1000)
+    buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
+    return {
+      fleet: String(v.fleet ?? ''),
+      instance: String(v.instance ?? ''),
+      model: String(v.model ?? ''),
+      buckets,
+      spans: [],
+      count: 0,
+      deserUs: 0,
+      serUs: 0,
+      totalUs: 0,
+      share: RollingBaseline.fromState(v.share, this.o.baselineWindow, this.o.warmupBuckets),
+      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

@@ -16,19 +16,39 @@
  *   silence itself never becomes a "normal" interval
  * - the fleet is scanned at most once per `evaluateEveryMs` (1000) of event time, so a fleet of n
  *   instances costs O(n) per second, not O(n²)
+ * - an instance silent for more than `forgetAfterMs` (10 min) is gone, not stalled: its alert resolves
+ *   `stale` and the instance is forgotten, so a decommissioned instance does not fire forever and
+ *   state restored after a long stop does not page for the instances of the previous run
  * Known gap: when the whole fleet goes silent there is no clock left to notice.
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
-import { isRecord, RollingBaseline } from '../baseline.ts'
-import { type Detector, keyedState } from '../detector.ts'
-import { AlertLifecycle } from '../lifecycle.ts'
+import { RollingBaseline } from '../baseline.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
 
-export interface SilentOptions {
-  silenceFactor?: number
-  minSilenceMs?: number
-  warmupSamples?: number
-  baselineWindow?: number
-  evaluateEveryMs?: number
+export const SILENT_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  // the silence factor is the hold time: the alert fires on the first evaluation past it
+  pendingSamples: setting.count(1, 'evaluations past the threshold before firing'),
+  resolveSamples: setting.count(1, 'samples it must send again to resolve'),
+  silenceFactor: setting.number(5, 'silent after this many of its own sampling intervals'),
+  minSilenceMs: setting.number(3000, '…and at least this long, ms'),
+  forgetAfterMs: setting.number(600_000, 'silent longer than this: gone, resolved stale and forgotten, ms'),
+  warmupSamples: setting.count(5, 'intervals of its own before it is judged'),
+  baselineWindow: setting.count(60, 'intervals in the interval baseline'),
+  evaluateEveryMs: setting.number(1000, 'the fleet is scanned at most this often, ms of event time'),
+} as const
+export type SilentOptions = Partial<SettingsOf<typeof SILENT_SETTINGS>>
+
+export const SILENT_READS: DetectorReads = {
+  spans: ['instance', 'request_id', 'timestamp_us'],
+  hw: ['instance', 'fleet', 'timestamp_us'],
 }
 
 interface InstanceState {
@@ -40,29 +60,27 @@ interface InstanceState {
   recentRequests: string[]
 }
 
-const LIFECYCLE = { pendingSamples: 1, resolveSamples: 1 }
-
-export class InstanceSilentDetector implements Detector {
+export class InstanceSilentDetector extends KeyedDetector<InstanceState, SettingsOf<typeof SILENT_SETTINGS>> {
   readonly type = 'instance_silent'
-  private readonly instances = new Map<string, InstanceState>()
+  readonly reads = SILENT_READS
   private nowUs = 0
   private lastScanUs = Number.NEGATIVE_INFINITY
-  private readonly o: Required<SilentOptions>
 
   constructor(opts: SilentOptions = {}) {
-    this.o = {
-      silenceFactor: 5,
-      minSilenceMs: 3000,
-      warmupSamples: 5,
-      baselineWindow: 60,
-      evaluateEveryMs: 1000,
-      ...opts,
-    }
+    super(SILENT_SETTINGS, opts)
+  }
+
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(_s: InstanceState, key: string): string {
+    return key
   }
 
   onSpan(span: Span): Alert[] {
     if (span.timestamp_us > this.nowUs) this.nowUs = span.timestamp_us
-    const s = this.instances.get(span.instance)
+    const s = this.keys.get(span.instance)
     if (s) {
       s.recentRequests.push(span.request_id)
       if (s.recentRequests.length > 3) s.recentRequests.shift()
@@ -73,17 +91,15 @@ export class InstanceSilentDetector implements Detector {
   onHwSample(sample: HwSample): Alert[] {
     if (sample.timestamp_us > this.nowUs) this.nowUs = sample.timestamp_us
     const out: Alert[] = []
-    let s = this.instances.get(sample.instance)
-    if (!s) {
-      s = {
-        fleet: sample.fleet,
-        lastSeenUs: sample.timestamp_us,
-        intervals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-        lifecycle: new AlertLifecycle(LIFECYCLE),
-        recentRequests: [],
-      }
-      this.instances.set(sample.instance, s)
-    } else if (sample.timestamp_us > s.lastSeenUs) {
+    const known = this.keys.get(sample.instance)
+    const s = this.state(sample.instance, sample.timestamp_us, () => ({
+      fleet: sample.fleet,
+      lastSeenUs: sample.timestamp_us,
+      intervals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
+      lifecycle: this.newLifecycle(),
+      recentRequests: [],
+    }))
+    if (known && sample.timestamp_us > s.lastSeenUs) {
       // it reports again: resolve first, and keep the silence out of its interval baseline
       if (s.lifecycle.active) {
         const resolved = s.lifecycle.observe(sample.timestamp_us, false)
@@ -93,11 +109,18 @@ export class InstanceSilentDetector implements Detector {
     }
     if (this.nowUs - this.lastScanUs < this.o.evaluateEveryMs * 1000) return out
     this.lastScanUs = this.nowUs
-    for (const [instance, other] of this.instances) {
-      if (instance === sample.instance || !other.intervals.ready) continue
+    for (const [instance, other] of this.keys) {
+      if (instance === sample.instance) continue
+      const silentUs = this.nowUs - other.lastSeenUs
+      if (silentUs > this.o.forgetAfterMs * 1000) {
+        const gone = other.lifecycle.close(this.nowUs, 'stale')
+        if (gone) out.push(gone)
+        this.keys.delete(instance)
+        continue
+      }
+      if (!other.intervals.ready || !this.warm(instance, this.nowUs)) continue
       const intervalUs = other.intervals.median()
       const thresholdUs = Math.max(this.o.silenceFactor * intervalUs, this.o.minSilenceMs * 1000)
-      const silentUs = this.nowUs - other.lastSeenUs
       if (silentUs <= thresholdUs) continue
       const alert = other.lifecycle.observe(this.nowUs, true, {
         type: this.type,
@@ -127,31 +150,34 @@ export class InstanceSilentDetector implements Detector {
     return out
   }
 
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.instances, (s) => ({
+  protected override exportExtra(): Record<string, unknown> {
+    return { nowUs: this.nowUs }
+  }
+
+  protected override importExtra(state: Record<string, unknown>): void {
+    if (typeof state.nowUs === 'number' && state.nowUs > this.nowUs) this.nowUs = state.nowUs
+  }
+
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return {
       fleet: s.fleet,
       lastSeenUs: s.lastSeenUs,
       intervals: s.intervals.toState(),
       lifecycle: s.lifecycle.toState(),
       recentRequests: s.recentRequests,
-    }))
-    return { nowUs: this.nowUs, keys }
+    }
   }
 
-  importState(state: Record<string, unknown>): void {
-    if (typeof state.nowUs === 'number' && state.nowUs > this.nowUs) this.nowUs = state.nowUs
-    if (!isRecord(state.keys)) return
-    for (const [instance, raw] of Object.entries(state.keys)) {
-      if (!isRecord(raw) || typeof raw.lastSeenUs !== 'number') continue
-      this.instances.set(instance, {
-        fleet: typeof raw.fleet === 'string' ? raw.fleet : 'default',
-        lastSeenUs: raw.lastSeenUs,
-        intervals: RollingBaseline.fromState(raw.intervals, this.o.baselineWindow, this.o.warmupSamples),
-        lifecycle: AlertLifecycle.fromState(raw.lifecycle, LIFECYCLE),
-        recentRequests: Array.isArray(raw.recentRequests)
-          ? raw.recentRequests.filter((x): x is string => typeof x === 'string').slice(-3)
-          : [],
-      })
+  protected stateFromJson(raw: Record<string, unknown>): InstanceState | undefined {
+    if (typeof raw.lastSeenUs !== 'number') return undefined
+    return {
+      fleet: typeof raw.fleet === 'string' ? raw.fleet : 'default',
+      lastSeenUs: raw.lastSeenUs,
+      intervals: RollingBaseline.fromState(raw.intervals, this.o.baselineWindow, this.o.warmupSamples),
+      lifecycle: this.restoreLifecycle(raw.lifecycle),
+      recentRequests: Array.isArray(raw.recentRequests)
+        ? raw.recentRequests.filter((x): x is string => typeof x === 'string').slice(-3)
+        : [],
     }
   }
 }

@@ -18,20 +18,31 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { type Detector, keyedState } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
-import { EventTimeBuckets, entriesOf, fmtMs, num, quantile } from '../stats.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
+import { EventTimeBuckets, fmtMs, num, quantile } from '../stats.ts'
 
-export interface SloOptions extends LifecycleOptions {
-  /** p99 latency objective, ms, for models without an override (500) */
-  sloP99Ms?: number
-  /** per-model p99 objectives, ms */
-  sloP99MsByModel?: Readonly<Record<string, number>>
-  windowMs?: number
-  bucketMs?: number
-  minSpans?: number
-  /** bound of the window, spans (the oldest are dropped first) */
-  maxWindowSpans?: number
+export const SLO_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  pendingSamples: setting.count(3, 'buckets over the SLO before firing'),
+  sloP99Ms: setting.number(500, 'p99 latency objective of models without their own, ms', { min: 0.001 }),
+  sloP99MsByModel: setting.map('p99 latency objective per model name, ms'),
+  windowMs: setting.number(30_000, 'rolling event-time window the p99 is taken over, ms', { min: 1 }),
+  bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
+  minSpans: setting.count(100, 'fewest spans in the window to judge it'),
+  maxWindowSpans: setting.count(20_000, 'bound of the window, spans (the oldest are dropped first)'),
+} as const
+export type SloOptions = Partial<SettingsOf<typeof SLO_SETTINGS>>
+
+export const SLO_READS: DetectorReads = {
+  spans: ['fleet', 'model', 'instance', 'request_id', 'total_us', ...STAGES.map((s) => `${s}_us` as const)],
+  hw: [],
 }
 
 interface KeyState {
@@ -44,27 +55,21 @@ interface KeyState {
   lifecycle: AlertLifecycle
 }
 
-type Resolved = Required<Omit<SloOptions, 'sloP99MsByModel'>> & {
-  sloP99MsByModel: Readonly<Record<string, number>>
-}
-
-export class SloP99Detector implements Detector {
+export class SloP99Detector extends KeyedDetector<KeyState, SettingsOf<typeof SLO_SETTINGS>> {
   readonly type = 'slo_p99_breach'
-  private readonly o: Resolved
-  private readonly keys = new Map<string, KeyState>()
+  readonly reads = SLO_READS
 
   constructor(opts: SloOptions = {}) {
-    this.o = {
-      sloP99Ms: 500,
-      sloP99MsByModel: {},
-      windowMs: 30_000,
-      bucketMs: 1000,
-      minSpans: 100,
-      maxWindowSpans: 20_000,
-      pendingSamples: 3,
-      resolveSamples: 3,
-      ...opts,
-    }
+    super(SLO_SETTINGS, opts)
+  }
+
+  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
+    return [k.lifecycle]
+  }
+
+  /** a fleet-wide objective: its alert names the instance with the most slow requests when it fires */
+  protected instanceOf(): string {
+    return '*'
   }
 
   /** the SLO of a model, µs */
@@ -72,25 +77,20 @@ export class SloP99Detector implements Detector {
     return (this.o.sloP99MsByModel[model] ?? this.o.sloP99Ms) * 1000
   }
 
-  private state(key: string, fleet: string, model: string): KeyState {
-    let k = this.keys.get(key)
-    if (!k) {
-      k = {
-        fleet,
-        model,
-        buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-        window: [],
-        p99: new RollingBaseline(300, 1),
-        lifecycle: new AlertLifecycle(this.o),
-      }
-      this.keys.set(key, k)
-    }
-    return k
+  private key(key: string, fleet: string, model: string, nowUs: number): KeyState {
+    return this.state(key, nowUs, () => ({
+      fleet,
+      model,
+      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
+      window: [],
+      p99: new RollingBaseline(300, 1),
+      lifecycle: this.newLifecycle(),
+    }))
   }
 
   onSpan(span: Span): Alert[] {
     const key = `${span.fleet}/${span.model}`
-    const k = this.state(key, span.fleet, span.model)
+    const k = this.key(key, span.fleet, span.model, span.timestamp_us)
     const closedAtUs = k.buckets.place(span.timestamp_us)
     let alert: Alert | undefined
     if (closedAtUs !== undefined) alert = this.evaluate(key, k, closedAtUs)
@@ -111,7 +111,7 @@ export class SloP99Detector implements Detector {
       k.window.map((s) => s.total_us),
       0.99,
     )
-    const breach = p99 > sloUs
+    const breach = p99 > sloUs && this.warm(key, nowUs)
     const base = k.p99.count > 0 ? k.p99.median() : Number.NaN
     const alert = k.lifecycle.observe(
       nowUs,
@@ -170,23 +170,26 @@ export class SloP99Detector implements Detector {
   }
 
   /** The window's spans are not exported (they refill within `windowMs`); the baseline and lifecycle are. */
-  exportState(): Record<string, unknown> {
-    const keys = keyedState(this.keys, (k) => ({
+  protected stateToJson(k: KeyState): Record<string, unknown> {
+    return {
       fleet: k.fleet,
       model: k.model,
       openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
       p99: k.p99.toState(),
       lifecycle: k.lifecycle.toState(),
-    }))
-    return { version: 1, keys }
+    }
   }
 
-  importState(state: Record<string, unknown>): void {
-    for (const [key, v] of entriesOf(state.keys)) {
-      const k = this.state(key, String(v.fleet ?? ''), String(v.model ?? ''))
-      k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
-      k.p99 = RollingBaseline.fromState(v.p99, 300, 1)
-      k.lifecycle = AlertLifecycle.fromState(v.lifecycle, this.o)
+  protected stateFromJson(v: Record<string, unknown>): KeyState {
+    const buckets = new EventTimeBuckets(this.o.bucketMs * 1000)
+    buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
+    return {
+      fleet: String(v.fleet ?? ''),
+      model: String(v.model ?? ''),
+      buckets,
+      window: [],
+      p99: RollingBaseline.fromState(v.p99, 300, 1),
+      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

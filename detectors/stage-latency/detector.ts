@@ -22,18 +22,31 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import type { Detector } from '../detector.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
 
-export interface StageLatencyOptions extends LifecycleOptions {
-  intervalMs?: number
-  minSpans?: number
-  ratio?: number
-  queueWaitRatio?: number
-  sigmas?: number
-  minIncreaseUs?: number
-  baselineWindow?: number
-  warmupSamples?: number
+export const STAGE_LATENCY_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  intervalMs: setting.number(1000, 'event-time interval whose median is compared, ms', { min: 1 }),
+  minSpans: setting.count(5, 'fewest spans in an interval to judge it'),
+  ratio: setting.number(1.5, 'median above baseline × this'),
+  queueWaitRatio: setting.number(3, 'the same for queue_wait, which grows with load by nature'),
+  sigmas: setting.number(6, '…and above baseline + this many σ'),
+  minIncreaseUs: setting.number(1000, '…and above baseline + this many µs'),
+  baselineWindow: setting.count(60, 'intervals in the baseline'),
+  warmupSamples: setting.count(10, 'intervals before the baseline is used'),
+} as const
+export type StageLatencyOptions = Partial<SettingsOf<typeof STAGE_LATENCY_SETTINGS>>
+
+export const STAGE_LATENCY_READS: DetectorReads = {
+  spans: ['instance', 'model', 'status', 'request_id', ...STAGES.map((s) => `${s}_us` as const)],
+  hw: [],
 }
 
 /** spans kept per open interval (the newest; enough for a median and exemplars) */
@@ -44,8 +57,11 @@ interface StageState {
   lifecycle: AlertLifecycle
 }
 
+/** One instance + model. */
 interface ModelState {
   fleet: string
+  instance: string
+  model: string
   intervalStartUs: number
   spans: Span[]
   stages: Map<Stage, StageState>
@@ -68,40 +84,23 @@ const ACTIONS: Record<Stage, string> = {
   serialize: 'compare response sizes with the baseline; check the process CPU of this instance',
 }
 
-export class StageLatencyDetector implements Detector {
+export class StageLatencyDetector extends KeyedDetector<
+  ModelState,
+  SettingsOf<typeof STAGE_LATENCY_SETTINGS>
+> {
   readonly type = 'stage_latency_regression'
-  /** instance → model → state */
-  private readonly instances = new Map<string, Map<string, ModelState>>()
-  private readonly o: Required<StageLatencyOptions>
+  readonly reads = STAGE_LATENCY_READS
 
   constructor(opts: StageLatencyOptions = {}) {
-    this.o = {
-      intervalMs: 1000,
-      minSpans: 5,
-      ratio: 1.5,
-      queueWaitRatio: 3,
-      sigmas: 6,
-      minIncreaseUs: 1000,
-      baselineWindow: 60,
-      warmupSamples: 10,
-      pendingSamples: 2,
-      resolveSamples: 3,
-      ...opts,
-    }
+    super(STAGE_LATENCY_SETTINGS, opts)
   }
 
-  private model(instance: string, model: string, fleet: string, startUs: number): ModelState {
-    let models = this.instances.get(instance)
-    if (!models) {
-      models = new Map()
-      this.instances.set(instance, models)
-    }
-    let m = models.get(model)
-    if (!m) {
-      m = { fleet, intervalStartUs: startUs, spans: [], stages: new Map() }
-      models.set(model, m)
-    }
-    return m
+  protected lifecyclesOf(m: ModelState): AlertLifecycle[] {
+    return [...m.stages.values()].map((s) => s.lifecycle)
+  }
+
+  protected instanceOf(m: ModelState): string {
+    return m.instance
   }
 
   private stage(m: ModelState, stage: Stage): StageState {
@@ -109,7 +108,7 @@ export class StageLatencyDetector implements Detector {
     if (!s) {
       s = {
         baseline: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-        lifecycle: new AlertLifecycle(this.o),
+        lifecycle: this.newLifecycle(),
       }
       m.stages.set(stage, s)
     }
@@ -119,10 +118,18 @@ export class StageLatencyDetector implements Detector {
   onSpan(span: Span): Alert[] {
     const intervalUs = this.o.intervalMs * 1000
     const start = Math.floor(span.timestamp_us / intervalUs) * intervalUs
-    const m = this.model(span.instance, span.model, span.fleet, start)
+    const key = `${span.instance}/${span.model}`
+    const m = this.state(key, span.timestamp_us, () => ({
+      fleet: span.fleet,
+      instance: span.instance,
+      model: span.model,
+      intervalStartUs: start,
+      spans: [],
+      stages: new Map(),
+    }))
     let out: Alert[] = []
     if (start > m.intervalStartUs) {
-      out = this.close(span.instance, span.model, m)
+      out = this.closeInterval(key, m)
       m.intervalStartUs = start
       m.spans = []
     }
@@ -133,9 +140,11 @@ export class StageLatencyDetector implements Detector {
     return out
   }
 
-  private close(instance: string, model: string, m: ModelState): Alert[] {
+  private closeInterval(key: string, m: ModelState): Alert[] {
     if (m.spans.length < this.o.minSpans) return []
     const nowUs = m.intervalStartUs + this.o.intervalMs * 1000
+    const { instance, model } = m
+    const warm = this.warm(key, nowUs)
     const out: Alert[] = []
     for (const stage of STAGES) {
       const s = this.stage(m, stage)
@@ -148,7 +157,7 @@ export class StageLatencyDetector implements Detector {
         base + this.o.sigmas * sigma,
         base + this.o.minIncreaseUs,
       )
-      const regressed = s.baseline.ready && observed > threshold
+      const regressed = s.baseline.ready && warm && observed > threshold
       const alert = s.lifecycle.observe(
         nowUs,
         regressed,
@@ -183,48 +192,41 @@ export class StageLatencyDetector implements Detector {
     return out
   }
 
-  exportState(): Record<string, unknown> {
-    const keys: Record<string, unknown> = {}
-    for (const [instance, models] of this.instances) {
-      const entry: Record<string, unknown> = {}
-      for (const [model, m] of models) {
-        const stages: Record<string, unknown> = {}
-        for (const [stage, s] of m.stages) {
-          stages[stage] = { baseline: s.baseline.toState(), lifecycle: s.lifecycle.toState() }
-        }
-        entry[model] = { fleet: m.fleet, intervalStartUs: m.intervalStartUs, stages }
-      }
-      keys[instance] = { models: entry }
+  /** the open interval is not persisted; it restarts with the next span */
+  protected stateToJson(m: ModelState): Record<string, unknown> {
+    const stages: Record<string, unknown> = {}
+    for (const [stage, s] of m.stages) {
+      stages[stage] = { baseline: s.baseline.toState(), lifecycle: s.lifecycle.toState() }
     }
-    return { keys }
+    return {
+      fleet: m.fleet,
+      instance: m.instance,
+      model: m.model,
+      intervalStartUs: m.intervalStartUs,
+      stages,
+    }
   }
 
-  importState(state: Record<string, unknown>): void {
-    if (!isRecord(state.keys)) return
-    for (const [instance, raw] of Object.entries(state.keys)) {
-      if (!isRecord(raw) || !isRecord(raw.models)) continue
-      const models = new Map<string, ModelState>()
-      for (const [model, rm] of Object.entries(raw.models)) {
-        if (!isRecord(rm)) continue
-        const m: ModelState = {
-          fleet: typeof rm.fleet === 'string' ? rm.fleet : 'default',
-          intervalStartUs: typeof rm.intervalStartUs === 'number' ? rm.intervalStartUs : 0,
-          spans: [], // the open interval is not persisted; it restarts with the next span
-          stages: new Map(),
-        }
-        const stages = isRecord(rm.stages) ? rm.stages : {}
-        for (const stage of STAGES) {
-          const rs = stages[stage]
-          if (!isRecord(rs)) continue
-          m.stages.set(stage, {
-            baseline: RollingBaseline.fromState(rs.baseline, this.o.baselineWindow, this.o.warmupSamples),
-            lifecycle: AlertLifecycle.fromState(rs.lifecycle, this.o),
-          })
-        }
-        models.set(model, m)
-      }
-      this.instances.set(instance, models)
+  protected stateFromJson(raw: Record<string, unknown>, key: string): ModelState | undefined {
+    if (typeof raw.instance !== 'string' || typeof raw.model !== 'string') return undefined
+    const m: ModelState = {
+      fleet: typeof raw.fleet === 'string' ? raw.fleet : 'default',
+      instance: raw.instance,
+      model: raw.model,
+      intervalStartUs: typeof raw.intervalStartUs === 'number' ? raw.intervalStartUs : 0,
+      spans: [],
+      stages: new Map(),
     }
+    const stages = isRecord(raw.stages) ? raw.stages : {}
+    for (const stage of STAGES) {
+      const rs = stages[stage]
+      if (!isRecord(rs)) continue
+      m.stages.set(stage, {
+        baseline: RollingBaseline.fromState(rs.baseline, this.o.baselineWindow, this.o.warmupSamples),
+        lifecycle: this.restoreLifecycle(rs.lifecycle),
+      })
+    }
+    return key === `${m.instance}/${m.model}` ? m : undefined
   }
 }
 

@@ -21,18 +21,40 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { PerInstanceDetector } from '../detector.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
-import { AlertLifecycle, type LifecycleOptions } from '../lifecycle.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
 
-export interface StarvationOptions extends LifecycleOptions {
-  busyDropRatio?: number
-  busyCeiling?: number
-  maxQueuedShare?: number
-  inFlightGrowth?: number
-  minPending?: number
-  baselineWindow?: number
-  warmupSamples?: number
+export const STARVATION_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  busyDropRatio: setting.ratio(0.9, 'busy below this share of its baseline counts as idle capacity'),
+  busyCeiling: setting.ratio(0.75, 'busy above this is never idle capacity'),
+  maxQueuedShare: setting.ratio(0.1, 'at most this share of in-flight requests waits at the executor'),
+  inFlightGrowth: setting.number(2, 'in-flight above baseline × this counts as a backlog'),
+  minPending: setting.number(4, '…and above baseline + this many requests'),
+  baselineWindow: setting.count(60, 'samples in the busy and in-flight baselines'),
+  warmupSamples: setting.count(10, 'samples before the baselines are used'),
+} as const
+export type StarvationOptions = Partial<SettingsOf<typeof STARVATION_SETTINGS>>
+
+export const STARVATION_READS: DetectorReads = {
+  spans: [
+    'instance',
+    'model',
+    'request_id',
+    'preprocess_us',
+    'deserialize_us',
+    'queue_wait_us',
+    'postprocess_us',
+    'serialize_us',
+  ],
+  hw: ['executor_busy', 'in_flight', 'queue_depth'],
 }
 
 interface InstanceState {
@@ -42,34 +64,32 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class StarvationDetector extends PerInstanceDetector<InstanceState> {
+export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<typeof STARVATION_SETTINGS>> {
   readonly type = 'accelerator_starved'
-  private readonly o: Required<StarvationOptions>
+  readonly reads = STARVATION_READS
 
   constructor(opts: StarvationOptions = {}) {
-    super()
-    this.o = {
-      busyDropRatio: 0.9,
-      busyCeiling: 0.75,
-      maxQueuedShare: 0.1,
-      inFlightGrowth: 2,
-      minPending: 4,
-      baselineWindow: 60,
-      warmupSamples: 10,
-      pendingSamples: 2,
-      resolveSamples: 3,
-      ...opts,
-    }
+    super(STARVATION_SETTINGS, opts)
   }
 
-  protected newState(): InstanceState {
-    const { baselineWindow: w, warmupSamples: warm } = this.o
-    return {
-      busy: new RollingBaseline(w, warm),
-      inFlight: new RollingBaseline(w, warm),
-      spans: new InstanceSpanWindow(),
-      lifecycle: new AlertLifecycle(this.o),
-    }
+  private instance(instance: string, nowUs: number): InstanceState {
+    return this.state(instance, nowUs, () => {
+      const { baselineWindow: w, warmupSamples: warm } = this.o
+      return {
+        busy: new RollingBaseline(w, warm),
+        inFlight: new RollingBaseline(w, warm),
+        spans: new InstanceSpanWindow(),
+        lifecycle: this.newLifecycle(),
+      }
+    })
+  }
+
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(_s: InstanceState, key: string): string {
+    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -87,17 +107,17 @@ export class StarvationDetector extends PerInstanceDetector<InstanceState> {
       busy: RollingBaseline.fromState(raw.busy, w, warm),
       inFlight: RollingBaseline.fromState(raw.inFlight, w, warm),
       spans: InstanceSpanWindow.fromState(raw.spans),
-      lifecycle: AlertLifecycle.fromState(raw.lifecycle, this.o),
+      lifecycle: this.restoreLifecycle(raw.lifecycle),
     }
   }
 
   onSpan(span: Span): Alert[] {
-    this.state(span.instance).spans.add(span)
+    this.instance(span.instance, span.timestamp_us).spans.add(span)
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.state(sample.instance)
+    const s = this.instance(sample.instance, sample.timestamp_us)
     s.spans.roll(s.lifecycle.active)
     const busyBase = s.busy.median()
     const inFlightBase = s.inFlight.median()
@@ -105,6 +125,7 @@ export class StarvationDetector extends PerInstanceDetector<InstanceState> {
     const pendingLimit = Math.max(inFlightBase * this.o.inFlightGrowth, inFlightBase + this.o.minPending)
     const starved =
       s.busy.ready &&
+      this.warm(sample.instance, sample.timestamp_us) &&
       sample.in_flight > pendingLimit &&
       sample.queue_depth <= sample.in_flight * this.o.maxQueuedShare &&
       sample.executor_busy < threshold

@@ -3,10 +3,8 @@ import { test } from 'node:test'
 import { RollingBaseline } from '../../detectors/baseline.ts'
 import { BatchUnderutilizedDetector } from '../../detectors/batching/detector.ts'
 import type { Alert } from '../../contract/records.ts'
-import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
-
-const T0 = 1_767_225_600_000_000
+import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
 
 interface Step {
   batch: number
@@ -17,29 +15,19 @@ interface Step {
 
 /** one hw sample per second, preceded by 40 spans of that second in batches of `batch` */
 function run(steps: Step[], d = new BatchUnderutilizedDetector(), from = 0): (Alert & { step: number })[] {
-  const out: (Alert & { step: number })[] = []
-  let req = from * 40
-  steps.forEach((s, j) => {
-    const i = j + from
-    for (let k = 0; k < 40; k++) {
-      const id = req++
-      d.onSpan(
-        makeSpan(id, {
-          timestamp_us: T0 + i * 1e6 + k * 20_000,
-          batch_size: s.batch,
-          batch_id: `b-${i}-${Math.floor(k / s.batch)}`,
-          queue_wait_us: s.waitMs * 1000 + (k % 5),
-        }),
-      )
-    }
-    const sample = makeHwSample(i, {
-      timestamp_us: T0 + i * 1e6,
-      queue_depth: s.queued,
-      arrivals: s.arrivals,
+  const driver = new DetectorDriver(d, { startUs: T0_US + from * 1e6 })
+  for (const s of steps) {
+    const i = driver.step + from
+    driver.tick({
+      spans: Array.from({ length: 40 }, (_, k) => ({
+        batch_size: s.batch,
+        batch_id: `b-${i}-${Math.floor(k / s.batch)}`,
+        queue_wait_us: s.waitMs * 1000 + (k % 5),
+      })),
+      hw: { queue_depth: s.queued, arrivals: s.arrivals },
     })
-    for (const a of d.onHwSample(sample)) out.push({ ...a, step: i })
-  })
-  return out
+  }
+  return driver.alerts.map((r) => ({ ...r.alert, step: r.step + from }))
 }
 
 function steps(batch: string, queued: string, waitMs: string, arrivals: string): Step[] {
@@ -94,12 +82,13 @@ test('batching: full or three-quarter-full batches under load, and size-1 batche
   )
 })
 
-test('batching: a batcher stuck at 1 from the start is still found while work queues', () => {
-  const alerts = run(steps('1x20', '0x5 30x15', '1x5 100x15', '300x20'))
-  // work queues from step 5; pendingSamples 2 → breaching at 5 and 6, fires at 6
+test('batching: a batcher stuck at 1 from the start is still found while work queues, after the warm-up', () => {
+  const alerts = run(steps('1x25', '0x5 30x20', '1x5 100x20', '300x25'))
+  // work queues from step 5, judged from step 14 (the end of its interval is 15 s after the first
+  // span); pendingSamples 2 → breaching at 14 and 15, fires at 15
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step]),
-    [['firing', 6]],
+    [['firing', 15]],
   )
   assert.match(alerts[0]!.summary, /median batch 1 while the load allows ~30/)
 })
@@ -107,13 +96,14 @@ test('batching: a batcher stuck at 1 from the start is still found while work qu
 test('batching: an explicit maxBatchSize caps what the load allows', () => {
   // the load alone would allow min(∞, max(200/s × 50 ms, 20)) = 20 rows; the cap of 4 makes it 4.
   // batches of 3 are 75 % full: above the 0.7 fill ratio (limit 2.8), quiet
-  const capped = new BatchUnderutilizedDetector({ maxBatchSize: 4 })
+  // (warm-up off: the cap, not the warm-up, is what this test is about)
+  const capped = new BatchUnderutilizedDetector({ maxBatchSize: 4, warmupMs: 0 })
   assert.deepEqual(run(steps('3x20', '20x20', '50x20', '200x20'), capped), [])
   // batches of 2 are half full: under the limit of 2.8, found (fires on step 1, the second breaching
   // sample with pendingSamples 2), and the threshold is the capped 4 × 0.7, not 20 × 0.7
   const half = run(
     steps('2x20', '20x20', '50x20', '200x20'),
-    new BatchUnderutilizedDetector({ maxBatchSize: 4 }),
+    new BatchUnderutilizedDetector({ maxBatchSize: 4, warmupMs: 0 }),
   )
   assert.deepEqual(
     half.map((a) => [a.status, a.step]),
@@ -139,27 +129,20 @@ test('batching: state survives a restart mid-alert', () => {
 
 test('foreign spans: no batch id counts each request on its own; an unknown batch size (0) is ignored', () => {
   const foreign = (batchSize: number, d = new BatchUnderutilizedDetector()) => {
-    const out: Alert[] = []
+    const driver = new DetectorDriver(d)
     for (let i = 0; i < 30; i++) {
       const stuck = i >= 20 // from step 20 requests queue while the server still runs them one by one
-      for (let k = 0; k < 40; k++) {
-        d.onSpan(
-          makeSpan(i * 40 + k, {
-            timestamp_us: T0 + i * 1e6 + k * 20_000,
-            batch_size: batchSize,
-            batch_id: '', // a producer that knows the batch size but names no batch
-            device: '',
-            queue_wait_us: (stuck ? 50 : 5) * 1000,
-          }),
-        )
-      }
-      out.push(
-        ...d.onHwSample(
-          makeHwSample(i, { timestamp_us: T0 + i * 1e6, queue_depth: stuck ? 20 : 0, arrivals: 200 }),
-        ),
-      )
+      driver.tick({
+        spans: Array.from({ length: 40 }, () => ({
+          batch_size: batchSize,
+          batch_id: '', // a producer that knows the batch size but names no batch
+          device: '',
+          queue_wait_us: (stuck ? 50 : 5) * 1000,
+        })),
+        hw: { queue_depth: stuck ? 20 : 0, arrivals: 200 },
+      })
     }
-    return { out, d }
+    return { out: driver.alerts.map((r) => r.alert), d }
   }
   // batch size 1 while 20 wait: the same finding as the engine's own spans give (one batch per request)
   const one = foreign(1)
@@ -170,10 +153,7 @@ test('foreign spans: no batch id counts each request on its own; an unknown batc
   // Triton's traces carry no batch: nothing fires, and no batch size of 0 is learned as a baseline
   const unknown = foreign(0)
   assert.deepEqual(unknown.out, [])
-  const state = unknown.d.exportState().instances as Record<
-    string,
-    { maxBatch: unknown; medianBatch: unknown }
-  >
+  const state = unknown.d.exportState().keys as Record<string, { maxBatch: unknown; medianBatch: unknown }>
   const empty = new RollingBaseline(300, 1).toState()
   assert.deepEqual([state['test/engine-0']!.maxBatch, state['test/engine-0']!.medianBatch], [empty, empty])
 })

@@ -59,8 +59,12 @@ interface Run {
   alerts: (Alert & { step: number })[]
   step: number
   /** publishes samples from the current step on and waits until the running consumer committed them */
-  feed(steps: ReturnType<typeof phase>): Promise<void>
-  consumer(store?: ClickHouseStateStore | MemoryStateStore, everyRecords?: number): DetectorConsumer
+  feed(steps: ReturnType<typeof phase>, instance?: string): Promise<void>
+  consumer(
+    store?: ClickHouseStateStore | MemoryStateStore,
+    everyRecords?: number,
+    more?: { resolveOnStop?: boolean; staleAfterUs?: number },
+  ): DetectorConsumer
 }
 
 function newRun(): Run {
@@ -70,10 +74,11 @@ function newRun(): Run {
     bus,
     alerts: [],
     step: 0,
-    async feed(steps) {
+    async feed(steps, instance = 'engine-0') {
       for (const s of steps) {
         const i = run.step++
         const sample = makeHwSample(i, {
+          instance,
           timestamp_us: T0_US + i * 1_000_000,
           executor_busy: s.busy,
           in_flight: s.inFlight,
@@ -83,12 +88,13 @@ function newRun(): Run {
       }
       await bus.drained(TOPICS.hw, GROUP)
     },
-    consumer(store, everyRecords) {
+    consumer(store, everyRecords, more = {}) {
       return new DetectorConsumer({
         transport: bus,
         detectors: [new StarvationDetector()],
         logger,
         stateStore: store,
+        ...more,
         checkpoint: everyRecords ? { everyRecords } : undefined,
         onAlert: (a) => run.alerts.push({ ...a, step: (a.updated_at_us - T0_US) / 1_000_000 }),
       })
@@ -128,15 +134,15 @@ test('control: restarted without the store, the detector is in warm-up and misse
   assert.deepEqual(await breakAfterRestart(false), [])
 })
 
-/** steady → break (fires) → restart while firing → recovery */
-async function firingAcrossRestart(withStore: boolean) {
+/** steady → break (fires) → stop and restart while firing → recovery */
+async function firingAcrossRestart(withStore: boolean, resolveOnStop = true) {
   const { db, store } = await freshStore()
   const run = newRun()
-  const first = run.consumer(withStore ? store : undefined)
+  const first = run.consumer(withStore ? store : undefined, undefined, { resolveOnStop })
   await first.start()
   await run.feed([...steady(), ...starved()])
   await first.stop()
-  const second = run.consumer(withStore ? store : undefined)
+  const second = run.consumer(withStore ? store : undefined, undefined, { resolveOnStop })
   await second.start()
   await run.feed([...recovered(), ...steady()])
   await second.stop()
@@ -144,25 +150,77 @@ async function firingAcrossRestart(withStore: boolean) {
   return run.alerts
 }
 
-test('an alert firing at the restart resolves afterwards (same id) instead of firing again', async () => {
+test('an alert firing at the stop resolves then (reason shutdown), and nothing of it comes back after the restart', async () => {
   const alerts = await firingAcrossRestart(true)
+  assert.deepEqual(
+    alerts.map((a) => [a.status, a.step, a.resolve_reason ?? null]),
+    [
+      ['firing', 21, null],
+      ['resolved', 23, 'shutdown'], // at the newest event time the consumer saw (step 23)
+    ],
+  )
+  assert.equal(alerts[1]!.id, alerts[0]!.id, 'the resolved record closes the alert it raised')
+  assert.equal(alerts[1]!.starts_at_us, alerts[0]!.starts_at_us)
+})
+
+test('a break that goes on after a restart with restored state pages again once, not from stale state', async () => {
+  const { db, store } = await freshStore()
+  const run = newRun()
+  const first = run.consumer(store)
+  await first.start()
+  await run.feed([...steady(), ...starved()])
+  await first.stop()
+  const second = run.consumer(store)
+  await second.start()
+  // still starved: judged against the restored baseline (no warm-up), a new episode held 2 samples
+  await run.feed([...starved(), ...recovered()])
+  await second.stop()
+  await db.close()
+  assert.deepEqual(
+    run.alerts.map((a) => [a.status, a.step, a.resolve_reason ?? null]),
+    [
+      ['firing', 21, null],
+      ['resolved', 23, 'shutdown'],
+      ['firing', 25, null],
+      ['resolved', 30, 'cleared'],
+    ],
+  )
+  assert.notEqual(run.alerts[2]!.id, run.alerts[0]!.id, 'a new episode, a new id')
+})
+
+test('control (the old behaviour): without resolving on stop the alert stays open, and the next run resolves a page of the previous one', async () => {
+  const alerts = await firingAcrossRestart(true, false)
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step]),
     [
       ['firing', 21],
-      ['resolved', 26],
+      ['resolved', 26], // delivered by the next run, for an alert of the previous one
     ],
   )
-  assert.equal(alerts[1]!.id, alerts[0]!.id, 'the resolved record closes the alert raised before the restart')
-  assert.equal(alerts[1]!.starts_at_us, alerts[0]!.starts_at_us)
 })
 
-test('control: without the store the alert raised before the restart never resolves', async () => {
-  const alerts = await firingAcrossRestart(false)
+test('an alert of a key nothing evaluates any more resolves as stale', async () => {
+  const store = new MemoryStateStore()
+  const run = newRun()
+  // a crash: the alert stays open in the stored state
+  const first = run.consumer(store, undefined, { resolveOnStop: false })
+  await first.start()
+  await run.feed([...steady(), ...starved()])
+  await first.stop()
+  // the next run only ever sees engine-1: engine-0's alert is resolved stale 5 s of event time later
+  const second = run.consumer(store, undefined, { staleAfterUs: 5_000_000 })
+  await second.start()
+  await run.feed(phase('0.5x20', '3x20', '1x20'), 'engine-1')
+  await second.stop()
   assert.deepEqual(
-    alerts.map((a) => [a.status, a.step]),
-    [['firing', 21]],
+    run.alerts.map((a) => [a.status, a.instance, a.resolve_reason ?? null]),
+    [
+      ['firing', 'engine-0', null],
+      ['resolved', 'engine-0', 'stale'],
+    ],
   )
+  assert.equal(run.alerts[1]!.id, run.alerts[0]!.id)
+  assert.ok(run.alerts[1]!.ends_at_us! <= T0_US + 24e6, 'ended when it was last evaluated')
 })
 
 test('state is checkpointed periodically while consuming, one row per instance, newest wins', async () => {

@@ -1,51 +1,52 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ErrorRateDetector } from '../../detectors/errors/detector.ts'
-import type { Alert } from '../../contract/records.ts'
-import { makeSpan } from '../../contract/synthetic.ts'
+import type { Span } from '../../contract/records.ts'
 import { series } from '../helpers/series.ts'
+import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
 
-const T0 = 1_767_225_600_000_000
+const T0 = T0_US
 
 /**
  * `perSecond` spans a second; the step's error fraction (from the series) of them fail, spread evenly:
  * server errors of class `cls`, plus one in ten of them client errors `bad_shape`.
  */
 function run(rates: number[], perSecond = 40, cls = 'OutOfMemory', d = new ErrorRateDetector(), from = 0) {
-  const out: (Alert & { step: number })[] = []
+  const driver = new DetectorDriver(d, { startUs: T0 + from * 1e6 })
   let acc = 0
-  rates.forEach((rate, j) => {
-    const i = j + from
+  for (const rate of rates) {
+    const i = driver.step + from
+    const spans: Partial<Span>[] = []
     for (let k = 0; k < perSecond; k++) {
       acc += rate
       const fail = acc >= 1
       if (fail) acc -= 1
       const client = fail && (i * perSecond + k) % 10 === 0
-      const span = makeSpan(i * perSecond + k, {
+      spans.push({
+        request_id: `req-${i * perSecond + k}`,
         timestamp_us: T0 + i * 1e6 + k * Math.floor(1e6 / perSecond),
         status: fail ? (client ? 'client_error' : 'server_error') : 'ok',
         error_class: fail ? (client ? 'bad_shape' : cls) : null,
       })
-      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
     }
-  })
-  return out
+    driver.tick({ spans, hw: false })
+  }
+  return driver.alerts.map((r) => ({ ...r.alert, step: r.step + from }))
 }
 
 /** `perSecond` spans a second, the first `errors[i]` of second i failing with server errors */
 function runCounts(errors: number[], perSecond: number, d = new ErrorRateDetector()) {
-  const out: (Alert & { step: number })[] = []
-  errors.forEach((n, i) => {
-    for (let k = 0; k < perSecond; k++) {
-      const span = makeSpan(i * perSecond + k, {
-        timestamp_us: T0 + i * 1e6 + k * Math.floor(1e6 / perSecond),
-        status: k < n ? 'server_error' : 'ok',
+  const driver = new DetectorDriver(d)
+  for (const n of errors) {
+    driver.tick({
+      hw: false,
+      spans: Array.from({ length: perSecond }, (_, k) => ({
+        status: k < n ? ('server_error' as const) : ('ok' as const),
         error_class: k < n ? 'OutOfMemory' : null,
-      })
-      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
-    }
-  })
-  return out
+      })),
+    })
+  }
+  return driver.alerts.map((r) => ({ ...r.alert, step: r.step }))
 }
 
 test('error rate: 1 % → 30 % fires, names the dominant class, and resolves', () => {

@@ -19,15 +19,22 @@ const at = (
     starts_at_us: startS * S,
     updated_at_us: updatedS * S,
     ends_at_us: status === 'resolved' ? updatedS * S : null,
+    summary: `${type} ${over.stage ?? ''}`.trim(),
+    stage: null,
     ...over,
   })
 
-function run(alerts: Alert[]): string[] {
-  const inh = new Inhibitor()
-  return alerts.flatMap((a) => inh.filter([a]).publish.map((p) => `${p.type}:${p.status}:${p.stage}`))
+/** every published record as `type:status:stage[+related types]` */
+function run(alerts: Alert[], inh = new Inhibitor()): string[] {
+  return alerts.flatMap((a) =>
+    inh.filter([a]).publish.map((p) => {
+      const related = (p.related ?? []).map((r) => r.type)
+      return `${p.type}:${p.status}:${p.stage}${related.length ? `+${related.join('+')}` : ''}`
+    }),
+  )
 }
 
-test('symptoms of a starvation episode are suppressed, firing and resolved alike', () => {
+test('symptoms of a starvation episode ride on its alert: stored as related, neither paged nor resolved', () => {
   const published = run([
     at('accelerator_starved', 'firing', 10, 12, { stage: 'preprocess' }),
     at('stage_latency_regression', 'firing', 11, 13, { stage: 'preprocess' }),
@@ -39,7 +46,53 @@ test('symptoms of a starvation episode are suppressed, firing and resolved alike
   ])
   assert.deepEqual(published, [
     'accelerator_starved:firing:preprocess',
-    'accelerator_starved:resolved:preprocess',
+    // the root's record again with the symptom (same id and status: the notifier delivers it once)
+    'accelerator_starved:firing:preprocess+stage_latency_regression',
+    'accelerator_starved:resolved:preprocess+stage_latency_regression',
+    'accelerator_starved:resolved:preprocess+stage_latency_regression+stage_latency_regression',
+  ])
+})
+
+test('the related entry carries what a reader needs, and the update is never older than the record it replaces', () => {
+  const inh = new Inhibitor()
+  const root = at('accelerator_starved', 'firing', 10, 12, { stage: 'preprocess' })
+  inh.filter([root])
+  const drift = at('latency_drift', 'firing', 11, 14, { summary: 'total_us drifted' })
+  const { publish, inhibited } = inh.filter([drift])
+  assert.deepEqual(inhibited, [drift])
+  assert.equal(publish.length, 1)
+  assert.equal(publish[0]!.id, root.id)
+  assert.deepEqual(publish[0]!.related, [
+    { id: drift.id, type: 'latency_drift', stage: null, starts_at_us: 11 * S, summary: 'total_us drifted' },
+  ])
+  assert.ok(publish[0]!.updated_at_us >= root.updated_at_us)
+})
+
+test('chains: a symptom of a symptom rides on the root (host contention ⟹ stage regression ⟹ SLO)', () => {
+  const published = run([
+    at('host_contention', 'firing', 10, 13),
+    at('stage_latency_regression', 'firing', 11, 13, { stage: 'compute' }),
+    at('queue_growth', 'firing', 12, 14), // compute regression ⟹ queue growth, and contention ⟹ it too
+    at('slo_p99_breach', 'firing', 12, 15),
+  ])
+  assert.deepEqual(published, [
+    'host_contention:firing:null',
+    'host_contention:firing:null+stage_latency_regression',
+    'host_contention:firing:null+stage_latency_regression+queue_growth',
+    'host_contention:firing:null+stage_latency_regression+queue_growth+slo_p99_breach',
+  ])
+})
+
+test('stage-qualified order: (de)serialization dominating explains only those stages’ regressions', () => {
+  const published = run([
+    at('serialization_dominant', 'firing', 10, 12, { stage: 'serialize' }),
+    at('stage_latency_regression', 'firing', 10, 12, { stage: 'serialize' }),
+    at('stage_latency_regression', 'firing', 10, 12, { stage: 'compute' }),
+  ])
+  assert.deepEqual(published, [
+    'serialization_dominant:firing:serialize',
+    'serialization_dominant:firing:serialize+stage_latency_regression',
+    'stage_latency_regression:firing:compute',
   ])
 })
 
@@ -69,7 +122,7 @@ test('no rules, no inhibition', () => {
   assert.equal(inh.filter(alerts).publish.length, 2)
 })
 
-test('a symptom that fires while its cause is pending waits, and is suppressed when the cause fires', () => {
+test('a symptom that fires while its cause is pending waits, and rides on the cause when it fires', () => {
   const inh = new Inhibitor()
   const pending = (instance = 'engine-0') => ({
     pending: new Set([`accelerator_starved/${instance}`]),
@@ -79,19 +132,20 @@ test('a symptom that fires while its cause is pending waits, and is suppressed w
   // the starvation detector is pending: the drift waits
   assert.deepEqual(inh.filter([drift], { ...pending(), nowUs: 11 * S }), { publish: [], inhibited: [] })
   assert.equal(inh.heldCount, 1)
-  // still pending a second later; then the cause fires and the held symptom is suppressed
+  // still pending a second later; then the cause fires and the held symptom is kept from paging
   assert.deepEqual(inh.filter([], { ...pending(), nowUs: 12 * S }).publish, [])
   const starved = at('accelerator_starved', 'firing', 10, 12.5)
   const r = inh.filter([starved], { pending: new Set(), nowUs: 12.5 * S })
   assert.deepEqual(
-    r.publish.map((a) => a.type),
-    ['accelerator_starved'],
+    r.publish.map((a) => [a.type, (a.related ?? []).map((x) => x.type)]),
+    [['accelerator_starved', ['latency_drift']]],
+    'one record: the cause, with the held symptom in related',
   )
   assert.deepEqual(
     r.inhibited.map((a) => a.type),
     ['latency_drift'],
   )
-  // its resolution is suppressed too
+  // its resolution is not delivered either
   assert.deepEqual(
     inh.filter([at('latency_drift', 'resolved', 10, 20)], { pending: new Set(), nowUs: 20 * S }).publish,
     [],
@@ -109,24 +163,48 @@ test('a held symptom is published when its cause clears without firing, or after
     cleared.publish.map((a) => `${a.type}:${a.status}`),
     ['latency_drift:firing'],
   )
+  inh.filter([at('latency_drift', 'resolved', 10, 13)], { pending: new Set(), nowUs: 13 * S })
 
   // pending for longer than maxHoldUs: published anyway, and a resolution that came while held follows it
-  inh.filter([at('stage_latency_regression', 'firing', 30, 31)], { ...pending, nowUs: 31 * S })
-  inh.filter([at('stage_latency_regression', 'resolved', 30, 33)], { ...pending, nowUs: 33 * S })
-  assert.equal(inh.filter([], { ...pending, nowUs: 35 * S }).publish.length, 0)
+  inh.filter([at('stage_latency_regression', 'firing', 130, 131)], { ...pending, nowUs: 131 * S })
+  inh.filter([at('stage_latency_regression', 'resolved', 130, 133)], { ...pending, nowUs: 133 * S })
+  assert.equal(inh.filter([], { ...pending, nowUs: 135 * S }).publish.length, 0)
   assert.deepEqual(
-    inh.filter([], { ...pending, nowUs: 36.5 * S }).publish.map((a) => `${a.type}:${a.status}`),
+    inh.filter([], { ...pending, nowUs: 136.5 * S }).publish.map((a) => `${a.type}:${a.status}`),
     ['stage_latency_regression:firing', 'stage_latency_regression:resolved'],
   )
   // another instance's pending cause holds nothing here; a non-target type is never held
-  const other = { pending: new Set(['accelerator_starved/engine-9']), nowUs: 40 * S }
-  assert.equal(inh.filter([at('latency_drift', 'firing', 40, 40)], other).publish.length, 1)
-  const own = { pending: new Set(['accelerator_starved/engine-0']), nowUs: 41 * S }
-  assert.equal(inh.filter([at('memory_leak', 'firing', 41, 41)], own).publish.length, 1)
+  const other = { pending: new Set(['accelerator_starved/engine-9']), nowUs: 240 * S }
+  assert.equal(inh.filter([at('latency_drift', 'firing', 240, 240)], other).publish.length, 1)
+  const own = { pending: new Set(['accelerator_starved/engine-0']), nowUs: 241 * S }
+  assert.equal(inh.filter([at('memory_leak', 'firing', 241, 241)], own).publish.length, 1)
   // held at shutdown: handed out, not lost
-  inh.filter([at('slo_p99_breach', 'firing', 42, 42)], { ...own, nowUs: 42 * S })
+  inh.filter([at('queue_growth', 'firing', 242, 242)], { ...own, nowUs: 242 * S })
   assert.deepEqual(
     inh.releaseAll().map((a) => a.type),
-    ['slo_p99_breach'],
+    ['queue_growth'],
+  )
+})
+
+test('host contention is pending as soon as pressure rose: a latency symptom waits for its verdict', () => {
+  const inh = new Inhibitor()
+  const pressured = { pending: new Set(['host_contention/engine-0']), nowUs: 11 * S }
+  const stage = at('stage_latency_regression', 'firing', 10, 11, { stage: 'compute' })
+  assert.deepEqual(inh.filter([stage], pressured).publish, [])
+  const hc = at('host_contention', 'firing', 9, 13)
+  const r = inh.filter([hc], { pending: new Set(), nowUs: 13 * S })
+  assert.deepEqual(
+    r.publish.map((a) => [a.type, (a.related ?? []).map((x) => x.type)]),
+    [['host_contention', ['stage_latency_regression']]],
+  )
+})
+
+test('starvation outranks host contention: on a busy host the starved executor is the break', () => {
+  assert.deepEqual(
+    run([
+      at('accelerator_starved', 'firing', 10, 12, { stage: 'preprocess' }),
+      at('host_contention', 'firing', 11, 14),
+    ]),
+    ['accelerator_starved:firing:preprocess', 'accelerator_starved:firing:preprocess+host_contention'],
   )
 })

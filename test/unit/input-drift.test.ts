@@ -2,44 +2,25 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { InputDriftDetector } from '../../detectors/drift/input.ts'
 import type { Alert } from '../../contract/records.ts'
-import { makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
-
-const T0 = 1_767_225_600_000_000
-
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { DetectorDriver, noise, T0_US } from '../helpers/detector-driver.ts'
 
 /** 50 spans a second; input_mean uniform in [m − 0.5, m + 0.5] for the step's m; input_std ~1 ± 0.1 */
 function run(
   means: number[],
   opts: { nullEvery?: number; seed?: number; detector?: InputDriftDetector } = {},
 ): (Alert & { step: number })[] {
-  const d = opts.detector ?? new InputDriftDetector()
-  const r = prng(opts.seed ?? 1)
-  const out: (Alert & { step: number })[] = []
+  const driver = new DetectorDriver(opts.detector ?? new InputDriftDetector(), { startUs: T0_US })
+  const r = noise(opts.seed ?? 1)
   let req = 0
-  means.forEach((m, i) => {
-    for (let k = 0; k < 50; k++) {
-      const isNull = opts.nullEvery !== undefined && req % opts.nullEvery === 0
-      const span = makeSpan(req++, {
-        timestamp_us: T0 + i * 1e6 + k * 20_000,
-        input_mean: isNull ? null : m - 0.5 + r(),
-        input_std: isNull ? null : 0.9 + 0.2 * r(),
-      })
-      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
-    }
-  })
-  return out
+  for (const m of means) {
+    const spans = Array.from({ length: 50 }, () => {
+      const isNull = opts.nullEvery !== undefined && req++ % opts.nullEvery === 0
+      return { input_mean: isNull ? null : m - 0.5 + r(), input_std: isNull ? null : 0.9 + 0.2 * r() }
+    })
+    driver.tick({ spans, hw: false })
+  }
+  return driver.alerts.map((x) => ({ ...x.alert, step: x.step }))
 }
 
 test('input drift: a shift of input_mean fires on that statistic only, and resolves', () => {

@@ -2,21 +2,9 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemoryLeakDetector } from '../../detectors/leak/detector.ts'
 import type { Alert } from '../../contract/records.ts'
-import { makeHwSample } from '../../contract/synthetic.ts'
+import { DetectorDriver, noise as uniform, T0_US } from '../helpers/detector-driver.ts'
 
 const MB = 1_048_576
-
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** one hw sample per second; rss and heap (MB) given per step by functions of the step */
 function run(
@@ -26,19 +14,15 @@ function run(
   d = new MemoryLeakDetector(),
   from = 0,
 ): (Alert & { step: number })[] {
-  const out: (Alert & { step: number })[] = []
+  const driver = new DetectorDriver(d, { startUs: T0_US + from * 1e6 })
   for (let i = from; i < n; i++) {
-    const sample = makeHwSample(i, {
-      rss_bytes: Math.round(rssMb(i) * MB),
-      heap_used_bytes: Math.round(heapMb(i) * MB),
-    })
-    for (const a of d.onHwSample(sample)) out.push({ ...a, step: i })
+    driver.tick({ hw: { rss_bytes: Math.round(rssMb(i) * MB), heap_used_bytes: Math.round(heapMb(i) * MB) } })
   }
-  return out
+  return driver.alerts.map((r) => ({ ...r.alert, step: r.step + from }))
 }
 
 const noise = (seed: number, mb: number) => {
-  const r = prng(seed)
+  const r = uniform(seed)
   return () => (r() - 0.5) * 2 * mb
 }
 /** a GC sawtooth: +2 MB a sample for 10 samples, then back down */
@@ -165,9 +149,8 @@ function runHeap(
   } = {},
 ): (Alert & { step: number })[] {
   const { arrivals = () => 200, leak = () => 0, gcEvery = 60, perRequest = 2 * KB, seed = 1 } = opts
-  const d = new MemoryLeakDetector()
-  const r = prng(seed)
-  const out: (Alert & { step: number })[] = []
+  const driver = new DetectorDriver(new MemoryLeakDetector())
+  const r = uniform(seed)
   let retained = 0
   let garbage = 0
   for (let i = 0; i < n; i++) {
@@ -175,14 +158,9 @@ function runHeap(
     else if (i > 0) garbage += arrivals(i) * perRequest * (0.9 + 0.2 * r())
     retained += leak(i)
     const heap = Math.round(50 * MB + retained + garbage)
-    const sample = makeHwSample(i, {
-      arrivals: arrivals(i),
-      heap_used_bytes: heap,
-      rss_bytes: 250 * MB + heap,
-    })
-    for (const a of d.onHwSample(sample)) out.push({ ...a, step: i })
+    driver.tick({ hw: { arrivals: arrivals(i), heap_used_bytes: heap, rss_bytes: 250 * MB + heap } })
   }
-  return out
+  return driver.alerts.map((x) => ({ ...x.alert, step: x.step }))
 }
 
 test('memory leak: the fast rule fires within two samples when the heap grows faster per request', () => {

@@ -2,39 +2,20 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { OutputDriftDetector } from '../../detectors/drift/output.ts'
 import type { Alert } from '../../contract/records.ts'
-import { makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
-
-const T0 = 1_767_225_600_000_000
-
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { DetectorDriver, noise, T0_US } from '../helpers/detector-driver.ts'
 
 /** 50 spans a second; output_confidence uniform in [c − 0.1, c + 0.1] for the step's c */
 function run(conf: number[], seed = 1): (Alert & { step: number })[] {
-  const d = new OutputDriftDetector()
-  const r = prng(seed)
-  const out: (Alert & { step: number })[] = []
-  let req = 0
-  conf.forEach((c, i) => {
-    for (let k = 0; k < 50; k++) {
-      const span = makeSpan(req++, {
-        timestamp_us: T0 + i * 1e6 + k * 20_000,
-        output_confidence: c - 0.1 + 0.2 * r(),
-      })
-      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
-    }
-  })
-  return out
+  const driver = new DetectorDriver(new OutputDriftDetector(), { startUs: T0_US })
+  const r = noise(seed)
+  for (const c of conf) {
+    driver.tick({
+      spans: Array.from({ length: 50 }, () => ({ output_confidence: c - 0.1 + 0.2 * r() })),
+      hw: false,
+    })
+  }
+  return driver.alerts.map((x) => ({ ...x.alert, step: x.step }))
 }
 
 test('output drift: confidence falling from 0.9 to 0.6 fires and resolves when it returns', () => {

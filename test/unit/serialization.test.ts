@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { SerializationDominantDetector } from '../../detectors/serialization/detector.ts'
 import type { Alert } from '../../contract/records.ts'
-import { makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
+import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
 
-const T0 = 1_767_225_600_000_000
+const T0 = T0_US
 const OTHER_US = 1000
 
 /** 20 spans a second; deserialize_us per step from the series, serialize 12 µs, other stages 1 ms */
@@ -14,24 +14,25 @@ function run(
   d = new SerializationDominantDetector(),
   from = 0,
 ): (Alert & { step: number })[] {
-  const out: (Alert & { step: number })[] = []
-  deserUs.forEach((de, j) => {
-    const i = j + from
-    for (let k = 0; k < 20; k++) {
-      const span = makeSpan(i * 20 + k, {
-        timestamp_us: T0 + i * 1e6 + k * 50_000,
+  const driver = new DetectorDriver(d, { startUs: T0 + from * 1e6 })
+  for (const de of deserUs) {
+    const i = driver.step + from
+    driver.tick({
+      hw: false,
+      spans: Array.from({ length: 20 }, (_, k) => ({
+        request_id: `req-${i * 20 + k}`,
         deserialize_us: de + k,
         serialize_us: 12,
         total_us: de + k + 12 + OTHER_US,
-      })
-      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
-    }
-  })
-  return out
+      })),
+    })
+  }
+  return driver.alerts.map((r) => ({ ...r.alert, step: r.step + from }))
 }
 
 test('serialization: deserialize growing to 75 % of request time fires, names the stage, resolves', () => {
   const alerts = run(series('20x20 3000x8 20x8'))
+  assert.equal(alerts[1]!.resolve_reason, 'cleared')
   assert.deepEqual(
     alerts.map((a) => [a.status, a.step]),
     [

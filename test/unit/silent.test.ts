@@ -1,35 +1,28 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { InstanceSilentDetector } from '../../detectors/silent/detector.ts'
-import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
-
-const T0 = 1_767_225_600_000_000
+import { DetectorDriver } from '../helpers/detector-driver.ts'
 
 /**
- * One step per second; `reports[instance]` is a series of 1 (sends a sample this step) or 0 (silent).
- * Returns [status, instance, step] per alert.
+ * One step per `every` seconds; `reports[instance]` is a series of 1 (sends a span and a sample this
+ * step) or 0 (silent). Returns [status, instance, step] per alert.
  */
-function run(reports: Record<string, string>, every = 1, d = new InstanceSilentDetector()) {
+function run(
+  reports: Record<string, string>,
+  every = 1,
+  d = new DetectorDriver(new InstanceSilentDetector(), { stepMs: every * 1000 }),
+) {
   const rows = Object.entries(reports).map(([inst, s]) => [inst, series(s)] as const)
   const n = rows[0]![1].length
-  const out: [string, string, number][] = []
   for (let step = 0; step < n; step++) {
-    for (const [instance, r] of rows) {
-      if (!r[step]) continue
-      d.onSpan(
-        makeSpan(step, {
-          instance,
-          request_id: `${instance}-req-${step}`,
-          timestamp_us: T0 + step * every * 1e6,
-        }),
-      )
-      for (const a of d.onHwSample(makeHwSample(step, { instance, timestamp_us: T0 + step * every * 1e6 }))) {
-        out.push([a.status, a.instance, step])
-      }
-    }
+    const live = rows.filter(([, r]) => r[step]).map(([instance]) => instance)
+    d.tick({
+      spans: live.map((instance) => ({ instance, request_id: `${instance}-req-${d.step}` })),
+      hw: live.map((instance) => ({ instance })),
+    })
   }
-  return { out, d }
+  return { out: d.alerts.map((r) => [r.alert.status, r.alert.instance, r.step]), d }
 }
 
 test('an instance that goes silent fires after 5 of its intervals, resolves when it reports again', () => {
@@ -44,23 +37,14 @@ test('an instance that goes silent fires after 5 of its intervals, resolves when
 })
 
 test('evidence: silence vs its own interval, the threshold, and its last requests', () => {
-  const d = new InstanceSilentDetector()
-  const alerts: ReturnType<InstanceSilentDetector['onHwSample']> = []
-  const e0 = series('1x20')
-  const e1 = series('1x8 0x12')
-  for (let step = 0; step < 20; step++) {
-    const ts = T0 + step * 1e6
-    if (e1[step]) d.onSpan(makeSpan(step, { instance: 'engine-1', request_id: `r${step}`, timestamp_us: ts }))
-    if (e1[step]) alerts.push(...d.onHwSample(makeHwSample(step, { instance: 'engine-1', timestamp_us: ts })))
-    if (e0[step]) alerts.push(...d.onHwSample(makeHwSample(step, { instance: 'engine-0', timestamp_us: ts })))
-  }
-  const a = alerts[0]!
+  const { d } = run({ 'engine-0': '1x20', 'engine-1': '1x8 0x12' })
+  const a = d.alerts[0]!.alert
   assert.equal(a.type, 'instance_silent')
   assert.equal(a.severity, 'critical')
   assert.equal(a.baseline, 1000)
   assert.equal(a.threshold, 5000)
   assert.ok(a.observed > a.threshold)
-  assert.deepEqual(a.exemplar_request_ids, ['r5', 'r6', 'r7'])
+  assert.deepEqual(a.exemplar_request_ids, ['engine-1-req-5', 'engine-1-req-6', 'engine-1-req-7'])
   assert.equal(a.dedup_key, 'instance_silent/test/engine-1')
 })
 
@@ -82,15 +66,37 @@ test('the interval is learned per instance: a 60 s sampler is judged against 60 
   assert.deepEqual(longer.out, [['firing', 'engine-1', 67]])
 })
 
+test('an instance gone longer than forgetAfterMs resolves stale and is forgotten', () => {
+  const d = new DetectorDriver(new InstanceSilentDetector({ forgetAfterMs: 20_000 }))
+  const { out } = run({ 'engine-0': '1x40', 'engine-1': '1x10 0x30' }, 1, d)
+  assert.deepEqual(out, [
+    ['firing', 'engine-1', 15],
+    ['resolved', 'engine-1', 30], // silent 21 s > 20 s: gone
+  ])
+  assert.equal(d.alerts[1]!.alert.resolve_reason, 'stale')
+  const keys = (d.detectors[0]!.exportState!() as { keys: Record<string, unknown> }).keys
+  assert.deepEqual(Object.keys(keys), ['engine-0'])
+})
+
+test('state restored after a long stop does not page for the instances of the previous run', () => {
+  const before = run({ 'engine-0': '1x12', 'engine-1': '1x12' })
+  const restored = new InstanceSilentDetector()
+  restored.importState(
+    JSON.parse(JSON.stringify(before.d.detectors[0]!.exportState!())) as Record<string, unknown>,
+  )
+  // an hour later a new run reports as engine-2 only: engine-0 and engine-1 are gone, not silent
+  const later = new DetectorDriver(restored, { startUs: before.d.at(before.d.step) + 3600e6 })
+  assert.deepEqual(run({ 'engine-2': '1x20' }, 1, later).out, [])
+})
+
 test('state round-trips: a restored detector still sees the silence it was tracking', () => {
   const { d } = run({ 'engine-0': '1x12', 'engine-1': '1x10 0x2' })
   const restored = new InstanceSilentDetector()
-  restored.importState(JSON.parse(JSON.stringify(d.exportState())) as Record<string, unknown>)
-  const alerts = [15, 16].flatMap((step) =>
-    restored.onHwSample(makeHwSample(step, { instance: 'engine-0', timestamp_us: T0 + step * 1e6 })),
-  )
+  restored.importState(JSON.parse(JSON.stringify(d.detectors[0]!.exportState!())) as Record<string, unknown>)
+  const after = new DetectorDriver(restored, { startUs: d.at(d.step) })
+  const { out } = run({ 'engine-0': '1x4' }, 1, after)
   assert.deepEqual(
-    alerts.map((a) => [a.status, a.instance]),
+    out.map(([status, instance]) => [status, instance]),
     [['firing', 'engine-1']],
   )
 })

@@ -1,33 +1,30 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type SloOptions, SloP99Detector } from '../../detectors/slo/detector.ts'
-import type { Alert } from '../../contract/records.ts'
-import { makeSpan } from '../../contract/synthetic.ts'
 import { series } from '../helpers/series.ts'
-
-const T0 = 1_767_225_600_000_000
+import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
 
 /**
  * 100 spans a second from engine-0 (fast) and 100 from engine-1, whose compute time (ms) per step
  * comes from the series; the other stages take 10 ms.
  */
 function run(computeMs: number[], opts: SloOptions = {}, d = new SloP99Detector(opts), from = 0) {
-  const out: (Alert & { step: number })[] = []
-  computeMs.forEach((c, j) => {
-    const i = j + from
-    for (let k = 0; k < 200; k++) {
-      const slowOne = k % 2 === 1
-      const compute = (slowOne ? c : 20) * 1000 + k
-      const span = makeSpan(i * 200 + k, {
-        timestamp_us: T0 + i * 1e6 + k * 5000,
-        instance: slowOne ? 'engine-1' : 'engine-0',
-        compute_us: compute,
-        total_us: compute + 10_000,
-      })
-      for (const a of d.onSpan(span)) out.push({ ...a, step: i })
-    }
-  })
-  return out
+  const driver = new DetectorDriver(d, { startUs: T0_US + from * 1e6 })
+  for (const c of computeMs) {
+    driver.tick({
+      hw: false,
+      spans: Array.from({ length: 200 }, (_, k) => {
+        const slowOne = k % 2 === 1
+        const compute = (slowOne ? c : 20) * 1000 + k
+        return {
+          instance: slowOne ? 'engine-1' : 'engine-0',
+          compute_us: compute,
+          total_us: compute + 10_000,
+        }
+      }),
+    })
+  }
+  return driver.alerts.map((r) => ({ ...r.alert, step: r.step + from }))
 }
 
 test('slo: p99 over 500 ms fires per model, names the slow instance and stage, resolves', () => {
@@ -63,15 +60,11 @@ test('slo: per-model overrides and the default', () => {
 
 test('slo: under the SLO, a couple of slow requests, and too few requests stay quiet', () => {
   assert.deepEqual(run(series('400x60')), [], 'p99 410 ms < 500 ms')
-  const d = new SloP99Detector({ minSpans: 100 })
-  const out: Alert[] = []
+  const driver = new DetectorDriver(new SloP99Detector({ minSpans: 100 }))
   // 10 requests a second for 5 s, all slow: under minSpans in the 30-s window until second 10
-  for (let i = 0; i < 5; i++) {
-    for (let k = 0; k < 10; k++) {
-      out.push(...d.onSpan(makeSpan(i * 10 + k, { timestamp_us: T0 + i * 1e6 + k * 1e5, total_us: 900_000 })))
-    }
-  }
-  assert.deepEqual(out, [])
+  for (let i = 0; i < 5; i++)
+    driver.tick({ hw: false, spans: Array.from({ length: 10 }, () => ({ total_us: 900_000 })) })
+  assert.deepEqual(driver.alerts, [])
 })
 
 test('slo: state survives a restart mid-alert (the window refills; the alert neither repeats nor resolves early)', () => {

@@ -3,33 +3,31 @@ import { test } from 'node:test'
 import { StageLatencyDetector } from '../../detectors/stage-latency/detector.ts'
 import type { Alert, Span } from '../../contract/records.ts'
 import type { Stage } from '../../contract/vocabulary.ts'
-import { makeSpan } from '../../contract/synthetic.ts'
-import { series } from '../helpers/series.ts'
+import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
 
-const T0 = 1_767_225_600_000_000
+/** the interval (1 s step) an alert's evaluation closed */
+const interval = (a: Alert, from = 0) => (a.updated_at_us - T0_US) / 1e6 - 1 - from
 
 /**
  * One interval (1 s) per step: `perStep` spans whose stage durations are the series' value (µs,
- * + a little jitter). An alert is reported with the interval whose close raised it.
+ * + a little jitter); one more span closes the last interval. An alert is reported with the
+ * interval whose close raised it.
  */
 function run(
   stages: Partial<Record<Stage, string>>,
   { model = 'mlp', perStep = 20, from = 0, d = new StageLatencyDetector() } = {},
 ) {
-  const cols = Object.entries(stages).map(([s, notation]) => [s as Stage, series(notation)] as const)
-  const n = cols[0]![1].length
-  const out: (Alert & { step: number })[] = []
-  let req = 0
-  const feed = (step: number, k: number) => {
-    const ts = T0 + (from + step) * 1e6 + k * 1000
-    const over: Partial<Span> = { model, request_id: `req-${req}`, timestamp_us: ts }
-    for (const [s, v] of cols) over[`${s}_us`] = v[step]! + (k % 5)
-    for (const a of d.onSpan(makeSpan(req++, over)))
-      out.push({ ...a, step: (a.updated_at_us - T0) / 1e6 - 1 - from })
+  const driver = new DetectorDriver(d, { model, startUs: T0_US + from * 1e6 })
+  const table = Object.fromEntries(Object.entries(stages).map(([s, notation]) => [`span.${s}_us`, notation]))
+  const jitter = (_i: number, k: number, columns: Partial<Span>) => {
+    const over: Partial<Span> = {}
+    for (const s of Object.keys(stages) as Stage[]) over[`${s}_us`] = columns[`${s}_us`]! + (k % 5)
+    return over
   }
-  for (let step = 0; step < n; step++) for (let k = 0; k < perStep; k++) feed(step, k)
-  feed(n, 0) // closes the last interval
-  return { at: out.map((a) => [a.status, a.stage, a.step]), alerts: out, d }
+  driver.run(table, { spansPerStep: perStep, span: jitter, hw: () => ({}) })
+  driver.tick({ spans: 1, hw: false }) // closes the last interval
+  const alerts = driver.alerts.map((r) => ({ ...r.alert, step: interval(r.alert, from) }))
+  return { at: alerts.map((a) => [a.status, a.stage, a.step]), alerts, d }
 }
 
 test('a stage that regresses fires after 2 intervals, names the stage, resolves after 3 clear', () => {
@@ -122,9 +120,8 @@ test('failed requests (later stages 0) neither fire nor poison the baseline', ()
   // 20 requests an interval. In a failing interval 3 of 5 fail in preprocess after a 40 ms timeout:
   // status server_error, the stages after preprocess never ran and read 0.
   const feed = (d: StageLatencyDetector, plan: ('ok' | 'failing')[], computeUs: (step: number) => number) => {
-    const out: (Alert & { step: number })[] = []
-    let req = 0
-    const span = (step: number, k: number) => {
+    const driver = new DetectorDriver(d)
+    const span = (step: number, k: number): Partial<Span> => {
       const fail = plan[step] === 'failing' && k % 5 < 3
       const ok = {
         preprocess_us: 50 + (k % 5),
@@ -138,18 +135,17 @@ test('failed requests (later stages 0) neither fire nor poison the baseline', ()
         postprocess_us: 0,
         serialize_us: 0,
       }
-      return makeSpan(req++, {
-        timestamp_us: T0 + step * 1e6 + k * 1000,
+      return {
         status: fail ? 'server_error' : 'ok',
         error_class: fail ? 'Timeout' : null,
         ...(fail ? failed : ok),
-      })
+      }
     }
     for (let step = 0; step <= plan.length; step++) {
-      for (let k = 0; k < (step < plan.length ? 20 : 1); k++)
-        for (const a of d.onSpan(span(step, k))) out.push({ ...a, step: (a.updated_at_us - T0) / 1e6 - 1 })
+      const n = step < plan.length ? 20 : 1
+      driver.tick({ spans: Array.from({ length: n }, (_, k) => span(step, k)), hw: false })
     }
-    return out
+    return driver.alerts.map((r) => ({ ...r.alert, step: interval(r.alert) }))
   }
   const plan = (notation: string) =>
     notation.split(' ').flatMap((p) => {

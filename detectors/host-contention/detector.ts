@@ -1,0 +1,356 @@
+/**
+ * `host_contention`: requests got slower while the host is under pressure the engine did not cause —
+ * a noisy neighbour taking the CPUs, or the cgroup's CPU limit throttling the process. It names the
+ * cause, so the latency symptoms it explains (stage regressions, latency drift, SLO breaches, a queue
+ * at the executor, a slow event loop) ride along on its alert instead of paging one by one
+ * (detectors/inhibit.ts). Measured on the 2-core development machine shared with other builds: with
+ * the host saturated by other processes, `breakid up --no-fault` paged latency drift, the p99 SLO and a
+ * queue-wait regression within one minute, none of them the engine's doing.
+ *
+ * Read from the hardware sample (engine/telemetry/host-probe.ts), per instance:
+ * - foreign CPU = host_cpu − process_cpu: CPU seconds per second used by every other process;
+ * - CPU pressure = the share of the interval in which some task waited for a CPU (PSI cpu `some`,
+ *   from the growth of its total; its avg10 where the total is missing);
+ * - throttling = the growth of the cgroup's throttled time per interval;
+ * - memory and IO pressure (PSI `full`: every task stalled), which no CPU attribution explains away;
+ * and from the spans since the previous sample, the interval's median and p90 request latency.
+ *
+ * Pressure is judged against the instance's own baseline, not in absolute terms: on a host that is
+ * always busy the latency baseline is learned under that load, and only pressure that *rose* explains a
+ * latency that rose with it. (A starvation or a stage stall on a host that was busy all along must page
+ * as itself; a constant neighbour is part of normal.)
+ *
+ * Thresholds (defaults), all on one sample:
+ * - foreign pressure rose: foreign CPU ≥ its baseline + `minForeignRiseCpus` (0.5) and CPU pressure ≥
+ *   max(`minPsiShare` (0.2), baseline + `minPsiRise` (0.15)); or throttled ≥ `minThrottledShare`
+ *   (0.05) of the interval; or memory/IO `full` pressure ≥ `minStallShare` (0.1)
+ * - latency rose: median ≥ max(baseline × `latencyRatio` (1.3), baseline + `minLatencyIncreaseMs` (2))
+ *   or p90 ≥ max(baseline × `latencyRatio`, baseline + 5 × `minLatencyIncreaseMs`), over at least
+ *   `minSpans` (5) spans
+ * - held `pendingSamples` (3); resolved after `resolveSamples` (5) samples in which either has gone
+ * - baselines (`baselineWindow` 60 samples, ready after `warmupSamples` 10) learn only while neither
+ *   holds, so a neighbour that stays never becomes the baseline of the latency it causes
+ * The inhibitor treats an instance as a pending cause as soon as foreign pressure rose, before latency
+ * confirms it: a latency symptom that fires first waits for the verdict.
+ *
+ * Without PSI (kernels before 4.20, PSI disabled, macOS: the fields are null) it cannot tell whose
+ * pressure it is: it says so once (`drainNotices`) and stays off for that instance.
+ */
+import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import { RollingBaseline } from '../baseline.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
+import { RecentSpans } from '../recent-spans.ts'
+import { quantile } from '../stats.ts'
+
+export const HOST_CONTENTION_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  pendingSamples: setting.count(3, 'samples with pressure and latency up before firing'),
+  resolveSamples: setting.count(5, 'samples without them before resolving'),
+  minForeignRiseCpus: setting.number(0.5, 'CPUs other processes must use beyond their baseline'),
+  minPsiShare: setting.ratio(0.2, 'share of the interval some task waited for a CPU, at least'),
+  minPsiRise: setting.ratio(0.15, '…and beyond its baseline by'),
+  minThrottledShare: setting.ratio(0.05, 'share of the interval the cgroup was throttled'),
+  minStallShare: setting.ratio(0.1, 'share of the interval every task stalled on memory or IO (PSI full)'),
+  latencyRatio: setting.number(1.3, 'median (or p90) latency above baseline × this'),
+  minLatencyIncreaseMs: setting.number(2, '…and the median above baseline + this (p90: 5 × this), ms'),
+  minSpans: setting.count(5, 'fewest spans in a sample interval to judge its latency'),
+  baselineWindow: setting.count(60, 'samples in the pressure and latency baselines'),
+  warmupSamples: setting.count(10, 'samples before the baselines are used'),
+} as const
+export type HostContentionOptions = Partial<SettingsOf<typeof HOST_CONTENTION_SETTINGS>>
+
+export const HOST_CONTENTION_READS: DetectorReads = {
+  spans: ['instance', 'model', 'request_id', 'total_us'],
+  hw: [
+    'process_cpu',
+    'host_cpu',
+    'host_cpus',
+    'psi_cpu_some_avg10',
+    'psi_cpu_some_total_us',
+    'psi_memory_full_total_us',
+    'psi_io_full_total_us',
+    'cgroup_cpu_limit',
+    'cgroup_nr_throttled',
+    'cgroup_throttled_us',
+    'interval_ms',
+  ],
+}
+
+/** spans remembered per instance between two samples (the newest) */
+const SPAN_POOL = 512
+
+interface Totals {
+  psiCpuSomeUs: number | null
+  psiMemoryFullUs: number | null
+  psiIoFullUs: number | null
+  throttledUs: number | null
+}
+
+interface InstanceState {
+  fleet: string
+  /** total_us of the spans since the previous sample */
+  latencies: number[]
+  spans: RecentSpans
+  foreignCpu: RollingBaseline
+  psiShare: RollingBaseline
+  p50: RollingBaseline
+  p90: RollingBaseline
+  prev: Totals | undefined
+  /** foreign pressure rose at the last sample: a pending cause for the inhibitor */
+  pressured: boolean
+  lifecycle: AlertLifecycle
+}
+
+/** What one sample says about the host. */
+interface HostReading {
+  foreignCpu: number | null
+  psiShare: number | null
+  throttledShare: number
+  stallShare: number
+}
+
+export class HostContentionDetector extends KeyedDetector<
+  InstanceState,
+  SettingsOf<typeof HOST_CONTENTION_SETTINGS>
+> {
+  readonly type = 'host_contention'
+  readonly reads = HOST_CONTENTION_READS
+  private readonly notices: string[] = []
+  private psiMissingSaid = false
+
+  constructor(opts: HostContentionOptions = {}) {
+    super(HOST_CONTENTION_SETTINGS, opts)
+  }
+
+  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(_s: InstanceState, key: string): string {
+    return key
+  }
+
+  /** Pending as soon as foreign pressure rose, so symptoms wait for the latency verdict. */
+  override *pendingInstances(): Iterable<string> {
+    for (const [instance, s] of this.keys) {
+      if (s.pressured || s.lifecycle.state === 'pending') yield instance
+    }
+  }
+
+  /** Things worth one log line (PSI missing); each is handed out once. */
+  drainNotices(): string[] {
+    return this.notices.splice(0)
+  }
+
+  private instance(instance: string, fleet: string, nowUs: number): InstanceState {
+    return this.state(instance, nowUs, () => this.fresh(fleet))
+  }
+
+  private fresh(fleet: string): InstanceState {
+    const b = () => new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples)
+    return {
+      fleet,
+      latencies: [],
+      spans: new RecentSpans(),
+      foreignCpu: b(),
+      psiShare: b(),
+      p50: b(),
+      p90: b(),
+      prev: undefined,
+      pressured: false,
+      lifecycle: this.newLifecycle(),
+    }
+  }
+
+  onSpan(span: Span): Alert[] {
+    const s = this.instance(span.instance, span.fleet, span.timestamp_us)
+    if (span.status !== 'ok') return []
+    if (s.latencies.length >= SPAN_POOL) s.latencies.shift()
+    s.latencies.push(span.total_us)
+    s.spans.add(span)
+    return []
+  }
+
+  onHwSample(sample: HwSample): Alert[] {
+    const s = this.instance(sample.instance, sample.fleet, sample.timestamp_us)
+    const latencies = s.latencies
+    s.latencies = []
+    const psiKnown = sample.psi_cpu_some_total_us != null || sample.psi_cpu_some_avg10 != null
+    if (!psiKnown) {
+      if (!this.psiMissingSaid) {
+        this.psiMissingSaid = true
+        this.notices.push(
+          `host_contention is off for ${sample.instance}: its hardware samples carry no pressure-stall ` +
+            'information (PSI needs Linux ≥ 4.20 with CONFIG_PSI; /proc/pressure/cpu is missing), so ' +
+            "the engine's own load cannot be told from a neighbour's",
+        )
+      }
+      s.pressured = false
+      return []
+    }
+    const reading = this.read(s, sample)
+    const p50 = latencies.length >= this.o.minSpans ? quantile(latencies, 0.5) : Number.NaN
+    const p90 = latencies.length >= this.o.minSpans ? quantile(latencies, 0.9) : Number.NaN
+
+    const active = s.lifecycle.active
+    // a firing alert holds on half the rise (hysteresis), so a neighbour that flickers is one alert
+    const relax = s.lifecycle.state === 'firing' ? 0.5 : 1
+    const foreignBase = s.foreignCpu.median()
+    const psiBase = s.psiShare.median()
+    const ready = s.foreignCpu.ready && s.psiShare.ready && this.warm(sample.instance, sample.timestamp_us)
+    const cpuRose =
+      reading.foreignCpu !== null &&
+      reading.psiShare !== null &&
+      reading.foreignCpu >= foreignBase + relax * this.o.minForeignRiseCpus &&
+      reading.psiShare >= Math.max(relax * this.o.minPsiShare, psiBase + relax * this.o.minPsiRise)
+    const throttled = reading.throttledShare >= relax * this.o.minThrottledShare
+    const stalled = reading.stallShare >= relax * this.o.minStallShare
+    const pressure = ready && (cpuRose || throttled || stalled)
+
+    const base50 = s.p50.median()
+    const base90 = s.p90.median()
+    const minUp = this.o.minLatencyIncreaseMs * 1000
+    const ratio = 1 + relax * (this.o.latencyRatio - 1)
+    const slower =
+      s.p50.ready &&
+      ((p50 >= base50 * ratio && p50 >= base50 + relax * minUp) ||
+        (p90 >= base90 * ratio && p90 >= base90 + relax * 5 * minUp))
+    s.pressured = pressure
+    const contended = pressure && slower
+    const alert = s.lifecycle.observe(
+      sample.timestamp_us,
+      contended,
+      contended
+        ? this.evidence(s, sample, reading, { foreignBase, psiBase, base50, p50, p90, base90 })
+        : undefined,
+    )
+    // baselines learn only what is normal: neither pressure nor an alert
+    if (!active && !pressure && !s.lifecycle.active) {
+      if (reading.foreignCpu !== null) s.foreignCpu.push(reading.foreignCpu)
+      if (reading.psiShare !== null) s.psiShare.push(reading.psiShare)
+      if (Number.isFinite(p50)) s.p50.push(p50)
+      if (Number.isFinite(p90)) s.p90.push(p90)
+    }
+    return alert ? [alert] : []
+  }
+
+  /** The host's state over the interval, from the sample and the previous one's totals. */
+  private read(s: InstanceState, sample: HwSample): HostReading {
+    const intervalUs = Math.max(1, sample.interval_ms * 1000)
+    const now: Totals = {
+      psiCpuSomeUs: sample.psi_cpu_some_total_us ?? null,
+      psiMemoryFullUs: sample.psi_memory_full_total_us ?? null,
+      psiIoFullUs: sample.psi_io_full_total_us ?? null,
+      throttledUs: sample.cgroup_throttled_us ?? null,
+    }
+    const prev = s.prev
+    s.prev = now
+    const share = (a: number | null, b: number | null | undefined) =>
+      a !== null && b !== null && b !== undefined && a >= b ? Math.min(1, (a - b) / intervalUs) : null
+    const psiFromTotal = share(now.psiCpuSomeUs, prev?.psiCpuSomeUs)
+    const psiAvg = sample.psi_cpu_some_avg10 == null ? null : sample.psi_cpu_some_avg10 / 100
+    const foreignCpu =
+      sample.host_cpu == null ? null : Math.max(0, sample.host_cpu - Math.max(0, sample.process_cpu))
+    return {
+      foreignCpu,
+      psiShare: psiFromTotal ?? psiAvg,
+      throttledShare: share(now.throttledUs, prev?.throttledUs) ?? 0,
+      stallShare: Math.max(
+        share(now.psiMemoryFullUs, prev?.psiMemoryFullUs) ?? 0,
+        share(now.psiIoFullUs, prev?.psiIoFullUs) ?? 0,
+      ),
+    }
+  }
+
+  private evidence(
+    s: InstanceState,
+    sample: HwSample,
+    r: HostReading,
+    l: { foreignBase: number; psiBase: number; base50: number; p50: number; p90: number; base90: number },
+  ) {
+    const limited = r.throttledShare >= this.o.minThrottledShare
+    const cpus = sample.host_cpus ?? Number.NaN
+    const what: string[] = []
+    if (r.foreignCpu !== null)
+      what.push(
+        `other processes use ${r.foreignCpu.toFixed(1)}${Number.isFinite(cpus) ? ` of ${cpus}` : ''} CPUs ` +
+          `(baseline ${l.foreignBase.toFixed(1)}; the engine ${sample.process_cpu.toFixed(1)})`,
+      )
+    if (r.psiShare !== null)
+      what.push(`tasks waited for a CPU ${pct(r.psiShare)} of the time (baseline ${pct(l.psiBase)})`)
+    if (r.throttledShare > 0)
+      what.push(
+        `the cgroup was throttled ${pct(r.throttledShare)} of the time` +
+          (sample.cgroup_cpu_limit ? ` (limit ${sample.cgroup_cpu_limit} CPUs)` : ''),
+      )
+    if (r.stallShare > 0) what.push(`every task stalled on memory or IO ${pct(r.stallShare)} of the time`)
+    const latency = Number.isFinite(l.p50)
+      ? `median latency ${ms(l.p50)} (baseline ${ms(l.base50)}), p90 ${ms(l.p90)} (baseline ${ms(l.base90)})`
+      : 'latency up'
+    return {
+      type: this.type,
+      severity:
+        r.foreignCpu !== null && Number.isFinite(cpus) && r.foreignCpu >= 0.75 * cpus
+          ? ('critical' as const)
+          : ('warning' as const),
+      dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
+      fleet: sample.fleet,
+      instance: sample.instance,
+      model: s.spans.model,
+      stage: null,
+      statistic: limited ? 'cgroup_throttled_share' : 'foreign_cpu',
+      observed: limited ? r.throttledShare : (r.foreignCpu ?? r.psiShare ?? 0),
+      baseline: limited ? 0 : r.foreignCpu !== null ? l.foreignBase : l.psiBase,
+      threshold: limited
+        ? this.o.minThrottledShare
+        : r.foreignCpu !== null
+          ? l.foreignBase + this.o.minForeignRiseCpus
+          : this.o.minPsiShare,
+      summary: `${sample.instance}: ${latency} while ${what.join('; ')}`,
+      suspected_cause: limited
+        ? "the cgroup's CPU limit: the process is throttled, not slow on its own"
+        : r.foreignCpu !== null && r.foreignCpu >= l.foreignBase + this.o.minForeignRiseCpus
+          ? 'a noisy neighbour: other processes on the host took the CPUs the engine needs'
+          : 'the host is stalled on memory or IO by something other than the engine',
+      suggested_action: limited
+        ? 'raise the CPU limit (cpu.max / resources.limits.cpu) or lower the load per instance'
+        : 'find the neighbour (top / pidstat on the host), move it or the engine, or pin the engine to ' +
+          'CPUs of its own (cpuset, a Guaranteed pod); the engine itself needs no change',
+      exemplar_request_ids: s.spans.exemplars((x) => x.total_us),
+    }
+  }
+
+  protected stateToJson(s: InstanceState): Record<string, unknown> {
+    return {
+      fleet: s.fleet,
+      model: s.spans.model,
+      foreignCpu: s.foreignCpu.toState(),
+      psiShare: s.psiShare.toState(),
+      p50: s.p50.toState(),
+      p90: s.p90.toState(),
+      lifecycle: s.lifecycle.toState(),
+    }
+  }
+
+  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+    const { baselineWindow: w, warmupSamples: warm } = this.o
+    const s = this.fresh(typeof raw.fleet === 'string' ? raw.fleet : 'default')
+    s.spans = new RecentSpans(typeof raw.model === 'string' ? raw.model : '*')
+    s.foreignCpu = RollingBaseline.fromState(raw.foreignCpu, w, warm)
+    s.psiShare = RollingBaseline.fromState(raw.psiShare, w, warm)
+    s.p50 = RollingBaseline.fromState(raw.p50, w, warm)
+    s.p90 = RollingBaseline.fromState(raw.p90, w, warm)
+    s.lifecycle = this.restoreLifecycle(raw.lifecycle)
+    return s
+  }
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`
+const ms = (us: number) => `${(us / 1000).toFixed(1)} ms`

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { Detector } from '../../detectors/detector.ts'
+import { HostContentionDetector } from '../../detectors/host-contention/detector.ts'
+import { buildDetectors } from '../../detectors/registry.ts'
+import { series } from '../helpers/series.ts'
+import { DetectorDriver } from '../helpers/detector-driver.ts'
+
+/**
+ * One sample per second on a 2-CPU host. `others`: CPUs used by other processes; `psi`: share of
+ * the second some task waited for a CPU (accumulated into the PSI total, as the kernel does);
+ * `latencyMs`: the total of each of the step's 20 requests. The engine itself uses 0.5 CPU.
+ */
+function run(
+  cols: { others: string; psi: string; latencyMs: string; throttled?: string },
+  d: DetectorDriver = new DetectorDriver(new HostContentionDetector()),
+) {
+  const psi = series(cols.psi)
+  const throttled = cols.throttled ? series(cols.throttled) : psi.map(() => 0)
+  let psiTotal = 0
+  let throttledTotal = 0
+  d.run(
+    { host_cpu: cols.others, 'span.total_us': cols.latencyMs },
+    {
+      spansPerStep: 20,
+      span: (_i, k, c) => ({ total_us: c.total_us! * 1000 + k * 10 }),
+      hw: (i) => {
+        psiTotal += psi[i]! * 1e6
+        throttledTotal += throttled[i]! * 1e6
+        return {
+          process_cpu: 0.5,
+          host_cpus: 2,
+          // host_cpu is the engine's 0.5 plus the others'
+          host_cpu: 0.5 + series(cols.others)[i]!,
+          psi_cpu_some_total_us: psiTotal,
+          psi_cpu_some_avg10: psi[i]! * 100,
+          cgroup_throttled_us: cols.throttled ? throttledTotal : null,
+          cgroup_nr_throttled: cols.throttled ? Math.round(throttledTotal / 1000) : null,
+          cgroup_cpu_limit: cols.throttled ? 1 : null,
+        }
+      },
+    },
+  )
+  return d
+}
+
+test('a neighbour taking the CPUs while requests slow fires once, names it, and resolves when it leaves', () => {
+  const d = run({
+    others: '0.1x20 1.4x10 0.1x10',
+    psi: '0.05x20 0.7x10 0.05x10',
+    latencyMs: '10x20 30x10 10x10',
+  })
+  assert.deepEqual(d.transitions(), [
+    ['firing', 22], // pressure and latency from step 20, held 3 samples
+    ['resolved', 34], // both gone from step 30, clear 5 samples
+  ])
+  const a = d.alerts[0]!.alert
+  assert.equal(a.type, 'host_contention')
+  assert.equal(a.statistic, 'foreign_cpu')
+  assert.ok(Math.abs(a.observed - 1.4) < 1e-9 && Math.abs(a.baseline - 0.1) < 1e-9)
+  assert.match(a.summary, /other processes use 1\.4 of 2 CPUs/)
+  assert.match(a.summary, /waited for a CPU 70% of the time/)
+  assert.match(a.suspected_cause, /noisy neighbour/)
+  assert.equal(a.exemplar_request_ids.length, 3)
+})
+
+test('latency up on a quiet host is not contention (a stage stall is the engine’s own)', () => {
+  assert.deepEqual(run({ others: '0.1x40', psi: '0.05x40', latencyMs: '10x20 40x20' }).alerts, [])
+})
+
+test('a host that was busy all along: a latency rise is not blamed on a neighbour that did not change', () => {
+  // other builds used 1.4 CPUs from the start (the baseline); then requests slow (a starvation, a stall)
+  assert.deepEqual(run({ others: '1.4x40', psi: '0.7x40', latencyMs: '10x20 40x20' }).alerts, [])
+})
+
+test('pressure without slower requests does not fire, but is a pending cause for the inhibitor', () => {
+  const d = run({ others: '0.1x20 1.4x10', psi: '0.05x20 0.7x10', latencyMs: '10x30' })
+  assert.deepEqual(d.alerts, [])
+  assert.deepEqual([...d.detectors[0]!.pendingInstances!()], ['engine-0'])
+})
+
+test('CPU throttling by the cgroup limit fires with the limit as the cause', () => {
+  const d = run({
+    others: '0.1x30',
+    psi: '0.05x30',
+    throttled: '0x20 0.3x10',
+    latencyMs: '10x20 30x10',
+  })
+  assert.deepEqual(d.transitions(), [['firing', 22]])
+  const a = d.alerts[0]!.alert
+  assert.equal(a.statistic, 'cgroup_throttled_share')
+  assert.match(a.suspected_cause, /CPU limit/)
+  assert.match(a.suggested_action, /raise the CPU limit/)
+})
+
+test('without PSI it says so once and stays off', () => {
+  const hc = new HostContentionDetector()
+  const d = new DetectorDriver(hc)
+  d.run(
+    { host_cpu: '0.6x20 1.9x10', 'span.total_us': '10000x20 30000x10' },
+    { spansPerStep: 20, hw: () => ({ psi_cpu_some_total_us: null, psi_cpu_some_avg10: null }) },
+  )
+  assert.deepEqual(d.alerts, [])
+  const notices = hc.drainNotices()
+  assert.equal(notices.length, 1)
+  assert.match(notices[0]!, /pressure-stall information/)
+  assert.deepEqual(hc.drainNotices(), [], 'said once')
+})
+
+/** the live detector set with the causal inhibitor, one step a second */
+function live(): DetectorDriver {
+  return new DetectorDriver(buildDetectors() as Detector[], { inhibit: true })
+}
+
+test('a noisy neighbour pages once: host_contention, its latency symptoms as related', () => {
+  // 50 requests a second; under the neighbour compute and queue wait grow (CPU-bound stages)
+  const d = live()
+  const rows = 90
+  const others = series('0.1x60 1.5x30')
+  const psi = series('0.05x60 0.8x30')
+  let psiTotal = 0
+  for (let i = 0; i < rows; i++) {
+    const hog = others[i]! > 1
+    psiTotal += psi[i]! * 1e6
+    d.tick({
+      spans: Array.from({ length: 50 }, (_, k) => ({
+        compute_us: (hog ? 25_000 : 8_000) + (k % 7) * 100,
+        queue_wait_us: (hog ? 30_000 : 3_000) + (k % 5) * 100,
+      })),
+      hw: {
+        process_cpu: 0.5,
+        host_cpu: 0.5 + others[i]!,
+        host_cpus: 2,
+        psi_cpu_some_total_us: psiTotal,
+        psi_cpu_some_avg10: psi[i]! * 100,
+        arrivals: 50,
+        completions: 50,
+      },
+    })
+  }
+  const raised = new Set(d.alerts.filter((r) => r.alert.status === 'firing').map((r) => r.alert.type))
+  assert.ok(raised.has('host_contention'), `raised: ${[...raised]}`)
+  assert.ok(raised.size >= 2, `the latency detectors saw it too: ${[...raised]}`)
+  assert.deepEqual(d.pagedTypes(), ['host_contention'])
+  const last = d.pages.filter((r) => r.alert.type === 'host_contention').at(-1)!.alert
+  assert.deepEqual(
+    new Set((last.related ?? []).map((r) => r.type)),
+    new Set([...raised].filter((t) => t !== 'host_contention')),
+    'every symptom rides on the page',
+  )
+})
