@@ -46,7 +46,8 @@ import type {
   Transport,
 } from '../bus/transport.ts'
 import type { Detector } from './detector.ts'
-import { Inhibitor, type InhibitRule } from './inhibit.ts'
+import type { InhibitRule } from './inhibit.ts'
+import { DEFAULT_STALE_AFTER_US, Paging } from './paging.ts'
 import {
   type CheckpointOptions,
   DetectorCheckpoints,
@@ -63,8 +64,10 @@ export interface DetectorConsumerOptions {
   groupId?: string
   /** called for every alert published (the live view in `breakid up`) */
   onAlert?: (alert: Alert) => void
-  /** symptoms suppressed while their cause fires (default DEFAULT_INHIBIT_RULES; [] disables) */
-  inhibitRules?: InhibitRule[]
+  /** called for every symptom kept from delivery (it rides on its root's `related`) */
+  onInhibited?: (alert: Alert) => void
+  /** the causal order (default CAUSAL_ORDER; [] disables inhibition) */
+  inhibitRules?: readonly InhibitRule[]
   /** persists detector state (scope: the group id); without it every start relearns from scratch */
   stateStore?: DetectorStateStore
   checkpoint?: CheckpointOptions
@@ -76,9 +79,7 @@ export interface DetectorConsumerOptions {
   resolveOnStop?: boolean
 }
 
-/** how often (event time) the stale sweep runs */
-const STALE_CHECK_EVERY_US = 10_000_000
-export const DEFAULT_STALE_AFTER_US = 600_000_000
+export { DEFAULT_STALE_AFTER_US }
 
 export class DetectorConsumer implements Lifecycle {
   readonly counters = new Counters('breakid_detect')
@@ -101,7 +102,7 @@ export class DetectorConsumer implements Lifecycle {
     .describe(
       'alerts_inhibited_total',
       'counter',
-      'Symptom alerts suppressed while their cause fired, by type and status',
+      "Symptom alerts kept from delivery (they ride on their cause's related list), by type and status",
     )
     .describe('state_restored_keys_total', 'counter', 'Detector state keys restored from ClickHouse at start')
     .describe('state_rows_written_total', 'counter', 'Detector state rows checkpointed to ClickHouse')
@@ -117,7 +118,7 @@ export class DetectorConsumer implements Lifecycle {
       'counter',
       'Batches that failed in group mode (replayed from the last checkpoint)',
     )
-  private inhibitor: Inhibitor
+  private paging: Paging
   readonly consumer: MessageConsumer | StreamingConsumer
   private readonly alerts: MessageProducer
   private checkpoints: DetectorCheckpoints | undefined
@@ -129,18 +130,13 @@ export class DetectorConsumer implements Lifecycle {
     | { stored?: StoredState[]; loaded: Set<string>; next: Map<string, TopicPartition & { offset: string }> }
     | undefined
   private started = false
-  /** the newest record time seen, µs: the inhibitor's clock */
-  private eventTimeUs = 0
   /** a checkpoint came due while the inhibitor held an alert */
   private checkpointOwed = false
-  private lastStaleCheckUs = 0
-  /** published firing records not yet resolved, by id: what a stop must close */
-  private readonly open = new Map<string, Alert>()
 
   constructor(private readonly opts: DetectorConsumerOptions) {
-    this.inhibitor = new Inhibitor(opts.inhibitRules)
     this.alerts = opts.transport.producer()
     this.detectors = opts.detectors
+    this.paging = this.newPaging()
     this.checkpoints = this.newCheckpoints()
     this.group = opts.newDetectors && opts.stateStore ? { loaded: new Set(), next: new Map() } : undefined
     this.consumer = this.group
@@ -165,6 +161,13 @@ export class DetectorConsumer implements Lifecycle {
         })
   }
 
+  private newPaging(): Paging {
+    return new Paging(this.detectors, {
+      inhibitRules: this.opts.inhibitRules,
+      staleAfterUs: this.opts.staleAfterUs,
+    })
+  }
+
   private newCheckpoints(): DetectorCheckpoints | undefined {
     const { stateStore, groupId, checkpoint } = this.opts
     return stateStore
@@ -177,7 +180,7 @@ export class DetectorConsumer implements Lifecycle {
     if (!this.group || !this.opts.newDetectors) return
     this.detectors = this.opts.newDetectors()
     this.checkpoints = this.newCheckpoints()
-    this.inhibitor = new Inhibitor(this.opts.inhibitRules)
+    this.paging = this.newPaging()
     this.checkpointOwed = false
     this.group.stored = undefined
     this.group.loaded.clear()
@@ -223,38 +226,15 @@ export class DetectorConsumer implements Lifecycle {
     const wasStarted = this.started
     this.started = false
     if (wasStarted) {
-      // alerts held for a pending cause go out rather than being lost, then everything open closes
-      const out = this.inhibitor.releaseAll()
-      if (this.opts.resolveOnStop !== false) out.push(...this.closeAll())
-      await this.publish(out).catch((err) =>
+      const { publish, inhibited } = this.paging.close(this.opts.resolveOnStop !== false)
+      this.noteInhibited(inhibited)
+      await this.publish(publish).catch((err) =>
         this.opts.logger.error({ err }, 'could not publish the alerts resolved at shutdown'),
       )
     }
     await this.alerts.stop()
     if (wasStarted) await this.checkpoint()
     await this.consumer.stop()
-  }
-
-  /** The resolved records (reason shutdown) of every open alert, as the inhibitor lets them out. */
-  private closeAll(): Alert[] {
-    const nowUs = this.eventTimeUs
-    const closed: Alert[] = []
-    for (const d of this.detectors) closed.push(...(d.close?.(nowUs, 'shutdown') ?? []))
-    const { publish } = this.inhibitor.filter(closed)
-    // detectors outside the kernel cannot close their alerts: close what they published
-    const closing = new Set(publish.filter((a) => a.status === 'resolved').map((a) => a.id))
-    for (const [id, firing] of this.open) {
-      if (closing.has(id)) continue
-      const at = Math.max(nowUs, firing.updated_at_us)
-      publish.push({
-        ...firing,
-        status: 'resolved',
-        ends_at_us: at,
-        updated_at_us: at,
-        resolve_reason: 'shutdown',
-      })
-    }
-    return publish
   }
 
   /**
@@ -278,7 +258,6 @@ export class DetectorConsumer implements Lifecycle {
   }
 
   private async handle(batch: MessageBatch): Promise<void> {
-    const raised: Alert[] = []
     const isSpan = batch.topic === TOPICS.spans
     let checkpointDue = false
     let evaluated = 0
@@ -295,19 +274,12 @@ export class DetectorConsumer implements Lifecycle {
         if (this.group) await this.ensureLoaded(r.record as Span | HwSample)
         if (isSpan) {
           const span = r.record as Span
-          const before = raised.length
-          for (const d of this.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
-          // an alert belongs to the run of the record that raised it (its resolution keeps it)
-          for (const a of raised.slice(before)) a.run_id ??= span.run_id ?? null
+          this.paging.span(span)
           if (this.checkpoints?.note(span.timestamp_us)) checkpointDue = true
-          this.eventTimeUs = Math.max(this.eventTimeUs, span.timestamp_us)
         } else {
           const sample = r.record as HwSample
-          const before = raised.length
-          for (const d of this.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
-          for (const a of raised.slice(before)) a.run_id ??= sample.run_id ?? null
+          this.paging.hwSample(sample)
           if (this.checkpoints?.note(sample.timestamp_us)) checkpointDue = true
-          this.eventTimeUs = Math.max(this.eventTimeUs, sample.timestamp_us)
         }
         evaluated++
       }
@@ -318,20 +290,9 @@ export class DetectorConsumer implements Lifecycle {
       if (isSpan ? d.onSpan : d.onHwSample)
         this.counters.inc('evaluations_total', evaluated, { detector: d.type })
     }
-    if (this.eventTimeUs - this.lastStaleCheckUs >= STALE_CHECK_EVERY_US) {
-      this.lastStaleCheckUs = this.eventTimeUs
-      const staleAfterUs = this.opts.staleAfterUs ?? DEFAULT_STALE_AFTER_US
-      for (const d of this.detectors) raised.push(...(d.sweepStale?.(this.eventTimeUs, staleAfterUs) ?? []))
-    }
-    for (const d of this.detectors) {
-      for (const notice of d.drainNotices?.() ?? []) this.opts.logger.warn({ detector: d.type }, notice)
-    }
-    const { publish, inhibited } = this.inhibitor.filter(raised, {
-      pending: this.pendingSources(),
-      nowUs: this.eventTimeUs,
-    })
-    for (const a of inhibited)
-      this.counters.inc('alerts_inhibited_total', 1, { type: a.type, status: a.status })
+    for (const { detector, notice } of this.paging.notices()) this.opts.logger.warn({ detector }, notice)
+    const { publish, inhibited } = this.paging.flush()
+    this.noteInhibited(inhibited)
     await this.publish(publish)
     // after the alerts are out: a stored "firing" state always has its firing record published (so
     // not while an alert is held by the inhibitor: the checkpoint waits for it)
@@ -345,19 +306,17 @@ export class DetectorConsumer implements Lifecycle {
       })
     }
     this.checkpointOwed ||= checkpointDue
-    if (this.checkpointOwed && this.inhibitor.heldCount === 0) {
+    if (this.checkpointOwed && this.paging.heldCount === 0) {
       this.checkpointOwed = false
       await this.checkpoint()
     }
   }
 
-  /** `<type>/<instance>` of every detector's pending condition, for the inhibitor */
-  private pendingSources(): Set<string> {
-    const pending = new Set<string>()
-    for (const d of this.detectors) {
-      for (const instance of d.pendingInstances?.() ?? []) pending.add(`${d.type}/${instance}`)
+  private noteInhibited(inhibited: Alert[]): void {
+    for (const a of inhibited) {
+      this.counters.inc('alerts_inhibited_total', 1, { type: a.type, status: a.status })
+      this.opts.onInhibited?.(a)
     }
-    return pending
   }
 
   private async publish(alerts: Alert[]): Promise<void> {
@@ -367,8 +326,6 @@ export class DetectorConsumer implements Lifecycle {
       alerts.map((a) => ({ key: a.dedup_key, value: codecs.alert.encode(a) })),
     )
     for (const a of alerts) {
-      if (a.status === 'firing') this.open.set(a.id, a)
-      else this.open.delete(a.id)
       this.counters.inc('alerts_total', 1, { type: a.type, status: a.status })
       this.opts.logger.info({ alert: a.id, type: a.type, status: a.status, instance: a.instance }, a.summary)
       this.opts.onAlert?.(a)

@@ -21,8 +21,16 @@
  * sure. So a symptom that fires while one of its causes is *pending* on that instance (the cause's
  * condition holds but has not been held long enough; detectors report it via `pendingInstances`)
  * waits — Alertmanager's `group_wait`, but only then: it becomes evidence if the cause fires, is
- * delivered if the cause clears, and delivered anyway after `maxHoldUs` of event time. Symptoms with
- * no pending cause are not delayed.
+ * delivered if the cause clears, and delivered anyway after `maxHoldUs` of event time.
+ *
+ * Some detectors only ever see consequences (`GROUP_WAIT_TYPES`: the latency distribution, the SLO,
+ * the queue, the event loop): they react within a second, while the detector of the cause may not
+ * even be pending yet — a stage regression closes its interval when the next one's first span arrives,
+ * a starved or misconfigured batcher needs two samples. Measured in `breakid eval`: stalls paged
+ * latency drift and the stage regression, a batch cap of 1 paged the queue growth first. So those
+ * wait `groupWaitUs` (5 s of event time; Alertmanager's `group_wait` is 30 s) for a cause even when
+ * none is pending yet; every other alert goes out at once when nothing explains it. Within one batch,
+ * causes are decided before their symptoms.
  */
 import type { Alert, RelatedAlert } from '../contract/records.ts'
 import type { AlertType, Stage } from '../contract/vocabulary.ts'
@@ -94,6 +102,14 @@ export const CAUSAL_ORDER: readonly InhibitRule[] = [
 /** @deprecated the name of the causal order before it was one; kept for callers of the old API */
 export const DEFAULT_INHIBIT_RULES = CAUSAL_ORDER
 
+/** Detectors of consequences only: they wait `groupWaitUs` for a cause before they page. */
+export const GROUP_WAIT_TYPES: ReadonlySet<string> = new Set<AlertType>([
+  'latency_drift',
+  'slo_p99_breach',
+  'queue_growth',
+  'event_loop_blocked',
+])
+
 const DEFAULT_GRACE_US = 60_000_000
 
 /** What the caller knows besides the alerts: which causes are about to fire, and the time. */
@@ -143,12 +159,28 @@ export class Inhibitor {
   private readonly held = new Map<string, Held>()
   private readonly rules: readonly InhibitRule[]
 
+  /** type → how many causes it has above it (0: a root cause); orders a batch causes first */
+  private readonly depth = new Map<string, number>()
+
   constructor(
     rules: readonly InhibitRule[] = CAUSAL_ORDER,
     /** longest a symptom waits on a pending cause, µs of event time */
     private readonly maxHoldUs = 15_000_000,
+    /** how long a consequence-only alert waits for a cause that is not pending yet, µs */
+    private readonly groupWaitUs = 5_000_000,
   ) {
     this.rules = rules
+    // longest chain of causes above each type (the order is acyclic once stages are considered;
+    // a type that is its own cause for another stage counts once)
+    const types = new Set(rules.flatMap((r) => [r.source, r.target]))
+    const depthOf = (t: string, seen: Set<string>): number => {
+      if (seen.has(t)) return 0
+      const above = rules.filter((r) => r.target === t && r.source !== t)
+      return above.length === 0
+        ? 0
+        : 1 + Math.max(...above.map((r) => depthOf(r.source, new Set([...seen, t]))))
+    }
+    for (const t of types) this.depth.set(t, depthOf(t, new Set()))
   }
 
   /** symptoms waiting on a pending cause */
@@ -165,7 +197,9 @@ export class Inhibitor {
     const inhibited: Alert[] = []
     /** roots whose `related` grew in this call */
     const grown = new Set<string>()
-    for (const a of alerts) {
+    // within a batch the causes first, so a symptom raised in the same batch as its cause rides on it
+    const ordered = [...alerts].sort((x, y) => (this.depth.get(x.type) ?? 0) - (this.depth.get(y.type) ?? 0))
+    for (const a of ordered) {
       const waiting = this.held.get(a.id)
       if (waiting) {
         if (a.status === 'resolved') waiting.resolved = a
@@ -193,7 +227,7 @@ export class Inhibitor {
       if (cause) {
         this.attach(a, cause.rootId, grown)
         inhibited.push(a)
-      } else if (ctx && this.causePending(a, ctx)) {
+      } else if (ctx && (this.causePending(a, ctx) || this.waitsForGroup(a))) {
         this.held.set(a.id, { firing: a })
       } else {
         this.deliver(a)
@@ -212,8 +246,9 @@ export class Inhibitor {
         }
       } else if (
         !ctx ||
-        !this.causePending(h.firing, ctx) ||
-        ctx.nowUs - h.firing.updated_at_us > this.maxHoldUs
+        ctx.nowUs - h.firing.updated_at_us > this.maxHoldUs ||
+        (!this.causePending(h.firing, ctx) &&
+          !(this.waitsForGroup(h.firing) && ctx.nowUs - h.firing.updated_at_us < this.groupWaitUs))
       ) {
         this.deliver(h.firing)
         publish.push(h.firing)
@@ -243,6 +278,11 @@ export class Inhibitor {
     for (const h of this.held.values()) this.deliver(h.firing)
     this.held.clear()
     return out
+  }
+
+  /** a consequence-only alert with some cause in the order waits for it a moment */
+  private waitsForGroup(a: Alert): boolean {
+    return this.groupWaitUs > 0 && GROUP_WAIT_TYPES.has(a.type) && this.rules.some((r) => r.target === a.type)
   }
 
   private deliver(a: Alert): void {

@@ -11,6 +11,7 @@
  */
 import { FAULTS, type FaultType } from '../contract/faults.ts'
 import type { AlertType } from '../contract/vocabulary.ts'
+import type { Condition } from './scenarios.ts'
 
 export interface ExpectedTypes {
   primary: readonly AlertType[]
@@ -39,12 +40,27 @@ const SYMPTOMS: Readonly<Record<FaultType, readonly AlertType[]>> = {
   slow_serialization: [...SLOWER, 'event_loop_blocked'],
 }
 
-export function expectedTypes(type: FaultType): ExpectedTypes {
+/** a neighbour taking the CPUs slows every CPU-bound stage, the loop and the executor */
+const NEIGHBOUR_SYMPTOMS: readonly AlertType[] = [
+  ...SLOWER,
+  'queue_growth',
+  'event_loop_blocked',
+  'serialization_dominant',
+  'batch_underutilized',
+]
+
+export function expectedTypes(type: Condition): ExpectedTypes {
+  if (type === 'noisy_neighbour') {
+    return {
+      primary: ['host_contention'],
+      symptoms: NEIGHBOUR_SYMPTOMS.filter((t) => t !== 'host_contention'),
+    }
+  }
   const primary = FAULTS[type].primaryAlert
   return { primary: [primary], symptoms: SYMPTOMS[type].filter((t) => t !== primary) }
 }
 
 /** The table as a whole, for the report. */
-export const EXPECTED_ALERT_TYPES: Readonly<Record<FaultType, ExpectedTypes>> = Object.fromEntries(
-  (Object.keys(FAULTS) as FaultType[]).map((t) => [t, expectedTypes(t)]),
-) as Record<FaultType, ExpectedTypes>
+export const EXPECTED_ALERT_TYPES: Readonly<Record<Condition, ExpectedTypes>> = Object.fromEntries(
+  ([...Object.keys(FAULTS), 'noisy_neighbour'] as Condition[]).map((t) => [t, expectedTypes(t)]),
+) as Record<Condition, ExpectedTypes>

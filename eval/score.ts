@@ -17,8 +17,7 @@
  */
 import type { Alert } from '../contract/records.ts'
 import { type ExpectedTypes, expectedTypes } from './expected.ts'
-import type { FaultType } from '../contract/faults.ts'
-import type { FaultSeverity, GroundTruthFault } from './scenarios.ts'
+import type { Condition, FaultSeverity, GroundTruthFault } from './scenarios.ts'
 
 export interface EvalAlert {
   scenario: string
@@ -52,7 +51,7 @@ export interface ScoreInput {
   /** how long after a fault ends an alert may still start and count. Default 30 s. */
   graceS?: number
   /** fault type → alert types that detect it / may accompany it; default expected.ts */
-  expected?: (type: FaultType) => ExpectedTypes
+  expected?: (type: Condition) => ExpectedTypes
 }
 
 export interface FaultOutcome {
@@ -70,7 +69,7 @@ export interface FaultOutcome {
 }
 
 export interface TypeSummary {
-  type: FaultType
+  type: Condition
   faults: number
   detected: number
   recall: number
@@ -214,6 +213,170 @@ export function score(input: ScoreInput, targets: Targets = TARGETS): Score {
     falseAlertsByType,
     perType,
     outcomes,
+    meets,
+    pass: Object.values(meets).every(Boolean),
+  }
+}
+
+// ----- pages: what reached a person -----
+
+/**
+ * Strict scoring of what was delivered (the pages), not of what the detectors raised:
+ *
+ * - a **page** is a delivered alert (its firing record; symptoms the causal order kept from delivery
+ *   are not pages). It is **right** only when its type is the primary type of a condition (fault or
+ *   noisy neighbour) on its instance and it starts within [onset, end + grace]; a symptom that was
+ *   delivered during a fault is an extra page, not a right one.
+ * - **strict precision** = right pages / pages; **strict recall** = conditions with a right page /
+ *   conditions.
+ * - **pages per incident** = pages that start while a condition of their scenario is active
+ *   ([onset, end + grace], any instance) / conditions. One page per break is 1.0.
+ * - **false pages per instance-hour** on clean traffic: pages that are not right in scenarios
+ *   without an engine fault / their instance-hours, for quiet hosts and for busy hosts (a neighbour
+ *   there all along, or one that comes and goes: there `host_contention` is the right page).
+ */
+export interface PageTargets {
+  precision: number
+  recall: number
+  pagesPerIncident: number
+  falsePagesPerInstanceHour: number
+}
+
+export const PAGE_TARGETS: PageTargets = Object.freeze({
+  precision: 0.9,
+  recall: 0.9,
+  pagesPerIncident: 1.2,
+  falsePagesPerInstanceHour: 0.1,
+})
+
+export interface PageScoreInput {
+  faults: GroundTruthFault[]
+  /** every delivered record (firing and resolved; root updates repeat an id) */
+  pages: EvalAlert[]
+  /** clean scenarios on a quiet host, and their instance-hours */
+  clean: { scenarios: ReadonlySet<string>; instanceHours: number }
+  /** clean scenarios on a busy host (a neighbour all along, or coming and going) */
+  busyHost: { scenarios: ReadonlySet<string>; instanceHours: number }
+  graceS?: number
+  expected?: (type: Condition) => ExpectedTypes
+}
+
+export interface PageTypeSummary {
+  type: Condition
+  incidents: number
+  detected: number
+  /** pages while incidents of this type were active / incidents */
+  pagesPerIncident: number
+  /** page types delivered during them, with counts */
+  pagedBy: Record<string, number>
+}
+
+export interface PageScore {
+  pages: number
+  rightPages: number
+  precision: number
+  incidents: number
+  detected: number
+  recall: number
+  pagesDuringIncidents: number
+  pagesPerIncident: number
+  delayP50S: number | null
+  delayP95S: number | null
+  clean: { instanceHours: number; falsePages: number; falsePagesPerInstanceHour: number }
+  busyHost: { instanceHours: number; falsePages: number; falsePagesPerInstanceHour: number }
+  /** pages that were not right, by type */
+  wrongPagesByType: Record<string, number>
+  perType: PageTypeSummary[]
+  meets: Record<keyof PageTargets, boolean>
+  pass: boolean
+}
+
+export function pageScore(input: PageScoreInput, targets: PageTargets = PAGE_TARGETS): PageScore {
+  const graceS = input.graceS ?? 30
+  const expected = input.expected ?? expectedTypes
+  const byId = new Map<string, EvalAlert>()
+  for (const a of input.pages) {
+    if (a.alert.status === 'firing' && !byId.has(a.alert.id)) byId.set(a.alert.id, a)
+  }
+  const pages = [...byId.values()]
+  const right = new Set<string>()
+  const delays: number[] = []
+  let detected = 0
+  const inWindow = (a: EvalAlert, f: GroundTruthFault) =>
+    a.scenario === f.scenario &&
+    a.alert.starts_at_us >= f.startUs &&
+    a.alert.starts_at_us <= f.endUs + graceS * 1e6
+  for (const f of input.faults) {
+    const hits = pages.filter((a) => matches(a, f, graceS, expected(f.type).primary))
+    for (const h of hits) right.add(h.alert.id)
+    if (hits.length === 0) continue
+    detected++
+    const first = Math.min(
+      ...hits.map(
+        (h) => Math.max(0, (h.alert.updated_at_us - f.startUs) / 1e6) + (h.webhookLatencyMs ?? 0) / 1000,
+      ),
+    )
+    delays.push(first)
+  }
+  const during = pages.filter((a) => input.faults.some((f) => inWindow(a, f)))
+  const wrongPagesByType: Record<string, number> = {}
+  for (const a of pages) {
+    if (!right.has(a.alert.id)) wrongPagesByType[a.alert.type] = (wrongPagesByType[a.alert.type] ?? 0) + 1
+  }
+  const falseIn = (names: ReadonlySet<string>) =>
+    pages.filter((a) => names.has(a.scenario) && !right.has(a.alert.id)).length
+  const rate = (n: number, h: number) => (h > 0 ? n / h : 0)
+  const cleanFalse = falseIn(input.clean.scenarios)
+  const busyFalse = falseIn(input.busyHost.scenarios)
+  const types = [...new Set(input.faults.map((f) => f.type))]
+  const perType: PageTypeSummary[] = types.map((type) => {
+    const mine = input.faults.filter((f) => f.type === type)
+    const pagedBy: Record<string, number> = {}
+    const mineDuring = pages.filter((a) => mine.some((f) => inWindow(a, f)))
+    for (const a of mineDuring) pagedBy[a.alert.type] = (pagedBy[a.alert.type] ?? 0) + 1
+    return {
+      type,
+      incidents: mine.length,
+      detected: mine.filter((f) => pages.some((a) => matches(a, f, graceS, expected(f.type).primary))).length,
+      pagesPerIncident: mineDuring.length / mine.length,
+      pagedBy,
+    }
+  })
+  const incidents = input.faults.length
+  const precision = pages.length === 0 ? (incidents === 0 ? 1 : 0) : right.size / pages.length
+  const recall = incidents === 0 ? 1 : detected / incidents
+  const pagesPerIncident = incidents === 0 ? 0 : during.length / incidents
+  const cleanRate = rate(cleanFalse, input.clean.instanceHours)
+  const busyRate = rate(busyFalse, input.busyHost.instanceHours)
+  const meets = {
+    precision: precision >= targets.precision,
+    recall: recall >= targets.recall,
+    pagesPerIncident: pagesPerIncident <= targets.pagesPerIncident,
+    falsePagesPerInstanceHour: Math.max(cleanRate, busyRate) <= targets.falsePagesPerInstanceHour,
+  }
+  return {
+    pages: pages.length,
+    rightPages: right.size,
+    precision,
+    incidents,
+    detected,
+    recall,
+    pagesDuringIncidents: during.length,
+    pagesPerIncident,
+    delayP50S: percentile(delays, 50),
+    delayP95S: percentile(delays, 95),
+    clean: {
+      instanceHours: input.clean.instanceHours,
+      falsePages: cleanFalse,
+      falsePagesPerInstanceHour: cleanRate,
+    },
+    busyHost: {
+      instanceHours: input.busyHost.instanceHours,
+      falsePages: busyFalse,
+      falsePagesPerInstanceHour: busyRate,
+    },
+    wrongPagesByType,
+    perType,
     meets,
     pass: Object.values(meets).every(Boolean),
   }

@@ -19,6 +19,7 @@ import { formatJson, reportJson, reportMarkdown, summaryTable } from '../../eval
 import { InvalidInputError } from '../../core/errors.ts'
 import { parsePositive } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
+import { loadConfig } from '../../app/config.ts'
 import { defaultDetectors } from '../../app/pipeline.ts'
 
 const LIVE_MODES: readonly LiveMode[] = ['none', 'faults', 'all']
@@ -41,6 +42,7 @@ export const evalCommand: Command = {
     part: { type: 'string', default: 'all' },
     name: { type: 'string', default: 'corpus-score' },
     before: { type: 'string' },
+    'no-held-out': { type: 'boolean', default: false },
   },
   help: {
     live: 'scenarios run through bus → detector consumer → webhook notifier → receiver: faults (default), all, none',
@@ -58,6 +60,7 @@ export const evalCommand: Command = {
     name: 'corpus report file name under --out, without extension (default corpus-score)',
     before:
       'an earlier corpus report (JSON) to print side by side, e.g. bench/results/corpus-score-before.json',
+    'no-held-out': 'skip the held-out scenarios (scored by default, never tuned on)',
   },
   async run({ values }) {
     if (values.corpus === true) return runCorpus(values)
@@ -66,8 +69,10 @@ export const evalCommand: Command = {
       throw new InvalidInputError(`--live: expected one of ${LIVE_MODES.join(', ')}`)
     const cleanInstanceHours = parsePositive(values['clean-hours'], 'clean-hours', { max: 1000 })
     const graceS = parsePositive(values.grace, 'grace', { max: 3600 })
+    const cfg = loadConfig(values)
     const report = await runEval({
-      detectors: defaultDetectors,
+      detectors: () => defaultDetectors(cfg.detectors),
+      heldOut: values['no-held-out'] !== true,
       live,
       cleanInstanceHours,
       graceS,
@@ -88,8 +93,17 @@ export const evalCommand: Command = {
           `${Object.keys(p.matchedBy).length ? ` by ${Object.keys(p.matchedBy).join(', ')}` : ''}\n`,
       )
     }
+    process.stdout.write('\npages per incident type (strict, in-sample):\n')
+    for (const p of report.pages.inSample.perType) {
+      process.stdout.write(
+        `  ${p.type.padEnd(22)} ${p.detected}/${p.incidents} right, ${p.pagesPerIncident.toFixed(2)} pages per incident` +
+          ` (${Object.entries(p.pagedBy)
+            .map(([k, v]) => `${k} ×${v}`)
+            .join(', ')})\n`,
+      )
+    }
     process.stdout.write(`\nreport: ${join(out, 'eval.md')}, ${join(out, 'eval.json')}\n`)
-    return report.score.pass ? 0 : 3
+    return report.score.pass && report.pages.inSample.pass ? 0 : 3
   },
 }
 

@@ -10,16 +10,17 @@
  * stamped at the end of the interval (as the sampler reports). A table column names a hardware-sample
  * field (`executor_busy`), a span field (`span.preprocess_us`), or `spans` (spans per step).
  *
- * With `inhibit: true` the raised alerts also go through the causal inhibitor exactly as the detector
- * consumer passes them (pending causes included), so a test reads both what the detectors raised
- * (`alerts`) and what would page (`pages`).
+ * The records go through `Paging` (detectors/paging.ts), the detector consumer's own logic: with
+ * `inhibit: true` the causal inhibitor decides, as live, what is delivered, so a test reads both what
+ * the detectors raised (`alerts`) and what would page (`pages`).
  */
 import assert from 'node:assert/strict'
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { makeHwSample, makeSpan } from '../../contract/synthetic.ts'
 import { STAGES } from '../../contract/vocabulary.ts'
 import type { Detector } from '../../detectors/detector.ts'
-import { Inhibitor, type InhibitRule } from '../../detectors/inhibit.ts'
+import type { InhibitRule } from '../../detectors/inhibit.ts'
+import { Paging, type PagingResult } from '../../detectors/paging.ts'
 import { Prng } from '../../eval/prng.ts'
 import { series } from './series.ts'
 
@@ -66,7 +67,7 @@ export class DetectorDriver {
   readonly detectors: Detector[]
   /** every transition the detectors raised */
   readonly alerts: Raised[] = []
-  /** with `inhibit`: the records that would be published (delivered alerts and root updates) */
+  /** the records that would be published (delivered alerts and root updates; all of them without `inhibit`) */
   readonly pages: Raised[] = []
   /** with `inhibit`: the symptoms kept from delivery */
   readonly inhibited: Raised[] = []
@@ -74,7 +75,7 @@ export class DetectorDriver {
   step = 0
   private seq = 0
   private readonly stepUs: number
-  private readonly inhibitor: Inhibitor | undefined
+  private readonly paging: Paging
 
   constructor(
     detectors: Detector | Detector[],
@@ -83,9 +84,9 @@ export class DetectorDriver {
     this.detectors = Array.isArray(detectors) ? detectors : [detectors]
     this.stepUs = (opts.stepMs ?? 1000) * 1000
     this.clock = new FakeClock(opts.startUs ?? T0_US)
-    this.inhibitor = opts.inhibit
-      ? new Inhibitor(opts.inhibit === true ? undefined : opts.inhibit)
-      : undefined
+    this.paging = new Paging(this.detectors, {
+      inhibitRules: opts.inhibit === true ? undefined : opts.inhibit || [],
+    })
   }
 
   /** event time of the start of step `i` */
@@ -114,13 +115,11 @@ export class DetectorDriver {
   tick(input: StepInput = {}): Raised[] {
     const i = this.step++
     const from = this.at(i)
-    const raised: Alert[] = []
     const spans: Partial<Span>[] =
       typeof input.spans === 'number' ? Array.from({ length: input.spans }, () => ({})) : (input.spans ?? [])
     spans.forEach((fields, k) => {
       this.clock.nowUs = from + Math.floor((k * this.stepUs) / Math.max(spans.length, 1))
-      const span = this.span(fields, fields.timestamp_us ?? this.clock.nowUs)
-      for (const d of this.detectors) if (d.onSpan) raised.push(...d.onSpan(span))
+      this.paging.span(this.span(fields, fields.timestamp_us ?? this.clock.nowUs))
     })
     this.clock.nowUs = from + this.stepUs
     const samples = input.hw === false ? [] : Array.isArray(input.hw) ? input.hw : [input.hw ?? {}]
@@ -132,9 +131,9 @@ export class DetectorDriver {
         timestamp_us: this.clock.nowUs,
         ...fields,
       })
-      for (const d of this.detectors) if (d.onHwSample) raised.push(...d.onHwSample(sample))
+      this.paging.hwSample(sample)
     }
-    return this.record(i, raised)
+    return this.record(i, this.paging.flush())
   }
 
   /**
@@ -180,11 +179,9 @@ export class DetectorDriver {
     return out
   }
 
-  /** Hands every detector the shutdown (close) and records what it resolved, at the current time. */
+  /** The consumer's shutdown: every open alert resolves (reason shutdown); returns what was raised. */
   shutdown(): Raised[] {
-    const raised: Alert[] = []
-    for (const d of this.detectors) raised.push(...(d.close?.(this.clock.nowUs, 'shutdown') ?? []))
-    return this.record(this.step, raised)
+    return this.record(this.step, this.paging.close())
   }
 
   /** `[status, step]` of every raised transition (of `type` when given). */
@@ -204,18 +201,11 @@ export class DetectorDriver {
     return out
   }
 
-  private record(step: number, raised: Alert[]): Raised[] {
-    const rows = raised.map((alert) => ({ step, alert }))
+  private record(step: number, r: PagingResult): Raised[] {
+    const rows = r.raised.map((alert) => ({ step, alert }))
     this.alerts.push(...rows)
-    if (this.inhibitor) {
-      const pending = new Set<string>()
-      for (const d of this.detectors) {
-        for (const instance of d.pendingInstances?.() ?? []) pending.add(`${d.type}/${instance}`)
-      }
-      const { publish, inhibited } = this.inhibitor.filter(raised, { pending, nowUs: this.clock.nowUs })
-      this.pages.push(...publish.map((alert) => ({ step, alert })))
-      this.inhibited.push(...inhibited.map((alert) => ({ step, alert })))
-    }
+    this.pages.push(...r.publish.map((alert) => ({ step, alert })))
+    this.inhibited.push(...r.inhibited.map((alert) => ({ step, alert })))
     return rows
   }
 }

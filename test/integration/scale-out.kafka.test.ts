@@ -24,7 +24,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { KafkaTransport } from '../../bus/kafka.ts'
 import { packContainer } from '../../contract/container.ts'
-import { FAULTS } from '../../contract/faults.ts'
+import { expectedTypes } from '../../eval/expected.ts'
 import { codecs, TOPICS } from '../../contract/topics.ts'
 import { groundTruth, type Scenario, simulate } from '../../eval/scenarios.ts'
 import { type ClickHouse, openClickHouse } from '../../store/client.ts'
@@ -157,7 +157,7 @@ test('3 ingest + 2 detect over 6 partitions, one of each killed: every span stor
         for (const f of faults) {
           const n = await scalar(
             ch,
-            `SELECT uniqExact(id) FROM scale.alerts WHERE type = '${FAULTS[f.type].primaryAlert}' AND instance = '${f.instance}'`,
+            `SELECT uniqExact(id) FROM scale.alerts WHERE type = '${expectedTypes(f.type).primary[0]}' AND instance = '${f.instance}'`,
           )
           if (n === 0) return false
         }
@@ -172,7 +172,7 @@ test('3 ingest + 2 detect over 6 partitions, one of each killed: every span stor
     assert.equal(await scalar(ch, 'SELECT uniqExact(trace_id) FROM scale.spans'), spans, '…once')
     assert.equal(await scalar(ch, 'SELECT sum(requests) FROM scale.spans_1m'), spans, '…in the rollups too')
     for (const f of faults) {
-      const type = FAULTS[f.type].primaryAlert
+      const type = expectedTypes(f.type).primary[0]
       const ids = await scalar(
         ch,
         // one alert is one id: its firing and resolved rows collapse to the newest on merge

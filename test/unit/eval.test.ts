@@ -17,7 +17,7 @@ import {
   type Scenario,
   simulate,
 } from '../../eval/scenarios.ts'
-import { type EvalAlert, percentile, score, TARGETS } from '../../eval/score.ts'
+import { type EvalAlert, pageScore, percentile, score, TARGETS } from '../../eval/score.ts'
 import { StarvationDetector } from '../../detectors/starvation/detector.ts'
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { makeAlert } from '../../contract/synthetic.ts'
@@ -194,6 +194,74 @@ function beforeDuring(
 function check(ok: boolean, what: string, ...values: readonly number[] | (readonly number[])[]): void {
   assert.ok(ok, `${what}: ${JSON.stringify(values)}`)
 }
+
+describe('pages (strict)', () => {
+  test('a delivered symptom is an extra page, not a right one; pages per incident counts every page in the window', () => {
+    const faults = [fault(), fault({ type: 'stage_stall', scenario: 'sc2', instance: 'sc2/i0' })]
+    const pages: EvalAlert[] = [
+      // the starvation: its page, and the latency drift that went out too (an extra page)
+      alert('sc', { type: 'accelerator_starved', starts_at_us: S(102), updated_at_us: S(104) }),
+      alert('sc', { type: 'latency_drift', starts_at_us: S(101), updated_at_us: S(103) }),
+      // the stall: only its symptom paged (the right type never did)
+      alert('sc2', {
+        instance: 'sc2/i0',
+        type: 'slo_p99_breach',
+        starts_at_us: S(110),
+        updated_at_us: S(113),
+      }),
+      // a clean run paged once; a busy host paged host_contention where a neighbour came (right) and
+      // a stage regression (wrong)
+      alert('clean', {
+        instance: 'clean/i0',
+        type: 'queue_growth',
+        starts_at_us: S(50),
+        updated_at_us: S(51),
+      }),
+      alert('busy', {
+        instance: 'busy/i0',
+        type: 'host_contention',
+        starts_at_us: S(200),
+        updated_at_us: S(203),
+      }),
+      alert('busy', {
+        instance: 'busy/i0',
+        type: 'stage_latency_regression',
+        starts_at_us: S(400),
+        updated_at_us: S(401),
+      }),
+    ]
+    const neighbour = fault({
+      type: 'noisy_neighbour',
+      scenario: 'busy',
+      instance: 'busy/i0',
+      startUs: S(199),
+      endUs: S(300),
+    })
+    const ps = pageScore({
+      faults: [...faults, neighbour],
+      pages,
+      clean: { scenarios: new Set(['clean']), instanceHours: 10 },
+      busyHost: { scenarios: new Set(['busy']), instanceHours: 2 },
+    })
+    assert.equal(ps.pages, 6)
+    assert.equal(ps.rightPages, 2, 'the starvation page and the host_contention page')
+    assert.equal(ps.precision, 2 / 6)
+    assert.equal(ps.incidents, 3)
+    assert.equal(ps.detected, 2)
+    assert.equal(ps.pagesDuringIncidents, 4, 'starvation + drift, the SLO of the stall, host_contention')
+    assert.equal(ps.pagesPerIncident, 4 / 3)
+    assert.equal(ps.clean.falsePagesPerInstanceHour, 0.1)
+    assert.equal(ps.busyHost.falsePagesPerInstanceHour, 0.5)
+    assert.deepEqual(ps.wrongPagesByType, {
+      latency_drift: 1,
+      slo_p99_breach: 1,
+      queue_growth: 1,
+      stage_latency_regression: 1,
+    })
+    assert.equal(ps.meets.pagesPerIncident, false)
+    assert.equal(ps.pass, false)
+  })
+})
 
 describe('simulator', () => {
   test('is deterministic: same scenario, same bytes; another seed, other bytes', () => {

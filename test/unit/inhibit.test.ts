@@ -156,14 +156,14 @@ test('a symptom that fires while its cause is pending waits, and rides on the ca
 test('a held symptom is published when its cause clears without firing, or after maxHoldUs, with its resolution', () => {
   const inh = new Inhibitor(undefined, 5 * S)
   const pending = { pending: new Set(['accelerator_starved/engine-0']), nowUs: 11 * S }
-  inh.filter([at('latency_drift', 'firing', 10, 11)], pending)
-  // the starvation condition cleared (no longer pending, never fired): the drift goes out
+  inh.filter([at('stage_latency_regression', 'firing', 10, 11)], pending)
+  // the starvation condition cleared (no longer pending, never fired): the regression goes out
   const cleared = inh.filter([], { pending: new Set(), nowUs: 12 * S })
   assert.deepEqual(
     cleared.publish.map((a) => `${a.type}:${a.status}`),
-    ['latency_drift:firing'],
+    ['stage_latency_regression:firing'],
   )
-  inh.filter([at('latency_drift', 'resolved', 10, 13)], { pending: new Set(), nowUs: 13 * S })
+  inh.filter([at('stage_latency_regression', 'resolved', 10, 13)], { pending: new Set(), nowUs: 13 * S })
 
   // pending for longer than maxHoldUs: published anyway, and a resolution that came while held follows it
   inh.filter([at('stage_latency_regression', 'firing', 130, 131)], { ...pending, nowUs: 131 * S })
@@ -175,7 +175,7 @@ test('a held symptom is published when its cause clears without firing, or after
   )
   // another instance's pending cause holds nothing here; a non-target type is never held
   const other = { pending: new Set(['accelerator_starved/engine-9']), nowUs: 240 * S }
-  assert.equal(inh.filter([at('latency_drift', 'firing', 240, 240)], other).publish.length, 1)
+  assert.equal(inh.filter([at('stage_latency_regression', 'firing', 240, 240)], other).publish.length, 1)
   const own = { pending: new Set(['accelerator_starved/engine-0']), nowUs: 241 * S }
   assert.equal(inh.filter([at('memory_leak', 'firing', 241, 241)], own).publish.length, 1)
   // held at shutdown: handed out, not lost
@@ -206,5 +206,40 @@ test('starvation outranks host contention: on a busy host the starved executor i
       at('host_contention', 'firing', 11, 14),
     ]),
     ['accelerator_starved:firing:preprocess', 'accelerator_starved:firing:preprocess+host_contention'],
+  )
+})
+
+test('a consequence-only alert waits a moment for a cause that is not even pending yet', () => {
+  const inh = new Inhibitor()
+  const none = (nowS: number) => ({ pending: new Set<string>(), nowUs: nowS * S })
+  // latency drift first; the stage regression that explains it fires 2 s later
+  assert.deepEqual(inh.filter([at('latency_drift', 'firing', 10, 11)], none(11)).publish, [])
+  const r = inh.filter([at('stage_latency_regression', 'firing', 10, 13, { stage: 'postprocess' })], none(13))
+  assert.deepEqual(
+    r.publish.map((a) => [a.type, (a.related ?? []).map((x) => x.type)]),
+    [['stage_latency_regression', ['latency_drift']]],
+  )
+  // with nothing to explain it (another instance), a drift pages after the 5 s wait
+  const alone = at('latency_drift', 'firing', 100, 101, { instance: 'engine-1' })
+  assert.deepEqual(inh.filter([alone], none(101)).publish, [])
+  assert.deepEqual(inh.filter([], none(105)).publish, [])
+  assert.deepEqual(
+    inh.filter([], none(106)).publish.map((a) => a.type),
+    ['latency_drift'],
+  )
+})
+
+test('within one batch the cause is decided first, whatever the order the detectors raised them in', () => {
+  const inh = new Inhibitor()
+  const r = inh.filter(
+    [
+      at('stage_latency_regression', 'firing', 10, 12, { stage: 'serialize' }),
+      at('serialization_dominant', 'firing', 10, 12, { stage: 'serialize' }),
+    ],
+    { pending: new Set(), nowUs: 12 * S },
+  )
+  assert.deepEqual(
+    r.publish.map((a) => [a.type, (a.related ?? []).map((x) => x.type)]),
+    [['serialization_dominant', ['stage_latency_regression']]],
   )
 })

@@ -1,0 +1,340 @@
+/**
+ * The live fault matrix: the real pipeline (`breakid up`: engine, load generator, embedded bus,
+ * chDB, detectors, notifier), a fresh data directory per run, once per fault type the engine can
+ * inject, plus clean runs, a clean run with a CPU hog beside it (bounded busy-loop processes), and
+ * the default `npm start` — repeated, because the host is shared and noisy and a single run says
+ * little. Every page reaches this process's own signed webhook receiver.
+ *
+ * Per run: the pages delivered (firing alerts, one per id), whether the right type fired inside the
+ * window ([onset, end + grace]), onset → webhook time of that page, the pages outside every window,
+ * and the host's load average when it started. Targets (issue 13): the right alert for every fault
+ * type, pages per incident ≤ 1.2, zero pages on the clean runs, exactly the `host_contention` page on
+ * the hog run; `npm start` pages starvation inside the window and at most one other page.
+ *
+ * Usage: node --import tsx bench/live-faults.ts [repetitions=2] [only=comma,separated,run,names]
+ * Writes bench/results/live-faults.{json,md}. About 90 s per run; 13 runs per repetition.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FAULT_TYPES, FAULTS } from '../contract/faults.ts'
+import { machineInfo } from '../core/machine.ts'
+import { type ReceivedAlert, startReceiver } from '../notify/receiver.ts'
+
+const ROOT = join(import.meta.dirname, '..')
+const SECRET = 'live-faults'
+/** a page that starts this long after the window still counts for it */
+const GRACE_MS = 10_000
+/** hard bound of one run (the `up` child is killed after it) */
+const RUN_TIMEOUT_MS = 300_000
+
+interface RunPlan {
+  name: string
+  kind: 'fault' | 'clean' | 'hog' | 'npm-start'
+  /** the alert type that should page; none for clean runs */
+  expect: string | null
+  args: string[]
+  /** hog: busy-loop processes and their window, seconds after the engine started */
+  hog?: { processes: number; fromS: number; toS: number }
+}
+
+interface Page {
+  type: string
+  instance: string
+  stage: string | null
+  startsAtMs: number
+  receivedAtMs: number
+  related: string[]
+  inWindow: boolean
+}
+
+interface RunResult {
+  name: string
+  kind: RunPlan['kind']
+  repetition: number
+  expect: string | null
+  window: { startMs: number; endMs: number } | null
+  pages: Page[]
+  /** the right type paged inside the window */
+  right: boolean
+  onsetToWebhookS: number | null
+  pagesInWindow: number
+  pagesOutside: number
+  meetsTarget: boolean
+  loadAverage1m: number
+  exitCode: number | null
+  wallS: number
+}
+
+function plans(): RunPlan[] {
+  // 75 s runs, faults from 40 to 60 s: the leak detector's per-request baseline needs 30 samples
+  const fault = FAULT_TYPES.map(
+    (type): RunPlan => ({
+      name: `fault-${type}`,
+      kind: 'fault',
+      expect: FAULTS[type].primaryAlert,
+      args: ['--duration', '75s', '--fault', `${type}@40-60`],
+    }),
+  )
+  const clean = [1, 2, 3].map(
+    (k): RunPlan => ({
+      name: `clean-${k}`,
+      kind: 'clean',
+      expect: null,
+      args: ['--no-fault', '--duration', '60s'],
+    }),
+  )
+  return [
+    { name: 'npm-start', kind: 'npm-start', expect: FAULTS.data_starvation.primaryAlert, args: [] },
+    ...fault,
+    ...clean,
+    {
+      name: 'clean-hog',
+      kind: 'hog',
+      expect: 'host_contention',
+      args: ['--no-fault', '--duration', '60s'],
+      hog: { processes: 2, fromS: 24, toS: 39 },
+    },
+  ]
+}
+
+/** A bounded busy loop in its own process (the noisy neighbour). */
+function busyLoop(ms: number): ChildProcess {
+  return spawn(
+    process.execPath,
+    ['-e', `const end = Date.now() + ${ms}; let x = 0; while (Date.now() < end) x++`],
+    {
+      stdio: 'ignore',
+    },
+  )
+}
+
+async function runOne(plan: RunPlan, repetition: number): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), `breakid-live-${plan.name}-`))
+  const groundTruth = join(dir, 'ground-truth.ndjson')
+  const pages = new Map<string, ReceivedAlert>()
+  const receiver = await startReceiver({
+    secret: SECRET,
+    onAlert: (r) => {
+      if (r.alert?.status === 'firing' && !pages.has(r.alert.id)) pages.set(r.alert.id, r)
+    },
+  })
+  const loadAverage1m = loadavg()[0]!
+  const started = Date.now()
+  const args = [
+    join(ROOT, 'bin/breakid.mjs'),
+    'up',
+    ...plan.args,
+    '--data-dir',
+    join(dir, 'data'),
+    '--webhook-url',
+    receiver.url,
+    '--webhook-secret',
+    SECRET,
+    '--ground-truth',
+    groundTruth,
+    '--log-level',
+    'warn',
+  ]
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let engineStartMs: number | undefined
+  const hogs: ChildProcess[] = []
+  let hogWindow: { startMs: number; endMs: number } | undefined
+  let stdout = ''
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString()
+    if (engineStartMs === undefined && /breakid up: engine /.test(stdout)) {
+      engineStartMs = Date.now()
+      const h = plan.hog
+      if (h) {
+        hogWindow = { startMs: engineStartMs + h.fromS * 1000, endMs: engineStartMs + h.toS * 1000 }
+        setTimeout(() => {
+          for (let i = 0; i < h.processes; i++) hogs.push(busyLoop((h.toS - h.fromS) * 1000))
+        }, h.fromS * 1000).unref()
+      }
+    }
+  })
+  let stderr = ''
+  child.stderr.on('data', (b: Buffer) => {
+    stderr = (stderr + b.toString()).slice(-4000)
+  })
+  const exitCode = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  })
+  for (const h of hogs) h.kill('SIGKILL')
+  await receiver.stop()
+  if (exitCode !== 0) process.stderr.write(`${plan.name}: exit ${exitCode}\n${stderr}\n`)
+
+  let window: RunResult['window'] = null
+  if (plan.kind === 'hog') window = hogWindow ?? null
+  else {
+    try {
+      const first = readFileSync(groundTruth, 'utf8')
+        .split('\n')
+        .find((l) => l.trim() !== '')
+      if (first) {
+        const g = JSON.parse(first) as { start: string; end: string }
+        window = { startMs: Date.parse(g.start), endMs: Date.parse(g.end) }
+      }
+    } catch {
+      // a clean run writes no windows
+    }
+  }
+  rmSync(dir, { recursive: true, force: true })
+
+  const inWindow = (startsAtMs: number) =>
+    window !== null && startsAtMs >= window.startMs && startsAtMs <= window.endMs + GRACE_MS
+  const list: Page[] = [...pages.values()].map((r) => {
+    const a = r.alert!
+    const startsAtMs = a.starts_at_us / 1000
+    return {
+      type: a.type,
+      instance: a.instance,
+      stage: a.stage,
+      startsAtMs,
+      receivedAtMs: r.receivedAtMs,
+      related: (a.related ?? []).map((x) => x.type),
+      inWindow: inWindow(startsAtMs),
+    }
+  })
+  const rightPage = list
+    .filter((p) => p.type === plan.expect && p.inWindow)
+    .sort((a, b) => a.receivedAtMs - b.receivedAtMs)[0]
+  const pagesInWindow = list.filter((p) => p.inWindow).length
+  const pagesOutside = list.length - pagesInWindow
+  const meetsTarget =
+    plan.kind === 'clean'
+      ? list.length === 0
+      : plan.kind === 'hog'
+        ? list.length === 1 && rightPage !== undefined
+        : plan.kind === 'npm-start'
+          ? rightPage !== undefined && list.length <= 2
+          : rightPage !== undefined && list.length === 1
+  return {
+    name: plan.name,
+    kind: plan.kind,
+    repetition,
+    expect: plan.expect,
+    window,
+    pages: list,
+    right: rightPage !== undefined,
+    onsetToWebhookS: rightPage && window ? (rightPage.receivedAtMs - window.startMs) / 1000 : null,
+    pagesInWindow,
+    pagesOutside,
+    meetsTarget,
+    loadAverage1m,
+    exitCode,
+    wallS: (Date.now() - started) / 1000,
+  }
+}
+
+function summarise(results: RunResult[]) {
+  const names = [...new Set(results.map((r) => r.name))]
+  const perRun = names.map((name) => {
+    const rs = results.filter((r) => r.name === name)
+    const delays = rs.map((r) => r.onsetToWebhookS).filter((d): d is number => d !== null)
+    return {
+      name,
+      runs: rs.length,
+      metTarget: rs.filter((r) => r.meetsTarget).length,
+      right: rs.filter((r) => r.right).length,
+      pages: rs.map((r) => r.pages.length),
+      onsetToWebhookS: delays,
+    }
+  })
+  const faultRuns = results.filter((r) => r.kind === 'fault' || r.kind === 'npm-start')
+  const cleanRuns = results.filter((r) => r.kind === 'clean')
+  return {
+    perRun,
+    pagesPerIncident: faultRuns.length
+      ? faultRuns.reduce((n, r) => n + r.pagesInWindow, 0) / faultRuns.length
+      : null,
+    rightPageShare: faultRuns.length ? faultRuns.filter((r) => r.right).length / faultRuns.length : null,
+    cleanRunsWithoutPages: `${cleanRuns.filter((r) => r.pages.length === 0).length}/${cleanRuns.length}`,
+    pagesOnCleanRuns: cleanRuns.reduce((n, r) => n + r.pages.length, 0),
+  }
+}
+
+function markdown(results: RunResult[], summary: ReturnType<typeof summarise>, machine: object): string {
+  const m = machine as { cpu: string; cores: number; date: string }
+  const lines = [
+    '# breakid live fault matrix',
+    '',
+    `Generated ${m.date} by \`bench/live-faults.ts\` on ${m.cpu} (${m.cores} cores), a host shared with other ` +
+      'work (load average at each run start below). Each run: `breakid up` (engine, load generator, embedded ' +
+      'bus, chDB, detectors, notifier) on a fresh data directory; pages = firing alerts delivered to a signed ' +
+      `webhook receiver, one per alert id; "right" = the expected type started inside [onset, end + ${GRACE_MS / 1000} s].`,
+    '',
+    `Pages per incident (fault runs and npm start, pages starting in the window): ${
+      summary.pagesPerIncident === null ? '—' : summary.pagesPerIncident.toFixed(2)
+    } (target ≤ 1.2); right page in ${
+      summary.rightPageShare === null ? '—' : `${(summary.rightPageShare * 100).toFixed(0)} %`
+    } of fault runs; clean runs without pages ${summary.cleanRunsWithoutPages} (${summary.pagesOnCleanRuns} pages on clean runs in all).`,
+    '',
+    '| run | target met | right page | pages per run | onset → webhook (s) |',
+    '| --- | --- | --- | --- | --- |',
+  ]
+  for (const r of summary.perRun) {
+    lines.push(
+      `| ${r.name} | ${r.metTarget}/${r.runs} | ${r.right}/${r.runs} | ${r.pages.join(', ')} | ${
+        r.onsetToWebhookS.map((d) => d.toFixed(1)).join(', ') || '—'
+      } |`,
+    )
+  }
+  lines.push(
+    '',
+    '## Every run',
+    '',
+    '| run | rep | load 1m | expected | pages (✓ in window) | met |',
+    '| --- | --- | --- | --- | --- | --- |',
+  )
+  for (const r of results) {
+    const pages =
+      r.pages
+        .map(
+          (p) =>
+            `${p.type}${p.stage ? `/${p.stage}` : ''}${p.inWindow ? ' ✓' : ''}${p.related.length ? ` (+${p.related.join(', ')})` : ''}`,
+        )
+        .join('; ') || '—'
+    lines.push(
+      `| ${r.name} | ${r.repetition} | ${r.loadAverage1m.toFixed(1)} | ${r.expect ?? 'none'} | ${pages} | ${r.meetsTarget ? 'yes' : '**no**'} |`,
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+async function main(): Promise<void> {
+  const repetitions = Number(process.argv[2] ?? 2)
+  const only = process.argv[3]?.split(',')
+  const selected = plans().filter((p) => !only || only.includes(p.name))
+  const results: RunResult[] = []
+  const out = join(ROOT, 'bench/results')
+  const machine = machineInfo()
+  for (let rep = 1; rep <= repetitions; rep++) {
+    for (const plan of selected) {
+      const r = await runOne(plan, rep)
+      results.push(r)
+      process.stdout.write(
+        `${plan.name.padEnd(30)} rep ${rep}: ${r.pages.length} page(s) [${r.pages
+          .map((p) => `${p.type}${p.inWindow ? '✓' : ''}`)
+          .join(
+            ', ',
+          )}] right=${r.right} met=${r.meetsTarget} load=${r.loadAverage1m.toFixed(1)} ${r.wallS.toFixed(0)} s\n`,
+      )
+      // written after every run: a long matrix interrupted keeps what it measured
+      const summary = summarise(results)
+      writeFileSync(
+        join(out, 'live-faults.json'),
+        `${JSON.stringify({ machine, summary, results }, null, 2)}\n`,
+      )
+      writeFileSync(join(out, 'live-faults.md'), markdown(results, summary, machine))
+    }
+  }
+}
+
+await main()
