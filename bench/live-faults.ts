@@ -185,7 +185,9 @@ async function runOne(plan: RunPlan, repetition: number): Promise<RunResult> {
       // a clean run writes no windows
     }
   }
-  rmSync(dir, { recursive: true, force: true })
+  // BREAKID_LIVE_KEEP=1 keeps each run's data directory for `breakid sql --data-dir …`
+  if (process.env.BREAKID_LIVE_KEEP === '1') process.stderr.write(`${plan.name}: data kept in ${dir}\n`)
+  else rmSync(dir, { recursive: true, force: true })
 
   const inWindow = (startsAtMs: number) =>
     window !== null && startsAtMs >= window.startMs && startsAtMs <= window.endMs + GRACE_MS

@@ -238,8 +238,13 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
 
   /** Whether `key` has been seen for at least `warmupMs` of event time at `nowUs`. */
   protected warm(key: string, nowUs: number): boolean {
+    return this.seenFor(key, nowUs) >= this.o.warmupMs * 1000
+  }
+
+  /** How long `key` has been seen at `nowUs`, µs (∞ for a key restored without that record). */
+  protected seenFor(key: string, nowUs: number): number {
     const m = this.meta.get(key)
-    return m !== undefined && nowUs - m.firstSeenUs >= this.o.warmupMs * 1000
+    return m === undefined ? 0 : nowUs - m.firstSeenUs
   }
 
   *pendingInstances(): Iterable<string> {

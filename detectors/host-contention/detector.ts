@@ -13,25 +13,35 @@
  *   from the growth of its total; its avg10 where the total is missing);
  * - throttling = the growth of the cgroup's throttled time per interval;
  * - memory and IO pressure (PSI `full`: every task stalled), which no CPU attribution explains away;
- * and from the spans since the previous sample, the interval's median and p90 request latency.
+ * and from the spans since the previous sample, the median and p90 of the **compute** stage — the
+ * engine's own CPU work. Contention slows it; a stage stall, a starvation or slow serialization do
+ * not (they slow other stages, or wait), so a latency rise that is not the host's is not blamed on
+ * it even on a host that is busy all along. (On an accelerator the compute stage runs on the
+ * device: there this detector sees no rise, and the symptoms page as themselves.)
  *
- * Pressure is judged against the instance's own baseline, not in absolute terms: on a host that is
- * always busy the latency baseline is learned under that load, and only pressure that *rose* explains a
- * latency that rose with it. (A starvation or a stage stall on a host that was busy all along must page
- * as itself; a constant neighbour is part of normal.)
+ * Pressure the engine did not cause is either a rise — other processes take more than they did
+ * (their CPU and the stall share above their own baselines) — or a host saturated by others (host
+ * CPU at its capacity, others using a large share of it, tasks waiting for a CPU most of the time):
+ * on the shared development host the load average sat at 10 on 2 cores for hours, with no quiet
+ * baseline to rise from.
  *
  * Thresholds (defaults), all on one sample:
- * - foreign pressure rose: foreign CPU ≥ its baseline + `minForeignRiseCpus` (0.5) and CPU pressure ≥
- *   max(`minPsiShare` (0.2), baseline + `minPsiRise` (0.15)); or throttled ≥ `minThrottledShare`
- *   (0.05) of the interval; or memory/IO `full` pressure ≥ `minStallShare` (0.1)
- * - latency rose: median ≥ max(baseline × `latencyRatio` (1.3), baseline + `minLatencyIncreaseMs` (2))
- *   or p90 ≥ max(baseline × `latencyRatio`, baseline + 5 × `minLatencyIncreaseMs`), over at least
- *   `minSpans` (5) spans
- * - held `pendingSamples` (3); resolved after `resolveSamples` (5) samples in which either has gone
- * - baselines (`baselineWindow` 60 samples, ready after `warmupSamples` 10) learn only while neither
- *   holds, so a neighbour that stays never becomes the baseline of the latency it causes
- * The inhibitor treats an instance as a pending cause as soon as foreign pressure rose, before latency
- * confirms it: a latency symptom that fires first waits for the verdict.
+ * - rose: foreign CPU ≥ its baseline + `minForeignRiseCpus` (0.5) and CPU pressure ≥
+ *   max(`minPsiShare` (0.2), baseline + `minPsiRise` (0.15))
+ * - or saturated: host CPU ≥ `saturatedShare` (0.9) × capacity (CPUs, or the cgroup limit), foreign
+ *   CPU ≥ `minForeignShare` (0.4) × capacity and CPU pressure ≥ `minSaturatedPsi` (0.5)
+ * - or throttled ≥ `minThrottledShare` (0.05) of the interval; or memory/IO `full` pressure ≥
+ *   `minStallShare` (0.1)
+ * - and compute slower: median ≥ max(baseline × `latencyRatio` (1.3), baseline +
+ *   `minLatencyIncreaseMs` (1)) or p90 ≥ max(baseline × `latencyRatio`, baseline + 5 ×
+ *   `minLatencyIncreaseMs`), over at least `minSpans` (5) spans
+ * - held `pendingSamples` (3); resolved after `resolveSamples` (15) samples in which either has gone;
+ *   a firing alert holds on half the thresholds (hysteresis)
+ * - baselines (`baselineWindow` 60 samples, ready after `warmupSamples` 10) learn while no alert is
+ *   pending or firing; the pressure baselines skip samples where pressure rose, the compute ones
+ *   samples where it slowed under pressure
+ * The inhibitor treats an instance as a pending cause as soon as there is such pressure, before
+ * compute confirms it: a latency symptom that fires first waits for the verdict.
  *
  * Without PSI (kernels before 4.20, PSI disabled, macOS: the fields are null) it cannot tell whose
  * pressure it is: it says so once (`drainNotices`) and stays off for that instance.
@@ -52,22 +62,26 @@ import { quantile } from '../stats.ts'
 export const HOST_CONTENTION_SETTINGS = {
   ...LIFECYCLE_SETTINGS,
   pendingSamples: setting.count(3, 'samples with pressure and latency up before firing'),
-  resolveSamples: setting.count(5, 'samples without them before resolving'),
+  // neighbours flicker (a build's jobs come and go): a short resolve paged one neighbour twice live
+  resolveSamples: setting.count(15, 'samples without them before resolving'),
   minForeignRiseCpus: setting.number(0.5, 'CPUs other processes must use beyond their baseline'),
   minPsiShare: setting.ratio(0.2, 'share of the interval some task waited for a CPU, at least'),
   minPsiRise: setting.ratio(0.15, '…and beyond its baseline by'),
+  saturatedShare: setting.ratio(0.9, 'host CPU at this share of its capacity is saturated…'),
+  minForeignShare: setting.ratio(0.4, '…by others when they use at least this share of it…'),
+  minSaturatedPsi: setting.ratio(0.5, '…and tasks wait for a CPU at least this share of the time'),
   minThrottledShare: setting.ratio(0.05, 'share of the interval the cgroup was throttled'),
   minStallShare: setting.ratio(0.1, 'share of the interval every task stalled on memory or IO (PSI full)'),
-  latencyRatio: setting.number(1.3, 'median (or p90) latency above baseline × this'),
-  minLatencyIncreaseMs: setting.number(2, '…and the median above baseline + this (p90: 5 × this), ms'),
-  minSpans: setting.count(5, 'fewest spans in a sample interval to judge its latency'),
+  latencyRatio: setting.number(1.3, 'compute median (or p90) above baseline × this'),
+  minLatencyIncreaseMs: setting.number(1, '…and the median above baseline + this (p90: 5 × this), ms'),
+  minSpans: setting.count(5, 'fewest spans in a sample interval to judge its compute time'),
   baselineWindow: setting.count(60, 'samples in the pressure and latency baselines'),
   warmupSamples: setting.count(10, 'samples before the baselines are used'),
 } as const
 export type HostContentionOptions = Partial<SettingsOf<typeof HOST_CONTENTION_SETTINGS>>
 
 export const HOST_CONTENTION_READS: DetectorReads = {
-  spans: ['instance', 'model', 'request_id', 'total_us'],
+  spans: ['instance', 'model', 'request_id', 'status', 'compute_us', 'total_us'],
   hw: [
     'process_cpu',
     'host_cpu',
@@ -95,15 +109,16 @@ interface Totals {
 
 interface InstanceState {
   fleet: string
-  /** total_us of the spans since the previous sample */
+  /** compute_us and total_us of the spans since the previous sample */
   latencies: number[]
+  totals: number[]
   spans: RecentSpans
   foreignCpu: RollingBaseline
   psiShare: RollingBaseline
   p50: RollingBaseline
   p90: RollingBaseline
   prev: Totals | undefined
-  /** foreign pressure rose at the last sample: a pending cause for the inhibitor */
+  /** pressure the engine did not cause at the last sample: a pending cause for the inhibitor */
   pressured: boolean
   lifecycle: AlertLifecycle
 }
@@ -114,6 +129,8 @@ interface HostReading {
   psiShare: number | null
   throttledShare: number
   stallShare: number
+  /** the host's CPU use as a share of its capacity (CPUs, or the cgroup limit) */
+  hostShare: number | null
 }
 
 export class HostContentionDetector extends KeyedDetector<
@@ -158,6 +175,7 @@ export class HostContentionDetector extends KeyedDetector<
     return {
       fleet,
       latencies: [],
+      totals: [],
       spans: new RecentSpans(),
       foreignCpu: b(),
       psiShare: b(),
@@ -172,8 +190,12 @@ export class HostContentionDetector extends KeyedDetector<
   onSpan(span: Span): Alert[] {
     const s = this.instance(span.instance, span.fleet, span.timestamp_us)
     if (span.status !== 'ok') return []
-    if (s.latencies.length >= SPAN_POOL) s.latencies.shift()
-    s.latencies.push(span.total_us)
+    if (s.latencies.length >= SPAN_POOL) {
+      s.latencies.shift()
+      s.totals.shift()
+    }
+    s.latencies.push(span.compute_us)
+    s.totals.push(span.total_us)
     s.spans.add(span)
     return []
   }
@@ -181,7 +203,9 @@ export class HostContentionDetector extends KeyedDetector<
   onHwSample(sample: HwSample): Alert[] {
     const s = this.instance(sample.instance, sample.fleet, sample.timestamp_us)
     const latencies = s.latencies
+    const totals = s.totals
     s.latencies = []
+    s.totals = []
     const psiKnown = sample.psi_cpu_some_total_us != null || sample.psi_cpu_some_avg10 != null
     if (!psiKnown) {
       if (!this.psiMissingSaid) {
@@ -199,20 +223,33 @@ export class HostContentionDetector extends KeyedDetector<
     const p50 = latencies.length >= this.o.minSpans ? quantile(latencies, 0.5) : Number.NaN
     const p90 = latencies.length >= this.o.minSpans ? quantile(latencies, 0.9) : Number.NaN
 
-    const active = s.lifecycle.active
     // a firing alert holds on half the rise (hysteresis), so a neighbour that flickers is one alert
     const relax = s.lifecycle.state === 'firing' ? 0.5 : 1
     const foreignBase = s.foreignCpu.median()
     const psiBase = s.psiShare.median()
-    const ready = s.foreignCpu.ready && s.psiShare.ready && this.warm(sample.instance, sample.timestamp_us)
-    const cpuRose =
+    const warm = this.warm(sample.instance, sample.timestamp_us)
+    const rose =
+      s.foreignCpu.ready &&
+      s.psiShare.ready &&
       reading.foreignCpu !== null &&
       reading.psiShare !== null &&
       reading.foreignCpu >= foreignBase + relax * this.o.minForeignRiseCpus &&
       reading.psiShare >= Math.max(relax * this.o.minPsiShare, psiBase + relax * this.o.minPsiRise)
+    const capacity = Math.min(
+      sample.host_cpus ?? Number.POSITIVE_INFINITY,
+      sample.cgroup_cpu_limit ?? Number.POSITIVE_INFINITY,
+    )
+    const saturated =
+      Number.isFinite(capacity) &&
+      reading.hostShare !== null &&
+      reading.foreignCpu !== null &&
+      reading.psiShare !== null &&
+      reading.hostShare >= this.o.saturatedShare * (relax === 1 ? 1 : 0.9) &&
+      reading.foreignCpu >= relax * this.o.minForeignShare * capacity &&
+      reading.psiShare >= relax * this.o.minSaturatedPsi
     const throttled = reading.throttledShare >= relax * this.o.minThrottledShare
     const stalled = reading.stallShare >= relax * this.o.minStallShare
-    const pressure = ready && (cpuRose || throttled || stalled)
+    const pressure = warm && (rose || saturated || throttled || stalled)
 
     const base50 = s.p50.median()
     const base90 = s.p90.median()
@@ -224,19 +261,24 @@ export class HostContentionDetector extends KeyedDetector<
         (p90 >= base90 * ratio && p90 >= base90 + relax * 5 * minUp))
     s.pressured = pressure
     const contended = pressure && slower
+    const total50 = totals.length >= this.o.minSpans ? quantile(totals, 0.5) : Number.NaN
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
       contended,
       contended
-        ? this.evidence(s, sample, reading, { foreignBase, psiBase, base50, p50, p90, base90 })
+        ? this.evidence(s, sample, reading, { foreignBase, psiBase, base50, p50, p90, base90, total50 })
         : undefined,
     )
-    // baselines learn only what is normal: neither pressure nor an alert
-    if (!active && !pressure && !s.lifecycle.active) {
-      if (reading.foreignCpu !== null) s.foreignCpu.push(reading.foreignCpu)
-      if (reading.psiShare !== null) s.psiShare.push(reading.psiShare)
-      if (Number.isFinite(p50)) s.p50.push(p50)
-      if (Number.isFinite(p90)) s.p90.push(p90)
+    // baselines learn what is normal here (a host busy all along included), never an episode
+    if (!s.lifecycle.active) {
+      if (!rose) {
+        if (reading.foreignCpu !== null) s.foreignCpu.push(reading.foreignCpu)
+        if (reading.psiShare !== null) s.psiShare.push(reading.psiShare)
+      }
+      if (!contended) {
+        if (Number.isFinite(p50)) s.p50.push(p50)
+        if (Number.isFinite(p90)) s.p90.push(p90)
+      }
     }
     return alert ? [alert] : []
   }
@@ -258,7 +300,15 @@ export class HostContentionDetector extends KeyedDetector<
     const psiAvg = sample.psi_cpu_some_avg10 == null ? null : sample.psi_cpu_some_avg10 / 100
     const foreignCpu =
       sample.host_cpu == null ? null : Math.max(0, sample.host_cpu - Math.max(0, sample.process_cpu))
+    const capacity = Math.min(
+      sample.host_cpus ?? Number.POSITIVE_INFINITY,
+      sample.cgroup_cpu_limit ?? Number.POSITIVE_INFINITY,
+    )
     return {
+      hostShare:
+        sample.host_cpu != null && Number.isFinite(capacity) && capacity > 0
+          ? sample.host_cpu / capacity
+          : null,
       foreignCpu,
       psiShare: psiFromTotal ?? psiAvg,
       throttledShare: share(now.throttledUs, prev?.throttledUs) ?? 0,
@@ -273,7 +323,15 @@ export class HostContentionDetector extends KeyedDetector<
     s: InstanceState,
     sample: HwSample,
     r: HostReading,
-    l: { foreignBase: number; psiBase: number; base50: number; p50: number; p90: number; base90: number },
+    l: {
+      foreignBase: number
+      psiBase: number
+      base50: number
+      p50: number
+      p90: number
+      base90: number
+      total50: number
+    },
   ) {
     const limited = r.throttledShare >= this.o.minThrottledShare
     const cpus = sample.host_cpus ?? Number.NaN
@@ -292,8 +350,9 @@ export class HostContentionDetector extends KeyedDetector<
       )
     if (r.stallShare > 0) what.push(`every task stalled on memory or IO ${pct(r.stallShare)} of the time`)
     const latency = Number.isFinite(l.p50)
-      ? `median latency ${ms(l.p50)} (baseline ${ms(l.base50)}), p90 ${ms(l.p90)} (baseline ${ms(l.base90)})`
-      : 'latency up'
+      ? `compute median ${ms(l.p50)} (baseline ${ms(l.base50)}), p90 ${ms(l.p90)} (baseline ${ms(l.base90)})` +
+        (Number.isFinite(l.total50) ? `, request median ${ms(l.total50)}` : '')
+      : 'compute slower'
     return {
       type: this.type,
       severity:
@@ -316,9 +375,9 @@ export class HostContentionDetector extends KeyedDetector<
       summary: `${sample.instance}: ${latency} while ${what.join('; ')}`,
       suspected_cause: limited
         ? "the cgroup's CPU limit: the process is throttled, not slow on its own"
-        : r.foreignCpu !== null && r.foreignCpu >= l.foreignBase + this.o.minForeignRiseCpus
-          ? 'a noisy neighbour: other processes on the host took the CPUs the engine needs'
-          : 'the host is stalled on memory or IO by something other than the engine',
+        : r.stallShare >= this.o.minStallShare && (r.psiShare ?? 0) < this.o.minPsiShare
+          ? 'the host is stalled on memory or IO by something other than the engine'
+          : 'a noisy neighbour: other processes on the host took the CPUs the engine needs',
       suggested_action: limited
         ? 'raise the CPU limit (cpu.max / resources.limits.cpu) or lower the load per instance'
         : 'find the neighbour (top / pidstat on the host), move it or the engine, or pin the engine to ' +

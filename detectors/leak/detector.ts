@@ -8,8 +8,11 @@
  * above `median + max(fastSigmas (6) × σ, fastMinRise (1.0) × median)` — the heap grows at least
  * twice as fast per request as normal — for `fastHoldSamples` (2) samples. Normalised per request,
  * a load burst or ramp does not move it; a real leak (bytes kept per request, or per second) does
- * within seconds. Needs arrivals ≥ `minArrivals` (5) per sample; the baseline warms up over
- * `fastWarmup` (30) samples and is frozen while the alert is pending or firing.
+ * within seconds. Needs arrivals ≥ `minArrivals` (5) per sample and ≥ `minArrivalsShare` (0.5) of
+ * their median over the baseline's samples — per request is only comparable at comparable load (when
+ * `breakid up` stopped its load generator, a handful of arrivals next to the summary's allocations
+ * read as a leak per request); the baseline warms up over `fastWarmup` (30) samples and is frozen
+ * while the alert is pending or firing.
  *
  * **Slow rule — post-GC floors rise.** The last `windowSamples` hardware samples, split into
  * `chunks` (6) chunks whose minimum is the memory *floor* of that stretch (what is left after GC).
@@ -30,6 +33,8 @@
  * - the Theil–Sen slope over all samples projects ≥ `minProjectedGrowthRatio` (0.1) of the current
  *   level within `horizonMs` (1 h)                                                 it matters soon
  * - held `pendingSamples` (5) samples
+ *
+ * - the instance has been seen for `slowWarmupMs` (5 min): a process warming up grows
  *
  * While the alert is active the slow rule holds on half the thresholds (floors rising in half the
  * steps by half the growth; 3 GC floors), so a leak that goes on does not resolve and re-fire.
@@ -74,6 +79,11 @@ export const MEMORY_LEAK_SETTINGS = {
   fastWarmup: setting.count(30, 'samples of growth per request before the fast rule judges'),
   fastBaselineWindow: setting.count(300, 'samples in the growth-per-request baseline'),
   minArrivals: setting.count(5, 'fewest arrivals in a sample for the fast rule'),
+  minArrivalsShare: setting.ratio(0.5, '…and at least this share of their usual (median) arrivals'),
+  slowWarmupMs: setting.number(
+    300_000,
+    'event time an instance must have been seen before the slow rule judges it (a process warming up grows)',
+  ),
 } as const
 export type MemoryLeakOptions = Partial<SettingsOf<typeof MEMORY_LEAK_SETTINGS>>
 
@@ -99,6 +109,8 @@ interface InstanceState {
   growth: RollingBaseline
   /** the last few samples' heap growth per request */
   recentGrowth: number[]
+  /** arrivals per sample where growth was learned: what comparable load is */
+  arrivals: RollingBaseline
   fastHeld: number
   slowHeld: number
   lifecycle: AlertLifecycle
@@ -162,6 +174,7 @@ export class MemoryLeakDetector extends KeyedDetector<
       gcUs: [],
       growth: new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup),
       recentGrowth: [],
+      arrivals: new RollingBaseline(this.o.fastBaselineWindow, 1),
       fastHeld: 0,
       slowHeld: 0,
       lifecycle: this.leakLifecycle(),
@@ -193,9 +206,14 @@ export class MemoryLeakDetector extends KeyedDetector<
     const slow = [heap, rss].filter((a) => a.leaking).sort((a, b) => b.projectedRatio - a.projectedRatio)
     s.slowHeld = slow.length > 0 ? s.slowHeld + 1 : 0
 
-    const warm = this.warm(`${sample.fleet}/${sample.instance}`, sample.timestamp_us)
+    const key = `${sample.fleet}/${sample.instance}`
+    const warm = this.warm(key, sample.timestamp_us)
     const fastFires = warm && fast !== undefined && s.fastHeld >= this.o.fastHoldSamples
-    const slowFires = warm && s.slowHeld >= this.o.pendingSamples
+    // a young process's memory grows as it warms up (JIT, caches, pools): measured in `breakid up`,
+    // rss 450 → 670 MB over its first 70 s with no leak, which the slow rule read as one
+    const slowFires =
+      this.seenFor(key, sample.timestamp_us) >= this.o.slowWarmupMs * 1000 &&
+      s.slowHeld >= this.o.pendingSamples
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
       fastFires || slowFires,
@@ -214,11 +232,16 @@ export class MemoryLeakDetector extends KeyedDetector<
     gc: boolean,
   ): FastVerdict | undefined {
     if (prevHeap === undefined || gc || sample.arrivals < this.o.minArrivals) return undefined
+    const usual = s.arrivals.count > 0 ? s.arrivals.median() : 0
+    if (sample.arrivals < this.o.minArrivalsShare * usual) return undefined
     const growth = (sample.heap_used_bytes - prevHeap) / sample.arrivals
     s.recentGrowth.push(growth)
     if (s.recentGrowth.length > this.o.fastSamples) s.recentGrowth.shift()
     // a break must never teach the baseline that it is normal
-    if (!s.lifecycle.active && s.fastHeld === 0) s.growth.push(growth)
+    if (!s.lifecycle.active && s.fastHeld === 0) {
+      s.growth.push(growth)
+      s.arrivals.push(sample.arrivals)
+    }
     if (!s.growth.ready || s.recentGrowth.length < this.o.fastSamples) return undefined
     const baseline = s.growth.median()
     const threshold =
@@ -456,6 +479,7 @@ export class MemoryLeakDetector extends KeyedDetector<
       gcUs: s.gcUs,
       growth: s.growth.toState(),
       recentGrowth: s.recentGrowth,
+      arrivals: s.arrivals.toState(),
       fastHeld: s.fastHeld,
       slowHeld: s.slowHeld,
       lifecycle: s.lifecycle.toState(),
@@ -478,6 +502,7 @@ export class MemoryLeakDetector extends KeyedDetector<
           ? new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup)
           : RollingBaseline.fromState(v.growth, this.o.fastBaselineWindow, this.o.fastWarmup),
       recentGrowth: nums(v.recentGrowth),
+      arrivals: RollingBaseline.fromState(v.arrivals, this.o.fastBaselineWindow, 1),
       fastHeld: num(v.fastHeld, 0),
       slowHeld: num(v.slowHeld, 0),
       lifecycle: this.leakLifecycle(v.lifecycle),

@@ -9,72 +9,84 @@ import { DetectorDriver } from '../helpers/detector-driver.ts'
 /**
  * One sample per second on a 2-CPU host. `others`: CPUs used by other processes; `psi`: share of
  * the second some task waited for a CPU (accumulated into the PSI total, as the kernel does);
- * `latencyMs`: the total of each of the step's 20 requests. The engine itself uses 0.5 CPU.
+ * `computeMs`: the compute stage of each of the step's 20 requests (`postprocessMs` likewise, 0.1
+ * by default). The engine itself uses 0.5 CPU.
  */
 function run(
-  cols: { others: string; psi: string; latencyMs: string; throttled?: string },
+  cols: { others: string; psi: string; computeMs: string; postprocessMs?: string; throttled?: string },
   d: DetectorDriver = new DetectorDriver(new HostContentionDetector()),
 ) {
   const psi = series(cols.psi)
   const throttled = cols.throttled ? series(cols.throttled) : psi.map(() => 0)
   let psiTotal = 0
   let throttledTotal = 0
-  d.run(
-    { host_cpu: cols.others, 'span.total_us': cols.latencyMs },
-    {
-      spansPerStep: 20,
-      span: (_i, k, c) => ({ total_us: c.total_us! * 1000 + k * 10 }),
-      hw: (i) => {
-        psiTotal += psi[i]! * 1e6
-        throttledTotal += throttled[i]! * 1e6
-        return {
-          process_cpu: 0.5,
-          host_cpus: 2,
-          // host_cpu is the engine's 0.5 plus the others'
-          host_cpu: 0.5 + series(cols.others)[i]!,
-          psi_cpu_some_total_us: psiTotal,
-          psi_cpu_some_avg10: psi[i]! * 100,
-          cgroup_throttled_us: cols.throttled ? throttledTotal : null,
-          cgroup_nr_throttled: cols.throttled ? Math.round(throttledTotal / 1000) : null,
-          cgroup_cpu_limit: cols.throttled ? 1 : null,
-        }
-      },
+  const table: Record<string, string> = { host_cpu: cols.others, 'span.compute_us': cols.computeMs }
+  if (cols.postprocessMs) table['span.postprocess_us'] = cols.postprocessMs
+  d.run(table, {
+    spansPerStep: 20,
+    span: (_i, k, c) => ({
+      compute_us: c.compute_us! * 1000 + k * 10,
+      postprocess_us: (c.postprocess_us ?? 0.1) * 1000,
+    }),
+    hw: (i) => {
+      psiTotal += psi[i]! * 1e6
+      throttledTotal += throttled[i]! * 1e6
+      return {
+        process_cpu: 0.5,
+        host_cpus: 2,
+        // host_cpu is the engine's 0.5 plus the others'
+        host_cpu: 0.5 + series(cols.others)[i]!,
+        psi_cpu_some_total_us: psiTotal,
+        psi_cpu_some_avg10: psi[i]! * 100,
+        cgroup_throttled_us: cols.throttled ? throttledTotal : null,
+        cgroup_nr_throttled: cols.throttled ? Math.round(throttledTotal / 1000) : null,
+        cgroup_cpu_limit: cols.throttled ? 1 : null,
+      }
     },
-  )
+  })
   return d
 }
 
 test('a neighbour taking the CPUs while requests slow fires once, names it, and resolves when it leaves', () => {
   const d = run({
-    others: '0.1x20 1.4x10 0.1x10',
-    psi: '0.05x20 0.7x10 0.05x10',
-    latencyMs: '10x20 30x10 10x10',
+    others: '0.1x20 1.4x10 0.1x20',
+    psi: '0.05x20 0.7x10 0.05x20',
+    computeMs: '10x20 30x10 10x20',
   })
   assert.deepEqual(d.transitions(), [
     ['firing', 22], // pressure and latency from step 20, held 3 samples
-    ['resolved', 34], // both gone from step 30, clear 5 samples
+    ['resolved', 44], // both gone from step 30, clear 15 samples
   ])
   const a = d.alerts[0]!.alert
   assert.equal(a.type, 'host_contention')
   assert.equal(a.statistic, 'foreign_cpu')
   assert.ok(Math.abs(a.observed - 1.4) < 1e-9 && Math.abs(a.baseline - 0.1) < 1e-9)
+  assert.match(a.summary, /compute median 30\.\d ms \(baseline 10\.\d ms\)/)
   assert.match(a.summary, /other processes use 1\.4 of 2 CPUs/)
   assert.match(a.summary, /waited for a CPU 70% of the time/)
   assert.match(a.suspected_cause, /noisy neighbour/)
   assert.equal(a.exemplar_request_ids.length, 3)
 })
 
-test('latency up on a quiet host is not contention (a stage stall is the engine’s own)', () => {
-  assert.deepEqual(run({ others: '0.1x40', psi: '0.05x40', latencyMs: '10x20 40x20' }).alerts, [])
+test('compute slower on a quiet host is not contention (a slower model is the engine’s own)', () => {
+  assert.deepEqual(run({ others: '0.1x40', psi: '0.05x40', computeMs: '10x20 40x20' }).alerts, [])
 })
 
-test('a host that was busy all along: a latency rise is not blamed on a neighbour that did not change', () => {
-  // other builds used 1.4 CPUs from the start (the baseline); then requests slow (a starvation, a stall)
-  assert.deepEqual(run({ others: '1.4x40', psi: '0.7x40', latencyMs: '10x20 40x20' }).alerts, [])
+test('a host busy all along but not saturated: a compute rise is not blamed on a neighbour that did not change', () => {
+  // other builds used 1.1 CPUs from the start (1.6 of 2 in all, tasks waiting 30 % of the time)
+  assert.deepEqual(run({ others: '1.1x40', psi: '0.3x40', computeMs: '10x20 40x20' }).alerts, [])
+})
+
+test('a host saturated by others all along: compute slowing under it is contention, a stalled stage is not', () => {
+  // the shared development host: others take 1.5 of 2 CPUs, tasks wait 90 % of the time, no quiet baseline
+  const busy = { others: '1.5x40', psi: '0.9x40' }
+  assert.deepEqual(run({ ...busy, computeMs: '10x20 30x20' }).transitions(), [['firing', 22]])
+  // a postprocess stall (a sleep: compute unchanged) on the same host is the stall's page, not this one
+  assert.deepEqual(run({ ...busy, computeMs: '10x40', postprocessMs: '0.1x20 100x20' }).alerts, [])
 })
 
 test('pressure without slower requests does not fire, but is a pending cause for the inhibitor', () => {
-  const d = run({ others: '0.1x20 1.4x10', psi: '0.05x20 0.7x10', latencyMs: '10x30' })
+  const d = run({ others: '0.1x20 1.4x10', psi: '0.05x20 0.7x10', computeMs: '10x30' })
   assert.deepEqual(d.alerts, [])
   assert.deepEqual([...d.detectors[0]!.pendingInstances!()], ['engine-0'])
 })
@@ -84,7 +96,7 @@ test('CPU throttling by the cgroup limit fires with the limit as the cause', () 
     others: '0.1x30',
     psi: '0.05x30',
     throttled: '0x20 0.3x10',
-    latencyMs: '10x20 30x10',
+    computeMs: '10x20 30x10',
   })
   assert.deepEqual(d.transitions(), [['firing', 22]])
   const a = d.alerts[0]!.alert
@@ -97,7 +109,7 @@ test('without PSI it says so once and stays off', () => {
   const hc = new HostContentionDetector()
   const d = new DetectorDriver(hc)
   d.run(
-    { host_cpu: '0.6x20 1.9x10', 'span.total_us': '10000x20 30000x10' },
+    { host_cpu: '0.6x20 1.9x10', 'span.compute_us': '10000x20 30000x10' },
     { spansPerStep: 20, hw: () => ({ psi_cpu_some_total_us: null, psi_cpu_some_avg10: null }) },
   )
   assert.deepEqual(d.alerts, [])
