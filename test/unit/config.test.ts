@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadConfig } from '../../app/config.ts'
 import { InvalidInputError } from '../../core/errors.ts'
+import { buildDetectors, resolveDetectorConfig } from '../../detectors/registry.ts'
 
 test('precedence: flags > environment > config file > defaults', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'breakid-config-'))
@@ -66,4 +67,57 @@ test('retention: 7 and 90 days by default, set by flag or environment, bounded s
       bad,
     )
   }
+})
+
+test('detector settings: flags > environment > file per setting, validated with the key in the message', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'breakid-config-'))
+  try {
+    const file = join(dir, 'breakid.json')
+    await writeFile(
+      file,
+      JSON.stringify({
+        detectors: {
+          slo_p99_breach: { sloP99Ms: 800, minSpans: 50, sloP99MsByModel: { resnet50: 300, mlp: 40 } },
+          anomaly: { enabled: false },
+        },
+      }),
+    )
+    const cfg = loadConfig(
+      { config: file, detectors: 'slo_p99_breach.sloP99MsByModel.resnet50=250' },
+      { BREAKID_DETECTORS: 'slo_p99_breach.sloP99Ms=600,queue_growth.minGrowth=8' },
+    )
+    const resolved = resolveDetectorConfig(cfg.detectors)
+    const slo = resolved.find((r) => r.definition.type === 'slo_p99_breach')!
+    assert.equal(slo.settings.sloP99Ms, 600, 'environment over file')
+    assert.equal(slo.settings.minSpans, 50, 'file over default')
+    assert.deepEqual(
+      slo.settings.sloP99MsByModel,
+      { resnet50: 250, mlp: 40 },
+      'a flag sets one model, the file the other',
+    )
+    assert.equal(resolved.find((r) => r.definition.type === 'queue_growth')!.settings.minGrowth, 8)
+    assert.equal(resolved.find((r) => r.definition.type === 'anomaly')!.enabled, false)
+    const types = buildDetectors(cfg.detectors).map((d) => d.type)
+    assert.ok(!types.includes('anomaly') && types.includes('host_contention'))
+    const built = buildDetectors(cfg.detectors).find((d) => d.type === 'slo_p99_breach')!
+    assert.equal(built.settings?.sloP99Ms, 600, 'the detector runs with the effective setting')
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('detector settings: unknown detector, unknown setting, bad value and bad syntax name what is wrong', () => {
+  const refused = (value: string, pattern: RegExp) =>
+    assert.throws(
+      () => loadConfig({ detectors: value }, {}),
+      (err: unknown) => err instanceof InvalidInputError && pattern.test(err.message),
+      value,
+    )
+  refused('nope.x=1', /detectors\.nope: unknown detector/)
+  refused('slo_p99_breach.sloP99=1', /detectors\.slo_p99_breach\.sloP99: unknown setting/)
+  refused('slo_p99_breach.sloP99Ms=abc', /detectors\.slo_p99_breach\.sloP99Ms: expected a number/)
+  refused('accelerator_starved.busyCeiling=1.5', /busyCeiling: expected a number ≥ 0 and ≤ 1, got "1\.5"/)
+  refused('stage_latency_regression.minSpans=2.5', /minSpans: expected a whole number/)
+  refused('anomaly.enabled=maybe', /detectors\.anomaly\.enabled: expected true or false/)
+  refused('slo_p99_breach', /is not type\.setting=value/)
 })
