@@ -6,6 +6,7 @@
 import { ALERT_TYPES } from '../../contract/vocabulary.ts'
 import { loadConfig } from '../../app/config.ts'
 import { readsOf, resolveDetectorConfig } from '../../detectors/registry.ts'
+import { DETECTOR_SOURCES, TELEMETRY_SOURCES, type TelemetrySource } from '../../detectors/sources.ts'
 import type { Command } from '../command.ts'
 
 export const detectorsCommand: Command = {
@@ -23,6 +24,7 @@ export const detectorsCommand: Command = {
         enabled: r.enabled,
         detects: ALERT_TYPES[r.definition.type],
         reads: { spans: [...reads.spans], hw: [...reads.hw] },
+        sources: DETECTOR_SOURCES[r.definition.type],
         settings: Object.fromEntries(
           Object.entries(r.definition.spec).map(([name, spec]) => [
             name,
@@ -42,6 +44,10 @@ export const detectorsCommand: Command = {
       out.push(`${d.type}  ${d.enabled ? 'on' : 'OFF'} — ${d.detects}`)
       out.push(`  reads spans: ${d.reads.spans.join(', ') || '—'}`)
       out.push(`  reads hw samples: ${d.reads.hw.join(', ') || '—'}`)
+      const on = (Object.keys(TELEMETRY_SOURCES) as TelemetrySource[])
+        .filter((src) => d.sources[src] !== false)
+        .map((src) => (d.sources[src] === true ? src : `${src} (${d.sources[src]})`))
+      out.push(`  works on: ${on.join('; ') || '—'}`)
       const width = Math.max(...Object.keys(d.settings).map((k) => k.length))
       for (const [name, s] of Object.entries(d.settings)) {
         const value = JSON.stringify(s.value)

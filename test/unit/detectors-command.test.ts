@@ -25,7 +25,7 @@ test('breakid detectors lists every detector with its effective settings and wha
       type: string
       enabled: boolean
       reads: { spans: string[]; hw: string[] }
-      settings: Record<string, { value: unknown; default: unknown }>
+      settings: Record<string, { value: unknown; default: unknown; doc: string }>
     }[]
   }
   assert.deepEqual(
