@@ -236,6 +236,12 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
     return s
   }
 
+  /** Drops a key and everything the base keeps about it. */
+  protected forget(key: string): void {
+    this.keys.delete(key)
+    this.meta.delete(key)
+  }
+
   /** Whether `key` has been seen for at least `warmupMs` of event time at `nowUs`. */
   protected warm(key: string, nowUs: number): boolean {
     return this.seenFor(key, nowUs) >= this.o.warmupMs * 1000

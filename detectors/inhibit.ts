@@ -58,8 +58,10 @@ const edges = (
 
 /**
  * The causal order. Each line is a mechanism, not a correlation:
- * - a host that takes the engine's CPUs slows every stage, the event loop, the executor (queue,
- *   smaller effective batches) and (de)serialization;
+ * - a host that takes the engine's CPUs slows its CPU work — compute, the queue in front of it,
+ *   (de)serialization, the event loop, effective batches — but does not make a stage wait: live on a
+ *   saturated host, contention that was explaining everything took the page of a 100 ms postprocess
+ *   stall, so preprocess and postprocess regressions (where stalls and starvation show) stay pages;
  * - starvation piles requests up before the executor (latency, queue growth once it drains, 429s
  *   when the preprocessing backlog overflows), and looks like contention to a latency-only eye;
  * - a queue that grows makes requests wait (queue_wait, drift, SLO);
@@ -69,16 +71,20 @@ const edges = (
  * - a blocked event loop delays every stage of every request;
  * - a compute stage that slows builds the queue in front of it;
  * - a stage that regresses moves the latency distribution, which breaks the SLO;
- * - failed requests end early and change the latency distribution.
+ * - failed requests end early and change the latency distribution;
+ * - inputs that moved move the outputs (live: an input drift paged output drift too).
  */
 export const CAUSAL_ORDER: readonly InhibitRule[] = [
   ...edges('host_contention', [
-    ...LATENCY,
+    'latency_drift',
+    'slo_p99_breach',
     'queue_growth',
     'event_loop_blocked',
-    'serialization_dominant',
     'batch_underutilized',
   ]),
+  ...edges('host_contention', ['stage_latency_regression'], {
+    targetStages: ['compute', 'queue_wait', 'deserialize', 'serialize'],
+  }),
   ...edges('accelerator_starved', [...LATENCY, 'queue_growth', 'host_contention', 'error_rate_spike']),
   ...edges('queue_growth', ['latency_drift', 'slo_p99_breach']),
   ...edges('queue_growth', ['stage_latency_regression'], { targetStages: ['queue_wait'] }),
@@ -97,6 +103,7 @@ export const CAUSAL_ORDER: readonly InhibitRule[] = [
   ...edges('stage_latency_regression', ['latency_drift', 'slo_p99_breach']),
   ...edges('latency_drift', ['slo_p99_breach']),
   ...edges('error_rate_spike', ['latency_drift']),
+  ...edges('input_drift', ['output_drift']),
 ]
 
 /** @deprecated the name of the causal order before it was one; kept for callers of the old API */

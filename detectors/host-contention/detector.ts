@@ -32,10 +32,14 @@
  *   CPU ≥ `minForeignShare` (0.4) × capacity and CPU pressure ≥ `minSaturatedPsi` (0.5)
  * - or throttled ≥ `minThrottledShare` (0.05) of the interval; or memory/IO `full` pressure ≥
  *   `minStallShare` (0.1)
- * - and compute slower: median ≥ max(baseline × `latencyRatio` (1.3), baseline +
+ * - and compute slower (the attribution): median ≥ max(baseline × `latencyRatio` (1.3), baseline +
  *   `minLatencyIncreaseMs` (1)) or p90 ≥ max(baseline × `latencyRatio`, baseline + 5 ×
  *   `minLatencyIncreaseMs`), over at least `minSpans` (5) spans
- * - held `pendingSamples` (3); resolved after `resolveSamples` (15) samples in which either has gone;
+ * - and requests slower by a margin a user notices (the impact): median ≥ max(baseline ×
+ *   `requestRatio` (1.3), baseline + `minRequestIncreaseMs` (5)) or p90 ≥ max(baseline × 1.5 ×
+ *   `requestRatio`, baseline + 5 × `minRequestIncreaseMs`) — live on the saturated host compute
+ *   swung 1.3× all the time while requests barely changed, and paged
+ * - held `pendingSamples` (5); resolved after `resolveSamples` (15) samples in which either has gone;
  *   a firing alert holds on half the thresholds (hysteresis)
  * - baselines (`baselineWindow` 60 samples, ready after `warmupSamples` 10) learn while no alert is
  *   pending or firing; the pressure baselines skip samples where pressure rose, the compute ones
@@ -61,7 +65,7 @@ import { quantile } from '../stats.ts'
 
 export const HOST_CONTENTION_SETTINGS = {
   ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(3, 'samples with pressure and latency up before firing'),
+  pendingSamples: setting.count(5, 'samples with pressure, compute and latency up before firing'),
   // neighbours flicker (a build's jobs come and go): a short resolve paged one neighbour twice live
   resolveSamples: setting.count(15, 'samples without them before resolving'),
   minForeignRiseCpus: setting.number(0.5, 'CPUs other processes must use beyond their baseline'),
@@ -74,6 +78,8 @@ export const HOST_CONTENTION_SETTINGS = {
   minStallShare: setting.ratio(0.1, 'share of the interval every task stalled on memory or IO (PSI full)'),
   latencyRatio: setting.number(1.3, 'compute median (or p90) above baseline × this'),
   minLatencyIncreaseMs: setting.number(1, '…and the median above baseline + this (p90: 5 × this), ms'),
+  requestRatio: setting.number(1.3, 'and requests slower: median (or p90: 1.5 ×) above baseline × this'),
+  minRequestIncreaseMs: setting.number(5, '…and the median above baseline + this (p90: 5 × this), ms'),
   minSpans: setting.count(5, 'fewest spans in a sample interval to judge its compute time'),
   baselineWindow: setting.count(60, 'samples in the pressure and latency baselines'),
   warmupSamples: setting.count(10, 'samples before the baselines are used'),
@@ -97,6 +103,9 @@ export const HOST_CONTENTION_READS: DetectorReads = {
   ],
 }
 
+/** samples after the last pressured one during which the instance stays a pending cause */
+const PRESSURE_MEMORY_SAMPLES = 5
+
 /** spans remembered per instance between two samples (the newest) */
 const SPAN_POOL = 512
 
@@ -117,9 +126,12 @@ interface InstanceState {
   psiShare: RollingBaseline
   p50: RollingBaseline
   p90: RollingBaseline
+  /** request latency (total_us) per interval: the impact */
+  total50: RollingBaseline
+  total90: RollingBaseline
   prev: Totals | undefined
-  /** pressure the engine did not cause at the last sample: a pending cause for the inhibitor */
-  pressured: boolean
+  /** samples since the last one with pressure the engine did not cause (∞: none yet) */
+  sincePressure: number
   lifecycle: AlertLifecycle
 }
 
@@ -154,10 +166,14 @@ export class HostContentionDetector extends KeyedDetector<
     return key
   }
 
-  /** Pending as soon as foreign pressure rose, so symptoms wait for the latency verdict. */
+  /**
+   * Pending as soon as there is pressure the engine did not cause, and for `PRESSURE_MEMORY_SAMPLES`
+   * after (one sample where the engine's own CPU jittered up must not release the symptoms it holds),
+   * so symptoms wait for the verdict.
+   */
   override *pendingInstances(): Iterable<string> {
     for (const [instance, s] of this.keys) {
-      if (s.pressured || s.lifecycle.state === 'pending') yield instance
+      if (s.sincePressure <= PRESSURE_MEMORY_SAMPLES || s.lifecycle.state === 'pending') yield instance
     }
   }
 
@@ -181,8 +197,10 @@ export class HostContentionDetector extends KeyedDetector<
       psiShare: b(),
       p50: b(),
       p90: b(),
+      total50: b(),
+      total90: b(),
       prev: undefined,
-      pressured: false,
+      sincePressure: Number.POSITIVE_INFINITY,
       lifecycle: this.newLifecycle(),
     }
   }
@@ -216,7 +234,7 @@ export class HostContentionDetector extends KeyedDetector<
             "the engine's own load cannot be told from a neighbour's",
         )
       }
-      s.pressured = false
+      s.sincePressure = Number.POSITIVE_INFINITY
       return []
     }
     const reading = this.read(s, sample)
@@ -255,18 +273,28 @@ export class HostContentionDetector extends KeyedDetector<
     const base90 = s.p90.median()
     const minUp = this.o.minLatencyIncreaseMs * 1000
     const ratio = 1 + relax * (this.o.latencyRatio - 1)
-    const slower =
+    const computeSlower =
       s.p50.ready &&
       ((p50 >= base50 * ratio && p50 >= base50 + relax * minUp) ||
         (p90 >= base90 * ratio && p90 >= base90 + relax * 5 * minUp))
-    s.pressured = pressure
-    const contended = pressure && slower
     const total50 = totals.length >= this.o.minSpans ? quantile(totals, 0.5) : Number.NaN
+    const total90 = totals.length >= this.o.minSpans ? quantile(totals, 0.9) : Number.NaN
+    const t50 = s.total50.median()
+    const t90 = s.total90.median()
+    const reqUp = this.o.minRequestIncreaseMs * 1000
+    const reqRatio = 1 + relax * (this.o.requestRatio - 1)
+    const requestsSlower =
+      s.total50.ready &&
+      ((total50 >= t50 * reqRatio && total50 >= t50 + relax * reqUp) ||
+        (total90 >= t90 * reqRatio * 1.5 && total90 >= t90 + relax * 5 * reqUp))
+    const slower = computeSlower && requestsSlower
+    s.sincePressure = pressure ? 0 : s.sincePressure + 1
+    const contended = pressure && slower
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
       contended,
       contended
-        ? this.evidence(s, sample, reading, { foreignBase, psiBase, base50, p50, p90, base90, total50 })
+        ? this.evidence(s, sample, reading, { foreignBase, psiBase, base50, p50, p90, base90, total50, t50 })
         : undefined,
     )
     // baselines learn what is normal here (a host busy all along included), never an episode
@@ -278,6 +306,8 @@ export class HostContentionDetector extends KeyedDetector<
       if (!contended) {
         if (Number.isFinite(p50)) s.p50.push(p50)
         if (Number.isFinite(p90)) s.p90.push(p90)
+        if (Number.isFinite(total50)) s.total50.push(total50)
+        if (Number.isFinite(total90)) s.total90.push(total90)
       }
     }
     return alert ? [alert] : []
@@ -331,6 +361,7 @@ export class HostContentionDetector extends KeyedDetector<
       p90: number
       base90: number
       total50: number
+      t50: number
     },
   ) {
     const limited = r.throttledShare >= this.o.minThrottledShare
@@ -351,7 +382,7 @@ export class HostContentionDetector extends KeyedDetector<
     if (r.stallShare > 0) what.push(`every task stalled on memory or IO ${pct(r.stallShare)} of the time`)
     const latency = Number.isFinite(l.p50)
       ? `compute median ${ms(l.p50)} (baseline ${ms(l.base50)}), p90 ${ms(l.p90)} (baseline ${ms(l.base90)})` +
-        (Number.isFinite(l.total50) ? `, request median ${ms(l.total50)}` : '')
+        (Number.isFinite(l.total50) ? `; request median ${ms(l.total50)} (baseline ${ms(l.t50)})` : '')
       : 'compute slower'
     return {
       type: this.type,
@@ -394,6 +425,8 @@ export class HostContentionDetector extends KeyedDetector<
       psiShare: s.psiShare.toState(),
       p50: s.p50.toState(),
       p90: s.p90.toState(),
+      total50: s.total50.toState(),
+      total90: s.total90.toState(),
       lifecycle: s.lifecycle.toState(),
     }
   }
@@ -406,6 +439,8 @@ export class HostContentionDetector extends KeyedDetector<
     s.psiShare = RollingBaseline.fromState(raw.psiShare, w, warm)
     s.p50 = RollingBaseline.fromState(raw.p50, w, warm)
     s.p90 = RollingBaseline.fromState(raw.p90, w, warm)
+    s.total50 = RollingBaseline.fromState(raw.total50, w, warm)
+    s.total90 = RollingBaseline.fromState(raw.total90, w, warm)
     s.lifecycle = this.restoreLifecycle(raw.lifecycle)
     return s
   }

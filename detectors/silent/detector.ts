@@ -115,7 +115,7 @@ export class InstanceSilentDetector extends KeyedDetector<InstanceState, Setting
       if (silentUs > this.o.forgetAfterMs * 1000) {
         const gone = other.lifecycle.close(this.nowUs, 'stale')
         if (gone) out.push(gone)
-        this.keys.delete(instance)
+        this.forget(instance)
         continue
       }
       if (!other.intervals.ready || !this.warm(instance, this.nowUs)) continue

@@ -54,7 +54,7 @@ test('a neighbour taking the CPUs while requests slow fires once, names it, and 
     computeMs: '10x20 30x10 10x20',
   })
   assert.deepEqual(d.transitions(), [
-    ['firing', 22], // pressure and latency from step 20, held 3 samples
+    ['firing', 24], // pressure, compute and requests up from step 20, held 5 samples
     ['resolved', 44], // both gone from step 30, clear 15 samples
   ])
   const a = d.alerts[0]!.alert
@@ -80,7 +80,7 @@ test('a host busy all along but not saturated: a compute rise is not blamed on a
 test('a host saturated by others all along: compute slowing under it is contention, a stalled stage is not', () => {
   // the shared development host: others take 1.5 of 2 CPUs, tasks wait 90 % of the time, no quiet baseline
   const busy = { others: '1.5x40', psi: '0.9x40' }
-  assert.deepEqual(run({ ...busy, computeMs: '10x20 30x20' }).transitions(), [['firing', 22]])
+  assert.deepEqual(run({ ...busy, computeMs: '10x20 30x20' }).transitions(), [['firing', 24]])
   // a postprocess stall (a sleep: compute unchanged) on the same host is the stall's page, not this one
   assert.deepEqual(run({ ...busy, computeMs: '10x40', postprocessMs: '0.1x20 100x20' }).alerts, [])
 })
@@ -98,7 +98,7 @@ test('CPU throttling by the cgroup limit fires with the limit as the cause', () 
     throttled: '0x20 0.3x10',
     computeMs: '10x20 30x10',
   })
-  assert.deepEqual(d.transitions(), [['firing', 22]])
+  assert.deepEqual(d.transitions(), [['firing', 24]])
   const a = d.alerts[0]!.alert
   assert.equal(a.statistic, 'cgroup_throttled_share')
   assert.match(a.suspected_cause, /CPU limit/)
@@ -160,4 +160,28 @@ test('a noisy neighbour pages once: host_contention, its latency symptoms as rel
     new Set([...raised].filter((t) => t !== 'host_contention')),
     'every symptom rides on the page',
   )
+})
+
+test('compute swinging under a saturated host without requests a user would notice slower does not page', () => {
+  // compute 10 → 14 ms (1.4×), but requests spend 200 ms waiting anyway: 210 → 214 ms (+2 %)
+  const d = new DetectorDriver(new HostContentionDetector())
+  let psiTotal = 0
+  d.run(
+    { 'span.compute_us': '10000x20 14000x20' },
+    {
+      spansPerStep: 20,
+      span: (_i, k, c) => ({ compute_us: c.compute_us! + k * 10, queue_wait_us: 200_000 }),
+      hw: () => {
+        psiTotal += 0.9e6
+        return {
+          process_cpu: 0.5,
+          host_cpu: 2,
+          host_cpus: 2,
+          psi_cpu_some_total_us: psiTotal,
+          psi_cpu_some_avg10: 90,
+        }
+      },
+    },
+  )
+  assert.deepEqual(d.alerts, [])
 })
