@@ -13,6 +13,9 @@
  *
  * Usage: node --import tsx bench/live-faults.ts [repetitions=2] [only=comma,separated,run,names]
  * Writes bench/results/live-faults.{json,md}. About 90 s per run; 13 runs per repetition.
+ *   node --import tsx bench/live-faults.ts render a.json b.json …  — one report from several result
+ *   files; a run name in a later file replaces that run's results of the earlier ones (a rerun after
+ *   a fix), and the report lists which file each came from.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -20,6 +23,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FAULT_TYPES, FAULTS } from '../contract/faults.ts'
 import { machineInfo } from '../core/machine.ts'
+import { formatJson } from '../eval/report.ts'
 import { type ReceivedAlert, startReceiver } from '../notify/receiver.ts'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -310,7 +314,35 @@ function markdown(results: RunResult[], summary: ReturnType<typeof summarise>, m
   return `${lines.join('\n')}\n`
 }
 
+/** Re-renders the report from result files (later files replace the runs they have). */
+function render(files: string[]): void {
+  const merged: (RunResult & { source?: string })[] = []
+  let machine: object = machineInfo()
+  for (const f of files) {
+    const doc = JSON.parse(readFileSync(f, 'utf8')) as { machine: object; results: RunResult[] }
+    machine = doc.machine
+    const names = new Set(doc.results.map((r) => r.name))
+    for (let i = merged.length - 1; i >= 0; i--) if (names.has(merged[i]!.name)) merged.splice(i, 1)
+    merged.push(...doc.results.map((r) => ({ ...r, source: (doc.machine as { date: string }).date })))
+  }
+  const summary = summarise(merged)
+  const out = join(ROOT, 'bench/results')
+  const sources = [...new Set(merged.map((r) => r.source))]
+  writeFileSync(
+    join(out, 'live-faults.json'),
+    `${formatJson({ machine, sources, summary, results: merged })}\n`,
+  )
+  writeFileSync(
+    join(out, 'live-faults.md'),
+    markdown(merged, summary, machine) +
+      (sources.length > 1
+        ? `\nMerged from ${sources.length} matrix runs started ${sources.join(', ')}: a run name measured again later replaces the earlier measurement of it.\n`
+        : ''),
+  )
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'render') return render(process.argv.slice(3))
   const repetitions = Number(process.argv[2] ?? 2)
   const only = process.argv[3]?.split(',')
   const selected = plans().filter((p) => !only || only.includes(p.name))
@@ -330,10 +362,7 @@ async function main(): Promise<void> {
       )
       // written after every run: a long matrix interrupted keeps what it measured
       const summary = summarise(results)
-      writeFileSync(
-        join(out, 'live-faults.json'),
-        `${JSON.stringify({ machine, summary, results }, null, 2)}\n`,
-      )
+      writeFileSync(join(out, 'live-faults.json'), `${formatJson({ machine, summary, results })}\n`)
       writeFileSync(join(out, 'live-faults.md'), markdown(results, summary, machine))
     }
   }

@@ -357,10 +357,14 @@ export async function runEval(opts: EvalOptions): Promise<EvalReport> {
     const quiet = scenarios.filter((s) => s.clean && s.host === undefined)
     const busy = scenarios.filter((s) => s.clean && s.host !== undefined)
     const faults = scenarios.flatMap(groundTruth)
+    // the figures as reported before cover what they always covered: engine faults and quiet clean
+    // traffic, not the host scenarios added with host_contention
+    const engineOnly = scenarios.filter((s) => s.host === undefined)
+    const engineNames = new Set(engineOnly.map((s) => s.name))
     const lenient = score(
       {
-        faults,
-        alerts: evalAlerts.filter((a) => names.has(a.scenario)),
+        faults: engineOnly.flatMap(groundTruth),
+        alerts: evalAlerts.filter((a) => engineNames.has(a.scenario)),
         cleanInstanceHours: hours(quiet),
         cleanScenarios: new Set(quiet.map((s) => s.name)),
         graceS,

@@ -113,7 +113,13 @@ export function summaryTable(report: EvalReport): string {
   const both = (a: string, b: string | null) => [a, b ?? '—']
   const rows = [
     ['metric', 'in-sample', 'held-out', 'target', ''],
-    ['**as reported before (every raised alert; symptoms count as right)**', '', '', '', ''],
+    [
+      '**as reported before (every raised alert, symptoms count as right; engine faults, quiet hosts)**',
+      '',
+      '',
+      '',
+      '',
+    ],
     [
       'recall (all fault types)',
       ...both(f3(sc.recall), ho && f3(ho.recall)),
