@@ -72,7 +72,8 @@ test('N requests through the engine become exactly N spans in ClickHouse and one
     logger,
     clickhouse: ch,
     // 250 ms samples: the same detector, on a faster clock, so the test takes seconds, not minutes
-    detectors: [new StarvationDetector({ warmupSamples: 8 })],
+    // (its event-time warm-up scaled with it: 2 s instead of 15)
+    detectors: [new StarvationDetector({ warmupSamples: 8, warmupMs: 2000 })],
     routes: [{ url: receiver.url, secret }],
   })
   // Preprocessing slowed to 40 ms per request with 4 workers: 100 req/s of capacity for 150 req/s.
