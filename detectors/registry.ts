@@ -3,9 +3,8 @@
  * what it reads, and whether it runs by default. The live pipeline, `breakid eval`, `breakid replay`
  * and `breakid detectors` all build from here, and the configuration validates against it.
  */
-import type { HwSample } from '../contract/records.ts'
 import type { AlertType } from '../contract/vocabulary.ts'
-import { AnomalyDetector, DEVICE_FIELDS, HW_FIELDS } from './anomaly/detector.ts'
+import { ANOMALY_SETTINGS, AnomalyDetector } from './anomaly/detector.ts'
 import { BATCHING_SETTINGS, BatchUnderutilizedDetector } from './batching/detector.ts'
 import {
   type Detector,
@@ -13,7 +12,6 @@ import {
   resolveSettings,
   SettingError,
   type SettingsSpec,
-  setting,
 } from './detector.ts'
 import { DRIFT_SETTINGS, LATENCY_DRIFT_SETTINGS } from './drift/detector.ts'
 import { InputDriftDetector } from './drift/input.ts'
@@ -41,34 +39,6 @@ export interface DetectorDefinition {
   create(settings: Record<string, unknown>): Detector
   /** what it reads (for detectors outside the kernel, which do not say themselves) */
   reads?: DetectorReads
-}
-
-/**
- * The generic detector's settings as the registry offers them (detectors/anomaly keeps its own option
- * names). The live default watches only device temperature and power: on arrivals, completions,
- * CPU, busy fraction or GC time it paged on every traffic burst and major GC in `breakid eval`'s
- * clean scenarios; `breakid replay --file` runs it on every column instead.
- */
-const ANOMALY_SETTINGS = {
-  windowSamples: setting.count(120, 'baseline window, samples'),
-  warmupSamples: setting.count(30, 'samples before the first alert'),
-  zEnter: setting.number(4, 'robust z beyond which a value counts toward a level shift'),
-  zExit: setting.number(2.5, 'robust z under which a firing alert counts as clear'),
-  spikeZ: setting.number(8, 'robust z of a single value that fires at once'),
-  holdSamples: setting.count(5, 'values beyond zEnter in a row for a level shift'),
-  resolveSamples: setting.count(3, 'clear values before resolving'),
-  adoptAfterSamples: setting.count(60, 'a shift that lasts this long becomes the new normal'),
-  seasonPeriodSamples: setting.count(0, 'seasonal-naive period in samples; 0 = off', 0),
-  hwFields: setting.list([], `hardware-sample fields it watches (of ${HW_FIELDS.join(', ')})`),
-  deviceFields: setting.list(
-    ['temperature_c', 'power_w'],
-    `per-device fields it watches (of ${DEVICE_FIELDS.join(', ')})`,
-  ),
-} as const satisfies SettingsSpec
-
-const ANOMALY_READS: DetectorReads = {
-  spans: [],
-  hw: [...HW_FIELDS, 'devices'] as (keyof HwSample)[],
 }
 
 /** Every detector, in the order they run (causes before their symptoms reads best in listings). */
@@ -167,9 +137,7 @@ export const DETECTORS: readonly DetectorDefinition[] = [
     type: 'anomaly',
     spec: ANOMALY_SETTINGS,
     enabledByDefault: true,
-    reads: ANOMALY_READS,
-    create: (s) =>
-      new AnomalyDetector(s as ConstructorParameters<typeof AnomalyDetector>[0] & Record<string, unknown>),
+    create: (s) => new AnomalyDetector(s),
   },
 ]
 

@@ -9,16 +9,27 @@
  * minutes is as valid as one sampled every second, and a replay gives the live run's alerts.
  *
  * `assess` also returns the per-point anomaly score in [0, 1] (`breakid replay --scores`).
+ *
+ * On the detector kernel (../detector.ts): one key per series, its settings declared once
+ * (`ANOMALY_SETTINGS`, flat so the configuration can set them; the nested `probation` of
+ * AnomalyOptions maps onto the `probation*` settings), snapshots, shutdown and stale resolution. Its
+ * warm-up is the series model's probation, in points, so the kernel's event-time warm-up is 0 here.
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
-import { isRecord } from '../baseline.ts'
-import { type Detector, keyedState } from '../detector.ts'
-import { AlertLifecycle } from '../lifecycle.ts'
-import { EpisodeGate, type EpisodeOptions } from '../series/episodes.ts'
+import {
+  type DetectorReads,
+  KeyedDetector,
+  LIFECYCLE_SETTINGS,
+  type SettingsOf,
+  setting,
+} from '../detector.ts'
+import type { AlertLifecycle } from '../lifecycle.ts'
+import { EPISODE_DEFAULTS, EpisodeGate, type EpisodeOptions } from '../series/episodes.ts'
 import {
   type Assessment,
   type ModelName,
   resolveSeriesModelOptions,
+  SERIES_MODEL_DEFAULTS,
   SeriesModel,
   type SeriesModelOptions,
 } from '../series/model.ts'
@@ -46,6 +57,50 @@ export type HwField = (typeof HW_FIELDS)[number]
 export const DEVICE_FIELDS = ['utilization', 'memory_used_bytes', 'power_w', 'temperature_c'] as const
 export type DeviceField = (typeof DEVICE_FIELDS)[number]
 
+const M = SERIES_MODEL_DEFAULTS
+
+/**
+ * Its settings. The live default watches only device temperature and power: on arrivals,
+ * completions, CPU, busy fraction or GC time a generic detector pages on every traffic burst and
+ * major GC; `breakid replay --file` runs it on every column instead.
+ */
+export const ANOMALY_SETTINGS = {
+  ...LIFECYCLE_SETTINGS,
+  // the episode gate decides firing and resolving; the lifecycle only turns them into records
+  pendingSamples: setting.count(1, 'transitions from the episode gate before a record (1: at once)'),
+  resolveSamples: setting.count(1, 'resolutions from the episode gate before a record (1: at once)'),
+  warmupMs: setting.number(0, 'event-time warm-up; 0: the probation (in points) is the warm-up'),
+  levelPoints: setting.count(M.levelPoints, 'values in the level baseline; a shift this long becomes normal'),
+  spreadPoints: setting.count(M.spreadPoints, 'residuals in the spread baseline'),
+  probationMinPoints: setting.count(M.probation.minPoints, 'never fewer values than this before scoring'),
+  probationSpanMs: setting.number(M.probation.spanUs / 1000, 'probation ends after this much event time, ms'),
+  probationMaxPoints: setting.count(M.probation.maxPoints, '…or after this many values'),
+  relativeFloor: setting.number(M.relativeFloor, 'floor of σ as a share of the expected value'),
+  alertZ: setting.number(M.alertZ, 'deviation (σ) at which the score is 0.5'),
+  excursionZ: setting.number(M.excursionZ, 'deviation that opens an excursion and keeps it open'),
+  familiarAfter: setting.count(M.familiarAfter, 'earlier similar excursions after which one is familiar', 0),
+  similarShare: setting.ratio(M.similarShare, 'an earlier excursion is similar at this share of the height'),
+  seasonalGain: setting.ratio(M.seasonalGain, 'a seasonal model takes over with residuals this much tighter'),
+  historyPoints: setting.count(M.historyPoints, 'how long excursions are remembered, points'),
+  alertScore: setting.ratio(EPISODE_DEFAULTS.alertScore, 'score at which an alert fires'),
+  quietPoints: setting.count(
+    EPISODE_DEFAULTS.quietPoints,
+    'points after a resolve before the series may fire again',
+    0,
+  ),
+  hwFields: setting.list([], `hardware-sample fields it watches (of ${HW_FIELDS.join(', ')})`),
+  deviceFields: setting.list(
+    ['temperature_c', 'power_w'],
+    `per-device fields it watches (of ${DEVICE_FIELDS.join(', ')})`,
+  ),
+} as const
+type AnomalySettings = SettingsOf<typeof ANOMALY_SETTINGS>
+
+export const ANOMALY_READS: DetectorReads = {
+  spans: [],
+  hw: [...HW_FIELDS, 'devices'],
+}
+
 /** Where an observed series comes from; names the alert's fleet/instance/model. */
 export interface SeriesLabels {
   fleet?: string
@@ -70,24 +125,67 @@ interface SeriesState {
   lifecycle: AlertLifecycle
 }
 
-/** the lifecycle turns the gate's transitions into alert records (ids, start and end) */
-const LIFECYCLE = { pendingSamples: 1, resolveSamples: 1 }
+/**
+ * AnomalyOptions (nested probation, used by replay and the corpus) or the registry's flat settings,
+ * as flat settings. Without either field list a directly built detector watches every field (replay
+ * and tests); the registry passes the live default explicitly.
+ */
+function flatten(opts: AnomalyOptions & Partial<AnomalySettings>): Partial<AnomalySettings> {
+  const { probation, ...rest } = opts as AnomalyOptions & Partial<AnomalySettings>
+  const { seasonsS: _seasons, ...settings } = rest as AnomalyOptions & Record<string, unknown>
+  const flat: Record<string, unknown> = { ...settings }
+  if (probation?.minPoints !== undefined) flat.probationMinPoints = probation.minPoints
+  if (probation?.spanUs !== undefined) flat.probationSpanMs = probation.spanUs / 1000
+  if (probation?.maxPoints !== undefined) flat.probationMaxPoints = probation.maxPoints
+  // an episode's quiet time follows the level window unless set
+  if (flat.quietPoints === undefined && flat.levelPoints !== undefined) flat.quietPoints = flat.levelPoints
+  flat.hwFields ??= HW_FIELDS
+  flat.deviceFields ??= DEVICE_FIELDS
+  return flat as Partial<AnomalySettings>
+}
 
-export class AnomalyDetector implements Detector {
+export class AnomalyDetector extends KeyedDetector<SeriesState, AnomalySettings> {
   readonly type = 'anomaly'
+  readonly reads = ANOMALY_READS
   private readonly modelOptions: SeriesModelOptions
   private readonly episodeOptions: EpisodeOptions
   private readonly hwFields: readonly HwField[]
   private readonly deviceFields: readonly DeviceField[]
-  private readonly series = new Map<string, SeriesState>()
 
-  constructor(opts: AnomalyOptions = {}) {
-    const { hwFields, deviceFields, alertScore, quietPoints, ...model } = opts
-    this.modelOptions = model
-    this.episodeOptions = { alertScore, quietPoints: quietPoints ?? model.levelPoints }
-    this.hwFields = hwFields ?? HW_FIELDS
-    this.deviceFields = deviceFields ?? DEVICE_FIELDS
-    resolveSeriesModelOptions(model) // validates the options once, here
+  constructor(opts: AnomalyOptions & Partial<AnomalySettings> = {}) {
+    super(ANOMALY_SETTINGS, flatten(opts))
+    const o = this.settings
+    this.modelOptions = {
+      levelPoints: o.levelPoints,
+      spreadPoints: o.spreadPoints,
+      probation: {
+        minPoints: o.probationMinPoints,
+        spanUs: o.probationSpanMs * 1000,
+        maxPoints: o.probationMaxPoints,
+      },
+      relativeFloor: o.relativeFloor,
+      alertZ: o.alertZ,
+      excursionZ: o.excursionZ,
+      familiarAfter: o.familiarAfter,
+      similarShare: o.similarShare,
+      seasonalGain: o.seasonalGain,
+      historyPoints: o.historyPoints,
+      ...(opts.seasonsS ? { seasonsS: opts.seasonsS } : {}),
+    }
+    this.episodeOptions = { alertScore: o.alertScore, quietPoints: o.quietPoints }
+    this.hwFields = o.hwFields.filter((f): f is HwField => (HW_FIELDS as readonly string[]).includes(f))
+    this.deviceFields = o.deviceFields.filter((f): f is DeviceField =>
+      (DEVICE_FIELDS as readonly string[]).includes(f),
+    )
+    resolveSeriesModelOptions(this.modelOptions) // validates the options once, here
+  }
+
+  protected lifecyclesOf(s: SeriesState): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(s: SeriesState): string {
+    return s.instance
   }
 
   onHwSample(sample: HwSample): Alert[] {
@@ -117,24 +215,20 @@ export class AnomalyDetector implements Detector {
     const fleet = labels.fleet ?? ''
     const instance = labels.instance ?? '*'
     const key = `${fleet}/${instance}/${series}`
-    let s = this.series.get(key)
-    if (!s) {
-      s = {
-        series,
-        fleet,
-        instance,
-        model: labels.model ?? '*',
-        detector: new SeriesModel(this.modelOptions),
-        gate: new EpisodeGate(this.episodeOptions),
-        lifecycle: new AlertLifecycle(LIFECYCLE),
-      }
-      this.series.set(key, s)
-    }
+    const s = this.state(key, timestampUs, () => ({
+      series,
+      fleet,
+      instance,
+      model: labels.model ?? '*',
+      detector: new SeriesModel(this.modelOptions),
+      gate: new EpisodeGate(this.episodeOptions),
+      lifecycle: this.newLifecycle(),
+    }))
     const a = s.detector.observe(timestampUs, value)
     if (!a) return { alerts: [] }
     const transition = s.gate.step(a)
     const alerts: Alert[] = []
-    if (transition === 'fire') {
+    if (transition === 'fire' && this.warm(key, timestampUs)) {
       const fired = s.lifecycle.observe(s.gate.onsetUs, true, this.evidence(key, s, a))
       if (fired) alerts.push({ ...fired, updated_at_us: timestampUs })
     } else if (transition === 'resolve') {
@@ -174,34 +268,27 @@ export class AnomalyDetector implements Detector {
     }
   }
 
-  exportState(): Record<string, unknown> {
+  protected stateToJson(s: SeriesState): Record<string, unknown> {
     return {
-      version: 2,
-      keys: keyedState(this.series, (s) => ({
-        series: s.series,
-        fleet: s.fleet,
-        instance: s.instance,
-        model: s.model,
-        detector: s.detector.toState(),
-        gate: s.gate.toState(),
-        lifecycle: s.lifecycle.toState(),
-      })),
+      series: s.series,
+      fleet: s.fleet,
+      instance: s.instance,
+      model: s.model,
+      detector: s.detector.toState(),
+      gate: s.gate.toState(),
+      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  importState(state: Record<string, unknown>): void {
-    if (!isRecord(state.keys)) return
-    for (const [key, v] of Object.entries(state.keys)) {
-      if (!isRecord(v)) continue
-      this.series.set(key, {
-        series: String(v.series ?? key),
-        fleet: String(v.fleet ?? ''),
-        instance: String(v.instance ?? '*'),
-        model: String(v.model ?? '*'),
-        detector: SeriesModel.fromState(v.detector, this.modelOptions),
-        gate: EpisodeGate.fromState(v.gate, this.episodeOptions),
-        lifecycle: AlertLifecycle.fromState(v.lifecycle, LIFECYCLE),
-      })
+  protected stateFromJson(v: Record<string, unknown>, key: string): SeriesState {
+    return {
+      series: String(v.series ?? key),
+      fleet: String(v.fleet ?? ''),
+      instance: String(v.instance ?? '*'),
+      model: String(v.model ?? '*'),
+      detector: SeriesModel.fromState(v.detector, this.modelOptions),
+      gate: EpisodeGate.fromState(v.gate, this.episodeOptions),
+      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }
