@@ -23,6 +23,14 @@
  * waits — Alertmanager's `group_wait`, but only then: it becomes evidence if the cause fires, is
  * delivered if the cause clears, and delivered anyway after `maxHoldUs` of event time.
  *
+ * Pressure on the host explains its latency symptoms for as long as it lasts (`whilePending` rules):
+ * a symptom that fires while the host is under pressure the engine did not cause (host_contention
+ * pending) waits until that pressure ends, not `maxHoldUs` — it rides on host_contention if that
+ * confirms, is dropped (counted, never paged) if it resolves first, and is delivered only if it is
+ * still firing `settleUs` after the pressure ended: it outlived what could explain it. Measured live
+ * before this rule on the 2-core host: two busy loops beside a clean run paged latency drift 40 s
+ * before host_contention confirmed; a bursty neighbour paged the p99 SLO on a clean run.
+ *
  * Some detectors only ever see consequences (`GROUP_WAIT_TYPES`: the latency distribution, the SLO,
  * the queue, the event loop): they react within a second, while the detector of the cause may not
  * even be pending yet — a stage regression closes its interval when the next one's first span arrives,
@@ -45,6 +53,11 @@ export interface InhibitRule {
   targetStages?: readonly Stage[]
   /** how long after the source resolves its targets stay explained, µs (default 60 s) */
   graceUs?: number
+  /**
+   * the source's pending condition alone explains the target (pressure on the host): the target
+   * waits as long as the source is pending, and is dropped if it resolves meanwhile
+   */
+  whilePending?: boolean
 }
 
 /** symptoms of anything that makes requests slower */
@@ -75,15 +88,17 @@ const edges = (
  * - inputs that moved move the outputs (live: an input drift paged output drift too).
  */
 export const CAUSAL_ORDER: readonly InhibitRule[] = [
-  ...edges('host_contention', [
-    'latency_drift',
-    'slo_p99_breach',
-    'queue_growth',
-    'event_loop_blocked',
-    'batch_underutilized',
-  ]),
+  // consequences of slower CPU work wait out the pressure. Small batches are also a fault of their
+  // own (a misconfigured batcher), but a misconfiguration outlasts a neighbour's burst and pages
+  // then; live, a bursty neighbour paged batch_underutilized on a clean run
+  ...edges(
+    'host_contention',
+    ['latency_drift', 'slo_p99_breach', 'queue_growth', 'event_loop_blocked', 'batch_underutilized'],
+    { whilePending: true },
+  ),
   ...edges('host_contention', ['stage_latency_regression'], {
     targetStages: ['compute', 'queue_wait', 'deserialize', 'serialize'],
+    whilePending: true,
   }),
   ...edges('accelerator_starved', [...LATENCY, 'queue_growth', 'host_contention', 'error_rate_spike']),
   ...edges('queue_growth', ['latency_drift', 'slo_p99_breach']),
@@ -118,6 +133,8 @@ export const GROUP_WAIT_TYPES: ReadonlySet<string> = new Set<AlertType>([
 ])
 
 const DEFAULT_GRACE_US = 60_000_000
+/** the root of a symptom that was explained but belongs to no delivered alert (host pressure) */
+const NO_ROOT = ''
 
 /** What the caller knows besides the alerts: which causes are about to fire, and the time. */
 export interface InhibitContext {
@@ -149,6 +166,8 @@ interface Root {
 interface Held {
   firing: Alert
   resolved?: Alert
+  /** event time at which the pressure that held it was last seen pending, µs (held for pressure) */
+  pressureSeenUs?: number
 }
 
 export interface InhibitResult {
@@ -175,6 +194,10 @@ export class Inhibitor {
     private readonly maxHoldUs = 15_000_000,
     /** how long a consequence-only alert waits for a cause that is not pending yet, µs */
     private readonly groupWaitUs = 5_000_000,
+    /** a symptom held for pressure is delivered if still firing this long after the pressure ended */
+    private readonly settleUs = 30_000_000,
+    /** …and at the latest after this long, whatever the pressure does, µs */
+    private readonly maxPressureHoldUs = 300_000_000,
   ) {
     this.rules = rules
     // longest chain of causes above each type (the order is acyclic once stages are considered;
@@ -251,6 +274,12 @@ export class Inhibitor {
           this.find(h.resolved)!.untilUs = h.resolved.updated_at_us + this.graceOf(h.resolved.type)
           inhibited.push(h.resolved)
         }
+      } else if (ctx && this.pressureHolds(h, ctx)) {
+        if (!h.resolved) continue
+        // it ended while the host was under pressure: explained, never paged
+        this.register(h.firing, NO_ROOT)
+        this.find(h.firing)!.untilUs = h.resolved.updated_at_us + this.graceOf(h.resolved.type)
+        inhibited.push(h.firing, h.resolved)
       } else if (
         !ctx ||
         ctx.nowUs - h.firing.updated_at_us > this.maxHoldUs ||
@@ -279,12 +308,36 @@ export class Inhibitor {
     return { publish, inhibited }
   }
 
-  /** Hands out every held alert (to publish at shutdown: a hold must not lose an alert). */
-  releaseAll(): Alert[] {
-    const out = [...this.held.values()].flatMap((h) => (h.resolved ? [h.firing, h.resolved] : [h.firing]))
-    for (const h of this.held.values()) this.deliver(h.firing)
+  /**
+   * Shutdown: hands out every held alert (a hold must not lose an alert), except those held for
+   * pressure that had not outlived it — they are explained, and come back as inhibited.
+   */
+  releaseAll(): InhibitResult {
+    const publish: Alert[] = []
+    const inhibited: Alert[] = []
+    for (const h of this.held.values()) {
+      const records = h.resolved ? [h.firing, h.resolved] : [h.firing]
+      if (h.pressureSeenUs !== undefined) {
+        this.register(h.firing, NO_ROOT)
+        inhibited.push(...records)
+      } else {
+        this.deliver(h.firing)
+        publish.push(...records)
+      }
+    }
     this.held.clear()
-    return out
+    return { publish, inhibited }
+  }
+
+  /**
+   * Whether `h` still waits because the host is (or was until `settleUs` ago) under pressure that
+   * explains it, and notes when that pressure was last seen.
+   */
+  private pressureHolds(h: Held, ctx: InhibitContext): boolean {
+    const a = h.firing
+    if (ctx.nowUs - a.updated_at_us > this.maxPressureHoldUs) return false
+    if (this.causePending(a, ctx, true)) h.pressureSeenUs = ctx.nowUs
+    return h.pressureSeenUs !== undefined && ctx.nowUs - h.pressureSeenUs < this.settleUs
   }
 
   /** a consequence-only alert with some cause in the order waits for it a moment */
@@ -369,10 +422,12 @@ export class Inhibitor {
     return best
   }
 
-  private causePending(a: Alert, ctx: InhibitContext): boolean {
+  /** a cause of `a` is pending on its instance (with `pressure`: one whose pending explains it) */
+  private causePending(a: Alert, ctx: InhibitContext, pressure = false): boolean {
     return this.rules.some(
       (r) =>
         r.target === a.type &&
+        (!pressure || r.whilePending === true) &&
         (!r.targetStages || (a.stage !== null && (r.targetStages as readonly string[]).includes(a.stage))) &&
         ctx.pending.has(`${r.source}/${a.instance}`),
     )

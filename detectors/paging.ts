@@ -95,8 +95,9 @@ export class Paging {
   close(resolve = true): PagingResult {
     const raised = this.raised
     this.raised = []
-    const publish = this.inhibitor.releaseAll()
-    const inhibited: Alert[] = []
+    const released = this.inhibitor.releaseAll()
+    const publish = released.publish
+    const inhibited = released.inhibited
     if (resolve) {
       const closed: Alert[] = []
       for (const d of this.detectors) closed.push(...(d.close?.(this.eventTimeUs, 'shutdown') ?? []))

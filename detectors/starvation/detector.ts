@@ -20,6 +20,7 @@
  * instead of firing again), as `{ keys: { <instance>: … } }` — one row per instance in the store.
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
@@ -123,13 +124,16 @@ export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<
     const inFlightBase = s.inFlight.median()
     const threshold = Math.min(this.o.busyCeiling, busyBase * this.o.busyDropRatio)
     const pendingLimit = Math.max(inFlightBase * this.o.inFlightGrowth, inFlightBase + this.o.minPending)
-    const starved =
+    const idleWithWorkPending =
       s.busy.ready &&
       this.warm(sample.instance, sample.timestamp_us) &&
       sample.in_flight > pendingLimit &&
       sample.queue_depth <= sample.in_flight * this.o.maxQueuedShare &&
       sample.executor_busy < threshold
-    const suspect = starved ? s.spans.suspectStage() : undefined
+    const suspect = idleWithWorkPending ? s.spans.suspectStage() : undefined
+    // requests piled up *after* the executor (a postprocess stall) do not starve it: that is the
+    // stage's regression, and live it paged as starvation on a busy host
+    const starved = idleWithWorkPending && !(suspect && isAfterExecutor(suspect.stage))
     const stage = suspect?.stage ?? null
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
@@ -173,3 +177,8 @@ export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<
 
 const pct = (x: number) => `${(x * 100).toFixed(0)}%`
 const ms = (us: number) => `${(us / 1000).toFixed(1)} ms`
+
+/** stages a request passes after the executor has run it */
+function isAfterExecutor(stage: Stage): boolean {
+  return STAGES.indexOf(stage) > STAGES.indexOf('compute')
+}

@@ -181,7 +181,7 @@ test('a held symptom is published when its cause clears without firing, or after
   // held at shutdown: handed out, not lost
   inh.filter([at('queue_growth', 'firing', 242, 242)], { ...own, nowUs: 242 * S })
   assert.deepEqual(
-    inh.releaseAll().map((a) => a.type),
+    inh.releaseAll().publish.map((a) => a.type),
     ['queue_growth'],
   )
 })
@@ -241,5 +241,95 @@ test('within one batch the cause is decided first, whatever the order the detect
   assert.deepEqual(
     r.publish.map((a) => [a.type, (a.related ?? []).map((x) => x.type)]),
     [['serialization_dominant', ['stage_latency_regression']]],
+  )
+})
+
+test('host pressure explains its latency symptoms for as long as it lasts, not 15 s', () => {
+  const inh = new Inhibitor()
+  const pressured = (nowS: number) => ({ pending: new Set(['host_contention/engine-0']), nowUs: nowS * S })
+  const calm = (nowS: number) => ({ pending: new Set<string>(), nowUs: nowS * S })
+  const types = (r: { publish: Alert[] }) => r.publish.map((a) => `${a.type}:${a.status}`)
+
+  // two busy loops all along: the drift fires at 20 s, host_contention confirms only at 61 s
+  assert.deepEqual(types(inh.filter([at('latency_drift', 'firing', 20, 20)], pressured(20))), [])
+  for (let t = 21; t <= 60; t++) assert.deepEqual(types(inh.filter([], pressured(t))), [])
+  const confirmed = inh.filter([at('host_contention', 'firing', 55, 61)], pressured(61))
+  assert.deepEqual(
+    confirmed.publish.map((a) => [a.type, (a.related ?? []).map((x) => x.type)]),
+    [['host_contention', ['latency_drift']]],
+  )
+
+  // a bursty neighbour: the SLO breach ends while the host is still under pressure — never paged,
+  // and neither is its resolution when it arrives again later
+  const slo = (status: Alert['status'], updatedS: number) =>
+    at('slo_p99_breach', status, 100, updatedS, { instance: 'engine-1', stage: 'queue_wait' })
+  const pressured1 = (nowS: number) => ({ pending: new Set(['host_contention/engine-1']), nowUs: nowS * S })
+  assert.deepEqual(types(inh.filter([slo('firing', 100)], pressured1(100))), [])
+  const ended = inh.filter([slo('resolved', 130)], pressured1(130))
+  assert.deepEqual(types(ended), [])
+  assert.deepEqual(
+    ended.inhibited.map((a) => a.status),
+    ['firing', 'resolved'],
+  )
+  assert.deepEqual(types(inh.filter([slo('resolved', 130)], calm(131))), [])
+  assert.equal(inh.heldCount, 0)
+})
+
+test('a symptom that outlives the pressure pages; one that ends within the settle time does not', () => {
+  const inh = new Inhibitor()
+  const pressured = (nowS: number) => ({ pending: new Set(['host_contention/engine-0']), nowUs: nowS * S })
+  const calm = (nowS: number) => ({ pending: new Set<string>(), nowUs: nowS * S })
+  const types = (r: { publish: Alert[] }) => r.publish.map((a) => `${a.type}:${a.status}`)
+  const q = (status: Alert['status'], updatedS: number) =>
+    at('stage_latency_regression', status, 10, updatedS, { stage: 'queue_wait' })
+  inh.filter([q('firing', 10)], pressured(10))
+  assert.deepEqual(types(inh.filter([], pressured(40))), [])
+  // the pressure was last seen at 40 s; still firing 30 s later: it was not the host's
+  for (let t = 41; t < 70; t++) assert.deepEqual(types(inh.filter([], calm(t))), [])
+  assert.deepEqual(types(inh.filter([], calm(70))), ['stage_latency_regression:firing'])
+
+  // another instance (on engine-0 the regression delivered above would explain a drift)
+  const d = (status: Alert['status'], updatedS: number) =>
+    at('latency_drift', status, 200, updatedS, { instance: 'engine-2' })
+  inh.filter([d('firing', 200)], { pending: new Set(['host_contention/engine-2']), nowUs: 200 * S })
+  inh.filter([], calm(210))
+  // resolved 10 s after the pressure ended: the tail of the same episode
+  const r = inh.filter([d('resolved', 220)], calm(220))
+  assert.deepEqual(types(r), [])
+  assert.deepEqual(
+    r.inhibited.map((a) => a.type),
+    ['latency_drift', 'latency_drift'],
+  )
+})
+
+test('a batcher stuck small under pressure pages once the pressure is gone if it still is', () => {
+  const inh = new Inhibitor()
+  const pressured = (nowS: number) => ({ pending: new Set(['host_contention/engine-0']), nowUs: nowS * S })
+  const calm = (nowS: number) => ({ pending: new Set<string>(), nowUs: nowS * S })
+  inh.filter([at('batch_underutilized', 'firing', 10, 10, { stage: 'queue_wait' })], pressured(10))
+  assert.deepEqual(inh.filter([], pressured(60)).publish, [])
+  assert.deepEqual(inh.filter([], calm(89)).publish, [])
+  assert.deepEqual(
+    inh.filter([], calm(90)).publish.map((a) => a.type),
+    ['batch_underutilized'],
+  )
+})
+
+test('at shutdown a symptom held for pressure is explained, not paged; other holds are handed out', () => {
+  const inh = new Inhibitor()
+  const ctx = {
+    pending: new Set(['host_contention/engine-0', 'accelerator_starved/engine-1']),
+    nowUs: 10 * S,
+  }
+  inh.filter([at('latency_drift', 'firing', 10, 10)], ctx)
+  inh.filter([at('queue_growth', 'firing', 10, 10, { instance: 'engine-1' })], ctx)
+  const out = inh.releaseAll()
+  assert.deepEqual(
+    out.publish.map((a) => `${a.type}/${a.instance}`),
+    ['queue_growth/engine-1'],
+  )
+  assert.deepEqual(
+    out.inhibited.map((a) => `${a.type}/${a.instance}`),
+    ['latency_drift/engine-0'],
   )
 })
