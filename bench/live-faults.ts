@@ -41,6 +41,11 @@ interface RunPlan {
   args: string[]
   /** hog: busy-loop processes and their window, seconds after the engine started */
   hog?: { processes: number; fromS: number; toS: number }
+  /**
+   * a noisy neighbour for the whole run, started before `up`: `steady` busy loops, or `bursty` ones
+   * (busy 0.5–3 s, idle 0.5–3 s, like a build's jobs coming and going)
+   */
+  neighbour?: { processes: number; pattern: 'steady' | 'bursty' }
 }
 
 interface Page {
@@ -100,6 +105,30 @@ function plans(): RunPlan[] {
       args: ['--no-fault', '--duration', '60s'],
       hog: { processes: 2, fromS: 24, toS: 39 },
     },
+    // the checks of issue 13 on a busy host: two busy loops all along page only host_contention;
+    // a bursty neighbour (a build beside the engine) pages nothing on a clean run, and the default
+    // run still pages the starvation and at most one other
+    {
+      name: 'clean-hog-all-along',
+      kind: 'hog',
+      expect: 'host_contention',
+      args: ['--no-fault', '--duration', '60s'],
+      neighbour: { processes: 2, pattern: 'steady' },
+    },
+    {
+      name: 'clean-bursty-neighbour',
+      kind: 'clean',
+      expect: null,
+      args: ['--no-fault', '--duration', '60s'],
+      neighbour: { processes: 2, pattern: 'bursty' },
+    },
+    {
+      name: 'npm-start-bursty-neighbour',
+      kind: 'npm-start',
+      expect: FAULTS.data_starvation.primaryAlert,
+      args: [],
+      neighbour: { processes: 2, pattern: 'bursty' },
+    },
   ]
 }
 
@@ -114,6 +143,16 @@ function busyLoop(ms: number): ChildProcess {
   )
 }
 
+/** A neighbour that is busy 0.5–3 s, then idle 0.5–3 s, for `ms` (seeded: the same on every run). */
+function burstyLoop(ms: number, seed: number): ChildProcess {
+  const code = `let s = ${seed}; const r = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+const end = Date.now() + ${ms};
+const burst = () => { if (Date.now() >= end) return; const until = Date.now() + 500 + r() * 2500;
+  let x = 0; while (Date.now() < until) x++; setTimeout(burst, 500 + r() * 2500) };
+burst()`
+  return spawn(process.execPath, ['-e', code], { stdio: 'ignore' })
+}
+
 async function runOne(plan: RunPlan, repetition: number): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), `breakid-live-${plan.name}-`))
   const groundTruth = join(dir, 'ground-truth.ndjson')
@@ -124,6 +163,10 @@ async function runOne(plan: RunPlan, repetition: number): Promise<RunResult> {
       if (r.alert?.status === 'firing' && !pages.has(r.alert.id)) pages.set(r.alert.id, r)
     },
   })
+  const neighbours: ChildProcess[] = []
+  const n = plan.neighbour
+  for (let i = 0; n && i < n.processes; i++)
+    neighbours.push(n.pattern === 'steady' ? busyLoop(RUN_TIMEOUT_MS) : burstyLoop(RUN_TIMEOUT_MS, 7 + i))
   const loadAverage1m = loadavg()[0]!
   const started = Date.now()
   const args = [
@@ -170,12 +213,12 @@ async function runOne(plan: RunPlan, repetition: number): Promise<RunResult> {
       resolve(code)
     })
   })
-  for (const h of hogs) h.kill('SIGKILL')
+  for (const h of [...hogs, ...neighbours]) h.kill('SIGKILL')
   await receiver.stop()
   if (exitCode !== 0) process.stderr.write(`${plan.name}: exit ${exitCode}\n${stderr}\n`)
 
   let window: RunResult['window'] = null
-  if (plan.kind === 'hog') window = hogWindow ?? null
+  if (plan.kind === 'hog') window = hogWindow ?? (n ? { startMs: started, endMs: Date.now() } : null)
   else {
     try {
       const first = readFileSync(groundTruth, 'utf8')
