@@ -23,6 +23,7 @@ import { getPriority, setPriority } from 'node:os'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { createLogger } from '../core/logger.ts'
 import { KafkaTransport } from './kafka.ts'
+import { applyOnePassProduceEncoder } from './kafka-worker-produce.ts'
 import { type MessageProducer, MessageRefusedError, type OutgoingMessage } from './transport.ts'
 
 export interface KafkaWorkerProducerOptions {
@@ -195,6 +196,8 @@ export async function runProducerThread(): Promise<void> {
   const opts = workerData as KafkaWorkerProducerOptions
   const post = (m: FromWorker) => port.postMessage(m)
   lowerThreadPriority(opts.nice ?? 10)
+  // kafkajs builds a produce request from nested growing buffers; this writes the same bytes in one pass
+  applyOnePassProduceEncoder()
   const transport = new KafkaTransport({
     brokers: opts.brokers,
     topicPrefix: opts.topicPrefix,

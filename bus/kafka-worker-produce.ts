@@ -1,0 +1,310 @@
+/**
+ * kafkajs's produce request, encoded in one pass into one buffer of the exact size: the same bytes
+ * (pinned against kafkajs's own encoder in test/unit/kafka-worker-produce.test.ts), without the
+ * copies. Applied on the Kafka producer thread (kafka-worker.ts) only.
+ *
+ * Why: kafkajs 2.2.4 builds a produce request from nested Encoders — one per record, one for the
+ * batch body, the batch, the record set, the partition, the topic and the request — each starting at
+ * 512 zero-filled bytes and doubling (a new zero-filled buffer and a copy each time), every varint a
+ * Buffer of its own, and the CRC-32C of the batch one table lookup per byte. A message's value is
+ * copied about eight times and allocated larger each time: with 64-record containers at 4 000 spans/s
+ * that was most of the producer thread's CPU, and the garbage (large external buffers) started a
+ * full mark-compact of its heap every second. Here every size is known before a byte is written.
+ *
+ * What is replaced: the `encode` of produce requests v3–v7 (v4–v7 are v3 with another version number)
+ * for uncompressed record batches whose messages carry no headers and no timestamps — what the
+ * producer thread sends. Anything else (compression, headers, explicit timestamps, older versions)
+ * keeps kafkajs's encoder. The request's framing (api key, correlation id, client id) stays kafkajs's.
+ */
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+
+/** kafkajs's 64-bit integer (a copy of long.js) */
+interface KafkaLong {
+  getHighBits(): number
+  getLowBits(): number
+}
+interface LongClass {
+  fromValue(value: unknown): KafkaLong
+  fromInt(value: number): KafkaLong
+}
+/** kafkajs's Encoder: the request framing reads `buf` (to check it is one) and `buffer`/`size()`. */
+interface KafkaEncoder {
+  buf: Buffer
+  offset: number
+}
+type EncoderClass = new (initialSize?: number) => KafkaEncoder
+
+export interface ProduceMessage {
+  key?: Buffer | string | null
+  value: Buffer | string | null
+  headers?: Record<string, unknown>
+  timestamp?: unknown
+}
+export interface ProduceArgs {
+  acks: number
+  timeout: number
+  compression?: number
+  transactionalId?: string | null
+  producerId?: unknown
+  producerEpoch?: number
+  topicData: {
+    topic: string
+    partitions: { partition: number | string; firstSequence?: number; messages: ProduceMessage[] }[]
+  }[]
+}
+interface ProduceRequest {
+  apiKey: number
+  apiVersion: number
+  encode(): Promise<KafkaEncoder>
+}
+type ProduceProtocol = (args: ProduceArgs) => { request: ProduceRequest; response: unknown }
+interface ProduceDefinition {
+  versions: string[]
+  protocol(opts: { version: number }): ProduceProtocol
+}
+
+const Long = require('kafkajs/src/utils/long.js') as LongClass
+const Encoder = require('kafkajs/src/protocol/encoder.js') as EncoderClass
+
+const MAGIC_BYTE = 2
+const TRANSACTIONAL_MASK = 16
+const COMPRESSION_NONE = 0
+/** produce requests from this version on carry v2 record batches (magic 2) and the transactional id */
+const FIRST_VERSION = 3
+const LAST_VERSION = 7
+
+// ------------------------------------------------------------------ CRC-32C (Castagnoli), sliced by 8
+
+/** eight 256-entry tables: table k maps a byte to its CRC contribution k bytes further on */
+const CRC_TABLES = (() => {
+  const t = new Int32Array(8 * 256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+    t[n] = c
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = t[n]!
+    for (let k = 1; k < 8; k++) {
+      c = t[c & 0xff]! ^ (c >>> 8)
+      t[k * 256 + n] = c
+    }
+  }
+  return t
+})()
+
+/**
+ * CRC-32C of `buf[start, end)`, as kafkajs's `crc32C` computes it (and the broker checks), eight
+ * bytes per step (slicing-by-8) instead of one.
+ */
+export function crc32c(buf: Uint8Array, start = 0, end = buf.length): number {
+  const t = CRC_TABLES
+  let crc = -1
+  let i = start
+  for (const last8 = end - 8; i <= last8; i += 8) {
+    const lo = crc ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24))
+    crc =
+      t[7 * 256 + (lo & 0xff)]! ^
+      t[6 * 256 + ((lo >>> 8) & 0xff)]! ^
+      t[5 * 256 + ((lo >>> 16) & 0xff)]! ^
+      t[4 * 256 + (lo >>> 24)]! ^
+      t[3 * 256 + buf[i + 4]!]! ^
+      t[2 * 256 + buf[i + 5]!]! ^
+      t[256 + buf[i + 6]!]! ^
+      t[buf[i + 7]!]!
+  }
+  for (; i < end; i++) crc = t[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8)
+  return (crc ^ -1) >>> 0
+}
+
+// ------------------------------------------------------------------ varints as kafkajs writes them
+
+const zigZag = (v: number) => (v << 1) ^ (v >> 31)
+
+function uvarintSize(v: number): number {
+  let bytes = 1
+  while ((v & 0xffffff80) !== 0) {
+    bytes++
+    v >>>= 7
+  }
+  return bytes
+}
+
+function writeUVarInt(buf: Buffer, pos: number, v: number): number {
+  while ((v & 0xffffff80) !== 0) {
+    buf[pos++] = (v & 0x7f) | 0x80
+    v >>>= 7
+  }
+  buf[pos++] = v & 0x7f
+  return pos
+}
+
+const byteLengthOf = (v: Buffer | string) => (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.length)
+
+/** a varint length and the bytes (kafkajs's writeVarIntBytes: -1 for null) */
+function bytesFieldSize(v: Buffer | string | null | undefined): number {
+  if (v == null) return 1
+  const n = byteLengthOf(v)
+  return uvarintSize(zigZag(n)) + n
+}
+
+function writeBytesField(buf: Buffer, pos: number, v: Buffer | string | null | undefined): number {
+  if (v == null) return writeUVarInt(buf, pos, zigZag(-1))
+  if (typeof v === 'string') {
+    const n = Buffer.byteLength(v, 'utf8')
+    pos = writeUVarInt(buf, pos, zigZag(n))
+    return pos + buf.write(v, pos, n, 'utf8')
+  }
+  pos = writeUVarInt(buf, pos, zigZag(v.length))
+  return pos + v.copy(buf, pos)
+}
+
+function writeInt64(buf: Buffer, pos: number, value: unknown): number {
+  const long = Long.fromValue(value)
+  buf.writeInt32BE(long.getHighBits(), pos)
+  buf.writeInt32BE(long.getLowBits(), pos + 4)
+  return pos + 8
+}
+
+/** kafkajs's writeString: int16 length (-1 for null), UTF-8 */
+function stringSize(v: string | null | undefined): number {
+  return v == null ? 2 : 2 + Buffer.byteLength(v, 'utf8')
+}
+function writeString(buf: Buffer, pos: number, v: string | null | undefined): number {
+  if (v == null) {
+    buf.writeInt16BE(-1, pos)
+    return pos + 2
+  }
+  const n = Buffer.byteLength(v, 'utf8')
+  buf.writeInt16BE(n, pos)
+  return pos + 2 + buf.write(v, pos + 2, n, 'utf8')
+}
+
+// ------------------------------------------------------------------ the request body
+
+/** the record body after its length varint: attributes, timestamp delta 0, offset delta, key, value, no headers */
+function recordBodySize(offsetDelta: number, m: ProduceMessage): number {
+  return 1 + 1 + uvarintSize(zigZag(offsetDelta)) + bytesFieldSize(m.key) + bytesFieldSize(m.value) + 1
+}
+
+/** v2 record batch header from the partition leader epoch through the record count */
+const BATCH_HEADER_BYTES = 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4
+
+/** Whether the one-pass encoder writes what kafkajs would for these arguments. */
+export function encodable(args: ProduceArgs): boolean {
+  if ((args.compression ?? COMPRESSION_NONE) !== COMPRESSION_NONE) return false
+  for (const topic of args.topicData) {
+    for (const p of topic.partitions) {
+      for (const m of p.messages) {
+        if (m.timestamp != null) return false
+        if (m.headers && Object.keys(m.headers).length > 0) return false
+      }
+    }
+  }
+  return true
+}
+
+/**
+ * The produce request body (v3–v7: transactional id, acks, timeout, topics → partitions → one
+ * uncompressed v2 record batch each), as kafkajs's v3 request encodes it for `encodable` arguments;
+ * `now` stands for its Date.now() (the batch's first and max timestamp).
+ */
+export function encodeProduceBody(args: ProduceArgs, now = Date.now()): Buffer {
+  const transactionalId = args.transactionalId ?? null
+  const producerId = args.producerId ?? Long.fromInt(-1)
+  const producerEpoch = args.producerEpoch ?? 0
+  // sizes first: one allocation, no growth
+  let size = stringSize(transactionalId) + 2 + 4 + 4
+  const batchBytes: number[] = []
+  for (const topic of args.topicData) {
+    size += stringSize(topic.topic) + 4
+    for (const p of topic.partitions) {
+      let records = 0
+      p.messages.forEach((m, i) => {
+        const body = recordBodySize(i, m)
+        records += uvarintSize(zigZag(body)) + body
+      })
+      const batch = BATCH_HEADER_BYTES + records
+      batchBytes.push(batch)
+      size += 4 + 4 + 8 + 4 + batch
+    }
+  }
+  const buf = Buffer.allocUnsafe(size)
+  let pos = writeString(buf, 0, transactionalId)
+  pos = buf.writeInt16BE(args.acks, pos)
+  pos = buf.writeInt32BE(args.timeout, pos)
+  pos = buf.writeInt32BE(args.topicData.length, pos)
+  let b = 0
+  for (const topic of args.topicData) {
+    pos = writeString(buf, pos, topic.topic)
+    pos = buf.writeInt32BE(topic.partitions.length, pos)
+    for (const p of topic.partitions) {
+      const batch = batchBytes[b++]!
+      pos = buf.writeInt32BE(p.partition as number, pos)
+      pos = buf.writeInt32BE(8 + 4 + batch, pos) // the record set: first offset, length, batch
+      pos = writeInt64(buf, pos, 0)
+      pos = buf.writeInt32BE(batch, pos)
+      pos = buf.writeInt32BE(0, pos) // partition leader epoch
+      pos = buf.writeInt8(MAGIC_BYTE, pos)
+      const crcAt = pos
+      pos += 4
+      const bodyAt = pos
+      pos = buf.writeInt16BE(args.transactionalId ? TRANSACTIONAL_MASK : 0, pos)
+      pos = buf.writeInt32BE(p.messages.length - 1, pos)
+      pos = writeInt64(buf, pos, now)
+      pos = writeInt64(buf, pos, now)
+      pos = writeInt64(buf, pos, producerId)
+      pos = buf.writeInt16BE(producerEpoch, pos)
+      pos = buf.writeInt32BE(p.firstSequence ?? 0, pos)
+      pos = buf.writeInt32BE(p.messages.length, pos)
+      for (let i = 0; i < p.messages.length; i++) {
+        const m = p.messages[i]!
+        pos = writeUVarInt(buf, pos, zigZag(recordBodySize(i, m)))
+        buf[pos++] = 0 // attributes
+        buf[pos++] = 0 // timestamp delta: every record at the batch's timestamp
+        pos = writeUVarInt(buf, pos, zigZag(i))
+        pos = writeBytesField(buf, pos, m.key)
+        pos = writeBytesField(buf, pos, m.value)
+        buf[pos++] = 0 // no headers
+      }
+      buf.writeUInt32BE(crc32c(buf, bodyAt, pos), crcAt)
+    }
+  }
+  if (pos !== size) throw new Error(`produce request: wrote ${pos} of ${size} bytes`)
+  return buf
+}
+
+/** `body` as the kafkajs Encoder its request framing expects */
+function asEncoder(body: Buffer): KafkaEncoder {
+  const encoder = new Encoder(0)
+  encoder.buf = body
+  encoder.offset = body.length
+  return encoder
+}
+
+/**
+ * Routes kafkajs's produce requests v3–v7 through `encodeProduceBody` where it applies. Idempotent;
+ * false when this kafkajs is not the 2.2.x line the encoder was checked against.
+ */
+export function applyOnePassProduceEncoder(): boolean {
+  const { version } = require('kafkajs/package.json') as { version: string }
+  if (!version.startsWith('2.2.')) return false
+  const produce = require('kafkajs/src/protocol/requests/produce/index.js') as ProduceDefinition & {
+    onePass?: true
+  }
+  if (produce.onePass) return true
+  const original = produce.protocol.bind(produce)
+  produce.protocol = ({ version: v }) => {
+    const make = original({ version: v })
+    if (v < FIRST_VERSION || v > LAST_VERSION) return make
+    return (args) => {
+      const built = make(args)
+      if (encodable(args)) built.request.encode = async () => asEncoder(encodeProduceBody(args))
+      return built
+    }
+  }
+  produce.onePass = true
+  return true
+}

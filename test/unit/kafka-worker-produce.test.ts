@@ -1,0 +1,154 @@
+/**
+ * The producer thread's one-pass produce request encoder writes byte for byte what kafkajs's own
+ * encoder writes (kafkajs is the oracle), for what the thread sends and for the edges of the format
+ * (multi-byte varints, string/Buffer/null keys and values, several topics and partitions, a
+ * transactional id); and it leaves to kafkajs what it does not handle.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { describe, it } from 'node:test'
+import {
+  applyOnePassProduceEncoder,
+  crc32c,
+  encodable,
+  encodeProduceBody,
+  type ProduceArgs,
+} from '../../bus/kafka-worker-produce.ts'
+
+const require = createRequire(import.meta.url)
+type Encoded = { buffer: Buffer }
+type Protocol = (args: ProduceArgs) => { request: { apiVersion: number; encode(): Promise<Encoded> } }
+const v3Request = require('kafkajs/src/protocol/requests/produce/v3/request.js') as (args: ProduceArgs) => {
+  encode(): Promise<Encoded>
+}
+const kafkajsCrc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number
+const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: unknown): unknown }
+
+/** kafkajs's own encoding of `args`, with Date.now() pinned to `now` */
+async function kafkajsBytes(args: ProduceArgs, now: number): Promise<Buffer> {
+  const realNow = Date.now
+  Date.now = () => now
+  try {
+    return Buffer.from((await v3Request(args).encode()).buffer)
+  } finally {
+    Date.now = realNow
+  }
+}
+
+const NOW = 1_764_000_000_123
+
+function args(overrides: Partial<ProduceArgs> = {}): ProduceArgs {
+  return {
+    acks: -1,
+    timeout: 30_000,
+    compression: 0,
+    producerId: Long.fromValue(4711),
+    producerEpoch: 3,
+    topicData: [
+      {
+        topic: 'bench-x-breakid.spans.v1',
+        partitions: [
+          {
+            partition: '0',
+            firstSequence: 1234,
+            messages: [
+              { key: 'engine-0', value: randomBytes(13_000) },
+              { key: 'engine-0', value: randomBytes(90) },
+            ],
+          },
+        ],
+      },
+    ],
+    ...overrides,
+  }
+}
+
+describe('one-pass produce request encoder', () => {
+  it('writes the bytes kafkajs writes for the producer thread’s sends', async () => {
+    const a = args()
+    assert.ok(encodable(a))
+    assert.deepEqual(encodeProduceBody(a, NOW), await kafkajsBytes(a, NOW))
+  })
+
+  it('matches kafkajs at the edges of the format', async () => {
+    const messages = Array.from({ length: 300 }, (_, i) => ({
+      // offset deltas past 63 and 8191 take 2 and 3 varint bytes; lengths likewise
+      key: i % 3 === 0 ? null : i % 3 === 1 ? `instänce-${i}` : randomBytes(i % 17),
+      value: i % 50 === 7 ? null : i % 5 === 0 ? `välue ${'x'.repeat(i)}` : randomBytes((i * 97) % 20_000),
+    }))
+    const cases: ProduceArgs[] = [
+      args({ topicData: [{ topic: 't', partitions: [{ partition: 2, messages }] }] }),
+      args({
+        transactionalId: 'tx-1',
+        producerId: Long.fromValue('9007199254740993'),
+        topicData: [
+          {
+            topic: 'a',
+            partitions: [
+              { partition: '0', firstSequence: 0, messages: messages.slice(0, 5) },
+              { partition: '3', firstSequence: 2_147_483_000, messages: messages.slice(5, 140) },
+            ],
+          },
+          { topic: 'tøpic-b', partitions: [{ partition: '1', messages: [{ key: null, value: null }] }] },
+        ],
+      }),
+      args({ producerId: undefined, producerEpoch: undefined, acks: 1, timeout: 5 }),
+    ]
+    for (const c of cases) assert.deepEqual(encodeProduceBody(c, NOW), await kafkajsBytes(c, NOW))
+  })
+
+  it('computes kafkajs’s CRC-32C for any length and offset', () => {
+    for (const n of [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099]) {
+      const b = randomBytes(n + 5)
+      assert.equal(crc32c(b, 5, b.length), kafkajsCrc32C(b.subarray(5)), `length ${n}`)
+    }
+    // the check value of CRC-32C (RFC 3720)
+    assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283)
+  })
+
+  it('is what kafkajs’s produce protocol uses for v3–v7 once applied, and leaves the rest to kafkajs', async () => {
+    assert.equal(applyOnePassProduceEncoder(), true)
+    assert.equal(applyOnePassProduceEncoder(), true) // twice is once
+    const produce = require('kafkajs/src/protocol/requests/produce/index.js') as {
+      protocol(o: { version: number }): Protocol
+    }
+    const realNow = Date.now
+    Date.now = () => NOW
+    try {
+      const a = args()
+      const expected = await kafkajsBytes(a, NOW)
+      for (const version of [3, 4, 5, 6, 7]) {
+        const { request } = produce.protocol({ version })(a)
+        assert.equal(request.apiVersion, version)
+        assert.deepEqual(Buffer.from((await request.encode()).buffer), expected, `v${version}`)
+      }
+      // headers, timestamps and compression are kafkajs's to encode
+      const withHeaders = args({
+        topicData: [
+          {
+            topic: 't',
+            partitions: [{ partition: 0, messages: [{ key: 'k', value: 'v', headers: { h: 'x' } }] }],
+          },
+        ],
+      })
+      const withTimestamp = args({
+        topicData: [
+          {
+            topic: 't',
+            partitions: [{ partition: 0, messages: [{ key: 'k', value: 'v', timestamp: '5' }] }],
+          },
+        ],
+      })
+      for (const c of [withHeaders, withTimestamp, args({ compression: 1 })]) {
+        assert.equal(encodable(c), false)
+        assert.deepEqual(
+          Buffer.from((await produce.protocol({ version: 7 })(c).request.encode()).buffer),
+          Buffer.from((await v3Request(c).encode()).buffer),
+        )
+      }
+    } finally {
+      Date.now = realNow
+    }
+  })
+})
