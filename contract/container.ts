@@ -3,7 +3,7 @@
  *
  * Why: kafkajs and the broker spend their CPU per message far more than per byte. With one span per
  * message the Kafka path cost the engine's process 63.5 µs of CPU per span, with containers of up to
- * 64 24.1 µs (bench/results/telemetry-producer.json); containers of 50 gave 4.7× the producer's and
+ * 64 24.1 µs (bench/results/telemetry-producer-containers.json); containers of 50 gave 4.7× the producer's and
  * 1.9× the consumer's records/s at the same end-to-end latency (bench/results/kafka-batching.json).
  *
  * Layout (integers are unsigned 32-bit big-endian):

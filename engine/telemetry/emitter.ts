@@ -60,7 +60,7 @@ export interface EmitterOptions {
   /**
    * most records per Kafka message (contract/container.ts); 1 sends plain single-object
    * messages, one per record. Default 64: kafkajs and the broker cost per message, so containers
-   * cut the Kafka path's CPU per record to 0.38× (bench/results/telemetry-producer.json).
+   * cut the Kafka path's CPU per record to 0.38× (bench/results/telemetry-producer-containers.json).
    */
   recordsPerMessage?: number
   /** backoff of a failed send. Default 8 retries (3 while stopping), 100 ms doubling to 2 s. */
