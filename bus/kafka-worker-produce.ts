@@ -14,7 +14,10 @@
  * What is replaced: the `encode` of produce requests v3–v7 (v4–v7 are v3 with another version number)
  * for uncompressed record batches whose messages carry no headers and no timestamps — what the
  * producer thread sends. Anything else (compression, headers, explicit timestamps, older versions)
- * keeps kafkajs's encoder. The request's framing (api key, correlation id, client id) stays kafkajs's.
+ * keeps kafkajs's encoder. The body leaves room in front of it, and kafkajs's request framing (size,
+ * api key and version, correlation id, client id: protocol/request.js, two more zero-filled copies of
+ * the whole request) is written into that room instead (`framingInPlace`). From the container bytes
+ * the emitter wrote to the socket, one copy: into this buffer, where the CRC is computed.
  */
 import { createRequire } from 'node:module'
 
@@ -95,25 +98,35 @@ const CRC_TABLES = (() => {
   return t
 })()
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
 /**
  * CRC-32C of `buf[start, end)`, as kafkajs's `crc32C` computes it (and the broker checks), eight
- * bytes per step (slicing-by-8) instead of one.
+ * bytes per step (slicing-by-8, read as two 32-bit words where the platform is little-endian) instead
+ * of one: 0.65 against 2.4 ns per byte here.
  */
 export function crc32c(buf: Uint8Array, start = 0, end = buf.length): number {
   const t = CRC_TABLES
   let crc = -1
   let i = start
-  for (const last8 = end - 8; i <= last8; i += 8) {
-    const lo = crc ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24))
-    crc =
-      t[7 * 256 + (lo & 0xff)]! ^
-      t[6 * 256 + ((lo >>> 8) & 0xff)]! ^
-      t[5 * 256 + ((lo >>> 16) & 0xff)]! ^
-      t[4 * 256 + (lo >>> 24)]! ^
-      t[3 * 256 + buf[i + 4]!]! ^
-      t[2 * 256 + buf[i + 5]!]! ^
-      t[256 + buf[i + 6]!]! ^
-      t[buf[i + 7]!]!
+  if (LITTLE_ENDIAN && end - start >= 16) {
+    // bytes up to a 4-byte boundary of the underlying memory, then words
+    while (((buf.byteOffset + i) & 3) !== 0) crc = t[(crc ^ buf[i++]!) & 0xff]! ^ (crc >>> 8)
+    const words = new Int32Array(buf.buffer, buf.byteOffset + i, ((end - i) >>> 3) << 1)
+    for (let w = 0; w < words.length; w += 2) {
+      const a = crc ^ words[w]!
+      const b = words[w + 1]!
+      crc =
+        t[7 * 256 + (a & 0xff)]! ^
+        t[6 * 256 + ((a >>> 8) & 0xff)]! ^
+        t[5 * 256 + ((a >>> 16) & 0xff)]! ^
+        t[4 * 256 + (a >>> 24)]! ^
+        t[3 * 256 + (b & 0xff)]! ^
+        t[2 * 256 + ((b >>> 8) & 0xff)]! ^
+        t[256 + ((b >>> 16) & 0xff)]! ^
+        t[b >>> 24]!
+    }
+    i += words.length * 4
   }
   for (; i < end; i++) crc = t[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8)
   return (crc ^ -1) >>> 0
@@ -209,9 +222,10 @@ export function encodable(args: ProduceArgs): boolean {
 /**
  * The produce request body (v3–v7: transactional id, acks, timeout, topics → partitions → one
  * uncompressed v2 record batch each), as kafkajs's v3 request encodes it for `encodable` arguments;
- * `now` stands for its Date.now() (the batch's first and max timestamp).
+ * `now` stands for its Date.now() (the batch's first and max timestamp). The body is a view that
+ * starts `headroom` bytes into its allocation, so the request's framing can go in front of it.
  */
-export function encodeProduceBody(args: ProduceArgs, now = Date.now()): Buffer {
+export function encodeProduceBody(args: ProduceArgs, now = Date.now(), headroom = 0): Buffer {
   const transactionalId = args.transactionalId ?? null
   const producerId = args.producerId ?? Long.fromInt(-1)
   const producerEpoch = args.producerEpoch ?? 0
@@ -231,7 +245,9 @@ export function encodeProduceBody(args: ProduceArgs, now = Date.now()): Buffer {
       size += 4 + 4 + 8 + 4 + batch
     }
   }
-  const buf = Buffer.allocUnsafe(size)
+  // its own memory (not the shared pool) when there is room to frame it in front
+  const buf =
+    headroom > 0 ? Buffer.allocUnsafeSlow(headroom + size).subarray(headroom) : Buffer.allocUnsafe(size)
   let pos = writeString(buf, 0, transactionalId)
   pos = buf.writeInt16BE(args.acks, pos)
   pos = buf.writeInt32BE(args.timeout, pos)
@@ -276,12 +292,51 @@ export function encodeProduceBody(args: ProduceArgs, now = Date.now()): Buffer {
   return buf
 }
 
+// ------------------------------------------------------------------ framing in place
+
+/**
+ * Marks an Encoder whose bytes are preceded by free room in their allocation: `room` bytes of `full`
+ * before `full[room]`, where the encoder's bytes start.
+ */
+const HEADROOM = Symbol('breakid.headroom')
+type RoomyEncoder = KafkaEncoder & { [HEADROOM]?: { full: Buffer; room: number } }
+
+/**
+ * Room left in front of a produce body for kafkajs's request framing (protocol/request.js: size,
+ * api key, api version, correlation id, client id — 14 bytes and the client id); a longer client id
+ * is framed by copying, as kafkajs does.
+ */
+const FRAMING_ROOM = 256
+
 /** `body` as the kafkajs Encoder its request framing expects */
-function asEncoder(body: Buffer): KafkaEncoder {
-  const encoder = new Encoder(0)
+function asEncoder(body: Buffer, room: number): RoomyEncoder {
+  const encoder: RoomyEncoder = new Encoder(0)
   encoder.buf = body
   encoder.offset = body.length
+  if (room > 0) {
+    encoder[HEADROOM] = { full: Buffer.from(body.buffer, body.byteOffset - room, room + body.length), room }
+  }
   return encoder
+}
+
+/**
+ * kafkajs frames every request in two more Encoders (protocol/request.js), each a zero-filled buffer
+ * the size of the request and a copy of it. Where the payload has room in front, this writes the
+ * framing encoder's few bytes into that room instead and the framing encoder takes over the
+ * payload's memory: the same bytes, no copy. Every other use of writeEncoder is kafkajs's own.
+ */
+function framingInPlace(original: (this: KafkaEncoder, value: KafkaEncoder) => KafkaEncoder) {
+  return function writeEncoder(this: RoomyEncoder, value: RoomyEncoder): KafkaEncoder {
+    const roomy = value?.[HEADROOM]
+    if (roomy === undefined || roomy.room < this.offset) return original.call(this, value)
+    const at = roomy.room - this.offset
+    this.buf.copy(roomy.full, at, 0, this.offset)
+    const end = roomy.room + value.offset
+    this.buf = roomy.full.subarray(at, end)
+    this.offset = end - at
+    this[HEADROOM] = { full: roomy.full, room: at }
+    return this
+  }
 }
 
 /**
@@ -295,13 +350,18 @@ export function applyOnePassProduceEncoder(): boolean {
     onePass?: true
   }
   if (produce.onePass) return true
+  const prototype = (Encoder as unknown as { prototype: { writeEncoder: ReturnType<typeof framingInPlace> } })
+    .prototype
+  prototype.writeEncoder = framingInPlace(prototype.writeEncoder)
   const original = produce.protocol.bind(produce)
   produce.protocol = ({ version: v }) => {
     const make = original({ version: v })
     if (v < FIRST_VERSION || v > LAST_VERSION) return make
     return (args) => {
       const built = make(args)
-      if (encodable(args)) built.request.encode = async () => asEncoder(encodeProduceBody(args))
+      if (encodable(args))
+        built.request.encode = async () =>
+          asEncoder(encodeProduceBody(args, Date.now(), FRAMING_ROOM), FRAMING_ROOM)
       return built
     }
   }

@@ -24,6 +24,11 @@ const v3Request = require('kafkajs/src/protocol/requests/produce/v3/request.js')
 }
 const kafkajsCrc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number
 const Long = require('kafkajs/src/utils/long.js') as { fromValue(v: unknown): unknown }
+const createRequest = require('kafkajs/src/protocol/request.js') as (r: {
+  correlationId: number
+  clientId: string
+  request: unknown
+}) => Promise<Encoded>
 
 /** kafkajs's own encoding of `args`, with Date.now() pinned to `now` */
 async function kafkajsBytes(args: ProduceArgs, now: number): Promise<Buffer> {
@@ -123,6 +128,19 @@ describe('one-pass produce request encoder', () => {
         assert.equal(request.apiVersion, version)
         assert.deepEqual(Buffer.from((await request.encode()).buffer), expected, `v${version}`)
       }
+      // the whole request as it goes on the socket: kafkajs's framing (size, api key and version,
+      // correlation id, client id) written in front of the body in place, or copied as kafkajs does
+      // when the client id does not fit the room
+      for (const clientId of ['breakid-engine-0-telemetry', `breakid-${'h'.repeat(300)}-telemetry`]) {
+        const framed = async (request: unknown) =>
+          Buffer.from((await createRequest({ correlationId: 77, clientId, request })).buffer)
+        const { request } = produce.protocol({ version: 7 })(a)
+        const original = { ...request, encode: () => v3Request(a).encode() }
+        assert.deepEqual(await framed(request), await framed(original), clientId.slice(0, 20))
+        // in place: a view into the body's own allocation, behind the room it did not need
+        const inPlace = (await createRequest({ correlationId: 77, clientId, request })).buffer.byteOffset > 0
+        assert.equal(inPlace, clientId.length < 200)
+      }
       // headers, timestamps and compression are kafkajs's to encode
       const withHeaders = args({
         topicData: [
@@ -152,3 +170,4 @@ describe('one-pass produce request encoder', () => {
     }
   })
 })
+
