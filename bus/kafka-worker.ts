@@ -10,9 +10,12 @@
  * clients elsewhere do the same split: librdkafka and the Java producer batch, encode and talk to the
  * brokers on background threads, and `produce()` only enqueues.
  *
- * What crosses the thread boundary per `send`: one buffer holding every message value back to back,
- * their end offsets and key indexes (all three transferred, not copied again) and the distinct keys
- * (structured clone costs ~0.3 µs per string: one string per message would cost more than the rest). A send resolves when the worker's
+ * What crosses the thread boundary per `send`: the message values where they already are — in
+ * shared memory this producer lends (`borrow`/`giveBack`: the emitter writes its containers there, so
+ * they reach the thread without a copy; the thread copies them once, into the produce request) — or
+ * else copied into one buffer back to back (transferred, not copied again); each message's place in
+ * them and its key index; and the distinct keys (structured clone costs ~0.3 µs per string: one string
+ * per message would cost more than the rest). A send resolves when the worker's
  * producer has the broker's acknowledgement, and rejects with the worker's error otherwise (the
  * emitter retries and keeps its records; a MessageRefusedError stays one across the thread boundary,
  * so the emitter isolates the refused record). A worker that dies rejects every send in flight and every
@@ -46,8 +49,10 @@ type ToWorker =
       kind: 'send'
       id: number
       topic: string
-      values: Uint8Array
-      ends: Int32Array
+      /** the memory the values are in: lent shared buffers, or one transferred copy */
+      memory: (SharedArrayBuffer | ArrayBuffer)[]
+      /** per message: the index of its memory, where its value starts and where it ends */
+      places: Int32Array
       /** the distinct keys of the send, and per message the index of its key (-1: no key) */
       keyTable: string[]
       keyIndex: Int32Array
@@ -63,13 +68,60 @@ type FromWorker =
 
 const WORKER_FLAG = 'breakidKafkaProducerWorker'
 
-export class KafkaWorkerProducer implements MessageProducer {
+/**
+ * A producer that lends the memory message values are written into, so that a send hands them on
+ * without a copy. What is borrowed must not be written to while a send of its bytes is in flight, and
+ * is given back once every send of them settled.
+ */
+export interface MessageMemoryLender {
+  /** a buffer of at least `bytes` */
+  borrow(bytes: number): Buffer
+  giveBack(buf: Buffer): void
+}
+
+/** buffers kept for lending again: a flush uses one or two at a time */
+const POOL_BUFFERS = 4
+/** larger buffers (an unusual burst) are not kept */
+const POOL_MAX_BYTES = 8 << 20
+
+export class KafkaWorkerProducer implements MessageProducer, MessageMemoryLender {
   private worker: Worker | undefined
   private nextId = 0
   private readonly inFlight = new Map<number, { resolve: () => void; reject: (err: Error) => void }>()
   private stopping: Promise<void> | undefined
+  /** shared buffers given back, ready to lend again */
+  private readonly pool: Buffer[] = []
 
   constructor(private readonly opts: KafkaWorkerProducerOptions) {}
+
+  /**
+   * Shared memory for message values (the producer thread reads it where it is). Pooled: a flush's
+   * buffers come back with `giveBack` and serve the next flush, so a steady stream allocates nothing.
+   */
+  borrow(bytes: number): Buffer {
+    let best = -1
+    for (let i = 0; i < this.pool.length; i++) {
+      const len = this.pool[i]!.length
+      if (len >= bytes && (best < 0 || len < this.pool[best]!.length)) best = i
+    }
+    if (best >= 0) return this.pool.splice(best, 1)[0]!
+    // a little more than asked, so a batch slightly larger than the last still fits next time
+    return Buffer.from(new SharedArrayBuffer(Math.ceil((bytes * 1.25) / 4096) * 4096))
+  }
+
+  giveBack(buf: Buffer): void {
+    if (!(buf.buffer instanceof SharedArrayBuffer) || buf.length > POOL_MAX_BYTES) return
+    if (this.pool.includes(buf)) return
+    if (this.pool.length >= POOL_BUFFERS) {
+      // keep the larger ones: they fit every batch the smaller ones fit
+      let smallest = 0
+      for (let i = 1; i < this.pool.length; i++)
+        if (this.pool[i]!.length < this.pool[smallest]!.length) smallest = i
+      if (this.pool[smallest]!.length >= buf.length) return
+      this.pool.splice(smallest, 1)
+    }
+    this.pool.push(buf)
+  }
 
   async start(): Promise<void> {
     if (this.worker) return
@@ -106,39 +158,58 @@ export class KafkaWorkerProducer implements MessageProducer {
     if (messages.some((m) => m.headers && Object.keys(m.headers).length > 0)) {
       return Promise.reject(new Error('KafkaWorkerProducer does not carry message headers'))
     }
-    let total = 0
-    for (const m of messages) total += m.value.length
-    // its own ArrayBuffer (not the shared pool), so it can be transferred without a second copy
-    const values = Buffer.allocUnsafeSlow(total)
-    const ends = new Int32Array(messages.length)
+    const n = messages.length
+    const places = new Int32Array(n * 3)
+    const memory: (SharedArrayBuffer | ArrayBuffer)[] = []
+    const transfer: ArrayBuffer[] = [places.buffer as ArrayBuffer]
+    if (messages.every((m) => m.value.buffer instanceof SharedArrayBuffer)) {
+      // lent memory: the thread reads the values where they are
+      for (let i = 0; i < n; i++) {
+        const v = messages[i]!.value
+        let at = memory.indexOf(v.buffer)
+        if (at < 0) at = memory.push(v.buffer) - 1
+        places[i * 3] = at
+        places[i * 3 + 1] = v.byteOffset
+        places[i * 3 + 2] = v.byteOffset + v.length
+      }
+    } else {
+      let total = 0
+      for (const m of messages) total += m.value.length
+      // its own ArrayBuffer (not the shared pool), so it can be transferred without a second copy
+      const values = Buffer.allocUnsafeSlow(total)
+      let at = 0
+      for (let i = 0; i < n; i++) {
+        const v = messages[i]!.value
+        v.copy(values, at)
+        places[i * 3 + 1] = at
+        at += v.length
+        places[i * 3 + 2] = at
+      }
+      memory.push(values.buffer as ArrayBuffer)
+      transfer.push(values.buffer as ArrayBuffer)
+    }
     // keys repeat (the instance): cloning one string per message would cost more than the rest
-    const keyIndex = new Int32Array(messages.length)
+    const keyIndex = new Int32Array(n)
     const keyTable: string[] = []
     const keyAt = new Map<string, number>()
-    let at = 0
-    messages.forEach((m, i) => {
-      m.value.copy(values, at)
-      at += m.value.length
-      ends[i] = at
-      if (m.key === null) keyIndex[i] = -1
+    for (let i = 0; i < n; i++) {
+      const key = messages[i]!.key
+      if (key === null) keyIndex[i] = -1
       else {
-        let k = keyAt.get(m.key)
+        let k = keyAt.get(key)
         if (k === undefined) {
-          k = keyTable.push(m.key) - 1
-          keyAt.set(m.key, k)
+          k = keyTable.push(key) - 1
+          keyAt.set(key, k)
         }
         keyIndex[i] = k
       }
-    })
+    }
+    transfer.push(keyIndex.buffer as ArrayBuffer)
     const id = this.nextId++
     return new Promise<void>((resolve, reject) => {
       this.inFlight.set(id, { resolve, reject })
-      const msg: ToWorker = { kind: 'send', id, topic, values, ends, keyTable, keyIndex }
-      worker.postMessage(msg, [
-        values.buffer as ArrayBuffer,
-        ends.buffer as ArrayBuffer,
-        keyIndex.buffer as ArrayBuffer,
-      ])
+      const msg: ToWorker = { kind: 'send', id, topic, memory, places, keyTable, keyIndex }
+      worker.postMessage(msg, transfer)
     })
   }
 
@@ -221,13 +292,13 @@ export async function runProducerThread(): Promise<void> {
       })()
       return
     }
-    const values = Buffer.from(m.values.buffer, m.values.byteOffset, m.values.byteLength)
-    const messages: OutgoingMessage[] = new Array(m.ends.length)
-    for (let i = 0; i < m.ends.length; i++) {
+    const messages: OutgoingMessage[] = new Array(m.keyIndex.length)
+    for (let i = 0; i < messages.length; i++) {
       const k = m.keyIndex[i]!
+      const start = m.places[i * 3 + 1]!
       messages[i] = {
         key: k < 0 ? null : m.keyTable[k]!,
-        value: values.subarray(i === 0 ? 0 : m.ends[i - 1]!, m.ends[i]!),
+        value: Buffer.from(m.memory[m.places[i * 3]!]!, start, m.places[i * 3 + 2]! - start),
       }
     }
     const p = producer

@@ -147,9 +147,15 @@ export interface WrittenMessage {
  * for `encode` (which allocates, zero-fills and concatenates two Buffers per record). When the buffer
  * is full a larger one takes over (the message being written moves with it; finished messages keep
  * their views of the old one), so size `bytesHint` to the batch.
+ *
+ * `allocate` supplies the buffers (default `Buffer.allocUnsafe`): a writer whose messages go to
+ * another thread writes into buffers that thread can read without a copy (kafka-worker.ts lends
+ * them); `buffers` lists every buffer it took, for the caller to give back once the messages are sent.
  */
 export class MessageWriter<T> {
   private buf: Buffer
+  /** every buffer this writer allocated, the first one included */
+  readonly buffers: Buffer[] = []
   private pos = 0
   /** where the message being written starts */
   private start = 0
@@ -161,8 +167,15 @@ export class MessageWriter<T> {
   constructor(
     private readonly codec: RecordCodec<T>,
     bytesHint = 4096,
+    private readonly allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
   ) {
-    this.buf = Buffer.allocUnsafe(Math.max(64, Math.ceil(bytesHint)))
+    this.buf = this.take(Math.max(64, Math.ceil(bytesHint)))
+  }
+
+  private take(bytes: number): Buffer {
+    const buf = this.allocate(bytes)
+    this.buffers.push(buf)
+    return buf
   }
 
   /** Starts the next message: a container when `container`, else a message of one record. */
@@ -211,7 +224,7 @@ export class MessageWriter<T> {
   private reserve(bytes: number): void {
     if (this.buf.length - this.pos >= bytes) return
     const written = this.pos - this.start
-    const next = Buffer.allocUnsafe(Math.max(bytes, this.buf.length) * 2 + written)
+    const next = this.take(Math.max(bytes, this.buf.length) * 2 + written)
     this.buf.copy(next, 0, this.start, this.pos)
     this.pos = written
     this.start = 0

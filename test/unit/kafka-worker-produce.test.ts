@@ -15,6 +15,7 @@ import {
   encodeProduceBody,
   type ProduceArgs,
 } from '../../bus/kafka-worker-produce.ts'
+import { KafkaWorkerProducer } from '../../bus/kafka-worker.ts'
 
 const require = createRequire(import.meta.url)
 type Encoded = { buffer: Buffer }
@@ -171,3 +172,25 @@ describe('one-pass produce request encoder', () => {
   })
 })
 
+describe('the producer thread’s lent memory', () => {
+  it('lends shared buffers, pooled: given back, they are lent again; at most a few are kept', () => {
+    const producer = new KafkaWorkerProducer({ brokers: ['127.0.0.1:1'] })
+    const a = producer.borrow(10_000)
+    assert.ok(a.buffer instanceof SharedArrayBuffer && a.length >= 10_000)
+    producer.giveBack(a)
+    assert.equal(producer.borrow(5_000), a, 'the smallest kept buffer that fits')
+    assert.notEqual(producer.borrow(5_000), a, 'lent out: not lent twice')
+    const bufs = Array.from({ length: 6 }, (_, i) => producer.borrow(1_000 * (i + 1)))
+    for (const b of bufs) producer.giveBack(b)
+    producer.giveBack(Buffer.alloc(100)) // not shared memory: not kept
+    const again = Array.from({ length: 6 }, () => producer.borrow(1))
+    // the four largest came back; the rest is new
+    assert.deepEqual(
+      again
+        .filter((b) => bufs.includes(b))
+        .map((b) => bufs.indexOf(b))
+        .sort(),
+      [2, 3, 4, 5],
+    )
+  })
+})

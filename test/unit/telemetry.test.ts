@@ -372,6 +372,66 @@ describe('TelemetryEmitter', () => {
     await emitter.stop() // safe twice
   })
 
+  test('with a producer that lends memory, messages are written and sent from it, and it is given back only once their sends settled', async () => {
+    class LendingProducer extends FakeProducer {
+      /** lent and not given back */
+      readonly out = new Set<Buffer>()
+      /** given back, lent again first */
+      readonly free: Buffer[] = []
+      readonly memory = new Set<ArrayBufferLike>()
+      /** per send: whether every value was a view of memory lent and not given back */
+      readonly fromLentMemory: boolean[] = []
+      borrow(bytes: number): Buffer {
+        const reused = this.free.length > 0 && this.free[0]!.length >= bytes ? this.free.shift() : undefined
+        const buf = reused ?? Buffer.from(new SharedArrayBuffer(bytes))
+        this.memory.add(buf.buffer)
+        this.out.add(buf)
+        return buf
+      }
+      giveBack(buf: Buffer): void {
+        assert.ok(this.out.delete(buf), 'given back once, after it was lent')
+        this.free.push(buf)
+      }
+      override async send(topic: string, messages: OutgoingMessage[]): Promise<void> {
+        this.fromLentMemory.push(
+          messages.every((m) => [...this.out].some((b) => m.value.buffer === b.buffer)),
+        )
+        // a lender keeps no view of what it lent once the send settled: the fake keeps copies
+        await super.send(
+          topic,
+          messages.map((m) => ({ ...m, value: Buffer.from(m.value) })),
+        )
+      }
+    }
+    const producer = new LendingProducer()
+    const emitter = new TelemetryEmitter({ producer, logger, maxBatch: 100, flushIntervalMs: 3_600_000 })
+    const spans = Array.from({ length: 150 }, (_, i) => makeSpan(i, { instance: `engine-${i % 2}` }))
+    for (const s of spans) emitter.emitSpan(s)
+    // a slow broker and two failed attempts: the memory stays lent across the retries
+    let open: () => void = () => {}
+    producer.gate = new Promise((r) => {
+      open = r
+    })
+    producer.failures = 2
+    const flushing = emitter.flush()
+    await waitFor(() => producer.attempts >= 3, { message: 'the third attempt' })
+    assert.equal(producer.free.length, 0, 'nothing given back while its send is in flight')
+    open()
+    await flushing
+    assert.deepEqual(producer.spanIds().sort(), spans.map((s) => s.request_id).sort())
+    assert.ok(producer.fromLentMemory.every(Boolean), 'every send from lent memory, none given back yet')
+    assert.equal(producer.out.size, 0, 'all of it given back')
+    // the next flush writes into memory given back (a steady stream allocates nothing)
+    const memory = producer.memory.size
+    producer.gate = undefined
+    emitter.emitSpan(makeSpan(500))
+    await emitter.flush()
+    assert.equal(producer.memory.size, memory, 'no new memory')
+    assert.equal(producer.out.size, 0)
+    assert.deepEqual(producer.spanIds().slice(-1), ['req-500'])
+    assert.equal(emitter.sent, 151)
+  })
+
   test('when full, the oldest records are dropped and counted', async () => {
     const producer = new FakeProducer()
     const emitter = new TelemetryEmitter({ producer, logger, maxBuffered: 3, maxBatch: 100 })
