@@ -134,7 +134,15 @@ interface ModelStats {
   queue: Histogram
   compute: Histogram
   batchSize: Histogram
+  /** the batch ids of the last `recentBatches` executions, to count each execution once */
   recentBatches: Set<string>
+  /**
+   * the same ids in the order they came, a ring: the slot to overwrite next holds the oldest. (Taking
+   * the oldest from the Set's iterator instead walked the deleted entries at its front on every new
+   * batch until the Set rehashed: 1.2 µs per span at batch size 1.)
+   */
+  batchRing: (string | undefined)[]
+  batchRingAt: number
 }
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
@@ -153,7 +161,7 @@ export class MetricsRecorder {
   private readonly maxModels: number
 
   constructor(private readonly opts: MetricsRecorderOptions) {
-    this.recentBatches = opts.recentBatches ?? 4096
+    this.recentBatches = Math.max(1, opts.recentBatches ?? 4096)
     this.maxModels = opts.maxModels ?? 64
     this.timer = setInterval(() => this.sampleBusy(), opts.busyIntervalMs ?? 1_000)
     this.timer.unref()
@@ -196,6 +204,8 @@ export class MetricsRecorder {
         compute: new Histogram(DURATION_BUCKETS_US),
         batchSize: new Histogram(BATCH_SIZE_BUCKETS),
         recentBatches: new Set(),
+        batchRing: new Array(this.recentBatches).fill(undefined),
+        batchRingAt: 0,
       }
       versions.set(version, s)
     }
@@ -220,11 +230,11 @@ export class MetricsRecorder {
     s.queue.observe(span.queue_wait_us)
     s.compute.observe(span.compute_us)
     if (!span.cache_hit && span.batch_id !== '' && !s.recentBatches.has(span.batch_id)) {
+      const oldest = s.batchRing[s.batchRingAt]
+      if (oldest !== undefined) s.recentBatches.delete(oldest)
+      s.batchRing[s.batchRingAt] = span.batch_id
+      s.batchRingAt = (s.batchRingAt + 1) % s.batchRing.length
       s.recentBatches.add(span.batch_id)
-      if (s.recentBatches.size > this.recentBatches) {
-        // Sets iterate in insertion order: the first is the oldest batch id
-        s.recentBatches.delete(s.recentBatches.values().next().value!)
-      }
       s.execCount++
       s.inferenceCount += span.batch_size
       s.batchSize.observe(span.batch_size)

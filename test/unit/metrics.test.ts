@@ -137,6 +137,33 @@ describe('metrics recorder', () => {
     }
   })
 
+  test('an execution counts once while its batch id is among the last recentBatches; older ids are forgotten', () => {
+    const rec = new MetricsRecorder({ executors: () => [], recentBatches: 3 })
+    try {
+      const span = (i: number, batch: string) => makeSpan(i, { batch_id: batch, batch_size: 2 })
+      const executions = () =>
+        value(parseExposition(rec.render()), 'nv_inference_exec_count', { model: 'mlp' })
+      // b-0 … b-4, two requests each, the second of each batch after the next batch began
+      let i = 0
+      for (let b = 0; b < 5; b++) {
+        rec.observe(span(i++, `b-${b}`))
+        if (b > 0) rec.observe(span(i++, `b-${b - 1}`))
+      }
+      rec.observe(span(i++, 'b-4'))
+      assert.equal(executions(), 5)
+      // b-2, b-3, b-4 are remembered; b-1 was forgotten (a late request of it counts again)
+      rec.observe(span(i++, 'b-2'))
+      assert.equal(executions(), 5)
+      rec.observe(span(i++, 'b-1'))
+      assert.equal(executions(), 6)
+      // and the window moved on: b-2 is now the oldest forgotten
+      rec.observe(span(i++, 'b-2'))
+      assert.equal(executions(), 7)
+    } finally {
+      rec.stop()
+    }
+  })
+
   test('executor busy ratio: busy µs gained over wall time between samples', () => {
     const readings = [{ model: 'mlp', version: '1', busyUs: 0 }]
     const rec = new MetricsRecorder({ executors: () => readings, busyIntervalMs: 3_600_000 })
