@@ -368,3 +368,49 @@ export function applyOnePassProduceEncoder(): boolean {
   produce.onePass = true
   return true
 }
+
+// ------------------------------------------------------------------ partitions by key, remembered
+
+interface PartitionerArgs {
+  topic: string
+  partitionMetadata: unknown[]
+  message: { key?: Buffer | string | null; partition?: number | null }
+}
+type Partitioner = (args: PartitionerArgs) => number
+/** keys remembered; the producer thread's are the engine's instances, a handful */
+const MAX_KEYS = 1024
+
+/**
+ * kafkajs's default partitioner (murmur2 of the key, as the Java client's) with each string key's
+ * hash remembered: kafkajs computes it per message, 20-odd 64-bit Long objects for an 8-byte key,
+ * and every message of the producer thread carries one of a few instance names. Same partition for
+ * every key (test/unit/kafka-worker-produce.test.ts); messages without a string key, or with a
+ * partition, are kafkajs's. Replaces `Partitioners.DefaultPartitioner` for producers created after
+ * the call — on the producer thread, its one producer.
+ */
+export function rememberKeyPartitions(): boolean {
+  const { version } = require('kafkajs/package.json') as { version: string }
+  if (!version.startsWith('2.2.')) return false
+  const partitioners = require('kafkajs').Partitioners as {
+    DefaultPartitioner: (() => Partitioner) & { remembersKeys?: true }
+  }
+  if (partitioners.DefaultPartitioner.remembersKeys) return true
+  const murmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (key: string) => number
+  const original = partitioners.DefaultPartitioner
+  const remembering = () => {
+    const fallback = original()
+    const hashes = new Map<string, number>()
+    return (args: PartitionerArgs): number => {
+      const { key, partition } = args.message
+      if (typeof key !== 'string' || (partition !== null && partition !== undefined)) return fallback(args)
+      let hash = hashes.get(key)
+      if (hash === undefined) {
+        hash = murmur2(key)
+        if (hashes.size < MAX_KEYS) hashes.set(key, hash)
+      }
+      return (hash & 0x7fffffff) % args.partitionMetadata.length
+    }
+  }
+  partitioners.DefaultPartitioner = Object.assign(remembering, { remembersKeys: true as const })
+  return true
+}

@@ -26,7 +26,7 @@ import { getPriority, setPriority } from 'node:os'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { createLogger } from '../core/logger.ts'
 import { KafkaTransport } from './kafka.ts'
-import { applyOnePassProduceEncoder } from './kafka-worker-produce.ts'
+import { applyOnePassProduceEncoder, rememberKeyPartitions } from './kafka-worker-produce.ts'
 import { type MessageProducer, MessageRefusedError, type OutgoingMessage } from './transport.ts'
 
 export interface KafkaWorkerProducerOptions {
@@ -269,6 +269,8 @@ export async function runProducerThread(): Promise<void> {
   lowerThreadPriority(opts.nice ?? 10)
   // kafkajs builds a produce request from nested growing buffers; this writes the same bytes in one pass
   applyOnePassProduceEncoder()
+  // and hashes every message's key again; the thread's keys are a few instance names
+  rememberKeyPartitions()
   const transport = new KafkaTransport({
     brokers: opts.brokers,
     topicPrefix: opts.topicPrefix,

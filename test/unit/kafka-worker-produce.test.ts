@@ -14,6 +14,7 @@ import {
   encodable,
   encodeProduceBody,
   type ProduceArgs,
+  rememberKeyPartitions,
 } from '../../bus/kafka-worker-produce.ts'
 import { KafkaWorkerProducer } from '../../bus/kafka-worker.ts'
 
@@ -192,5 +193,40 @@ describe('the producer thread’s lent memory', () => {
         .sort(),
       [2, 3, 4, 5],
     )
+  })
+})
+
+describe('partitions by key, remembered', () => {
+  it('are the partitions kafkajs’s default partitioner chooses', () => {
+    const { Partitioners } = require('kafkajs') as {
+      Partitioners: { DefaultPartitioner: () => (a: unknown) => number }
+    }
+    const kafkajs = Partitioners.DefaultPartitioner()
+    assert.equal(rememberKeyPartitions(), true)
+    assert.equal(rememberKeyPartitions(), true)
+    const remembering = Partitioners.DefaultPartitioner()
+    assert.notEqual(remembering, kafkajs)
+    const keys = [
+      'engine-0',
+      'engine-1',
+      'host-ä',
+      '',
+      'x'.repeat(37),
+      ...Array.from({ length: 200 }, (_, i) => `i-${i * 7919}`),
+    ]
+    for (const partitions of [1, 2, 3, 6, 7, 12, 64]) {
+      const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0 }))
+      for (let round = 0; round < 2; round++) {
+        for (const key of keys) {
+          const args = { topic: 't', partitionMetadata, message: { key, value: 'v' } }
+          assert.equal(remembering(args), kafkajs(args), `${key} over ${partitions}`)
+        }
+      }
+      // an explicit partition, a Buffer key: kafkajs's answer
+      const explicit = { topic: 't', partitionMetadata, message: { key: 'engine-0', partition: 0 } }
+      assert.equal(remembering(explicit), 0)
+      const bufferKey = { topic: 't', partitionMetadata, message: { key: Buffer.from('engine-1') } }
+      assert.equal(remembering(bufferKey), kafkajs(bufferKey))
+    }
   })
 })
