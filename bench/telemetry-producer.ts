@@ -14,6 +14,7 @@
  *   null        emitter + Avro encoding, a producer that discards (the floor: what any transport pays)
  *   containers  up to 64 records of one instance per Kafka message (contract/container.ts, default)
  *   single      (TELEMETRY_BENCH_VARIANTS=…,single) one record per Kafka message
+ *   <variant>:<ms>  the variant with the emitter flushing every <ms> instead of 100 ms
  * Each measurement warms up (the JIT, the connection) at the rate before it counts. Reported per
  * variant: CPU µs per span of the whole process and by thread — the event loop, the producer thread
  * (the threads that appeared when the producer started) and the rest (V8's GC and compiler helpers,
@@ -50,11 +51,9 @@ const RESULT_PATH =
   fileURLToPath(new URL('./results/telemetry-producer.json', import.meta.url))
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')
 
-type VariantName = 'null' | 'containers' | 'single'
-const VARIANTS = (process.env.TELEMETRY_BENCH_VARIANTS?.split(',') as VariantName[] | undefined) ?? [
-  'null',
-  'containers',
-]
+/** `null`, `containers` or `single`, optionally with `:<flush interval ms>` */
+type VariantName = string
+const VARIANTS: VariantName[] = process.env.TELEMETRY_BENCH_VARIANTS?.split(',') ?? ['null', 'containers']
 
 interface ChildConfig {
   root: string
@@ -104,8 +103,9 @@ async function child(cfg: ChildConfig): Promise<void> {
   const load = (path: string) => import(pathToFileURL(join(cfg.root, path)).href)
   const { TelemetryEmitter } = await load('engine/telemetry/emitter.ts')
   const { KafkaWorkerProducer } = await load('bus/kafka-worker.ts')
+  const [kind, flushMs] = cfg.variant.split(':')
   const producer: MessageProducer =
-    cfg.variant === 'null'
+    kind === 'null'
       ? { start: async () => {}, stop: async () => {}, send: async () => {} }
       : new KafkaWorkerProducer({
           brokers: cfg.brokers,
@@ -116,7 +116,8 @@ async function child(cfg: ChildConfig): Promise<void> {
   const emitter = new TelemetryEmitter({
     producer,
     logger: createLogger('error'),
-    recordsPerMessage: cfg.variant === 'single' ? 1 : undefined,
+    recordsPerMessage: kind === 'single' ? 1 : undefined,
+    flushIntervalMs: flushMs ? Number(flushMs) : undefined,
   })
   const spans = Array.from({ length: 5_000 }, (_, i) =>
     makeSpan(i, { trace_id: i.toString(16).padStart(32, '0'), instance: 'engine-0' }),
