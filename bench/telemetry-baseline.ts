@@ -1,7 +1,7 @@
 /**
  * The telemetry code of another commit, next to this checkout's, so a benchmark can run old and new
- * side by side in one run: `git archive` of the folders the emitter and the producer thread load
- * (bus, contract, core, engine/telemetry, package.json) into a temporary folder whose node_modules
+ * side by side in one run: `git archive` of the folders the engine, the emitter and the producer
+ * thread load (bus, contract, core, engine, package.json) into a temporary folder whose node_modules
  * is this checkout's. The default baseline is where this branch left main (`git merge-base HEAD main`);
  * TELEMETRY_BENCH_BASELINE names another commit.
  */
@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
-const PATHS = ['package.json', 'bus', 'contract', 'core', 'engine/telemetry']
+const PATHS = ['package.json', 'bus', 'contract', 'core', 'engine']
 
 export interface CodeRoot {
   /** what the results call it: `baseline` or `current` */
@@ -39,7 +39,8 @@ export function currentRoot(): CodeRoot {
 export function baselineRoot(ref = process.env.TELEMETRY_BENCH_BASELINE): CodeRoot {
   const sha = git('rev-parse', ref ?? git('merge-base', 'HEAD', 'main'))
   const root = join(tmpdir(), `breakid-baseline-${sha.slice(0, 12)}`)
-  if (!existsSync(join(root, 'bus'))) {
+  if (!existsSync(join(root, 'engine', 'engine.ts'))) {
+    rmSync(root, { recursive: true, force: true })
     const staging = `${root}.${process.pid}`
     rmSync(staging, { recursive: true, force: true })
     mkdirSync(staging, { recursive: true })

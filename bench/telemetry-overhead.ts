@@ -22,6 +22,9 @@
  *           what the thread saves.
  *   single  (only when named in TELEMETRY_BENCH_MODES) `on` with one record per Kafka message (no
  *           containers, the contract before containers): what containers save.
+ *   baseline  (only when named in TELEMETRY_BENCH_MODES) `on` as the baseline commit has it (its
+ *           engine/, bus/, contract/ and core/, extracted by telemetry-baseline.ts: by default where
+ *           this branch left main, or TELEMETRY_BENCH_BASELINE): old and new telemetry in one run.
  *
  * Not included in any mode: scraping /metrics (no scraper runs), a Kafka consumer in the engine's
  * process (with a broker, the sink process's consumer group reads every record back only after the
@@ -65,7 +68,8 @@ import http from 'node:http'
 import { type AddressInfo, connect } from 'node:net'
 import { loadavg } from 'node:os'
 import { performance as perfHooks } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Engine } from '../engine/engine.ts'
 import { buildEngineApp } from '../engine/http.ts'
 import { type LoadgenReport, runLoad } from '../engine/loadgen.ts'
@@ -83,8 +87,9 @@ import { KafkaTransport } from '../bus/kafka.ts'
 import type { MessageConsumer, MessageProducer } from '../bus/transport.ts'
 import { makeSpan } from '../contract/synthetic.ts'
 import { machineInfo } from '../core/machine.ts'
+import { baselineRoot, currentRoot } from './telemetry-baseline.ts'
 
-type Mode = 'off' | 'on' | 'otlp' | 'inline' | 'single'
+type Mode = 'off' | 'on' | 'otlp' | 'inline' | 'single' | 'baseline'
 const MODES: Mode[] = (process.env.TELEMETRY_BENCH_MODES?.split(',') as Mode[] | undefined) ?? [
   'off',
   'on',
@@ -152,6 +157,8 @@ function loopCpuUs(): number {
 
 interface ChildConfig {
   mode: Mode
+  /** where the engine and telemetry code come from (the baseline mode's); default this checkout */
+  root?: string
   transport: Transport
   brokers?: string[]
   topicPrefix: string
@@ -159,16 +166,30 @@ interface ChildConfig {
   otlpEndpoint?: string
 }
 
+/** The engine and telemetry classes a child runs: this checkout's, or those under `root`. */
+async function codeAt(root: string | undefined) {
+  if (!root) return { Engine, buildEngineApp, TelemetryEmitter, KafkaWorkerProducer }
+  const load = (path: string) => import(pathToFileURL(join(root, path)).href)
+  return {
+    Engine: (await load('engine/engine.ts')).Engine as typeof Engine,
+    buildEngineApp: (await load('engine/http.ts')).buildEngineApp as typeof buildEngineApp,
+    TelemetryEmitter: (await load('engine/telemetry/emitter.ts')).TelemetryEmitter as typeof TelemetryEmitter,
+    KafkaWorkerProducer: (await load('bus/kafka-worker.ts'))
+      .KafkaWorkerProducer as typeof KafkaWorkerProducer,
+  }
+}
+
 async function child(cfg: ChildConfig): Promise<void> {
   const { mode } = cfg
   const logger = createLogger('silent')
+  const code = await codeAt(cfg.root)
   let producer: MessageProducer
   let drain: MessageConsumer | undefined
   let drained = 0
   let decodeFailures = 0
   if (cfg.transport === 'kafka') {
     // production: kafkajs on its own thread, to the broker (bus/kafka-worker.ts)
-    producer = new KafkaWorkerProducer({
+    producer = new code.KafkaWorkerProducer({
       brokers: cfg.brokers!,
       topicPrefix: cfg.topicPrefix,
       logLevel: 'error',
@@ -197,7 +218,7 @@ async function child(cfg: ChildConfig): Promise<void> {
     })
     await drain.start()
   }
-  const emitter = new TelemetryEmitter({
+  const emitter = new code.TelemetryEmitter({
     producer,
     logger,
     recordsPerMessage: mode === 'single' ? 1 : undefined,
@@ -205,7 +226,7 @@ async function child(cfg: ChildConfig): Promise<void> {
   const otlp =
     mode === 'otlp' ? new OtlpSpanExporter({ endpoint: cfg.otlpEndpoint!, sampleRatio: 0.1 }) : undefined
 
-  const engine = new Engine({
+  const engine = new code.Engine({
     models: MODELS.map((name) => ({ name })),
     modelCacheDir: MODEL_CACHE_DIR,
     logger,
@@ -215,7 +236,7 @@ async function child(cfg: ChildConfig): Promise<void> {
     spanObservers: otlp ? [otlp.observe] : [],
   })
   await engine.start()
-  const app = buildEngineApp(engine)
+  const app = code.buildEngineApp(engine)
   // server-side latency (request received → response sent), the same hooks in every mode: unlike the
   // load generator's latency it leaves out the client's own waits for a core
   let serverUs: number[] = []
@@ -394,7 +415,8 @@ async function startEngines(): Promise<Engines> {
   await Promise.all(
     MODES.map(async (mode) => {
       transport[mode] = !brokers || mode === 'off' ? 'embedded' : mode === 'inline' ? 'kafka-inline' : 'kafka'
-      const cfg: ChildConfig = { mode, transport: transport[mode], brokers, topicPrefix, otlpEndpoint }
+      const root = mode === 'baseline' ? baselineRoot().root : undefined
+      const cfg: ChildConfig = { mode, root, transport: transport[mode], brokers, topicPrefix, otlpEndpoint }
       procs[mode] = forkSelf(['--child', JSON.stringify(cfg)], mode)
       url[mode] = await ready(procs[mode], `engine ${mode}`)
     }),
@@ -706,7 +728,13 @@ async function main(): Promise<void> {
       machine: machineInfo(),
       wall_s: Math.round((Date.now() - started) / 1000),
       load_average_1_5_15m: { start: loadAverageAtStart, end: loadavg().map((x) => round(x, 2)) },
+      code: {
+        current: currentRoot().commit,
+        ...(MODES.includes('baseline') ? { baseline: baselineRoot().commit } : {}),
+      },
       targets: { max_throughput_loss: 0.02, max_added_median_latency_us: 50 },
+      // issue 14 item 6: telemetry at saturation costs at most 3 % of throughput, 1 % the goal
+      targets_issue_14: { max_throughput_loss: 0.03, goal_throughput_loss: 0.01 },
       transport: engines.brokers
         ? `kafka ${engines.brokers.join(',')}`
         : 'embedded bus (no broker reachable)',
