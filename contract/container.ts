@@ -474,12 +474,12 @@ function writeString(buf: Buffer, p: number, s: string): number {
   if (len > 64) return p + buf.write(s, p, len, 'utf8')
   for (let i = 0; i < n; i++) {
     let c1 = s.charCodeAt(i)
-    let c2: number
+    const c2 = (c1 & 0xfc00) === 0xd800 ? s.charCodeAt(i + 1) : 0
     if (c1 < 0x80) buf[p++] = c1
     else if (c1 < 0x800) {
       buf[p++] = (c1 >> 6) | 0xc0
       buf[p++] = (c1 & 0x3f) | 0x80
-    } else if ((c1 & 0xfc00) === 0xd800 && ((c2 = s.charCodeAt(i + 1)) & 0xfc00) === 0xdc00) {
+    } else if ((c1 & 0xfc00) === 0xd800 && (c2 & 0xfc00) === 0xdc00) {
       c1 = 0x10000 + ((c1 & 0x03ff) << 10) + (c2 & 0x03ff)
       i++
       buf[p++] = (c1 >> 18) | 0xf0
