@@ -56,6 +56,8 @@ interface Page {
   receivedAtMs: number
   related: string[]
   inWindow: boolean
+  /** the alert's one-line evidence */
+  summary: string
 }
 
 interface RunResult {
@@ -249,6 +251,7 @@ async function runOne(plan: RunPlan, repetition: number): Promise<RunResult> {
       receivedAtMs: r.receivedAtMs,
       related: (a.related ?? []).map((x) => x.type),
       inWindow: inWindow(startsAtMs),
+      summary: a.summary,
     }
   })
   const rightPage = list
