@@ -13,6 +13,13 @@ import { ResultCache } from './cache.ts'
 import type { ExecutorOptions } from './executor.ts'
 import { FaultSchedule, InjectedFaultError } from './faults.ts'
 import { type PreprocessOptions, PreprocessPool } from './preprocess.ts'
+import {
+  MultiSpanProcessor,
+  observerProcessor,
+  type SpanObserver,
+  type SpanProcessor,
+  type SpanTraceContext,
+} from './span-processor.ts'
 import type { TelemetryEmitter } from './telemetry/emitter.ts'
 import { MetricsRecorder, UNKNOWN_MODEL_LABEL } from './telemetry/metrics-recorder.ts'
 import { HwSampler } from './telemetry/hw-sampler.ts'
@@ -32,7 +39,7 @@ import { renderInferResponse } from './v2-binary.ts'
 import { toTensors } from './v2-request.ts'
 import type { V2InferRequest } from './v2-types.ts'
 
-export type { LoadedModel, ModelSpec }
+export type { LoadedModel, ModelSpec, SpanObserver, SpanProcessor, SpanTraceContext }
 export { UNKNOWN_MODEL_LABEL, UnknownModelError }
 
 export interface EngineOptions {
@@ -49,8 +56,13 @@ export interface EngineOptions {
   /** most rows one request may carry */
   maxRowsPerRequest?: number
   /**
-   * Called with every finished span (OTLP export, /metrics histograms), after it is emitted, and the
-   * request's trace context. Must not throw or block: it runs on the request path.
+   * Where telemetry leaves the engine besides the Avro `emitter` and the /metrics recorder (the OTLP
+   * exporter): called in this order after those two; the engine shuts them down in `stop()`.
+   */
+  spanProcessors?: SpanProcessor[]
+  /**
+   * Functions called with every finished span after the processors (tests and benchmarks that collect
+   * spans): processors with nothing to flush (span-processor.ts `observerProcessor`).
    */
   spanObservers?: SpanObserver[]
   /** false: no spans or hardware samples are emitted (the telemetry-overhead benchmark's control) */
@@ -87,15 +99,6 @@ export interface RequestMeta {
 /** W3C trace context: `00-<32 hex trace id>-<16 hex parent id>-<flags>` */
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
 
-/**
- * What a span observer learns beyond the span record: the caller's span (the `traceparent` parent id),
- * which the Avro record does not carry, so an exported span is the caller's child, not a new root.
- */
-export interface SpanTraceContext {
-  parentSpanId?: string
-}
-export type SpanObserver = (span: Span, trace: SpanTraceContext) => void
-
 /** The caller's span id from a valid `traceparent` (an all-zero id is invalid in W3C trace context). */
 function parentSpanIdOf(meta: RequestMeta): string | undefined {
   const id = meta.traceparent ? TRACEPARENT.exec(meta.traceparent)?.[2] : undefined
@@ -112,6 +115,11 @@ export class Engine implements Lifecycle {
   readonly sampler: HwSampler
   /** Triton-named per-model counters and histograms for /metrics, fed by every finished span */
   readonly metrics: MetricsRecorder
+  /**
+   * Every span processor, in order: the Avro emitter, the /metrics recorder, `spanProcessors`, then the
+   * `spanObservers`. The one way telemetry leaves the engine; its `failures` are on /metrics.
+   */
+  readonly processors: MultiSpanProcessor
   /**
    * The run id stamped on spans and hardware samples (null: outside a named run). Mutable, so one
    * engine can move from a warm-up run to the measured run without reloading its models.
@@ -145,6 +153,15 @@ export class Engine implements Lifecycle {
           .live()
           .map((m) => ({ model: m.meta.name, version: m.meta.version, busyUs: m.executor.busyUs })),
     })
+    this.processors = new MultiSpanProcessor(
+      [
+        opts.emitter,
+        this.metrics,
+        ...(opts.spanProcessors ?? []),
+        ...(opts.spanObservers ?? []).map((observe) => observerProcessor(observe)),
+      ],
+      opts.logger,
+    )
     this.preprocess = new PreprocessPool(this.faults, opts.preprocess)
     this.sampler = new HwSampler({
       identity: this.identity,
@@ -153,7 +170,7 @@ export class Engine implements Lifecycle {
       host: new HostProbe(),
       runId: () => this.runId,
       emit: (s) => {
-        if (opts.telemetry !== false) opts.emitter.emitHwSample(s)
+        if (opts.telemetry !== false) this.processors.onHwSample(s)
       },
       gauges: {
         queueDepth: () => this.registry.live().reduce((n, m) => n + m.batcher.depth, 0),
@@ -167,7 +184,7 @@ export class Engine implements Lifecycle {
 
   async start(): Promise<void> {
     for (const spec of this.opts.models) await this.registry.load(spec)
-    await this.opts.emitter.start()
+    await this.processors.start()
     await this.sampler.start()
     this.faults.startClock()
   }
@@ -177,9 +194,13 @@ export class Engine implements Lifecycle {
     await this.registry.drainAll()
     await this.sampler.stop()
     await this.sampler.tick().catch(() => {})
-    this.metrics.stop()
-    await this.opts.emitter.stop()
+    await this.processors.shutdown()
     await this.registry.close()
+  }
+
+  /** Exports what every span processor holds now (the Avro emitter first). */
+  forceFlush(): Promise<void> {
+    return this.processors.forceFlush()
   }
 
   /** Where spans and hardware samples leave the engine (its counters are on /metrics). */
@@ -230,24 +251,27 @@ export class Engine implements Lifecycle {
   recordRejected(modelName: string, errorClass: string, status: number, meta: RequestMeta): Span {
     this.arrivals++
     this.completions++
-    const span = this.newSpan(modelName, randomIds.requestId(), meta)
+    const [span, trace] = this.startSpan(modelName, randomIds.requestId(), meta)
     span.status = status >= 500 ? 'server_error' : 'client_error'
     span.error_class = errorClass
     span.total_us = Number((process.hrtime.bigint() - meta.arrivalNs) / 1000n)
     span.deserialize_us = span.total_us
-    this.finish(span, meta)
+    this.finish(span, trace)
     return span
   }
 
-  /** Every span leaves through here: to Kafka (or the bus), then to the observers. */
-  private finish(span: Span, meta: RequestMeta): void {
+  /** Every span leaves through here: to the span processors (Kafka or the bus, /metrics, OTLP, ...). */
+  private finish(span: Span, trace: SpanTraceContext): void {
     if (this.opts.telemetry === false) return
-    this.opts.emitter.emitSpan(span)
-    this.metrics.observe(span)
-    const observers = this.opts.spanObservers
-    if (!observers || observers.length === 0) return
+    this.processors.onEnd(span, trace)
+  }
+
+  /** A request's span, created and handed to the processors' `onStart`. */
+  private startSpan(model: string, requestId: string, meta: RequestMeta): [Span, SpanTraceContext] {
+    const span = this.newSpan(model, requestId, meta)
     const trace: SpanTraceContext = { parentSpanId: parentSpanIdOf(meta) }
-    for (const observe of observers) observe(span, trace)
+    if (this.opts.telemetry !== false) this.processors.onStart(span, trace)
+    return [span, trace]
   }
 
   countError(code: string): void {
@@ -273,7 +297,7 @@ export class Engine implements Lifecycle {
     this.faults.onRequest() // memory_leak
     // the client's own id when it sends one (bounded by the body schema), else a fresh UUIDv7
     const requestId = body.id ?? randomIds.requestId()
-    const span = this.newSpan(modelName, requestId, meta)
+    const [span, trace] = this.startSpan(modelName, requestId, meta)
     const us = (from: bigint, to: bigint) => Number((to - from) / 1000n)
     let status = 200
     let responseBody: string | Buffer
@@ -371,7 +395,7 @@ export class Engine implements Lifecycle {
     span.total_us = us(meta.arrivalNs, process.hrtime.bigint())
     this.inFlight--
     this.completions++
-    this.finish(span, meta)
+    this.finish(span, trace)
     return { status, body: responseBody, headerLength, span }
   }
 }

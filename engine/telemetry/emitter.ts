@@ -43,6 +43,7 @@ import { codecs, TOPICS } from '../../contract/topics.ts'
 import { type Clock, systemClock } from '../../core/clock.ts'
 import { BreakidError, isRetriable } from '../../core/errors.ts'
 import { FirstPerInterval } from '../../core/log-limiter.ts'
+import type { SpanProcessor } from '../span-processor.ts'
 import { type RetryOptions, retry } from '../../core/retry.ts'
 import type { MessageMemoryLender } from '../../bus/kafka-worker.ts'
 import {
@@ -114,7 +115,7 @@ interface Message extends OutgoingMessage {
 /** Reason labels are bounded: at most this many distinct ones, then `other`. */
 const MAX_REASONS = 32
 
-export class TelemetryEmitter implements Lifecycle {
+export class TelemetryEmitter implements Lifecycle, SpanProcessor {
   sent = 0
   /** records dropped oldest-first because the buffer was full */
   dropped = 0
@@ -192,6 +193,24 @@ export class TelemetryEmitter implements Lifecycle {
     this.hw.buffer.push(sample)
     this.pushed()
   }
+
+  // the span processor (engine/span-processor.ts): the emitter is where spans and samples leave as Avro
+  readonly processorName = 'avro'
+  onEnd(span: Span): void {
+    this.emitSpan(span)
+  }
+  onHwSample(sample: HwSample): void {
+    this.emitHwSample(sample)
+  }
+  forceFlush(): Promise<void> {
+    return this.flush()
+  }
+  /** `stop()`, once: a second call waits for the first */
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= this.stop()
+    return this.shutdownPromise
+  }
+  private shutdownPromise: Promise<void> | undefined
 
   /** records waiting for a flush */
   get pending(): number {

@@ -30,6 +30,8 @@
  * Everything here is O(buckets) per span and allocates nothing after the first span of a model.
  */
 import type { Span } from '../../contract/records.ts'
+import { type Labels, type MetricFamily, renderFamilies, type Sample } from '../../core/metrics.ts'
+import type { SpanProcessor } from '../span-processor.ts'
 
 /**
  * The model label (and span model name) of requests to a model that does not exist: every name a
@@ -113,7 +115,7 @@ interface BatchSizeStats {
 }
 
 interface ModelStats {
-  labels: string
+  labels: Labels
   success: number
   failure: number
   /** total µs of failed requests */
@@ -145,14 +147,13 @@ interface ModelStats {
   batchRingAt: number
 }
 
-const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
-const labelsOf = (model: string, version: string) =>
-  `model="${escapeLabel(model)}",version="${escapeLabel(version)}"`
+const labelsOf = (model: string, version: string): Labels => ({ model, version })
 
-export class MetricsRecorder {
+export class MetricsRecorder implements SpanProcessor {
+  readonly processorName = 'metrics'
   /** model → version → stats (nested, so the request path builds no key string) */
   private readonly stats = new Map<string, Map<string, ModelStats>>()
-  private readonly busy = new Map<string, { labels: string; ratio: number }>()
+  private readonly busy = new Map<string, { labels: Labels; ratio: number }>()
   private lastBusy = new Map<string, number>()
   /** when the last busy sample was taken (the baseline of the next ratio); undefined before the first */
   private lastBusyAtMs: number | undefined
@@ -329,26 +330,46 @@ export class MetricsRecorder {
     clearInterval(this.timer)
   }
 
+  // the span processor (engine/span-processor.ts): /metrics and the span stream count the same requests
+  onEnd(span: Span): void {
+    this.observe(span)
+  }
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {
+    this.stop()
+  }
+
   /** Prometheus text exposition (format 0.0.4) of everything recorded; ends with a newline. */
   render(): string {
-    const lines: string[] = []
+    return renderFamilies(this.families())
+  }
+
+  /** Everything recorded as metric families (core/metrics.ts renders them). */
+  families(): MetricFamily[] {
     const all = [...this.stats.values()].flatMap((versions) => [...versions.values()])
+    const families: MetricFamily[] = []
     const counter = (name: string, help: string, value: (s: ModelStats) => number) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`)
-      for (const s of all) lines.push(`${name}{${s.labels}} ${value(s)}`)
+      families.push({
+        name,
+        type: 'counter',
+        help,
+        samples: all.map((s) => ({ name, labels: s.labels, value: value(s) })),
+      })
     }
     const histogram = (name: string, help: string, pick: (s: ModelStats) => Histogram) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`)
+      const samples: Sample[] = []
       for (const s of all) {
         const h = pick(s)
         let cumulative = 0
         h.bounds.forEach((le, i) => {
           cumulative += h.counts[i]!
-          lines.push(`${name}_bucket{${s.labels},le="${le}"} ${cumulative}`)
+          samples.push({ name: `${name}_bucket`, labels: { ...s.labels, le: String(le) }, value: cumulative })
         })
-        lines.push(`${name}_bucket{${s.labels},le="+Inf"} ${h.count}`)
-        lines.push(`${name}_sum{${s.labels}} ${h.sum}`, `${name}_count{${s.labels}} ${h.count}`)
+        samples.push({ name: `${name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: h.count })
+        samples.push({ name: `${name}_sum`, labels: s.labels, value: h.sum })
+        samples.push({ name: `${name}_count`, labels: s.labels, value: h.count })
       }
+      families.push({ name, type: 'histogram', help, samples })
     }
     counter('nv_inference_request_success', 'Number of successful inference requests', (s) => s.success)
     counter('nv_inference_request_failure', 'Number of failed inference requests', (s) => s.failure)
@@ -395,11 +416,16 @@ export class MetricsRecorder {
       (s) => s.compute,
     )
     histogram('breakid_batch_size', 'Rows per model execution', (s) => s.batchSize)
-    lines.push(
-      '# HELP breakid_executor_busy_ratio Time inside model execution / wall time over the last sampling interval',
-      '# TYPE breakid_executor_busy_ratio gauge',
-    )
-    for (const b of this.busy.values()) lines.push(`breakid_executor_busy_ratio{${b.labels}} ${b.ratio}`)
-    return `${lines.join('\n')}\n`
+    families.push({
+      name: 'breakid_executor_busy_ratio',
+      type: 'gauge',
+      help: 'Time inside model execution / wall time over the last sampling interval',
+      samples: [...this.busy.values()].map((b) => ({
+        name: 'breakid_executor_busy_ratio',
+        labels: b.labels,
+        value: b.ratio,
+      })),
+    })
+    return families
   }
 }

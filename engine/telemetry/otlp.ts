@@ -28,7 +28,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import type { Span } from '../../contract/records.ts'
-import type { SpanTraceContext } from '../engine.ts'
+import type { SpanProcessor, SpanTraceContext } from '../span-processor.ts'
 import { STAGES } from '../../contract/vocabulary.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { randomIds } from './ids.ts'
@@ -116,7 +116,8 @@ export function tracesUrl(endpoint: string): string {
   return trimmed.endsWith('/v1/traces') ? trimmed : `${trimmed}/v1/traces`
 }
 
-export class OtlpSpanExporter {
+export class OtlpSpanExporter implements SpanProcessor {
+  readonly processorName = 'otlp'
   /** spans handed to the exporter and acknowledged */
   exported = 0
   /** spans lost: dropped from the full queue (oldest first) */
@@ -158,7 +159,12 @@ export class OtlpSpanExporter {
     this.timer.unref()
   }
 
-  /** The span observer (EngineOptions.spanObservers): sampling decision and an enqueue, nothing more. */
+  /** The span processor's call: sampling decision and an enqueue, nothing more. */
+  onEnd(span: Span, trace?: SpanTraceContext): void {
+    this.observe(span, trace)
+  }
+
+  /** `onEnd` as a function (EngineOptions.spanObservers) */
   readonly observe = (span: Span, trace?: SpanTraceContext): void => {
     if (this.shutdownPromise) return
     this.seen++
