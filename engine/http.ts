@@ -9,7 +9,12 @@
  */
 import { promisify } from 'node:util'
 import { gunzip, type InputType, inflate, type ZlibOptions } from 'node:zlib'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify'
 import { BreakidError, errorBody, errorCodeOf, httpStatusOf, InvalidInputError } from '../core/errors.ts'
 import { guardControlRoutes, UnsupportedMediaTypeError } from '../core/http-guard.ts'
 import { isRunId, RUN_ID_HEADER, runIdProblem } from '../contract/run-id.ts'
@@ -77,13 +82,79 @@ function requestMeta(req: FastifyRequest): RequestMeta {
   }
 }
 
+/**
+ * The parameter maps of the inference request schema take a string, number or boolean (v2-request.ts):
+ * a union type, which ajv's strict mode wants allowed. A host app that mounts `enginePlugin` passes
+ * these as its `ajv` option (else ajv logs a strict-mode warning per union; validation is the same).
+ */
+export const ENGINE_AJV_OPTIONS = { customOptions: { allowUnionTypes: true } }
+
+export interface EnginePluginOptions extends EngineHttpOptions {
+  engine: Engine
+  /**
+   * true: the engine starts when the app gets ready (before it listens) and stops when the app
+   * closes (after the server stopped taking requests and answered those in flight). Default false:
+   * the caller starts and stops it.
+   */
+  manageEngine?: boolean
+}
+
+/**
+ * Counts and answers an error as the engine does (JSON body, status from the error); a refused infer
+ * request still gets its span, so error rates see it.
+ */
+export function engineErrorHandler(engine: Engine) {
+  return function handle(
+    this: FastifyInstance,
+    err: Error & { statusCode?: number; code?: string; validation?: unknown },
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    const status = httpStatusOf(err)
+    // counted by fastify's own code where it has one (bad JSON vs schema vs size), else ours
+    const code = err instanceof BreakidError ? err.code : (err.code ?? errorCodeOf(err))
+    engine.countError(code)
+    const model = (req.params as { name?: string } | undefined)?.name
+    if (model !== undefined && req.routeOptions.url?.endsWith('/infer')) {
+      engine.recordRejected(model, code, status, requestMeta(req))
+    }
+    if (status >= 500) this.log.error({ err }, 'request failed')
+    void reply.code(status).type('application/json').send(errorBody(err))
+  }
+}
+
+/** The engine alone as a fastify app: its own server options, 404s counted, `enginePlugin` at the root. */
 export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): FastifyInstance {
   const app = Fastify({
-    bodyLimit: opts.bodyLimitBytes ?? 8 * 1024 * 1024,
+    bodyLimit: opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
     keepAliveTimeout: 30_000,
-    // parameter values are a string, number or boolean (v2-request.ts): a union type, on purpose
-    ajv: { customOptions: { allowUnionTypes: true } },
+    ajv: ENGINE_AJV_OPTIONS,
   })
+  // errors outside the plugin's routes (a 404 path's body that does not parse) are counted as before
+  app.setErrorHandler(engineErrorHandler(engine))
+  app.setNotFoundHandler((req, reply) => {
+    engine.countError('not_found')
+    void reply.code(404).send({ error: `no route ${req.method} ${req.url}` })
+  })
+  void app.register(enginePlugin, { ...opts, engine })
+  return app
+}
+
+const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024
+
+/**
+ * The engine's HTTP API (Open Inference Protocol, Triton's extensions, /metrics) as an encapsulated
+ * fastify plugin: `app.register(enginePlugin, { engine, prefix? })` mounts it into any fastify app (the
+ * ops server, a user's app). Its hooks, error handler and body parsers stay inside it; the host's
+ * routes keep their own. Request bodies of the infer routes are limited to `bodyLimitBytes` whatever
+ * the host's limit.
+ */
+export const enginePlugin: FastifyPluginAsync<EnginePluginOptions> = async (app, opts) => {
+  const { engine } = opts
+  if (opts.manageEngine) {
+    app.addHook('onReady', () => engine.start())
+    app.addHook('onClose', () => engine.stop())
+  }
   app.decorateRequest('arrivalNs', 0n)
   app.decorateRequest('arrivalEpochUs', 0)
   app.decorateRequest('parsedNs', 0n)
@@ -98,25 +169,7 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
     req.parsedNs = process.hrtime.bigint()
     done()
   })
-
-  app.setErrorHandler(
-    (err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
-      const status = httpStatusOf(err)
-      // counted by fastify's own code where it has one (bad JSON vs schema vs size), else ours
-      const code = err instanceof BreakidError ? err.code : (err.code ?? errorCodeOf(err))
-      engine.countError(code)
-      const model = (req.params as { name?: string } | undefined)?.name
-      if (model !== undefined && req.routeOptions.url?.endsWith('/infer')) {
-        engine.recordRejected(model, code, status, requestMeta(req))
-      }
-      if (status >= 500) app.log.error({ err }, 'request failed')
-      void reply.code(status).type('application/json').send(errorBody(err))
-    },
-  )
-  app.setNotFoundHandler((req, reply) => {
-    engine.countError('not_found')
-    void reply.code(404).send({ error: `no route ${req.method} ${req.url}` })
-  })
+  app.setErrorHandler(engineErrorHandler(engine))
 
   app.get('/v2/health/live', async () => ({ live: true }))
   app.get('/v2/health/ready', async (_req, reply) => {
@@ -287,7 +340,7 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
   // header plus binary tensor data under any content type, gzip- or deflate-compressed or not (the
   // body limit holds for the decompressed body too). Scoped so other routes keep fastify's parsers.
   const json = app.getDefaultJsonParser('error', 'error')
-  const bodyLimit = opts.bodyLimitBytes ?? 8 * 1024 * 1024
+  const bodyLimit = opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
@@ -341,15 +394,14 @@ export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): Fa
         done(err as Error, undefined)
       }
     }
-    const schema = { body: v2InferBodySchema }
-    scope.post('/v2/models/:name/infer', { schema }, infer)
-    scope.post('/v2/models/:name/versions/:version/infer', { schema }, infer)
+    const route = { schema: { body: v2InferBodySchema }, bodyLimit }
+    scope.post('/v2/models/:name/infer', route, infer)
+    scope.post('/v2/models/:name/versions/:version/infer', route, infer)
   })
 
   app.get('/metrics', async (_req, reply) =>
     reply.type('text/plain; version=0.0.4').send(renderMetrics(engine)),
   )
-  return app
 }
 
 const gunzipAsync = promisify<InputType, ZlibOptions, Buffer>(gunzip)
