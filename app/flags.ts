@@ -1,6 +1,7 @@
 /** Parsers for flag values, each with an error that names the flag. */
 import { InvalidInputError } from '../core/errors.ts'
 import { newRunId, runIdProblem } from '../contract/run-id.ts'
+import { type BatcherOptions, parseBatchingMode } from '../engine/batcher.ts'
 import type { ModelSpec } from '../engine/engine.ts'
 import {
   isModelName,
@@ -95,4 +96,21 @@ export function parseRunIdFlag(value: unknown, kind: string): string {
   const problem = runIdProblem(value)
   if (problem) throw new InvalidInputError(`--run-id: "${value}": ${problem}`)
   return value as string
+}
+
+/** The dynamic batcher's flags (`serve`): --max-batch-size, --batching, --preferred-batch-sizes, ... */
+export function batchingFromFlags(values: Record<string, unknown>): BatcherOptions {
+  const optional = (flag: string) =>
+    values[flag] === undefined ? undefined : parsePositive(values[flag], flag)
+  return {
+    maxBatchSize: parsePositive(values['max-batch-size'], 'max-batch-size', { integer: true }),
+    maxQueueDelayMs: optional('max-queue-delay-ms'),
+    mode: parseBatchingMode(String(values.batching)),
+    preferredBatchSizes: values['preferred-batch-sizes']
+      ?.toString()
+      .split(',')
+      .map((v) => parsePositive(v, 'preferred-batch-sizes', { integer: true })),
+    latencyTargetMs: parsePositive(values['latency-target-ms'], 'latency-target-ms'),
+    defaultDeadlineMs: optional('queue-deadline-ms'),
+  }
 }

@@ -14,6 +14,7 @@ import type { Alert } from '../contract/records.ts'
 import { Ingester } from '../ingest/ingester.ts'
 import type { Transport } from '../bus/transport.ts'
 import type { BreakidConfig } from './config.ts'
+import { openStore } from './store.ts'
 
 /**
  * The live detector set as configured (detectors/registry.ts: every detector with its settings;
@@ -95,4 +96,71 @@ export async function startPipeline(opts: {
     await p.notifier.start()
   }
   return p
+}
+
+/**
+ * The consumers as configured (ClickHouse ingest, the detectors, the webhook routes plus `extraRoutes`)
+ * on `transport`.
+ */
+export function pipelineFromConfig(
+  cfg: BreakidConfig,
+  deps: { transport: Transport; logger: Logger; clickhouse: ClickHouse; extraRoutes?: NotifyRoute[] },
+): Promise<Pipeline> {
+  return startPipeline({
+    transport: deps.transport,
+    logger: deps.logger,
+    clickhouse: deps.clickhouse,
+    detectors: defaultDetectors(cfg.detectors),
+    staleAfterMs: cfg.staleAfterMs,
+    routes: webhookRoutes(cfg, deps.extraRoutes),
+  })
+}
+
+/**
+ * `serve` and `collect` without Kafka: nothing outside this process can read the telemetry, so it is
+ * stored and watched here (chDB and the whole pipeline). With Kafka: nothing (undefined).
+ */
+export async function localPipeline(
+  cfg: BreakidConfig,
+  transport: Transport,
+  logger: Logger,
+): Promise<{ ch: ClickHouse; pipeline: Pipeline; stop(): Promise<void> } | undefined> {
+  if (transport.kind !== 'embedded') return undefined
+  const ch = await openStore(cfg)
+  const pipeline = await pipelineFromConfig(cfg, { transport, logger, clickhouse: ch }).catch(async (err) => {
+    await ch.close()
+    throw err
+  })
+  return {
+    ch,
+    pipeline,
+    async stop() {
+      await pipeline.stop()
+      await ch.close()
+    },
+  }
+}
+
+/**
+ * Waits (bounded) until `spansEmitted` spans are stored and every alert raised has been delivered or
+ * dead-lettered. Undefined when it drained, else what was left (for the user).
+ */
+export async function drainPipeline(
+  p: Pipeline,
+  spansEmitted: number,
+  timeoutMs = 60_000,
+): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const stored = p.ingester?.counters.get('rows_stored_total', { table: 'spans' }) ?? spansEmitted
+    const raised = p.detector?.counters.total('alerts_total') ?? 0
+    const stats = p.notifier?.stats()
+    // every alert raised was read, and no route owes one any more (delivered or dead-lettered)
+    const settled = stats ? (stats.pending === 0 ? stats.read : 0) : raised
+    if (stored >= spansEmitted && settled >= raised) return undefined
+    if (Date.now() > deadline) {
+      return `stored ${stored}/${spansEmitted} spans, alerts settled ${settled}/${raised}`
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }

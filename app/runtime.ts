@@ -33,7 +33,12 @@ export async function openTransport(cfg: BreakidConfig, logger: Logger): Promise
  * kafkajs costs tens of µs of CPU per message, which would otherwise come out of the event loop that
  * serves requests. The embedded bus is in-process by nature and stays on the transport.
  */
-export function telemetryProducer(cfg: BreakidConfig, transport: Transport): MessageProducer {
+export type TelemetryConfig = Pick<
+  BreakidConfig,
+  'kafkaBrokers' | 'instance' | 'topicPrefix' | 'logLevel' | 'recordsPerMessage'
+>
+
+export function telemetryProducer(cfg: TelemetryConfig, transport: Transport): MessageProducer {
   if (cfg.kafkaBrokers.length === 0) return transport.producer()
   return new KafkaWorkerProducer({
     brokers: [...cfg.kafkaBrokers],
@@ -44,7 +49,11 @@ export function telemetryProducer(cfg: BreakidConfig, transport: Transport): Mes
 }
 
 /** The engine's telemetry emitter as every command configures it. */
-export function telemetryEmitter(cfg: BreakidConfig, transport: Transport, logger: Logger): TelemetryEmitter {
+export function telemetryEmitter(
+  cfg: TelemetryConfig,
+  transport: Transport,
+  logger: Logger,
+): TelemetryEmitter {
   return new TelemetryEmitter({
     producer: telemetryProducer(cfg, transport),
     logger,
@@ -53,13 +62,63 @@ export function telemetryEmitter(cfg: BreakidConfig, transport: Transport, logge
 }
 
 /** Runs until SIGINT/SIGTERM, then stops the components in reverse order. */
-export async function runUntilSignal(logger: Logger, stops: (() => Promise<void>)[]): Promise<void> {
+export async function runUntilSignal(
+  logger: Logger,
+  stops: (() => Promise<void>)[] | StartedParts,
+): Promise<void> {
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
   logger.info('stopping')
+  if (stops instanceof StartedParts) return stops.stop()
   for (const stop of stops.reverse()) await stop()
+}
+
+/**
+ * What a command has started, to stop in reverse order: each part is added right after it started,
+ * so `starting()` can stop exactly those when a later one fails — a command that cannot start prints
+ * its error and exits instead of hanging on the servers it already opened.
+ */
+export class StartedParts {
+  private readonly stops: { name: string; stop: () => Promise<void> | void }[] = []
+  private stopping: Promise<void> | undefined
+
+  constructor(private readonly logger?: Logger) {}
+
+  add(name: string, stop: () => Promise<void> | void): void {
+    this.stops.push({ name, stop })
+  }
+
+  /**
+   * Runs `start`; when it throws, stops what was added so far and rethrows (the first error is the
+   * one the user sees; a failing stop is logged).
+   */
+  async starting<T>(start: () => Promise<T>): Promise<T> {
+    try {
+      return await start()
+    } catch (err) {
+      await this.stop().catch(() => {})
+      throw err
+    }
+  }
+
+  /** Stops everything in reverse order, each part even when one before it failed; once. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      let first: unknown
+      for (const { name, stop } of this.stops.reverse()) {
+        try {
+          await stop()
+        } catch (err) {
+          first ??= err
+          this.logger?.error({ err, part: name }, 'stopping failed')
+        }
+      }
+      if (first !== undefined) throw first
+    })()
+    return this.stopping
+  }
 }
 
 /** The query limits of the configuration, as queries/ takes them. */

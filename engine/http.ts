@@ -124,7 +124,10 @@ export function engineErrorHandler(engine: Engine) {
 }
 
 /** The engine alone as a fastify app: its own server options, 404s counted, `enginePlugin` at the root. */
-export function buildEngineApp(engine: Engine, opts: EngineHttpOptions = {}): FastifyInstance {
+export function buildEngineApp(
+  engine: Engine,
+  opts: EngineHttpOptions & Pick<EnginePluginOptions, 'manageEngine'> = {},
+): FastifyInstance {
   const app = Fastify({
     bodyLimit: opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
     keepAliveTimeout: 30_000,

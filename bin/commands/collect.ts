@@ -15,13 +15,12 @@ import { parseDurationMs, parsePort } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { observePipeline, startOpsServer } from '../../app/ops.ts'
-import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
+import { localPipeline } from '../../app/pipeline.ts'
 import { openClickHouse } from '../../store/client.ts'
 import { dashboardLink, dashboardPlugin } from '../../dashboard/plugin.ts'
 import { DashboardSessions } from '../../dashboard/session.ts'
 import {
   costFigure,
-  openStore,
   openTransport,
   queryLimits,
   resolveApiToken,
@@ -85,19 +84,9 @@ export const collect: Command = {
     // first, so probes get answers (alive, not ready yet) while Kafka and the receiver start
     const ops = await startOpsServer(cfg, 'collect', logger)
     const transport = await openTransport(cfg, logger)
-    // Without Kafka nothing outside this process can read the telemetry: store and watch it here.
-    const embedded = transport.kind === 'embedded'
-    const ch = embedded ? await openStore(cfg) : undefined
-    const pipeline = embedded
-      ? await startPipeline({
-          transport,
-          logger,
-          clickhouse: ch,
-          detectors: defaultDetectors(cfg.detectors),
-          staleAfterMs: cfg.staleAfterMs,
-          routes: webhookRoutes(cfg),
-        })
-      : undefined
+    const local = await localPipeline(cfg, transport, logger)
+    const ch = local?.ch
+    const pipeline = local?.pipeline
     const collector = new Collector({
       producer: telemetryProducer(cfg, transport),
       logger: logger.child({ c: 'collect' }),
@@ -164,10 +153,7 @@ export const collect: Command = {
     await runUntilSignal(logger, [
       () => ops.close(),
       () => transport.close(),
-      async () => {
-        await pipeline?.stop()
-        await ch?.close()
-      },
+      async () => local?.stop(),
       async () => {
         await queryApi?.close()
         if (ch) rmSync(statePath, { force: true })

@@ -3,30 +3,28 @@
  * configured, to an in-process pipeline into chDB so nothing is lost).
  */
 import { rmSync, writeFileSync } from 'node:fs'
-import { parseBatchingMode } from '../../engine/batcher.ts'
-import { Engine } from '../../engine/engine.ts'
-import { FaultSchedule, faultsFromFlags } from '../../engine/faults.ts'
+import { faultsFromFlags } from '../../engine/faults.ts'
 import { buildEngineApp } from '../../engine/http.ts'
-import { OtlpSpanExporter, parseSampleRatio } from '../../engine/telemetry/otlp.ts'
+import { parseSampleRatio } from '../../engine/telemetry/otlp.ts'
 import { createLogger } from '../../core/logger.ts'
 import { queriesPlugin } from '../../queries/http.ts'
 import {
+  batchingFromFlags,
   parseCacheEntries,
   parseModelsFlag,
   parsePort,
-  parsePositive,
   parseRunIdFlag,
 } from '../../app/flags.ts'
 import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
-import { defaultDetectors, startPipeline, webhookRoutes } from '../../app/pipeline.ts'
+import { engineFromConfig } from '../../app/engine.ts'
+import { localPipeline } from '../../app/pipeline.ts'
 import {
-  openStore,
   openTransport,
   queryLimits,
   resolveApiToken,
   runUntilSignal,
-  telemetryEmitter,
+  StartedParts,
 } from '../../app/runtime.ts'
 
 /** `name[@version][:w=0.5,r=32]` → a model spec */
@@ -75,98 +73,53 @@ export const serve: Command = {
   },
   async run({ values }) {
     const cfg = loadConfig(values)
-    const runId = parseRunIdFlag(values['run-id'], 'serve')
     const logger = createLogger(cfg.logLevel)
-    const models = parseModelsFlag(String(values.models))
-    const cacheEntries = parseCacheEntries(values['cache-entries'])
-    const transport = await openTransport(cfg, logger)
-    // Without Kafka nothing outside this process can read the telemetry: store and watch it here.
-    const embedded = transport.kind === 'embedded'
-    const ch = embedded ? await openStore(cfg) : undefined
-    const pipeline = embedded
-      ? await startPipeline({
-          transport,
-          logger,
-          clickhouse: ch,
-          detectors: defaultDetectors(cfg.detectors),
-          staleAfterMs: cfg.staleAfterMs,
-          routes: webhookRoutes(cfg),
-        })
-      : undefined
-    const emitter = telemetryEmitter(cfg, transport, logger)
-    const otlp = cfg.otlpEndpoint
-      ? new OtlpSpanExporter({
-          endpoint: cfg.otlpEndpoint,
-          sampleRatio: parseSampleRatio(values['otlp-sample-ratio']),
-        })
-      : undefined
-    const engine = new Engine({
-      models,
-      spanObservers: otlp ? [otlp.observe] : [],
-      modelCacheDir: cfg.modelCacheDir,
-      logger,
-      emitter,
-      faults: new FaultSchedule(
-        faultsFromFlags(values.fault as string[] | undefined, values.scenario as string | undefined),
-      ),
-      identity: { fleet: cfg.fleet, instance: cfg.instance },
-      cacheEntries,
+    const runId = parseRunIdFlag(values['run-id'], 'serve')
+    const settings = {
+      models: parseModelsFlag(String(values.models)),
+      faults: faultsFromFlags(values.fault as string[] | undefined, values.scenario as string | undefined),
+      batching: batchingFromFlags(values),
+      cacheEntries: parseCacheEntries(values['cache-entries']),
       runId,
-      executor: { executionProvider: cfg.executionProvider },
-      batching: {
-        maxBatchSize: parsePositive(values['max-batch-size'], 'max-batch-size', { integer: true }),
-        maxQueueDelayMs:
-          values['max-queue-delay-ms'] === undefined
-            ? undefined
-            : parsePositive(values['max-queue-delay-ms'], 'max-queue-delay-ms'),
-        mode: parseBatchingMode(String(values.batching)),
-        preferredBatchSizes: values['preferred-batch-sizes']
-          ?.toString()
-          .split(',')
-          .map((v) => parsePositive(v, 'preferred-batch-sizes', { integer: true })),
-        latencyTargetMs: parsePositive(values['latency-target-ms'], 'latency-target-ms'),
-        defaultDeadlineMs:
-          values['queue-deadline-ms'] === undefined
-            ? undefined
-            : parsePositive(values['queue-deadline-ms'], 'queue-deadline-ms'),
-      },
-    })
-    process.stdout.write(`run: ${runId}\n`)
-    await engine.start()
-    if (values['ground-truth'])
-      writeFileSync(String(values['ground-truth']), engine.faults.groundTruthNdjson())
-    const token = resolveApiToken(cfg)
-    const app = buildEngineApp(engine, { apiToken: token.token, tokenHint: token.hint })
-    if (ch) {
-      await app.register(queriesPlugin, {
-        ch,
-        limits: queryLimits(cfg),
-        apiToken: token.token,
-        tokenHint: token.hint,
-      })
+      otlpSampleRatio: parseSampleRatio(values['otlp-sample-ratio']),
     }
-    const address = await app.listen({ host: String(values.host), port: parsePort(values.port) })
-    logger.info(
-      {
-        address,
-        models: engine.registry.index().map((m) => `${m.name}@${m.version}`),
-        transport: transport.kind,
-        apiToken: token.path ?? 'configured',
-      },
-      'serving; the model repository and query API need "Authorization: Bearer <apiToken>"',
-    )
-    await runUntilSignal(logger, [
-      async () => {
-        await pipeline?.stop()
-        await ch?.close()
-      },
-      async () => otlp?.shutdown(),
-      () => engine.stop(),
-      () => app.close(),
-      async () => {
+    const parts = new StartedParts(logger)
+    await parts.starting(async () => {
+      const transport = await openTransport(cfg, logger)
+      parts.add('transport', () => transport.close())
+      const local = await localPipeline(cfg, transport, logger)
+      if (local) parts.add('pipeline', () => local.stop())
+      const engine = engineFromConfig({ ...cfg, ...settings }, { transport, logger })
+      const token = resolveApiToken(cfg)
+      parts.add('api token', () => {
         if (token.path) rmSync(token.path, { force: true })
-      },
-    ])
+      })
+      // the engine starts when the app gets ready and stops when it closes (engine/http.ts)
+      const app = buildEngineApp(engine, { apiToken: token.token, tokenHint: token.hint, manageEngine: true })
+      parts.add('engine', () => app.close())
+      if (local) {
+        await app.register(queriesPlugin, {
+          ch: local.ch,
+          limits: queryLimits(cfg),
+          apiToken: token.token,
+          tokenHint: token.hint,
+        })
+      }
+      process.stdout.write(`run: ${runId}\n`)
+      const address = await app.listen({ host: String(values.host), port: parsePort(values.port) })
+      if (values['ground-truth'])
+        writeFileSync(String(values['ground-truth']), engine.faults.groundTruthNdjson())
+      logger.info(
+        {
+          address,
+          models: engine.registry.index().map((m) => `${m.name}@${m.version}`),
+          transport: transport.kind,
+          apiToken: token.path ?? 'configured',
+        },
+        'serving; the model repository and query API need "Authorization: Bearer <apiToken>"',
+      )
+    })
+    await runUntilSignal(logger, parts)
     return 0
   },
 }
