@@ -86,8 +86,15 @@ export class StartedParts {
 
   constructor(private readonly logger?: Logger) {}
 
-  add(name: string, stop: () => Promise<void> | void): void {
-    this.stops.push({ name, stop })
+  /** Adds a started part; returns its stop, to call ahead of the others (it runs once either way). */
+  add(name: string, stop: () => Promise<void> | void): () => Promise<void> {
+    let stopped: Promise<void> | undefined
+    const once = () => {
+      stopped ??= (async () => stop())()
+      return stopped
+    }
+    this.stops.push({ name, stop: once })
+    return once
   }
 
   /**
