@@ -22,7 +22,6 @@ import {
   totalVerdict,
 } from '../compare/experiment.ts'
 import { type NamedQuery, parseSelection, readRun } from '../compare/source.ts'
-import { Engine } from '../engine/engine.ts'
 import { buildEngineApp } from '../engine/http.ts'
 import { inferBody, runClosedLoop, runLoad } from '../engine/loadgen.ts'
 import { precisionDeviation } from '../engine/models/precision.ts'
@@ -31,7 +30,8 @@ import { runNamedQuery } from '../queries/runner.ts'
 import type { BreakidConfig } from './config.ts'
 import { parseModelFlag } from './flags.ts'
 import { defaultDetectors, startPipeline } from './pipeline.ts'
-import { openStore, openTransport, telemetryEmitter } from './runtime.ts'
+import { engineFromConfig } from './engine.ts'
+import { openStore, openTransport } from './runtime.ts'
 
 export interface ExperimentRunOptions {
   plan: ExperimentPlan
@@ -60,18 +60,19 @@ export async function runExperiment(o: ExperimentRunOptions): Promise<Experiment
       for (const cell of cells) {
         const runId = `${o.experimentId}.${cell.id}.r${rep}`
         const s = cell.settings
-        const engine = new Engine({
-          models: [{ name: model.name, options: { ...model.options, precision: s.precision } }],
-          modelCacheDir: cfg.modelCacheDir,
-          logger,
-          emitter: telemetryEmitter(cfg, transport, logger),
-          identity: { fleet: cfg.fleet, instance: cfg.instance },
-          executor: { executionProvider: cfg.executionProvider },
-          batching: { mode: s.batching, maxBatchSize: s.maxBatchSize, maxQueueDelayMs: s.maxQueueDelayMs },
-          cacheEntries: s.cacheEntries,
-          preprocess: { workers: s.preprocessWorkers },
-          runId: `${runId}.warmup`,
-        })
+        const engine = engineFromConfig(
+          {
+            ...cfg,
+            // the cells are measured without OTLP export, whatever the configuration says (as before)
+            otlpEndpoint: undefined,
+            models: [{ name: model.name, options: { ...model.options, precision: s.precision } }],
+            batching: { mode: s.batching, maxBatchSize: s.maxBatchSize, maxQueueDelayMs: s.maxQueueDelayMs },
+            cacheEntries: s.cacheEntries,
+            preprocess: { workers: s.preprocessWorkers },
+            runId: `${runId}.warmup`,
+          },
+          { transport, logger },
+        )
         await engine.start()
         const app = buildEngineApp(engine)
         const address = await app.listen({ host: '127.0.0.1', port: 0 })

@@ -160,25 +160,31 @@ interface Step {
 
 async function startEngine(model: ModelSpec, batching: BatcherOptions) {
   // imported here, not at the top: the load-generator child loads only what it needs
-  const [{ Engine }, { buildEngineApp }, { TelemetryEmitter }, { createLogger }, { EmbeddedBus }] =
-    await Promise.all([
-      import('../engine/engine.ts'),
-      import('../engine/http.ts'),
-      import('../engine/telemetry/emitter.ts'),
-      import('../core/logger.ts'),
-      import('../bus/embedded-bus.ts'),
-    ])
+  const [{ engineFromConfig }, { buildEngineApp }, { createLogger }, { EmbeddedBus }] = await Promise.all([
+    import('../app/engine.ts'),
+    import('../engine/http.ts'),
+    import('../core/logger.ts'),
+    import('../bus/embedded-bus.ts'),
+  ])
   const logger = createLogger('silent')
-  const bus = new EmbeddedBus()
-  const engine = new Engine({
-    models: [model],
-    modelCacheDir: MODEL_CACHE_DIR,
-    logger,
-    emitter: new TelemetryEmitter({ producer: bus.producer(), logger }),
-    telemetry: false,
-    hwIntervalMs: 3_600_000,
-    batching,
-  })
+  const engine = engineFromConfig(
+    {
+      kafkaBrokers: [],
+      topicPrefix: '',
+      logLevel: 'silent',
+      recordsPerMessage: 64,
+      modelCacheDir: MODEL_CACHE_DIR,
+      fleet: 'bench',
+      instance: 'bench-batching',
+      executionProvider: 'cpu',
+      otlpEndpoint: undefined,
+      models: [model],
+      telemetry: false,
+      hwIntervalMs: 3_600_000,
+      batching,
+    },
+    { transport: new EmbeddedBus(), logger },
+  )
   await engine.start()
   const app = buildEngineApp(engine)
   await app.listen({ host: '127.0.0.1', port: 0 })
