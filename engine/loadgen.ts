@@ -298,39 +298,17 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
     return { bytes, headers: { ...headers, ...runHeader, 'content-length': String(bytes.length) } }
   })
 
-  const one = (scheduledAt: number, body: { bytes: Buffer; headers: Record<string, string> }) =>
-    new Promise<void>((resolve) => {
-      outstanding++
-      let settled = false
-      const done = (status: number) => {
-        if (settled) return
-        settled = true
-        outstanding--
-        answered++
-        const ms = performance.now() - scheduledAt
-        histogram.recordValue(Math.max(1, Math.round(ms * 1000)))
-        maxLatencyMs = Math.max(maxLatencyMs, ms)
-        statuses[status] = (statuses[status] ?? 0) + 1
-        resolve()
-      }
-      const req = http.request(
-        target,
-        {
-          method: 'POST',
-          agent,
-          headers: body.headers,
-          timeout: timeoutMs,
-        },
-        (res) => {
-          res.resume()
-          res.on('end', () => done(res.statusCode ?? 0))
-          res.on('error', () => done(0))
-        },
-      )
-      req.on('timeout', () => req.destroy(new Error('timeout')))
-      req.on('error', () => done(0))
-      req.end(body.bytes)
+  const one = (scheduledAt: number, body: { bytes: Buffer; headers: Record<string, string> }) => {
+    outstanding++
+    return post(target, agent, body, timeoutMs).then((status) => {
+      outstanding--
+      answered++
+      const ms = performance.now() - scheduledAt
+      histogram.recordValue(Math.max(1, Math.round(ms * 1000)))
+      maxLatencyMs = Math.max(maxLatencyMs, ms)
+      statuses[status] = (statuses[status] ?? 0) + 1
     })
+  }
 
   const started = performance.now()
   const progressEveryMs = opts.progressIntervalMs ?? 1000
@@ -495,33 +473,11 @@ export async function runClosedLoop(opts: ClosedLoopOptions): Promise<ClosedLoop
   let sent = 0
   const started = performance.now()
   const end = started + opts.durationMs
-  const send = (body: (typeof bodies)[number]) =>
-    new Promise<number>((resolve) => {
-      let settled = false
-      const done = (status: number) => {
-        if (!settled) {
-          settled = true
-          resolve(status)
-        }
-      }
-      const req = http.request(
-        target,
-        { method: 'POST', agent, headers: body.headers, timeout: timeoutMs },
-        (res) => {
-          res.resume()
-          res.on('end', () => done(res.statusCode ?? 0))
-          res.on('error', () => done(0))
-        },
-      )
-      req.on('timeout', () => req.destroy(new Error('timeout')))
-      req.on('error', () => done(0))
-      req.end(body.bytes)
-    })
   const worker = async () => {
     while (performance.now() < end && !opts.signal?.aborted) {
       const body = bodies[sent++ % bodies.length]!
       const t0 = performance.now()
-      const status = await send(body)
+      const status = await post(target, agent, body, timeoutMs)
       const ms = performance.now() - t0
       raw.recordValue(Math.max(1, Math.round(ms * 1000)))
       maxLatencyMs = Math.max(maxLatencyMs, ms)
@@ -697,4 +653,37 @@ export async function runSweep(
     }
   }
   return { levels: out, stoppedEarly: false }
+}
+
+/**
+ * One POST; resolves with its HTTP status once the response has been read, 0 when it failed (refused,
+ * reset, or no answer within `timeoutMs`). Never rejects.
+ */
+function post(
+  target: URL,
+  agent: http.Agent,
+  body: { bytes: Buffer; headers: Record<string, string> },
+  timeoutMs: number,
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let settled = false
+    const done = (status: number) => {
+      if (!settled) {
+        settled = true
+        resolve(status)
+      }
+    }
+    const req = http.request(
+      target,
+      { method: 'POST', agent, headers: body.headers, timeout: timeoutMs },
+      (res) => {
+        res.resume()
+        res.on('end', () => done(res.statusCode ?? 0))
+        res.on('error', () => done(0))
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', () => done(0))
+    req.end(body.bytes)
+  })
 }
