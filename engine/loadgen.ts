@@ -356,8 +356,12 @@ export async function runLoad(opts: LoadgenOptions): Promise<LoadgenReport> {
     }
     // the schedule can end before the run does (a burst's silence, a diurnal trough): the run still
     // lasts durationMs, so throughput is per the whole run
-    const restMs = started + opts.durationMs - performance.now()
-    if (restMs > 0 && !opts.signal?.aborted) {
+    // (in a loop: a timer may fire up to a millisecond before performance.now() says it is due)
+    for (
+      let restMs = started + opts.durationMs - performance.now();
+      restMs > 0 && !opts.signal?.aborted;
+      restMs = started + opts.durationMs - performance.now()
+    ) {
       await sleep(restMs, undefined, { signal: opts.signal }).catch(() => {})
     }
     await Promise.all(inflight)
