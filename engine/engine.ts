@@ -99,9 +99,9 @@ export interface RequestMeta {
 /** W3C trace context: `00-<32 hex trace id>-<16 hex parent id>-<flags>` */
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/
 
-/** The caller's span id from a valid `traceparent` (an all-zero id is invalid in W3C trace context). */
-function parentSpanIdOf(meta: RequestMeta): string | undefined {
-  const id = meta.traceparent ? TRACEPARENT.exec(meta.traceparent)?.[2] : undefined
+/** The caller's span id of a valid `traceparent` (an all-zero id is invalid in W3C trace context). */
+function parentSpanIdOf(traceparent: RegExpExecArray | null): string | undefined {
+  const id = traceparent?.[2]
   return id && id !== '0000000000000000' ? id : undefined
 }
 
@@ -226,8 +226,7 @@ export class Engine implements Lifecycle {
   }
 
   /** A span with the request's identity and trace context; the pipeline fills in the stages. */
-  private newSpan(model: string, requestId: string, meta: RequestMeta): Span {
-    const trace = meta.traceparent ? TRACEPARENT.exec(meta.traceparent) : null
+  private newSpan(model: string, requestId: string, meta: RequestMeta, trace: RegExpExecArray | null): Span {
     const loaded = this.registry.get(model)
     return blankSpan({
       timestamp_us: meta.arrivalEpochUs,
@@ -268,8 +267,10 @@ export class Engine implements Lifecycle {
 
   /** A request's span, created and handed to the processors' `onStart`. */
   private startSpan(model: string, requestId: string, meta: RequestMeta): [Span, SpanTraceContext] {
-    const span = this.newSpan(model, requestId, meta)
-    const trace: SpanTraceContext = { parentSpanId: parentSpanIdOf(meta) }
+    // parsed once: the trace id goes into the span, the parent span id to the processors
+    const traceparent = meta.traceparent ? TRACEPARENT.exec(meta.traceparent) : null
+    const span = this.newSpan(model, requestId, meta, traceparent)
+    const trace: SpanTraceContext = { parentSpanId: parentSpanIdOf(traceparent) }
     if (this.opts.telemetry !== false) this.processors.onStart(span, trace)
     return [span, trace]
   }
