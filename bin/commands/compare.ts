@@ -12,7 +12,7 @@ import { SUMMARY_STATS, type SummaryStat } from '../../compare/stats.ts'
 import { runNamedQuery } from '../../queries/runner.ts'
 import { parseDurationMs, parsePositive } from '../../app/flags.ts'
 import { loadConfig } from '../../app/config.ts'
-import { queryLimits } from '../../app/runtime.ts'
+import { queryLimits } from '../../app/access.ts'
 import type { Command } from '../command.ts'
 import { runningUp, viaRunningUp, withStore } from './query.ts'
 

@@ -10,7 +10,8 @@ import { listQueries, type QueryResult, runNamedQuery, runSql } from '../../quer
 import type { Command } from '../command.ts'
 import { type BreakidConfig, loadConfig } from '../../app/config.ts'
 import { openClickHouse } from '../../store/client.ts'
-import { openStore, queryLimits, readApiToken, upStatePath } from '../../app/runtime.ts'
+import { queryLimits, readApiToken } from '../../app/access.ts'
+import { openStore, upStatePath } from '../../app/store.ts'
 
 export function outputFormat(value: unknown): OutputFormat {
   if ((OUTPUT_FORMATS as readonly unknown[]).includes(value)) return value as OutputFormat

@@ -9,7 +9,7 @@ import { InvalidInputError } from '../../core/errors.ts'
 import { gatherReport, type QueryRunner, renderHtml, renderMarkdown } from '../../dashboard/report.ts'
 import { runNamedQuery } from '../../queries/runner.ts'
 import { loadConfig } from '../../app/config.ts'
-import { costFigure, queryLimits } from '../../app/runtime.ts'
+import { costFigure, queryLimits } from '../../app/access.ts'
 import type { Command } from '../command.ts'
 import { runningUp, viaRunningUp, withStore } from './query.ts'
 
