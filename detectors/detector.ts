@@ -20,7 +20,7 @@ import type { Alert, HwSample, Span } from '../contract/records.ts'
 import { InvalidInputError } from '../core/errors.ts'
 import type { AlertType } from '../contract/vocabulary.ts'
 import { isRecord } from './baseline.ts'
-import { AlertLifecycle, type LifecycleOptions } from './lifecycle.ts'
+import { AlertLifecycle, type AlertEvidence, type LifecycleOptions } from './lifecycle.ts'
 
 /** What a detector reads, for `breakid detectors` and the README. */
 export interface DetectorReads {
@@ -99,6 +99,9 @@ export const LIFECYCLE_SETTINGS = {
     'event time a key must have been seen before it may fire (the first seconds of a process are no baseline)',
   ),
 } as const satisfies SettingsSpec
+
+/** The options a detector's constructor takes: any of its settings. */
+export type OptionsOf<S extends SettingsSpec> = Partial<SettingsOf<S>>
 
 /** A spec's defaults as plain values. */
 export function defaultsOf<S extends SettingsSpec>(spec: S): SettingsOf<S> {
@@ -225,8 +228,12 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
   /** the instance a key's alerts are about (for the inhibitor's pending causes) */
   protected abstract instanceOf(s: S, key: string): string
 
-  /** The state of `key`, made by `make` on first use; `nowUs` starts its warm-up. */
-  protected state(key: string, nowUs: number, make: () => S): S {
+  /**
+   * The state of `key`, made on first use by `make` — by default restored from an empty snapshot
+   * (`seed`: what a new key knows, e.g. its fleet and instance), so a new key and a restored one are
+   * built by the same code; `nowUs` starts its warm-up.
+   */
+  protected state(key: string, nowUs: number, make: () => S = () => this.newState(key, {})): S {
     let s = this.keys.get(key)
     if (s === undefined) {
       s = make()
@@ -234,6 +241,38 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
     }
     if (!this.meta.has(key)) this.meta.set(key, { firstSeenUs: nowUs })
     return s
+  }
+
+  /** A new key's state: `stateFromJson` of a snapshot holding only `seed`. */
+  protected newState(key: string, seed: Record<string, unknown>): S {
+    const s = this.stateFromJson(seed, key)
+    if (s === undefined) throw new Error(`${this.type}: no state for a new key ${key}`)
+    return s
+  }
+
+  /**
+   * One evaluation of one alert: feeds `lc` whether the condition `holds`, with the evidence `finding`
+   * builds (only while it holds; the type and the dedup key `<type>/<scope>` added here), then lets
+   * `learn` feed the baselines only if no alert is pending or firing afterwards — a break never
+   * teaches the baselines that it is normal. Returns the alert records of the transition, if any.
+   */
+  protected judge(
+    lc: AlertLifecycle,
+    nowUs: number,
+    holds: boolean,
+    scope: string,
+    finding: () => Finding,
+    learn?: () => void,
+  ): Alert[] {
+    let evidence: AlertEvidence | undefined
+    if (holds) {
+      const { severity, ...rest } = finding()
+      // the order of an alert's fields as the detectors always wrote them (webhook bodies keep it)
+      evidence = { type: this.type, severity, dedup_key: `${this.type}/${scope}`, ...rest }
+    }
+    const alert = lc.observe(nowUs, holds, evidence)
+    if (!lc.active) learn?.()
+    return alert ? [alert] : []
   }
 
   /** Drops a key and everything the base keeps about it. */
@@ -322,6 +361,30 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
       const firstSeenUs = typeof raw.firstSeenUs === 'number' ? raw.firstSeenUs : Number.NEGATIVE_INFINITY
       this.meta.set(key, { firstSeenUs })
     }
+  }
+}
+
+/** What a detector finds about a break; `judge` adds the alert type and dedup key. */
+export type Finding = Omit<AlertEvidence, 'type' | 'dedup_key'>
+
+/** The state of a key that holds one alert lifecycle (most detectors). */
+export interface OneAlertState {
+  lifecycle: AlertLifecycle
+  /** the instance the key's alert is about; the key itself when absent */
+  instance?: string
+}
+
+/** A keyed detector whose keys each hold one alert lifecycle. */
+export abstract class OneAlertDetector<
+  S extends OneAlertState,
+  O extends SettingsOf<typeof LIFECYCLE_SETTINGS>,
+> extends KeyedDetector<S, O> {
+  protected lifecyclesOf(s: S): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(s: S, key: string): string {
+    return s.instance ?? key
   }
 }
 

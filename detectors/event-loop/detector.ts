@@ -14,8 +14,9 @@ import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
-  KeyedDetector,
+  OneAlertDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -31,7 +32,7 @@ export const EVENT_LOOP_SETTINGS = {
   baselineWindow: setting.count(60, 'samples in the delay baseline'),
   warmupSamples: setting.count(10, 'samples before the baseline is used'),
 } as const
-export type EventLoopOptions = Partial<SettingsOf<typeof EVENT_LOOP_SETTINGS>>
+export type EventLoopOptions = OptionsOf<typeof EVENT_LOOP_SETTINGS>
 
 export const EVENT_LOOP_READS: DetectorReads = {
   spans: ['instance', 'model', 'request_id', 'total_us'],
@@ -44,7 +45,7 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class EventLoopBlockedDetector extends KeyedDetector<
+export class EventLoopBlockedDetector extends OneAlertDetector<
   InstanceState,
   SettingsOf<typeof EVENT_LOOP_SETTINGS>
 > {
@@ -53,22 +54,6 @@ export class EventLoopBlockedDetector extends KeyedDetector<
 
   constructor(opts: EventLoopOptions = {}) {
     super(EVENT_LOOP_SETTINGS, opts)
-  }
-
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => ({
-      delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.newLifecycle(),
-      spans: new RecentSpans(),
-    }))
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -84,48 +69,45 @@ export class EventLoopBlockedDetector extends KeyedDetector<
   }
 
   onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).spans.add(span)
+    this.state(span.instance, span.timestamp_us).spans.add(span)
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     const base = s.delay.median()
     const threshold = Math.max(this.o.minDelayMs, base * this.o.ratio, base + this.o.sigmas * s.delay.sigma())
     const observed = sample.event_loop_delay_p99_ms
     const blocked = s.delay.ready && this.warm(sample.instance, sample.timestamp_us) && observed > threshold
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       blocked,
-      blocked
-        ? {
-            type: this.type,
-            severity: observed > this.o.criticalMs ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.spans.model,
-            stage: null,
-            statistic: 'event_loop_delay_p99_ms',
-            observed,
-            baseline: base,
-            threshold,
-            summary:
-              `${sample.instance}: event loop delay p99 ${observed.toFixed(0)} ms (baseline ${base.toFixed(1)} ms); ` +
-              `GC ${sample.gc_ms.toFixed(0)} ms, process CPU ${(sample.process_cpu * 100).toFixed(0)}% this interval`,
-            suspected_cause:
-              sample.gc_ms > sample.interval_ms * 0.2
-                ? `garbage collection pauses (${sample.gc_ms.toFixed(0)} ms GC in a ${sample.interval_ms} ms interval)`
-                : 'synchronous CPU work on the event loop: large JSON (de)serialization, synchronous ' +
-                  'preprocessing or a blocking call',
-            suggested_action:
-              'profile the instance (node --cpu-prof) and move CPU-bound work to worker threads; ' +
-              'check request payload sizes and heap growth',
-            exemplar_request_ids: s.spans.exemplars((x) => x.total_us),
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: observed > this.o.criticalMs ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.spans.model,
+        stage: null,
+        statistic: 'event_loop_delay_p99_ms',
+        observed,
+        baseline: base,
+        threshold,
+        summary:
+          `${sample.instance}: event loop delay p99 ${observed.toFixed(0)} ms (baseline ${base.toFixed(1)} ms); ` +
+          `GC ${sample.gc_ms.toFixed(0)} ms, process CPU ${(sample.process_cpu * 100).toFixed(0)}% this interval`,
+        suspected_cause:
+          sample.gc_ms > sample.interval_ms * 0.2
+            ? `garbage collection pauses (${sample.gc_ms.toFixed(0)} ms GC in a ${sample.interval_ms} ms interval)`
+            : 'synchronous CPU work on the event loop: large JSON (de)serialization, synchronous ' +
+              'preprocessing or a blocking call',
+        suggested_action:
+          'profile the instance (node --cpu-prof) and move CPU-bound work to worker threads; ' +
+          'check request payload sizes and heap growth',
+        exemplar_request_ids: s.spans.exemplars((x) => x.total_us),
+      }),
+      () => s.delay.push(observed),
     )
-    if (!s.lifecycle.active) s.delay.push(observed)
-    return alert ? [alert] : []
   }
 }

@@ -17,8 +17,9 @@ import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
-  KeyedDetector,
+  OneAlertDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -36,7 +37,7 @@ export const IDLE_SETTINGS = {
   baselineWindow: setting.count(120, 'samples in the busy and arrivals baselines'),
   warmupSamples: setting.count(10, 'samples before the baselines are used'),
 } as const
-export type IdleOptions = Partial<SettingsOf<typeof IDLE_SETTINGS>>
+export type IdleOptions = OptionsOf<typeof IDLE_SETTINGS>
 
 export const IDLE_READS: DetectorReads = {
   spans: ['instance', 'model'],
@@ -50,29 +51,12 @@ interface InstanceState {
   model: string
 }
 
-export class IdleNoLoadDetector extends KeyedDetector<InstanceState, SettingsOf<typeof IDLE_SETTINGS>> {
+export class IdleNoLoadDetector extends OneAlertDetector<InstanceState, SettingsOf<typeof IDLE_SETTINGS>> {
   readonly type = 'accelerator_idle_no_load'
   readonly reads = IDLE_READS
 
   constructor(opts: IdleOptions = {}) {
     super(IDLE_SETTINGS, opts)
-  }
-
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => ({
-      busy: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      arrivals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.newLifecycle(),
-      model: '*',
-    }))
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -95,12 +79,12 @@ export class IdleNoLoadDetector extends KeyedDetector<InstanceState, SettingsOf<
   }
 
   onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).model = span.model
+    this.state(span.instance, span.timestamp_us).model = span.model
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     const busyBase = s.busy.median()
     const arrivalsBase = s.arrivals.median()
     const threshold = Math.max(this.o.absoluteBusy, busyBase * this.o.busyDropRatio)
@@ -113,41 +97,38 @@ export class IdleNoLoadDetector extends KeyedDetector<InstanceState, SettingsOf<
       sample.executor_busy < threshold &&
       noLoad &&
       sample.in_flight <= this.o.maxInFlight
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       idle,
-      idle
-        ? {
-            type: this.type,
-            severity: 'info',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.model,
-            stage: null,
-            statistic: 'executor_busy',
-            observed: sample.executor_busy,
-            baseline: busyBase,
-            threshold,
-            summary:
-              `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) with ` +
-              `${sample.arrivals} arrivals per interval (baseline ${arrivalsBase.toFixed(0)}) and ` +
-              `${sample.in_flight} in flight, for ${this.o.pendingSamples}+ samples`,
-            suspected_cause:
-              'load fell far below what this instance is provisioned for (traffic moved, routing changed, ' +
-              'or off-peak hours) — capacity is idle, nothing is waiting',
-            suggested_action:
-              'scale the fleet in or consolidate models onto fewer accelerators; if the traffic drop is ' +
-              'unexpected, check the load balancer and upstream routing',
-            exemplar_request_ids: [],
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: 'info',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.model,
+        stage: null,
+        statistic: 'executor_busy',
+        observed: sample.executor_busy,
+        baseline: busyBase,
+        threshold,
+        summary:
+          `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) with ` +
+          `${sample.arrivals} arrivals per interval (baseline ${arrivalsBase.toFixed(0)}) and ` +
+          `${sample.in_flight} in flight, for ${this.o.pendingSamples}+ samples`,
+        suspected_cause:
+          'load fell far below what this instance is provisioned for (traffic moved, routing changed, ' +
+          'or off-peak hours) — capacity is idle, nothing is waiting',
+        suggested_action:
+          'scale the fleet in or consolidate models onto fewer accelerators; if the traffic drop is ' +
+          'unexpected, check the load balancer and upstream routing',
+        exemplar_request_ids: [],
+      }),
+      () => {
+        s.busy.push(sample.executor_busy)
+        s.arrivals.push(sample.arrivals)
+      },
     )
-    if (!s.lifecycle.active) {
-      s.busy.push(sample.executor_busy)
-      s.arrivals.push(sample.arrivals)
-    }
-    return alert ? [alert] : []
   }
 }
 

@@ -19,8 +19,9 @@ import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
-  KeyedDetector,
+  OneAlertDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -35,7 +36,7 @@ export const QUEUE_GROWTH_SETTINGS = {
   baselineWindow: setting.count(60, 'samples in the queue and completions baselines'),
   warmupSamples: setting.count(10, 'samples before the baselines are used'),
 } as const
-export type QueueGrowthOptions = Partial<SettingsOf<typeof QUEUE_GROWTH_SETTINGS>>
+export type QueueGrowthOptions = OptionsOf<typeof QUEUE_GROWTH_SETTINGS>
 
 export const QUEUE_GROWTH_READS: DetectorReads = {
   spans: ['instance', 'model', 'request_id', 'queue_wait_us'],
@@ -51,7 +52,7 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class QueueGrowthDetector extends KeyedDetector<
+export class QueueGrowthDetector extends OneAlertDetector<
   InstanceState,
   SettingsOf<typeof QUEUE_GROWTH_SETTINGS>
 > {
@@ -60,24 +61,6 @@ export class QueueGrowthDetector extends KeyedDetector<
 
   constructor(opts: QueueGrowthOptions = {}) {
     super(QUEUE_GROWTH_SETTINGS, opts)
-  }
-
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => ({
-      queue: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      recentQueue: [],
-      lifecycle: this.newLifecycle(),
-      spans: new RecentSpans(),
-    }))
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -104,12 +87,12 @@ export class QueueGrowthDetector extends KeyedDetector<
   }
 
   onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).spans.add(span)
+    this.state(span.instance, span.timestamp_us).spans.add(span)
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     s.recentQueue.push(sample.queue_depth)
     if (s.recentQueue.length > this.o.risingSamples) s.recentQueue.shift()
     const queueBase = s.queue.median()
@@ -124,39 +107,36 @@ export class QueueGrowthDetector extends KeyedDetector<
       rq.every((q, i) => i === 0 || q >= rq[i - 1]!) &&
       rq[rq.length - 1]! - rq[0]! >= this.o.minGrowth
     const stalled = ready && elevated && draining && (rising || s.lifecycle.state === 'firing')
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       stalled,
-      stalled
-        ? {
-            type: this.type,
-            severity: sample.completions < doneBase * 0.3 ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.spans.model,
-            stage: 'queue_wait',
-            statistic: 'completions',
-            observed: sample.completions,
-            baseline: doneBase,
-            threshold,
-            summary:
-              `${sample.instance}: queue grew ${rq[0]} → ${sample.queue_depth} (baseline ${queueBase.toFixed(0)}) ` +
-              `while completions fell to ${sample.completions} per interval (baseline ${doneBase.toFixed(0)})`,
-            suspected_cause:
-              'the executor stopped draining its queue: a hung or much slower model execution, ' +
-              'a stuck batch, or a device error',
-            suggested_action:
-              'check the executor of this instance (device health, errors, stuck batches) and shed or ' +
-              'reroute load until it drains; restart the instance if execution is hung',
-            exemplar_request_ids: s.spans.exemplars((x) => x.queue_wait_us),
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: sample.completions < doneBase * 0.3 ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.spans.model,
+        stage: 'queue_wait',
+        statistic: 'completions',
+        observed: sample.completions,
+        baseline: doneBase,
+        threshold,
+        summary:
+          `${sample.instance}: queue grew ${rq[0]} → ${sample.queue_depth} (baseline ${queueBase.toFixed(0)}) ` +
+          `while completions fell to ${sample.completions} per interval (baseline ${doneBase.toFixed(0)})`,
+        suspected_cause:
+          'the executor stopped draining its queue: a hung or much slower model execution, ' +
+          'a stuck batch, or a device error',
+        suggested_action:
+          'check the executor of this instance (device health, errors, stuck batches) and shed or ' +
+          'reroute load until it drains; restart the instance if execution is hung',
+        exemplar_request_ids: s.spans.exemplars((x) => x.queue_wait_us),
+      }),
+      () => {
+        s.queue.push(sample.queue_depth)
+        s.completions.push(sample.completions)
+      },
     )
-    if (!s.lifecycle.active) {
-      s.queue.push(sample.queue_depth)
-      s.completions.push(sample.completions)
-    }
-    return alert ? [alert] : []
   }
 }

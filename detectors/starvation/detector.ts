@@ -24,8 +24,9 @@ import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
-  KeyedDetector,
+  OneAlertDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -42,7 +43,7 @@ export const STARVATION_SETTINGS = {
   baselineWindow: setting.count(60, 'samples in the busy and in-flight baselines'),
   warmupSamples: setting.count(10, 'samples before the baselines are used'),
 } as const
-export type StarvationOptions = Partial<SettingsOf<typeof STARVATION_SETTINGS>>
+export type StarvationOptions = OptionsOf<typeof STARVATION_SETTINGS>
 
 export const STARVATION_READS: DetectorReads = {
   spans: [
@@ -65,32 +66,15 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<typeof STARVATION_SETTINGS>> {
+export class StarvationDetector extends OneAlertDetector<
+  InstanceState,
+  SettingsOf<typeof STARVATION_SETTINGS>
+> {
   readonly type = 'accelerator_starved'
   readonly reads = STARVATION_READS
 
   constructor(opts: StarvationOptions = {}) {
     super(STARVATION_SETTINGS, opts)
-  }
-
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => {
-      const { baselineWindow: w, warmupSamples: warm } = this.o
-      return {
-        busy: new RollingBaseline(w, warm),
-        inFlight: new RollingBaseline(w, warm),
-        spans: new InstanceSpanWindow(),
-        lifecycle: this.newLifecycle(),
-      }
-    })
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
@@ -113,12 +97,12 @@ export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<
   }
 
   onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).spans.add(span)
+    this.state(span.instance, span.timestamp_us).spans.add(span)
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     s.spans.roll(s.lifecycle.active)
     const busyBase = s.busy.median()
     const inFlightBase = s.inFlight.median()
@@ -135,43 +119,40 @@ export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<
     // stage's regression, and live it paged as starvation on a busy host
     const starved = idleWithWorkPending && !(suspect && isAfterExecutor(suspect.stage))
     const stage = suspect?.stage ?? null
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       starved,
-      starved
-        ? {
-            type: this.type,
-            severity: sample.executor_busy < busyBase * 0.5 ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.spans.dominantModel(),
-            stage,
-            statistic: 'executor_busy',
-            observed: sample.executor_busy,
-            baseline: busyBase,
-            threshold,
-            summary:
-              `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) ` +
-              `while ${sample.in_flight} requests are in flight (baseline ${inFlightBase.toFixed(0)}) ` +
-              `and only ${sample.queue_depth} wait at the executor`,
-            suspected_cause: suspect
-              ? `requests wait before the executor: ${suspect.stage} takes ${ms(suspect.observedUs)} ` +
-                `(baseline ${ms(suspect.baselineUs)}) — data/preprocessing starvation`
-              : 'requests wait before the executor — data/preprocessing starvation',
-            suggested_action:
-              stage === 'preprocess'
-                ? 'add preprocessing workers, move preprocessing off the request path, or check the data source it reads'
-                : `look at the ${stage ?? 'pre-executor'} stage of this instance; the accelerator is waiting for it`,
-            exemplar_request_ids: stage ? s.spans.exemplars(stage) : [],
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: sample.executor_busy < busyBase * 0.5 ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.spans.dominantModel(),
+        stage,
+        statistic: 'executor_busy',
+        observed: sample.executor_busy,
+        baseline: busyBase,
+        threshold,
+        summary:
+          `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) ` +
+          `while ${sample.in_flight} requests are in flight (baseline ${inFlightBase.toFixed(0)}) ` +
+          `and only ${sample.queue_depth} wait at the executor`,
+        suspected_cause: suspect
+          ? `requests wait before the executor: ${suspect.stage} takes ${ms(suspect.observedUs)} ` +
+            `(baseline ${ms(suspect.baselineUs)}) — data/preprocessing starvation`
+          : 'requests wait before the executor — data/preprocessing starvation',
+        suggested_action:
+          stage === 'preprocess'
+            ? 'add preprocessing workers, move preprocessing off the request path, or check the data source it reads'
+            : `look at the ${stage ?? 'pre-executor'} stage of this instance; the accelerator is waiting for it`,
+        exemplar_request_ids: stage ? s.spans.exemplars(stage) : [],
+      }),
+      () => {
+        s.busy.push(sample.executor_busy)
+        s.inFlight.push(sample.in_flight)
+      },
     )
-    if (!s.lifecycle.active) {
-      s.busy.push(sample.executor_busy)
-      s.inFlight.push(sample.in_flight)
-    }
-    return alert ? [alert] : []
   }
 }
 
