@@ -238,6 +238,18 @@ export class EventTimeBuckets {
     this.open = b
     return first ? undefined : closedEndUs
   }
+
+  /** the open bucket as plain JSON (null before the first span) */
+  toState(): number | null {
+    return Number.isFinite(this.open) ? this.open : null
+  }
+
+  /** the inverse of toState, with the bucket width of the detector that restores it */
+  static fromState(open: unknown, bucketUs: number): EventTimeBuckets {
+    const b = new EventTimeBuckets(bucketUs)
+    b.open = num(open, Number.NEGATIVE_INFINITY)
+    return b
+  }
 }
 
 /** Reads a finite number from untrusted state, else the fallback. */

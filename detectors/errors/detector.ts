@@ -23,8 +23,9 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import {
   type DetectorReads,
-  KeyedDetector,
+  OneAlertDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -47,7 +48,7 @@ export const ERROR_RATE_SETTINGS = {
   pValueThreshold: setting.ratio(1e-5, 'so many errors at the baseline rate have at most this probability'),
   minBaselineRate: setting.ratio(0.002, 'the baseline rate counts as at least this'),
 } as const
-export type ErrorRateOptions = Partial<SettingsOf<typeof ERROR_RATE_SETTINGS>>
+export type ErrorRateOptions = OptionsOf<typeof ERROR_RATE_SETTINGS>
 
 export const ERROR_RATE_READS: DetectorReads = {
   spans: ['fleet', 'instance', 'model', 'status', 'error_class', 'request_id', 'timestamp_us'],
@@ -79,7 +80,7 @@ const HOLD_P_VALUE = 0.01
 
 const emptyBucket = (): Bucket => ({ total: 0, errors: 0, classes: {}, errorIds: [] })
 
-export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof ERROR_RATE_SETTINGS>> {
+export class ErrorRateDetector extends OneAlertDetector<KeyState, SettingsOf<typeof ERROR_RATE_SETTINGS>> {
   readonly type = 'error_rate_spike'
   readonly reads = ERROR_RATE_READS
 
@@ -87,38 +88,12 @@ export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof
     super(ERROR_RATE_SETTINGS, opts)
   }
 
-  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
-    return [k.lifecycle]
-  }
-
-  protected instanceOf(k: KeyState): string {
-    return k.instance
-  }
-
-  private key(key: string, fleet: string, instance: string, model: string, nowUs: number): KeyState {
-    return this.state(key, nowUs, () => this.fresh(fleet, instance, model))
-  }
-
-  private fresh(fleet: string, instance: string, model: string): KeyState {
-    return {
-      fleet,
-      instance,
-      model,
-      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-      open: emptyBucket(),
-      interval: [],
-      baseTotals: [],
-      baseErrors: [],
-      lifecycle: this.newLifecycle(),
-    }
-  }
-
   onSpan(span: Span): Alert[] {
     const key = `${span.fleet}/${span.instance}/${span.model}`
-    const k = this.key(key, span.fleet, span.instance, span.model, span.timestamp_us)
+    const { fleet, instance, model } = span
+    const k = this.state(key, span.timestamp_us, () => this.newState(key, { fleet, instance, model }))
     const closedAtUs = k.buckets.place(span.timestamp_us)
-    let alert: Alert | undefined
-    if (closedAtUs !== undefined) alert = this.closeBucket(key, k, closedAtUs)
+    const alerts = closedAtUs === undefined ? [] : this.closeBucket(key, k, closedAtUs)
     const b = k.open
     b.total++
     if (span.status !== 'ok') {
@@ -128,10 +103,10 @@ export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof
       if (b.errorIds.length >= 3) b.errorIds.shift()
       b.errorIds.push(span.request_id)
     }
-    return alert ? [alert] : []
+    return alerts
   }
 
-  private closeBucket(key: string, k: KeyState, nowUs: number): Alert | undefined {
+  private closeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
     k.interval.push(k.open)
     k.open = emptyBucket()
     if (k.interval.length > this.o.intervalBuckets) {
@@ -165,34 +140,36 @@ export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof
         errors >= this.o.minErrors &&
         rate > threshold &&
         chance < this.o.pValueThreshold
-    if (!spike) return k.lifecycle.observe(nowUs, false)
-    const classes: Record<string, number> = {}
-    for (const b of k.interval)
-      for (const [c, n] of Object.entries(b.classes)) classes[c] = (classes[c] ?? 0) + n
-    const last = k.interval[k.interval.length - 1]!
-    const lastRate = last.total > 0 ? last.errors / last.total : 0
-    const [dominant, dominantCount] = Object.entries(classes).sort((a, b) => b[1] - a[1])[0] ?? ['unknown', 0]
-    return k.lifecycle.observe(nowUs, true, {
-      type: this.type,
-      severity: Math.max(rate, lastRate) >= 0.5 ? 'critical' : 'warning',
-      dedup_key: `${this.type}/${key}`,
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      stage: null,
-      statistic: 'error_rate',
-      observed: rate,
-      baseline: baseRate,
-      threshold,
-      summary:
-        `${k.instance}/${k.model}: ${errors} of ${total} requests failed (${fmtPct(rate)}, baseline ` +
-        `${(baseRate * 100).toFixed(2)}%) over the last ${k.interval.length} s; mostly ${dominant} ` +
-        `(${dominantCount} of ${errors})`,
-      suspected_cause: `requests fail with ${dominant}`,
-      suggested_action:
-        `look at the engine logs of ${k.instance} for ${dominant}; check recent deploys, the model ` +
-        'version and the clients sending the failing requests',
-      exemplar_request_ids: k.interval.flatMap((b) => b.errorIds).slice(-3),
+    return this.judge(k.lifecycle, nowUs, spike, key, () => {
+      const classes: Record<string, number> = {}
+      for (const b of k.interval)
+        for (const [c, n] of Object.entries(b.classes)) classes[c] = (classes[c] ?? 0) + n
+      const last = k.interval[k.interval.length - 1]!
+      const lastRate = last.total > 0 ? last.errors / last.total : 0
+      const [dominant, dominantCount] = Object.entries(classes).sort((a, b) => b[1] - a[1])[0] ?? [
+        'unknown',
+        0,
+      ]
+      return {
+        severity: Math.max(rate, lastRate) >= 0.5 ? 'critical' : 'warning',
+        fleet: k.fleet,
+        instance: k.instance,
+        model: k.model,
+        stage: null,
+        statistic: 'error_rate',
+        observed: rate,
+        baseline: baseRate,
+        threshold,
+        summary:
+          `${k.instance}/${k.model}: ${errors} of ${total} requests failed (${fmtPct(rate)}, baseline ` +
+          `${(baseRate * 100).toFixed(2)}%) over the last ${k.interval.length} s; mostly ${dominant} ` +
+          `(${dominantCount} of ${errors})`,
+        suspected_cause: `requests fail with ${dominant}`,
+        suggested_action:
+          `look at the engine logs of ${k.instance} for ${dominant}; check recent deploys, the model ` +
+          'version and the clients sending the failing requests',
+        exemplar_request_ids: k.interval.flatMap((b) => b.errorIds).slice(-3),
+      }
     })
   }
 
@@ -201,7 +178,7 @@ export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof
       fleet: k.fleet,
       instance: k.instance,
       model: k.model,
-      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      openBucket: k.buckets.toState(),
       interval: k.interval,
       baseTotals: k.baseTotals,
       baseErrors: k.baseErrors,
@@ -210,16 +187,20 @@ export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof
   }
 
   protected stateFromJson(v: Record<string, unknown>): KeyState {
-    const k = this.fresh(String(v.fleet ?? ''), String(v.instance ?? ''), String(v.model ?? ''))
-    k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
-    k.interval = (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket)
     const totals = nums(v.baseTotals)
     const errors = nums(v.baseErrors)
     const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
-    k.baseTotals = totals.slice(totals.length - n)
-    k.baseErrors = errors.slice(errors.length - n)
-    k.lifecycle = this.restoreLifecycle(v.lifecycle)
-    return k
+    return {
+      fleet: String(v.fleet ?? ''),
+      instance: String(v.instance ?? ''),
+      model: String(v.model ?? ''),
+      buckets: EventTimeBuckets.fromState(v.openBucket, this.o.bucketMs * 1000),
+      open: emptyBucket(),
+      interval: (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket),
+      baseTotals: totals.slice(totals.length - n),
+      baseErrors: errors.slice(errors.length - n),
+      lifecycle: this.restoreLifecycle(v.lifecycle),
+    }
   }
 }
 
