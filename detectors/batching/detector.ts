@@ -26,8 +26,9 @@ import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
-  KeyedDetector,
+  OneAlertDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -46,7 +47,7 @@ export const BATCHING_SETTINGS = {
   maxFillRatio: setting.ratio(0.7, 'median batch at most achievable × this'),
   baselineWindow: setting.count(300, 'samples of largest/median batch remembered'),
 } as const
-export type BatchUnderutilizedOptions = Partial<SettingsOf<typeof BATCHING_SETTINGS>>
+export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING_SETTINGS>
 
 export const BATCHING_READS: DetectorReads = {
   spans: ['instance', 'model', 'batch_id', 'batch_size', 'queue_wait_us', 'request_id'],
@@ -66,7 +67,7 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class BatchUnderutilizedDetector extends KeyedDetector<
+export class BatchUnderutilizedDetector extends OneAlertDetector<
   InstanceState,
   SettingsOf<typeof BATCHING_SETTINGS>
 > {
@@ -77,22 +78,8 @@ export class BatchUnderutilizedDetector extends KeyedDetector<
     super(BATCHING_SETTINGS, opts)
   }
 
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(s: InstanceState): string {
-    return s.instance
-  }
-
   private instance(key: string, instance: string, nowUs: number): InstanceState {
-    return this.state(key, nowUs, () => ({
-      instance,
-      spans: [],
-      maxBatch: new RollingBaseline(this.o.baselineWindow, 1),
-      medianBatch: new RollingBaseline(this.o.baselineWindow, 1),
-      lifecycle: this.newLifecycle(),
-    }))
+    return this.state(key, nowUs, () => this.newState(key, { instance }))
   }
 
   onSpan(span: Span): Alert[] {
@@ -131,43 +118,41 @@ export class BatchUnderutilizedDetector extends KeyedDetector<
       achievable >= this.o.minAchievableBatch &&
       medBatch <= limit
     const baseMedian = s.medianBatch.count > 0 ? s.medianBatch.median() : Number.NaN
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       under,
-      under
-        ? {
-            type: this.type,
-            severity: medBatch <= 1 ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${key}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: dominantModel(spans),
-            stage: 'queue_wait',
-            statistic: 'median_batch_size',
-            observed: medBatch,
-            baseline: Number.isFinite(baseMedian) ? baseMedian : 0,
-            threshold: limit,
-            summary:
-              `${sample.instance}: median batch ${medBatch} while the load allows ~${achievable.toFixed(0)} ` +
-              `(${arrivalsPerS.toFixed(0)} req/s × ${(queueWaitS * 1000).toFixed(1)} ms queue wait; ` +
-              `${sample.queue_depth} queued${Number.isFinite(cap) ? `; max batch ${cap}` : ''})` +
-              (Number.isFinite(baseMedian) ? `; baseline median batch ${baseMedian}` : ''),
-            suspected_cause:
-              'the batcher dispatches before batches fill: max batch size or batching timeout too small, or dispatch serialised',
-            suggested_action:
-              'check the dynamic batcher settings (max batch size, max queue delay) of this model; raise them to what the load and latency budget allow',
-            exemplar_request_ids: [...spans]
-              .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
-              .slice(0, 3)
-              .map((sp) => sp.request_id),
-          }
-        : undefined,
+      key,
+      () => ({
+        severity: medBatch <= 1 ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: dominantModel(spans),
+        stage: 'queue_wait',
+        statistic: 'median_batch_size',
+        observed: medBatch,
+        baseline: Number.isFinite(baseMedian) ? baseMedian : 0,
+        threshold: limit,
+        summary:
+          `${sample.instance}: median batch ${medBatch} while the load allows ~${achievable.toFixed(0)} ` +
+          `(${arrivalsPerS.toFixed(0)} req/s × ${(queueWaitS * 1000).toFixed(1)} ms queue wait; ` +
+          `${sample.queue_depth} queued${Number.isFinite(cap) ? `; max batch ${cap}` : ''})` +
+          (Number.isFinite(baseMedian) ? `; baseline median batch ${baseMedian}` : ''),
+        suspected_cause:
+          'the batcher dispatches before batches fill: max batch size or batching timeout too small, or dispatch serialised',
+        suggested_action:
+          'check the dynamic batcher settings (max batch size, max queue delay) of this model; raise them to what the load and latency budget allow',
+        exemplar_request_ids: [...spans]
+          .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
+          .slice(0, 3)
+          .map((sp) => sp.request_id),
+      }),
+      () => {
+        if (sizes.length === 0) return
+        s.maxBatch.push(Math.max(...sizes))
+        s.medianBatch.push(medBatch)
+      },
     )
-    if (!s.lifecycle.active && sizes.length > 0) {
-      s.maxBatch.push(Math.max(...sizes))
-      s.medianBatch.push(medBatch)
-    }
-    return alert ? [alert] : []
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {

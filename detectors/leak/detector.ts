@@ -45,8 +45,10 @@ import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
-  KeyedDetector,
+  type Finding,
+  OneAlertDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -87,7 +89,7 @@ export const MEMORY_LEAK_SETTINGS = {
     'event time an instance must have been seen before the slow rule judges it (a process warming up grows)',
   ),
 } as const
-export type MemoryLeakOptions = Partial<SettingsOf<typeof MEMORY_LEAK_SETTINGS>>
+export type MemoryLeakOptions = OptionsOf<typeof MEMORY_LEAK_SETTINGS>
 
 export const MEMORY_LEAK_READS: DetectorReads = {
   spans: [],
@@ -142,7 +144,7 @@ interface FastVerdict {
   projectedRatio: number
 }
 
-export class MemoryLeakDetector extends KeyedDetector<
+export class MemoryLeakDetector extends OneAlertDetector<
   InstanceState,
   SettingsOf<typeof MEMORY_LEAK_SETTINGS>
 > {
@@ -153,38 +155,15 @@ export class MemoryLeakDetector extends KeyedDetector<
     super(MEMORY_LEAK_SETTINGS, opts)
   }
 
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(s: InstanceState): string {
-    return s.instance
-  }
-
   /** the rules hold their own counts (fast and slow), so the lifecycle fires on the first held sample */
-  private leakLifecycle(raw?: unknown): AlertLifecycle {
-    const opts = { pendingSamples: 1, resolveSamples: this.o.resolveSamples }
-    return raw === undefined ? new AlertLifecycle(opts) : AlertLifecycle.fromState(raw, opts)
-  }
-
-  private instance(fleet: string, instance: string, nowUs: number): InstanceState {
-    return this.state(`${fleet}/${instance}`, nowUs, () => ({
-      fleet,
-      instance,
-      tUs: [],
-      values: { rss_bytes: [], heap_used_bytes: [] },
-      gcUs: [],
-      growth: new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup),
-      recentGrowth: [],
-      arrivals: new RollingBaseline(this.o.fastBaselineWindow, 1),
-      fastHeld: 0,
-      slowHeld: 0,
-      lifecycle: this.leakLifecycle(),
-    }))
+  private leakLifecycle(raw: unknown): AlertLifecycle {
+    return AlertLifecycle.fromState(raw, { pendingSamples: 1, resolveSamples: this.o.resolveSamples })
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.fleet, sample.instance, sample.timestamp_us)
+    const { fleet, instance } = sample
+    const key = `${fleet}/${instance}`
+    const s = this.state(key, sample.timestamp_us, () => this.newState(key, { fleet, instance }))
     const heaps = s.values.heap_used_bytes
     const prevHeap = heaps[heaps.length - 1]
     const gc = prevHeap !== undefined && sample.heap_used_bytes < prevHeap * (1 - this.o.gcDropRatio)
@@ -208,7 +187,6 @@ export class MemoryLeakDetector extends KeyedDetector<
     const slow = [heap, rss].filter((a) => a.leaking).sort((a, b) => b.projectedRatio - a.projectedRatio)
     s.slowHeld = slow.length > 0 ? s.slowHeld + 1 : 0
 
-    const key = `${sample.fleet}/${sample.instance}`
     const warm = this.warm(key, sample.timestamp_us)
     const fastFires = warm && fast !== undefined && s.fastHeld >= this.o.fastHoldSamples
     // a young process's memory grows as it warms up (JIT, caches, pools): measured in `breakid up`,
@@ -216,14 +194,9 @@ export class MemoryLeakDetector extends KeyedDetector<
     const slowFires =
       this.seenFor(key, sample.timestamp_us) >= this.o.slowWarmupMs * 1000 &&
       s.slowHeld >= this.o.pendingSamples
-    const alert = s.lifecycle.observe(
-      sample.timestamp_us,
-      fastFires || slowFires,
-      fastFires || slowFires
-        ? this.evidence(s, sample, fastFires ? fast : undefined, slowFires ? slow : [], heap)
-        : undefined,
+    return this.judge(s.lifecycle, sample.timestamp_us, fastFires || slowFires, key, () =>
+      this.finding(s, sample, fastFires ? fast : undefined, slowFires ? slow : [], heap),
     )
-    return alert ? [alert] : []
   }
 
   /** The heap's growth per request now vs its baseline; undefined while it cannot be judged. */
@@ -413,16 +386,14 @@ export class MemoryLeakDetector extends KeyedDetector<
     }
   }
 
-  private evidence(
+  private finding(
     s: InstanceState,
     sample: HwSample,
     fast: FastVerdict | undefined,
     slow: LeakAssessment[],
     heap: LeakAssessment,
-  ) {
+  ): Finding {
     const common = {
-      type: this.type,
-      dedup_key: `${this.type}/${s.fleet}/${s.instance}`,
       fleet: s.fleet,
       instance: s.instance,
       model: '*',

@@ -24,8 +24,10 @@ import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
 import {
   type DetectorReads,
+  type Finding,
   KeyedDetector,
   LIFECYCLE_SETTINGS,
+  type OptionsOf,
   type SettingsOf,
   setting,
 } from '../detector.ts'
@@ -42,7 +44,7 @@ export const STAGE_LATENCY_SETTINGS = {
   baselineWindow: setting.count(60, 'intervals in the baseline'),
   warmupSamples: setting.count(10, 'intervals before the baseline is used'),
 } as const
-export type StageLatencyOptions = Partial<SettingsOf<typeof STAGE_LATENCY_SETTINGS>>
+export type StageLatencyOptions = OptionsOf<typeof STAGE_LATENCY_SETTINGS>
 
 export const STAGE_LATENCY_READS: DetectorReads = {
   spans: ['instance', 'model', 'status', 'request_id', ...STAGES.map((s) => `${s}_us` as const)],
@@ -158,36 +160,28 @@ export class StageLatencyDetector extends KeyedDetector<
         base + this.o.minIncreaseUs,
       )
       const regressed = s.baseline.ready && warm && observed > threshold
-      const alert = s.lifecycle.observe(
-        nowUs,
-        regressed,
-        regressed
-          ? {
-              type: this.type,
-              severity: observed > base * 10 ? 'critical' : 'warning',
-              dedup_key: `${this.type}/${m.fleet}/${instance}/${model}/${stage}`,
-              fleet: m.fleet,
-              instance,
-              model,
-              stage,
-              statistic: `${stage}_us_p50`,
-              observed,
-              baseline: base,
-              threshold,
-              summary:
-                `${instance}/${model}: ${stage} median ${ms(observed)} per request ` +
-                `(baseline ${ms(base)}, ${(observed / Math.max(base, 1)).toFixed(1)}×) over ${m.spans.length} requests`,
-              suspected_cause: CAUSES[stage],
-              suggested_action: ACTIONS[stage],
-              exemplar_request_ids: [...m.spans]
-                .sort((a, b) => b[`${stage}_us`] - a[`${stage}_us`])
-                .slice(0, 3)
-                .map((x) => x.request_id),
-            }
-          : undefined,
-      )
-      if (alert) out.push(alert)
-      if (!s.lifecycle.active) s.baseline.push(observed)
+      const finding = (): Finding => ({
+        severity: observed > base * 10 ? 'critical' : 'warning',
+        fleet: m.fleet,
+        instance,
+        model,
+        stage,
+        statistic: `${stage}_us_p50`,
+        observed,
+        baseline: base,
+        threshold,
+        summary:
+          `${instance}/${model}: ${stage} median ${ms(observed)} per request ` +
+          `(baseline ${ms(base)}, ${(observed / Math.max(base, 1)).toFixed(1)}×) over ${m.spans.length} requests`,
+        suspected_cause: CAUSES[stage],
+        suggested_action: ACTIONS[stage],
+        exemplar_request_ids: [...m.spans]
+          .sort((a, b) => b[`${stage}_us`] - a[`${stage}_us`])
+          .slice(0, 3)
+          .map((x) => x.request_id),
+      })
+      const scope = `${m.fleet}/${instance}/${model}/${stage}`
+      out.push(...this.judge(s.lifecycle, nowUs, regressed, scope, finding, () => s.baseline.push(observed)))
     }
     return out
   }
