@@ -374,11 +374,49 @@ export interface OneAlertState {
   instance?: string
 }
 
-/** A keyed detector whose keys each hold one alert lifecycle. */
+/** Settings of a detector: its own, over the lifecycle settings every keyed detector has. */
+export type WithLifecycle<Own extends SettingsSpec> = Omit<typeof LIFECYCLE_SETTINGS, keyof Own> & Own
+
+/** What a kernel detector declares once: the alert type it raises, what it reads and its settings. */
+export interface DetectorKind<Spec extends SettingsSpec> {
+  readonly type: AlertType
+  readonly reads: DetectorReads
+  /** the lifecycle settings included */
+  readonly settings: Spec
+}
+
+/**
+ * A detector's declaration: `own` settings are merged over the lifecycle settings (a detector may give
+ * those other defaults, e.g. a longer hold).
+ */
+export function detectorKind<Own extends SettingsSpec>(
+  type: AlertType,
+  reads: DetectorReads,
+  own: Own,
+): DetectorKind<WithLifecycle<Own>> {
+  return { type, reads, settings: { ...LIFECYCLE_SETTINGS, ...own } }
+}
+
+/** A keyed detector built from its declaration (`detectorKind`). */
+export abstract class DeclaredDetector<S, Spec extends SettingsSpec> extends KeyedDetector<
+  S,
+  SettingsOf<Spec> & SettingsOf<typeof LIFECYCLE_SETTINGS>
+> {
+  readonly type: AlertType
+  readonly reads: DetectorReads
+
+  constructor(kind: DetectorKind<Spec>, opts: OptionsOf<Spec> = {}) {
+    super(kind.settings, opts as Partial<SettingsOf<Spec> & SettingsOf<typeof LIFECYCLE_SETTINGS>>)
+    this.type = kind.type
+    this.reads = kind.reads
+  }
+}
+
+/** A declared detector whose keys each hold one alert lifecycle. */
 export abstract class OneAlertDetector<
   S extends OneAlertState,
-  O extends SettingsOf<typeof LIFECYCLE_SETTINGS>,
-> extends KeyedDetector<S, O> {
+  Spec extends SettingsSpec,
+> extends DeclaredDetector<S, Spec> {
   protected lifecyclesOf(s: S): AlertLifecycle[] {
     return [s.lifecycle]
   }

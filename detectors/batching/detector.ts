@@ -24,35 +24,29 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { median } from '../stats.ts'
 
-export const BATCHING_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  maxBatchSize: setting.number(
-    0,
-    "the batcher's configured max batch size when known; 0: learned from the largest batches seen",
-  ),
-  minBatches: setting.count(3, 'fewest batches in a sample interval to judge it'),
-  minQueueDepth: setting.number(1, 'fewest rows waiting at the executor'),
-  minAchievableBatch: setting.number(4, 'the load must allow batches of at least this'),
-  maxFillRatio: setting.ratio(0.7, 'median batch at most achievable × this'),
-  baselineWindow: setting.count(300, 'samples of largest/median batch remembered'),
-} as const
-export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING_SETTINGS>
-
-export const BATCHING_READS: DetectorReads = {
-  spans: ['instance', 'model', 'batch_id', 'batch_size', 'queue_wait_us', 'request_id'],
-  hw: ['arrivals', 'queue_depth', 'interval_ms'],
-}
+export const BATCHING = detectorKind(
+  'batch_underutilized',
+  {
+    spans: ['instance', 'model', 'batch_id', 'batch_size', 'queue_wait_us', 'request_id'],
+    hw: ['arrivals', 'queue_depth', 'interval_ms'],
+  },
+  {
+    maxBatchSize: setting.number(
+      0,
+      "the batcher's configured max batch size when known; 0: learned from the largest batches seen",
+    ),
+    minBatches: setting.count(3, 'fewest batches in a sample interval to judge it'),
+    minQueueDepth: setting.number(1, 'fewest rows waiting at the executor'),
+    minAchievableBatch: setting.number(4, 'the load must allow batches of at least this'),
+    maxFillRatio: setting.ratio(0.7, 'median batch at most achievable × this'),
+    baselineWindow: setting.count(300, 'samples of largest/median batch remembered'),
+  },
+)
+export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING.settings>
 
 /** spans remembered per instance between two samples (the newest are kept) */
 const SPAN_POOL = 2048
@@ -67,15 +61,9 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class BatchUnderutilizedDetector extends OneAlertDetector<
-  InstanceState,
-  SettingsOf<typeof BATCHING_SETTINGS>
-> {
-  readonly type = 'batch_underutilized'
-  readonly reads = BATCHING_READS
-
+export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, typeof BATCHING.settings> {
   constructor(opts: BatchUnderutilizedOptions = {}) {
-    super(BATCHING_SETTINGS, opts)
+    super(BATCHING, opts)
   }
 
   private instance(key: string, instance: string, nowUs: number): InstanceState {

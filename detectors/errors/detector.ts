@@ -21,39 +21,36 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import {
-  type DetectorReads,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { binomialTail, EventTimeBuckets, fmtPct, num, nums } from '../stats.ts'
 
-export const ERROR_RATE_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(1, 'buckets before firing (the binomial test already demands the evidence)'),
-  resolveSamples: setting.count(5, 'buckets below the hold rate before resolving'),
-  bucketMs: setting.number(1000, 'event-time bucket, ms', { min: 1 }),
-  intervalBuckets: setting.count(5, 'closed buckets judged together'),
-  baselineBuckets: setting.count(300, 'buckets in the baseline rate'),
-  warmupBuckets: setting.count(30, 'buckets of baseline before judging'),
-  warmupRequests: setting.count(100, 'requests of baseline before judging'),
-  minCount: setting.count(20, 'fewest requests in the interval'),
-  minErrors: setting.count(4, 'fewest errors in the interval'),
-  rateFactor: setting.number(3, 'rate above baseline × this'),
-  minRateIncrease: setting.ratio(0.02, '…and above baseline + this'),
-  pValueThreshold: setting.ratio(1e-5, 'so many errors at the baseline rate have at most this probability'),
-  minBaselineRate: setting.ratio(0.002, 'the baseline rate counts as at least this'),
-} as const
-export type ErrorRateOptions = OptionsOf<typeof ERROR_RATE_SETTINGS>
-
-export const ERROR_RATE_READS: DetectorReads = {
-  spans: ['fleet', 'instance', 'model', 'status', 'error_class', 'request_id', 'timestamp_us'],
-  hw: [],
-}
+export const ERROR_RATE = detectorKind(
+  'error_rate_spike',
+  {
+    spans: ['fleet', 'instance', 'model', 'status', 'error_class', 'request_id', 'timestamp_us'],
+    hw: [],
+  },
+  {
+    pendingSamples: setting.count(
+      1,
+      'buckets before firing (the binomial test already demands the evidence)',
+    ),
+    resolveSamples: setting.count(5, 'buckets below the hold rate before resolving'),
+    bucketMs: setting.number(1000, 'event-time bucket, ms', { min: 1 }),
+    intervalBuckets: setting.count(5, 'closed buckets judged together'),
+    baselineBuckets: setting.count(300, 'buckets in the baseline rate'),
+    warmupBuckets: setting.count(30, 'buckets of baseline before judging'),
+    warmupRequests: setting.count(100, 'requests of baseline before judging'),
+    minCount: setting.count(20, 'fewest requests in the interval'),
+    minErrors: setting.count(4, 'fewest errors in the interval'),
+    rateFactor: setting.number(3, 'rate above baseline × this'),
+    minRateIncrease: setting.ratio(0.02, '…and above baseline + this'),
+    pValueThreshold: setting.ratio(1e-5, 'so many errors at the baseline rate have at most this probability'),
+    minBaselineRate: setting.ratio(0.002, 'the baseline rate counts as at least this'),
+  },
+)
+export type ErrorRateOptions = OptionsOf<typeof ERROR_RATE.settings>
 
 interface Bucket {
   total: number
@@ -80,12 +77,9 @@ const HOLD_P_VALUE = 0.01
 
 const emptyBucket = (): Bucket => ({ total: 0, errors: 0, classes: {}, errorIds: [] })
 
-export class ErrorRateDetector extends OneAlertDetector<KeyState, SettingsOf<typeof ERROR_RATE_SETTINGS>> {
-  readonly type = 'error_rate_spike'
-  readonly reads = ERROR_RATE_READS
-
+export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_RATE.settings> {
   constructor(opts: ErrorRateOptions = {}) {
-    super(ERROR_RATE_SETTINGS, opts)
+    super(ERROR_RATE, opts)
   }
 
   onSpan(span: Span): Alert[] {

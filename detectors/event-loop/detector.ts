@@ -12,32 +12,26 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
-export const EVENT_LOOP_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  minDelayMs: setting.number(100, 'p99 delay must exceed this, ms, whatever the baseline'),
-  ratio: setting.number(5, '…and baseline × this'),
-  sigmas: setting.number(6, '…and baseline + this many σ'),
-  criticalMs: setting.number(1000, 'severity critical above this delay, ms'),
-  baselineWindow: setting.count(60, 'samples in the delay baseline'),
-  warmupSamples: setting.count(10, 'samples before the baseline is used'),
-} as const
-export type EventLoopOptions = OptionsOf<typeof EVENT_LOOP_SETTINGS>
-
-export const EVENT_LOOP_READS: DetectorReads = {
-  spans: ['instance', 'model', 'request_id', 'total_us'],
-  hw: ['event_loop_delay_p99_ms', 'gc_ms', 'process_cpu', 'interval_ms'],
-}
+export const EVENT_LOOP = detectorKind(
+  'event_loop_blocked',
+  {
+    spans: ['instance', 'model', 'request_id', 'total_us'],
+    hw: ['event_loop_delay_p99_ms', 'gc_ms', 'process_cpu', 'interval_ms'],
+  },
+  {
+    minDelayMs: setting.number(100, 'p99 delay must exceed this, ms, whatever the baseline'),
+    ratio: setting.number(5, '…and baseline × this'),
+    sigmas: setting.number(6, '…and baseline + this many σ'),
+    criticalMs: setting.number(1000, 'severity critical above this delay, ms'),
+    baselineWindow: setting.count(60, 'samples in the delay baseline'),
+    warmupSamples: setting.count(10, 'samples before the baseline is used'),
+  },
+)
+export type EventLoopOptions = OptionsOf<typeof EVENT_LOOP.settings>
 
 interface InstanceState {
   delay: RollingBaseline
@@ -45,15 +39,9 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class EventLoopBlockedDetector extends OneAlertDetector<
-  InstanceState,
-  SettingsOf<typeof EVENT_LOOP_SETTINGS>
-> {
-  readonly type = 'event_loop_blocked'
-  readonly reads = EVENT_LOOP_READS
-
+export class EventLoopBlockedDetector extends OneAlertDetector<InstanceState, typeof EVENT_LOOP.settings> {
   constructor(opts: EventLoopOptions = {}) {
-    super(EVENT_LOOP_SETTINGS, opts)
+    super(EVENT_LOOP, opts)
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {

@@ -15,34 +15,28 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
-export const IDLE_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(30, 'samples the idle condition must hold before firing'),
-  resolveSamples: setting.count(5, 'clear samples before resolving'),
-  absoluteBusy: setting.ratio(0.05, 'busy below this always counts as idle'),
-  busyDropRatio: setting.ratio(0.25, '…or below this share of its baseline'),
-  arrivalsDropRatio: setting.ratio(0.25, 'arrivals below this share of their baseline count as no load'),
-  lowArrivalsPerS: setting.number(1, '…or fewer arrivals per second than this'),
-  maxInFlight: setting.number(4, 'more requests in flight than this is pending work, not idleness'),
-  baselineWindow: setting.count(120, 'samples in the busy and arrivals baselines'),
-  warmupSamples: setting.count(10, 'samples before the baselines are used'),
-} as const
-export type IdleOptions = OptionsOf<typeof IDLE_SETTINGS>
-
-export const IDLE_READS: DetectorReads = {
-  spans: ['instance', 'model'],
-  hw: ['executor_busy', 'arrivals', 'in_flight', 'interval_ms'],
-}
+export const IDLE = detectorKind(
+  'accelerator_idle_no_load',
+  {
+    spans: ['instance', 'model'],
+    hw: ['executor_busy', 'arrivals', 'in_flight', 'interval_ms'],
+  },
+  {
+    pendingSamples: setting.count(30, 'samples the idle condition must hold before firing'),
+    resolveSamples: setting.count(5, 'clear samples before resolving'),
+    absoluteBusy: setting.ratio(0.05, 'busy below this always counts as idle'),
+    busyDropRatio: setting.ratio(0.25, '…or below this share of its baseline'),
+    arrivalsDropRatio: setting.ratio(0.25, 'arrivals below this share of their baseline count as no load'),
+    lowArrivalsPerS: setting.number(1, '…or fewer arrivals per second than this'),
+    maxInFlight: setting.number(4, 'more requests in flight than this is pending work, not idleness'),
+    baselineWindow: setting.count(120, 'samples in the busy and arrivals baselines'),
+    warmupSamples: setting.count(10, 'samples before the baselines are used'),
+  },
+)
+export type IdleOptions = OptionsOf<typeof IDLE.settings>
 
 interface InstanceState {
   busy: RollingBaseline
@@ -51,12 +45,9 @@ interface InstanceState {
   model: string
 }
 
-export class IdleNoLoadDetector extends OneAlertDetector<InstanceState, SettingsOf<typeof IDLE_SETTINGS>> {
-  readonly type = 'accelerator_idle_no_load'
-  readonly reads = IDLE_READS
-
+export class IdleNoLoadDetector extends OneAlertDetector<InstanceState, typeof IDLE.settings> {
   constructor(opts: IdleOptions = {}) {
-    super(IDLE_SETTINGS, opts)
+    super(IDLE, opts)
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {

@@ -17,31 +17,25 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
-export const QUEUE_GROWTH_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  risingSamples: setting.count(5, 'samples over which the queue must not shrink', 2),
-  minGrowth: setting.number(5, 'rows the queue must grow by over them, and stand above its baseline by'),
-  throughputDropRatio: setting.ratio(0.7, 'completions below this share of their baseline'),
-  baselineWindow: setting.count(60, 'samples in the queue and completions baselines'),
-  warmupSamples: setting.count(10, 'samples before the baselines are used'),
-} as const
-export type QueueGrowthOptions = OptionsOf<typeof QUEUE_GROWTH_SETTINGS>
-
-export const QUEUE_GROWTH_READS: DetectorReads = {
-  spans: ['instance', 'model', 'request_id', 'queue_wait_us'],
-  hw: ['queue_depth', 'completions'],
-}
+export const QUEUE_GROWTH = detectorKind(
+  'queue_growth',
+  {
+    spans: ['instance', 'model', 'request_id', 'queue_wait_us'],
+    hw: ['queue_depth', 'completions'],
+  },
+  {
+    risingSamples: setting.count(5, 'samples over which the queue must not shrink', 2),
+    minGrowth: setting.number(5, 'rows the queue must grow by over them, and stand above its baseline by'),
+    throughputDropRatio: setting.ratio(0.7, 'completions below this share of their baseline'),
+    baselineWindow: setting.count(60, 'samples in the queue and completions baselines'),
+    warmupSamples: setting.count(10, 'samples before the baselines are used'),
+  },
+)
+export type QueueGrowthOptions = OptionsOf<typeof QUEUE_GROWTH.settings>
 
 interface InstanceState {
   queue: RollingBaseline
@@ -52,15 +46,9 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class QueueGrowthDetector extends OneAlertDetector<
-  InstanceState,
-  SettingsOf<typeof QUEUE_GROWTH_SETTINGS>
-> {
-  readonly type = 'queue_growth'
-  readonly reads = QUEUE_GROWTH_READS
-
+export class QueueGrowthDetector extends OneAlertDetector<InstanceState, typeof QUEUE_GROWTH.settings> {
   constructor(opts: QueueGrowthOptions = {}) {
-    super(QUEUE_GROWTH_SETTINGS, opts)
+    super(QUEUE_GROWTH, opts)
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {

@@ -17,32 +17,26 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, fmtMs, fmtPct } from '../stats.ts'
 
-export const SERIALIZATION_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
-  minSpans: setting.count(5, 'fewest spans in a bucket to judge it'),
-  minShare: setting.ratio(0.25, '(de)serialization share of request time above this'),
-  minShareGrowth: setting.number(3, '…and at least baseline share × this'),
-  baselineWindow: setting.count(60, 'buckets in the share baseline'),
-  warmupBuckets: setting.count(10, 'buckets before the baseline is used'),
-} as const
-export type SerializationOptions = OptionsOf<typeof SERIALIZATION_SETTINGS>
-
-export const SERIALIZATION_READS: DetectorReads = {
-  spans: ['instance', 'model', 'request_id', 'deserialize_us', 'serialize_us', 'total_us'],
-  hw: [],
-}
+export const SERIALIZATION = detectorKind(
+  'serialization_dominant',
+  {
+    spans: ['instance', 'model', 'request_id', 'deserialize_us', 'serialize_us', 'total_us'],
+    hw: [],
+  },
+  {
+    bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
+    minSpans: setting.count(5, 'fewest spans in a bucket to judge it'),
+    minShare: setting.ratio(0.25, '(de)serialization share of request time above this'),
+    minShareGrowth: setting.number(3, '…and at least baseline share × this'),
+    baselineWindow: setting.count(60, 'buckets in the share baseline'),
+    warmupBuckets: setting.count(10, 'buckets before the baseline is used'),
+  },
+)
+export type SerializationOptions = OptionsOf<typeof SERIALIZATION.settings>
 
 /** spans kept per bucket for exemplars (the newest) */
 const EXEMPLAR_POOL = 256
@@ -61,15 +55,9 @@ interface KeyState {
   lifecycle: AlertLifecycle
 }
 
-export class SerializationDominantDetector extends OneAlertDetector<
-  KeyState,
-  SettingsOf<typeof SERIALIZATION_SETTINGS>
-> {
-  readonly type = 'serialization_dominant'
-  readonly reads = SERIALIZATION_READS
-
+export class SerializationDominantDetector extends OneAlertDetector<KeyState, typeof SERIALIZATION.settings> {
   constructor(opts: SerializationOptions = {}) {
-    super(SERIALIZATION_SETTINGS, opts)
+    super(SERIALIZATION, opts)
   }
 
   onSpan(span: Span): Alert[] {

@@ -18,34 +18,27 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  type Finding,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { type Finding, OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, fmtMs, quantile } from '../stats.ts'
 
-export const SLO_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(3, 'buckets over the SLO before firing'),
-  sloP99Ms: setting.number(500, 'p99 latency objective of models without their own, ms', { min: 0.001 }),
-  sloP99MsByModel: setting.map('p99 latency objective per model name, ms'),
-  windowMs: setting.number(30_000, 'rolling event-time window the p99 is taken over, ms', { min: 1 }),
-  bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
-  minSpans: setting.count(100, 'fewest spans in the window to judge it'),
-  maxWindowSpans: setting.count(20_000, 'bound of the window, spans (the oldest are dropped first)'),
-} as const
-export type SloOptions = OptionsOf<typeof SLO_SETTINGS>
-
-export const SLO_READS: DetectorReads = {
-  spans: ['fleet', 'model', 'instance', 'request_id', 'total_us', ...STAGES.map((s) => `${s}_us` as const)],
-  hw: [],
-}
+export const SLO = detectorKind(
+  'slo_p99_breach',
+  {
+    spans: ['fleet', 'model', 'instance', 'request_id', 'total_us', ...STAGES.map((s) => `${s}_us` as const)],
+    hw: [],
+  },
+  {
+    pendingSamples: setting.count(3, 'buckets over the SLO before firing'),
+    sloP99Ms: setting.number(500, 'p99 latency objective of models without their own, ms', { min: 0.001 }),
+    sloP99MsByModel: setting.map('p99 latency objective per model name, ms'),
+    windowMs: setting.number(30_000, 'rolling event-time window the p99 is taken over, ms', { min: 1 }),
+    bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
+    minSpans: setting.count(100, 'fewest spans in the window to judge it'),
+    maxWindowSpans: setting.count(20_000, 'bound of the window, spans (the oldest are dropped first)'),
+  },
+)
+export type SloOptions = OptionsOf<typeof SLO.settings>
 
 interface KeyState {
   fleet: string
@@ -57,12 +50,9 @@ interface KeyState {
   lifecycle: AlertLifecycle
 }
 
-export class SloP99Detector extends OneAlertDetector<KeyState, SettingsOf<typeof SLO_SETTINGS>> {
-  readonly type = 'slo_p99_breach'
-  readonly reads = SLO_READS
-
+export class SloP99Detector extends OneAlertDetector<KeyState, typeof SLO.settings> {
   constructor(opts: SloOptions = {}) {
-    super(SLO_SETTINGS, opts)
+    super(SLO, opts)
   }
 
   /** a fleet-wide objective: its alert names the instance with the most slow requests when it fires */

@@ -22,34 +22,27 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  type Finding,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { type Finding, type OptionsOf, setting, detectorKind, DeclaredDetector } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
-export const STAGE_LATENCY_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  intervalMs: setting.number(1000, 'event-time interval whose median is compared, ms', { min: 1 }),
-  minSpans: setting.count(5, 'fewest spans in an interval to judge it'),
-  ratio: setting.number(1.5, 'median above baseline × this'),
-  queueWaitRatio: setting.number(3, 'the same for queue_wait, which grows with load by nature'),
-  sigmas: setting.number(6, '…and above baseline + this many σ'),
-  minIncreaseUs: setting.number(1000, '…and above baseline + this many µs'),
-  baselineWindow: setting.count(60, 'intervals in the baseline'),
-  warmupSamples: setting.count(10, 'intervals before the baseline is used'),
-} as const
-export type StageLatencyOptions = OptionsOf<typeof STAGE_LATENCY_SETTINGS>
-
-export const STAGE_LATENCY_READS: DetectorReads = {
-  spans: ['instance', 'model', 'status', 'request_id', ...STAGES.map((s) => `${s}_us` as const)],
-  hw: [],
-}
+export const STAGE_LATENCY = detectorKind(
+  'stage_latency_regression',
+  {
+    spans: ['instance', 'model', 'status', 'request_id', ...STAGES.map((s) => `${s}_us` as const)],
+    hw: [],
+  },
+  {
+    intervalMs: setting.number(1000, 'event-time interval whose median is compared, ms', { min: 1 }),
+    minSpans: setting.count(5, 'fewest spans in an interval to judge it'),
+    ratio: setting.number(1.5, 'median above baseline × this'),
+    queueWaitRatio: setting.number(3, 'the same for queue_wait, which grows with load by nature'),
+    sigmas: setting.number(6, '…and above baseline + this many σ'),
+    minIncreaseUs: setting.number(1000, '…and above baseline + this many µs'),
+    baselineWindow: setting.count(60, 'intervals in the baseline'),
+    warmupSamples: setting.count(10, 'intervals before the baseline is used'),
+  },
+)
+export type StageLatencyOptions = OptionsOf<typeof STAGE_LATENCY.settings>
 
 /** spans kept per open interval (the newest; enough for a median and exemplars) */
 const MAX_INTERVAL_SPANS = 512
@@ -86,15 +79,9 @@ const ACTIONS: Record<Stage, string> = {
   serialize: 'compare response sizes with the baseline; check the process CPU of this instance',
 }
 
-export class StageLatencyDetector extends KeyedDetector<
-  ModelState,
-  SettingsOf<typeof STAGE_LATENCY_SETTINGS>
-> {
-  readonly type = 'stage_latency_regression'
-  readonly reads = STAGE_LATENCY_READS
-
+export class StageLatencyDetector extends DeclaredDetector<ModelState, typeof STAGE_LATENCY.settings> {
   constructor(opts: StageLatencyOptions = {}) {
-    super(STAGE_LATENCY_SETTINGS, opts)
+    super(STAGE_LATENCY, opts)
   }
 
   protected lifecyclesOf(m: ModelState): AlertLifecycle[] {

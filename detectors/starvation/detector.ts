@@ -22,42 +22,36 @@
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  OneAlertDetector,
-  LIFECYCLE_SETTINGS,
-  type OptionsOf,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
-export const STARVATION_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  busyDropRatio: setting.ratio(0.9, 'busy below this share of its baseline counts as idle capacity'),
-  busyCeiling: setting.ratio(0.75, 'busy above this is never idle capacity'),
-  maxQueuedShare: setting.ratio(0.1, 'at most this share of in-flight requests waits at the executor'),
-  inFlightGrowth: setting.number(2, 'in-flight above baseline × this counts as a backlog'),
-  minPending: setting.number(4, '…and above baseline + this many requests'),
-  baselineWindow: setting.count(60, 'samples in the busy and in-flight baselines'),
-  warmupSamples: setting.count(10, 'samples before the baselines are used'),
-} as const
-export type StarvationOptions = OptionsOf<typeof STARVATION_SETTINGS>
-
-export const STARVATION_READS: DetectorReads = {
-  spans: [
-    'instance',
-    'model',
-    'request_id',
-    'preprocess_us',
-    'deserialize_us',
-    'queue_wait_us',
-    'postprocess_us',
-    'serialize_us',
-  ],
-  hw: ['executor_busy', 'in_flight', 'queue_depth'],
-}
+export const STARVATION = detectorKind(
+  'accelerator_starved',
+  {
+    spans: [
+      'instance',
+      'model',
+      'request_id',
+      'preprocess_us',
+      'deserialize_us',
+      'queue_wait_us',
+      'postprocess_us',
+      'serialize_us',
+    ],
+    hw: ['executor_busy', 'in_flight', 'queue_depth'],
+  },
+  {
+    busyDropRatio: setting.ratio(0.9, 'busy below this share of its baseline counts as idle capacity'),
+    busyCeiling: setting.ratio(0.75, 'busy above this is never idle capacity'),
+    maxQueuedShare: setting.ratio(0.1, 'at most this share of in-flight requests waits at the executor'),
+    inFlightGrowth: setting.number(2, 'in-flight above baseline × this counts as a backlog'),
+    minPending: setting.number(4, '…and above baseline + this many requests'),
+    baselineWindow: setting.count(60, 'samples in the busy and in-flight baselines'),
+    warmupSamples: setting.count(10, 'samples before the baselines are used'),
+  },
+)
+export type StarvationOptions = OptionsOf<typeof STARVATION.settings>
 
 interface InstanceState {
   busy: RollingBaseline
@@ -66,15 +60,9 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class StarvationDetector extends OneAlertDetector<
-  InstanceState,
-  SettingsOf<typeof STARVATION_SETTINGS>
-> {
-  readonly type = 'accelerator_starved'
-  readonly reads = STARVATION_READS
-
+export class StarvationDetector extends OneAlertDetector<InstanceState, typeof STARVATION.settings> {
   constructor(opts: StarvationOptions = {}) {
-    super(STARVATION_SETTINGS, opts)
+    super(STARVATION, opts)
   }
 
   protected stateToJson(s: InstanceState): Record<string, unknown> {
