@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import pino from 'pino'
 import { loadConfig } from '../../app/config.ts'
 import { webhookRoutes } from '../../app/pipeline.ts'
@@ -27,7 +27,8 @@ import {
   type SlackBody,
 } from '../../notify/bodies.ts'
 import { NOTIFY_GROUP, WebhookNotifier } from '../../notify/notifier.ts'
-import { type Receiver, startReceiver } from '../../notify/receiver.ts'
+import type { ReceiverOptions } from '../../notify/receiver.ts'
+import { stopAfterEach, testReceiver } from '../helpers/cleanups.ts'
 import { parseRouteConfig, resolveRoutes, splitFormatPrefix } from '../../notify/routes.ts'
 import { validate } from '../helpers/json-schema.ts'
 
@@ -70,15 +71,8 @@ const variants: [string, Alert][] = [
   ['a v1 record (no v2 fields)', (({ run_id, resolve_reason, related, ...v1 }) => v1 as Alert)(makeAlert())],
 ]
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!()
-})
-async function receiver(): Promise<Receiver> {
-  const r = await startReceiver()
-  cleanups.push(() => r.stop())
-  return r
-}
+const cleanups = stopAfterEach()
+const receiver = (opts: ReceiverOptions = {}) => testReceiver(cleanups, opts)
 
 describe('json body v2 and its JSON Schema', () => {
   for (const [name, alert] of variants) {
