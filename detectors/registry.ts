@@ -24,7 +24,7 @@ import { IDLE, IdleNoLoadDetector } from './idle/detector.ts'
 import { MEMORY_LEAK, MemoryLeakDetector } from './leak/detector.ts'
 import { QUEUE_GROWTH, QueueGrowthDetector } from './queue-growth/detector.ts'
 import { SERIALIZATION, SerializationDominantDetector } from './serialization/detector.ts'
-import { SILENT_SETTINGS, InstanceSilentDetector } from './silent/detector.ts'
+import { SILENT, InstanceSilentDetector } from './silent/detector.ts'
 import { SLO, SloP99Detector } from './slo/detector.ts'
 import { STAGE_LATENCY, StageLatencyDetector } from './stage-latency/detector.ts'
 import { STARVATION, StarvationDetector } from './starvation/detector.ts'
@@ -63,7 +63,7 @@ export const DETECTORS: readonly DetectorDefinition[] = [
   },
   {
     type: 'instance_silent',
-    spec: SILENT_SETTINGS,
+    spec: SILENT.settings,
     enabledByDefault: true,
     create: (s) => new InstanceSilentDetector(s),
   },
