@@ -4,7 +4,7 @@
  * and `breakid detectors` all build from here, and the configuration validates against it.
  */
 import type { AlertType } from '../contract/vocabulary.ts'
-import { ANOMALY_SETTINGS, AnomalyDetector } from './anomaly/detector.ts'
+import { ANOMALY, AnomalyDetector } from './anomaly/detector.ts'
 import { BATCHING, BatchUnderutilizedDetector } from './batching/detector.ts'
 import {
   type Detector,
@@ -135,7 +135,7 @@ export const DETECTORS: readonly DetectorDefinition[] = [
   },
   {
     type: 'anomaly',
-    spec: ANOMALY_SETTINGS,
+    spec: ANOMALY.settings,
     enabledByDefault: true,
     create: (s) => new AnomalyDetector(s),
   },
