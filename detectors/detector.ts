@@ -426,6 +426,27 @@ export abstract class OneAlertDetector<
   }
 }
 
+/** The state of an instance judged on its hardware samples, with what it keeps of its spans. */
+export interface SampledInstanceState extends OneAlertState {
+  spans: { add(span: Span): void }
+}
+
+/**
+ * A detector keyed by instance that judges each hardware sample; the instance's spans only name its
+ * model and the exemplar requests of an alert.
+ */
+export abstract class InstanceSampleDetector<
+  S extends SampledInstanceState,
+  Spec extends SettingsSpec,
+> extends OneAlertDetector<S, Spec> {
+  onSpan(span: Span): Alert[] {
+    this.state(span.instance, span.timestamp_us).spans.add(span)
+    return []
+  }
+
+  abstract onHwSample(sample: HwSample): Alert[]
+}
+
 /**
  * Per-key state in the shape the state store splits into one row per key (`{ keys: { <key>: … } }`),
  * for detectors outside the kernel.

@@ -10,9 +10,9 @@
  * - baseline: `baselineWindow` (60) samples, ready after `warmupSamples` (10), frozen while active
  * - severity critical above `criticalMs` (1000), else warning
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -39,7 +39,10 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class EventLoopBlockedDetector extends OneAlertDetector<InstanceState, typeof EVENT_LOOP.settings> {
+export class EventLoopBlockedDetector extends InstanceSampleDetector<
+  InstanceState,
+  typeof EVENT_LOOP.settings
+> {
   constructor(opts: EventLoopOptions = {}) {
     super(EVENT_LOOP, opts)
   }
@@ -54,11 +57,6 @@ export class EventLoopBlockedDetector extends OneAlertDetector<InstanceState, ty
       lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
-  }
-
-  onSpan(span: Span): Alert[] {
-    this.state(span.instance, span.timestamp_us).spans.add(span)
-    return []
   }
 
   onHwSample(sample: HwSample): Alert[] {

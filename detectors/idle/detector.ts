@@ -13,10 +13,11 @@
  * - baselines: `baselineWindow` (120) samples, ready after `warmupSamples` (10), frozen while
  *   pending or firing (a long idle spell never becomes the baseline of a loaded instance)
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
+import { RecentSpans } from '../recent-spans.ts'
 
 export const IDLE = detectorKind(
   'accelerator_idle_no_load',
@@ -42,10 +43,11 @@ interface InstanceState {
   busy: RollingBaseline
   arrivals: RollingBaseline
   lifecycle: AlertLifecycle
-  model: string
+  /** for the model (idle alerts name no exemplar) */
+  spans: RecentSpans
 }
 
-export class IdleNoLoadDetector extends OneAlertDetector<InstanceState, typeof IDLE.settings> {
+export class IdleNoLoadDetector extends InstanceSampleDetector<InstanceState, typeof IDLE.settings> {
   constructor(opts: IdleOptions = {}) {
     super(IDLE, opts)
   }
@@ -55,7 +57,7 @@ export class IdleNoLoadDetector extends OneAlertDetector<InstanceState, typeof I
       busy: s.busy.toState(),
       arrivals: s.arrivals.toState(),
       lifecycle: s.lifecycle.toState(),
-      model: s.model,
+      model: s.spans.model,
     }
   }
 
@@ -65,13 +67,8 @@ export class IdleNoLoadDetector extends OneAlertDetector<InstanceState, typeof I
       busy: RollingBaseline.fromState(raw.busy, w, warm),
       arrivals: RollingBaseline.fromState(raw.arrivals, w, warm),
       lifecycle: this.restoreLifecycle(raw.lifecycle),
-      model: typeof raw.model === 'string' ? raw.model : '*',
+      spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
-  }
-
-  onSpan(span: Span): Alert[] {
-    this.state(span.instance, span.timestamp_us).model = span.model
-    return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
@@ -97,7 +94,7 @@ export class IdleNoLoadDetector extends OneAlertDetector<InstanceState, typeof I
         severity: 'info',
         fleet: sample.fleet,
         instance: sample.instance,
-        model: s.model,
+        model: s.spans.model,
         stage: null,
         statistic: 'executor_busy',
         observed: sample.executor_busy,

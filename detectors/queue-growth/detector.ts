@@ -15,9 +15,9 @@
  *   `warmupSamples` (10), frozen while pending or firing
  * - severity critical when completions fall below 30 % of baseline, else warning
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -46,7 +46,7 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class QueueGrowthDetector extends OneAlertDetector<InstanceState, typeof QUEUE_GROWTH.settings> {
+export class QueueGrowthDetector extends InstanceSampleDetector<InstanceState, typeof QUEUE_GROWTH.settings> {
   constructor(opts: QueueGrowthOptions = {}) {
     super(QUEUE_GROWTH, opts)
   }
@@ -72,11 +72,6 @@ export class QueueGrowthDetector extends OneAlertDetector<InstanceState, typeof 
       lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
-  }
-
-  onSpan(span: Span): Alert[] {
-    this.state(span.instance, span.timestamp_us).spans.add(span)
-    return []
   }
 
   onHwSample(sample: HwSample): Alert[] {

@@ -19,10 +19,10 @@
  * span baselines and the alert lifecycle (an alert firing at a checkpoint resolves after a restart
  * instead of firing again), as `{ keys: { <instance>: … } }` — one row per instance in the store.
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
@@ -60,7 +60,7 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class StarvationDetector extends OneAlertDetector<InstanceState, typeof STARVATION.settings> {
+export class StarvationDetector extends InstanceSampleDetector<InstanceState, typeof STARVATION.settings> {
   constructor(opts: StarvationOptions = {}) {
     super(STARVATION, opts)
   }
@@ -82,11 +82,6 @@ export class StarvationDetector extends OneAlertDetector<InstanceState, typeof S
       spans: InstanceSpanWindow.fromState(raw.spans),
       lifecycle: this.restoreLifecycle(raw.lifecycle),
     }
-  }
-
-  onSpan(span: Span): Alert[] {
-    this.state(span.instance, span.timestamp_us).spans.add(span)
-    return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
