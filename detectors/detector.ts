@@ -397,6 +397,9 @@ export function detectorKind<Own extends SettingsSpec>(
   return { type, reads, settings: { ...LIFECYCLE_SETTINGS, ...own } }
 }
 
+/** A key's state but its alert lifecycle (which OneAlertDetector reads and writes). */
+export type StateFields<S extends OneAlertState> = Omit<S, 'lifecycle'>
+
 /** A keyed detector built from its declaration (`detectorKind`). */
 export abstract class DeclaredDetector<S, Spec extends SettingsSpec> extends KeyedDetector<
   S,
@@ -423,6 +426,20 @@ export abstract class OneAlertDetector<
 
   protected instanceOf(s: S, key: string): string {
     return s.instance ?? key
+  }
+
+  /** a key's own fields as plain JSON (its lifecycle is written next to them here) */
+  protected abstract fieldsToJson(s: S, key: string): Record<string, unknown>
+  /** the inverse of fieldsToJson (the lifecycle is restored here); undefined drops the key */
+  protected abstract fieldsFromJson(raw: Record<string, unknown>, key: string): StateFields<S> | undefined
+
+  protected stateToJson(s: S, key: string): Record<string, unknown> {
+    return { ...this.fieldsToJson(s, key), lifecycle: s.lifecycle.toState() }
+  }
+
+  protected stateFromJson(raw: Record<string, unknown>, key: string): S | undefined {
+    const fields = this.fieldsFromJson(raw, key)
+    return fields && ({ ...fields, lifecycle: this.restoreLifecycle(raw.lifecycle) } as S)
   }
 }
 

@@ -16,7 +16,7 @@
  * warm-up is the series model's probation, in points, so the kernel's event-time warm-up is 0 here.
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
-import { detectorKind, OneAlertDetector, type SettingsOf, setting } from '../detector.ts'
+import { detectorKind, OneAlertDetector, type SettingsOf, setting, type StateFields } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EPISODE_DEFAULTS, EpisodeGate, type EpisodeOptions } from '../series/episodes.ts'
 import {
@@ -266,7 +266,7 @@ export class AnomalyDetector extends OneAlertDetector<SeriesState, typeof ANOMAL
     }
   }
 
-  protected stateToJson(s: SeriesState): Record<string, unknown> {
+  protected fieldsToJson(s: SeriesState): Record<string, unknown> {
     return {
       series: s.series,
       fleet: s.fleet,
@@ -274,11 +274,10 @@ export class AnomalyDetector extends OneAlertDetector<SeriesState, typeof ANOMAL
       model: s.model,
       detector: s.detector.toState(),
       gate: s.gate.toState(),
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>, key: string): SeriesState {
+  protected fieldsFromJson(v: Record<string, unknown>, key: string): StateFields<SeriesState> {
     return {
       series: String(v.series ?? key),
       fleet: String(v.fleet ?? ''),
@@ -286,7 +285,6 @@ export class AnomalyDetector extends OneAlertDetector<SeriesState, typeof ANOMAL
       model: String(v.model ?? '*'),
       detector: SeriesModel.fromState(v.detector, this.modelOptions),
       gate: EpisodeGate.fromState(v.gate, this.episodeOptions),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

@@ -24,7 +24,7 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind, type StateFields } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { median } from '../stats.ts'
 
@@ -143,23 +143,21 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
     )
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       instance: s.instance,
       maxBatch: s.maxBatch.toState(),
       medianBatch: s.medianBatch.toState(),
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>, key: string): InstanceState {
+  protected fieldsFromJson(v: Record<string, unknown>, key: string): StateFields<InstanceState> {
     return {
       // snapshots from before the kernel keyed `<fleet>/<instance>` without the instance itself
       instance: typeof v.instance === 'string' ? v.instance : key.slice(key.indexOf('/') + 1),
       spans: [],
       maxBatch: RollingBaseline.fromState(v.maxBatch, this.o.baselineWindow, 1),
       medianBatch: RollingBaseline.fromState(v.medianBatch, this.o.baselineWindow, 1),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

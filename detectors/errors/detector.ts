@@ -21,7 +21,7 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind, type StateFields } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { binomialTail, EventTimeBuckets, fmtPct, num, nums } from '../stats.ts'
 
@@ -167,7 +167,7 @@ export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_R
     })
   }
 
-  protected stateToJson(k: KeyState): Record<string, unknown> {
+  protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
       fleet: k.fleet,
       instance: k.instance,
@@ -176,11 +176,10 @@ export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_R
       interval: k.interval,
       baseTotals: k.baseTotals,
       baseErrors: k.baseErrors,
-      lifecycle: k.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): KeyState {
+  protected fieldsFromJson(v: Record<string, unknown>): StateFields<KeyState> {
     const totals = nums(v.baseTotals)
     const errors = nums(v.baseErrors)
     const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
@@ -193,7 +192,6 @@ export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_R
       interval: (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket),
       baseTotals: totals.slice(totals.length - n),
       baseErrors: errors.slice(errors.length - n),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

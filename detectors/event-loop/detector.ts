@@ -12,7 +12,13 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import {
+  InstanceSampleDetector,
+  type OptionsOf,
+  setting,
+  detectorKind,
+  type StateFields,
+} from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -47,14 +53,13 @@ export class EventLoopBlockedDetector extends InstanceSampleDetector<
     super(EVENT_LOOP, opts)
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
-    return { delay: s.delay.toState(), lifecycle: s.lifecycle.toState(), model: s.spans.model }
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
+    return { delay: s.delay.toState(), model: s.spans.model }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> {
     return {
       delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }

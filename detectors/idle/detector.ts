@@ -15,7 +15,13 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import {
+  InstanceSampleDetector,
+  type OptionsOf,
+  setting,
+  detectorKind,
+  type StateFields,
+} from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -52,21 +58,19 @@ export class IdleNoLoadDetector extends InstanceSampleDetector<InstanceState, ty
     super(IDLE, opts)
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       busy: s.busy.toState(),
       arrivals: s.arrivals.toState(),
-      lifecycle: s.lifecycle.toState(),
       model: s.spans.model,
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       busy: RollingBaseline.fromState(raw.busy, w, warm),
       arrivals: RollingBaseline.fromState(raw.arrivals, w, warm),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }

@@ -43,8 +43,15 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { type Finding, OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
-import { AlertLifecycle } from '../lifecycle.ts'
+import {
+  type Finding,
+  OneAlertDetector,
+  type OptionsOf,
+  setting,
+  detectorKind,
+  type StateFields,
+} from '../detector.ts'
+import type { AlertLifecycle, LifecycleOptions } from '../lifecycle.ts'
 import { median, num, nums, theilSen } from '../stats.ts'
 
 export const MEMORY_LEAK = detectorKind(
@@ -143,8 +150,8 @@ export class MemoryLeakDetector extends OneAlertDetector<InstanceState, typeof M
   }
 
   /** the rules hold their own counts (fast and slow), so the lifecycle fires on the first held sample */
-  private leakLifecycle(raw: unknown): AlertLifecycle {
-    return AlertLifecycle.fromState(raw, { pendingSamples: 1, resolveSamples: this.o.resolveSamples })
+  protected override get lifecycleOptions(): LifecycleOptions {
+    return { pendingSamples: 1, resolveSamples: this.o.resolveSamples }
   }
 
   onHwSample(sample: HwSample): Alert[] {
@@ -429,7 +436,7 @@ export class MemoryLeakDetector extends OneAlertDetector<InstanceState, typeof M
     }
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       fleet: s.fleet,
       instance: s.instance,
@@ -442,11 +449,10 @@ export class MemoryLeakDetector extends OneAlertDetector<InstanceState, typeof M
       arrivals: s.arrivals.toState(),
       fastHeld: s.fastHeld,
       slowHeld: s.slowHeld,
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(v: Record<string, unknown>): StateFields<InstanceState> {
     const tUs = nums(v.tUs)
     const rss = nums(v.rss_bytes)
     const heap = nums(v.heap_used_bytes)
@@ -465,7 +471,6 @@ export class MemoryLeakDetector extends OneAlertDetector<InstanceState, typeof M
       arrivals: RollingBaseline.fromState(v.arrivals, this.o.fastBaselineWindow, 1),
       fastHeld: num(v.fastHeld, 0),
       slowHeld: num(v.slowHeld, 0),
-      lifecycle: this.leakLifecycle(v.lifecycle),
     }
   }
 }

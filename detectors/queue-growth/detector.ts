@@ -17,7 +17,13 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import {
+  InstanceSampleDetector,
+  type OptionsOf,
+  setting,
+  detectorKind,
+  type StateFields,
+} from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -51,17 +57,16 @@ export class QueueGrowthDetector extends InstanceSampleDetector<InstanceState, t
     super(QUEUE_GROWTH, opts)
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       queue: s.queue.toState(),
       completions: s.completions.toState(),
       recentQueue: s.recentQueue,
-      lifecycle: s.lifecycle.toState(),
       model: s.spans.model,
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       queue: RollingBaseline.fromState(raw.queue, w, warm),
@@ -69,7 +74,6 @@ export class QueueGrowthDetector extends InstanceSampleDetector<InstanceState, t
       recentQueue: Array.isArray(raw.recentQueue)
         ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
         : [],
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }

@@ -17,7 +17,7 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind, type StateFields } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, fmtMs, fmtPct } from '../stats.ts'
 
@@ -125,18 +125,17 @@ export class SerializationDominantDetector extends OneAlertDetector<KeyState, ty
     )
   }
 
-  protected stateToJson(k: KeyState): Record<string, unknown> {
+  protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
       fleet: k.fleet,
       instance: k.instance,
       model: k.model,
       openBucket: k.buckets.toState(),
       share: k.share.toState(),
-      lifecycle: k.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): KeyState {
+  protected fieldsFromJson(v: Record<string, unknown>): StateFields<KeyState> {
     return {
       fleet: String(v.fleet ?? ''),
       instance: String(v.instance ?? ''),
@@ -148,7 +147,6 @@ export class SerializationDominantDetector extends OneAlertDetector<KeyState, ty
       serUs: 0,
       totalUs: 0,
       share: RollingBaseline.fromState(v.share, this.o.baselineWindow, this.o.warmupBuckets),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

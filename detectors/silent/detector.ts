@@ -23,7 +23,14 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { setting, detectorKind, type OptionsOf, OneAlertDetector, type Finding } from '../detector.ts'
+import {
+  setting,
+  detectorKind,
+  type OptionsOf,
+  OneAlertDetector,
+  type Finding,
+  type StateFields,
+} from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
 export const SILENT = detectorKind(
@@ -138,23 +145,21 @@ export class InstanceSilentDetector extends OneAlertDetector<InstanceState, type
     if (typeof state.nowUs === 'number' && state.nowUs > this.nowUs) this.nowUs = state.nowUs
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       fleet: s.fleet,
       lastSeenUs: s.lastSeenUs,
       intervals: s.intervals.toState(),
-      lifecycle: s.lifecycle.toState(),
       recentRequests: s.recentRequests,
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState | undefined {
+  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> | undefined {
     if (typeof raw.lastSeenUs !== 'number') return undefined
     return {
       fleet: typeof raw.fleet === 'string' ? raw.fleet : 'default',
       lastSeenUs: raw.lastSeenUs,
       intervals: RollingBaseline.fromState(raw.intervals, this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
       recentRequests: Array.isArray(raw.recentRequests)
         ? raw.recentRequests.filter((x): x is string => typeof x === 'string').slice(-3)
         : [],

@@ -18,7 +18,14 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { type Finding, OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import {
+  type Finding,
+  OneAlertDetector,
+  type OptionsOf,
+  setting,
+  detectorKind,
+  type StateFields,
+} from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, fmtMs, quantile } from '../stats.ts'
 
@@ -146,24 +153,22 @@ export class SloP99Detector extends OneAlertDetector<KeyState, typeof SLO.settin
   }
 
   /** The window's spans are not exported (they refill within `windowMs`); the baseline and lifecycle are. */
-  protected stateToJson(k: KeyState): Record<string, unknown> {
+  protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
       fleet: k.fleet,
       model: k.model,
       openBucket: k.buckets.toState(),
       p99: k.p99.toState(),
-      lifecycle: k.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): KeyState {
+  protected fieldsFromJson(v: Record<string, unknown>): StateFields<KeyState> {
     return {
       fleet: String(v.fleet ?? ''),
       model: String(v.model ?? ''),
       buckets: EventTimeBuckets.fromState(v.openBucket, this.o.bucketMs * 1000),
       window: [],
       p99: RollingBaseline.fromState(v.p99, 300, 1),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

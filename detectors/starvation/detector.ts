@@ -22,7 +22,13 @@
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import {
+  InstanceSampleDetector,
+  type OptionsOf,
+  setting,
+  detectorKind,
+  type StateFields,
+} from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
@@ -65,22 +71,20 @@ export class StarvationDetector extends InstanceSampleDetector<InstanceState, ty
     super(STARVATION, opts)
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       busy: s.busy.toState(),
       inFlight: s.inFlight.toState(),
       spans: s.spans.toState(),
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       busy: RollingBaseline.fromState(raw.busy, w, warm),
       inFlight: RollingBaseline.fromState(raw.inFlight, w, warm),
       spans: InstanceSpanWindow.fromState(raw.spans),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
     }
   }
 
