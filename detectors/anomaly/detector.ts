@@ -16,7 +16,7 @@
  * warm-up is the series model's probation, in points, so the kernel's event-time warm-up is 0 here.
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
-import { detectorKind, OneAlertDetector, type SettingsOf, setting, type StateFields } from '../detector.ts'
+import { detectorKind, OneAlertDetector, type SettingsOf, setting } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EPISODE_DEFAULTS, EpisodeGate, type EpisodeOptions } from '../series/episodes.ts'
 import {
@@ -277,7 +277,7 @@ export class AnomalyDetector extends OneAlertDetector<SeriesState, typeof ANOMAL
     }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>, key: string): StateFields<SeriesState> {
+  protected fieldsFromJson(v: Record<string, unknown>, key: string) {
     return {
       series: String(v.series ?? key),
       fleet: String(v.fleet ?? ''),

@@ -24,7 +24,7 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind, type StateFields } from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { median } from '../stats.ts'
 
@@ -151,7 +151,7 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
     }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>, key: string): StateFields<InstanceState> {
+  protected fieldsFromJson(v: Record<string, unknown>, key: string) {
     return {
       // snapshots from before the kernel keyed `<fleet>/<instance>` without the instance itself
       instance: typeof v.instance === 'string' ? v.instance : key.slice(key.indexOf('/') + 1),

@@ -21,7 +21,7 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind, type StateFields } from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { binomialTail, EventTimeBuckets, fmtPct, num, nums } from '../stats.ts'
 
@@ -179,7 +179,7 @@ export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_R
     }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>): StateFields<KeyState> {
+  protected fieldsFromJson(v: Record<string, unknown>) {
     const totals = nums(v.baseTotals)
     const errors = nums(v.baseErrors)
     const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)

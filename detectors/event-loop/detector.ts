@@ -12,13 +12,7 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  InstanceSampleDetector,
-  type OptionsOf,
-  setting,
-  detectorKind,
-  type StateFields,
-} from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -57,7 +51,7 @@ export class EventLoopBlockedDetector extends InstanceSampleDetector<
     return { delay: s.delay.toState(), model: s.spans.model }
   }
 
-  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     return {
       delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),

@@ -15,13 +15,7 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  InstanceSampleDetector,
-  type OptionsOf,
-  setting,
-  detectorKind,
-  type StateFields,
-} from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
@@ -66,7 +60,7 @@ export class IdleNoLoadDetector extends InstanceSampleDetector<InstanceState, ty
     }
   }
 
-  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       busy: RollingBaseline.fromState(raw.busy, w, warm),

@@ -43,14 +43,7 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type Finding,
-  OneAlertDetector,
-  type OptionsOf,
-  setting,
-  detectorKind,
-  type StateFields,
-} from '../detector.ts'
+import { type Finding, OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle, LifecycleOptions } from '../lifecycle.ts'
 import { median, num, nums, theilSen } from '../stats.ts'
 
@@ -452,7 +445,7 @@ export class MemoryLeakDetector extends OneAlertDetector<InstanceState, typeof M
     }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>): StateFields<InstanceState> {
+  protected fieldsFromJson(v: Record<string, unknown>) {
     const tUs = nums(v.tUs)
     const rss = nums(v.rss_bytes)
     const heap = nums(v.heap_used_bytes)

@@ -17,7 +17,7 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind, type StateFields } from '../detector.ts'
+import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, fmtMs, fmtPct } from '../stats.ts'
 
@@ -135,7 +135,7 @@ export class SerializationDominantDetector extends OneAlertDetector<KeyState, ty
     }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>): StateFields<KeyState> {
+  protected fieldsFromJson(v: Record<string, unknown>) {
     return {
       fleet: String(v.fleet ?? ''),
       instance: String(v.instance ?? ''),

@@ -23,14 +23,7 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  setting,
-  detectorKind,
-  type OptionsOf,
-  OneAlertDetector,
-  type Finding,
-  type StateFields,
-} from '../detector.ts'
+import { setting, detectorKind, type OptionsOf, OneAlertDetector, type Finding } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
 export const SILENT = detectorKind(
@@ -154,7 +147,7 @@ export class InstanceSilentDetector extends OneAlertDetector<InstanceState, type
     }
   }
 
-  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> | undefined {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     if (typeof raw.lastSeenUs !== 'number') return undefined
     return {
       fleet: typeof raw.fleet === 'string' ? raw.fleet : 'default',

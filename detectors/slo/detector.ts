@@ -18,14 +18,7 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type Finding,
-  OneAlertDetector,
-  type OptionsOf,
-  setting,
-  detectorKind,
-  type StateFields,
-} from '../detector.ts'
+import { type Finding, OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, fmtMs, quantile } from '../stats.ts'
 
@@ -162,7 +155,7 @@ export class SloP99Detector extends OneAlertDetector<KeyState, typeof SLO.settin
     }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>): StateFields<KeyState> {
+  protected fieldsFromJson(v: Record<string, unknown>) {
     return {
       fleet: String(v.fleet ?? ''),
       model: String(v.model ?? ''),

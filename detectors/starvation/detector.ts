@@ -22,13 +22,7 @@
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  InstanceSampleDetector,
-  type OptionsOf,
-  setting,
-  detectorKind,
-  type StateFields,
-} from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
@@ -79,7 +73,7 @@ export class StarvationDetector extends InstanceSampleDetector<InstanceState, ty
     }
   }
 
-  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<InstanceState> {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       busy: RollingBaseline.fromState(raw.busy, w, warm),
