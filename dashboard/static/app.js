@@ -1518,8 +1518,7 @@ function startApp() {
             'tbody',
             {},
             steps.map((s) =>
-              h(
-                'tr',
+              waterfallRow(
                 { 'data-stage': s.stage },
                 h(
                   'td',
@@ -1527,55 +1526,45 @@ function startApp() {
                   h('span', { class: 'swatch', style: { background: STAGE_COLOR[s.stage] } }),
                   s.stage,
                 ),
-                h('td', { class: 'num' }, fmtMs(s.startUs / 1000)),
-                h('td', { class: 'num' }, fmtMs(s.us / 1000)),
-                h('td', { class: 'num' }, fmtPct(pct(s.us) / 100)),
-                h(
-                  'td',
-                  { class: 'bar-cell' },
-                  h(
-                    'div',
-                    { class: 'wf-track', 'aria-hidden': 'true' },
-                    h('div', {
-                      class: 'wf-bar',
-                      style: {
-                        left: `${pct(s.startUs)}%`,
-                        width: `${pct(s.us)}%`,
-                        background: STAGE_COLOR[s.stage],
-                      },
-                    }),
-                  ),
-                ),
+                s.startUs,
+                s.us,
+                STAGE_COLOR[s.stage],
               ),
             ),
             gap > 0
-              ? h(
-                  'tr',
+              ? waterfallRow(
                   {},
                   h('td', { class: 'muted' }, 'between stages'),
-                  h('td', { class: 'num' }, fmtMs(offset / 1000)),
-                  h('td', { class: 'num' }, fmtMs(gap / 1000)),
-                  h('td', { class: 'num' }, fmtPct(pct(gap) / 100)),
-                  h(
-                    'td',
-                    { class: 'bar-cell' },
-                    h(
-                      'div',
-                      { class: 'wf-track', 'aria-hidden': 'true' },
-                      h('div', {
-                        class: 'wf-bar',
-                        style: {
-                          left: `${pct(offset)}%`,
-                          width: `${pct(gap)}%`,
-                          background: cssVar('--muted'),
-                        },
-                      }),
-                    ),
-                  ),
+                  offset,
+                  gap,
+                  cssVar('--muted'),
                 )
               : null,
           ),
         )
+        /** one row of the waterfall: what it is, when it starts and how long it takes (µs), its bar */
+        function waterfallRow(attrs, nameCell, startUs, us, color) {
+          return h(
+            'tr',
+            attrs,
+            nameCell,
+            h('td', { class: 'num' }, fmtMs(startUs / 1000)),
+            h('td', { class: 'num' }, fmtMs(us / 1000)),
+            h('td', { class: 'num' }, fmtPct(pct(us) / 100)),
+            h(
+              'td',
+              { class: 'bar-cell' },
+              h(
+                'div',
+                { class: 'wf-track', 'aria-hidden': 'true' },
+                h('div', {
+                  class: 'wf-bar',
+                  style: { left: `${pct(startUs)}%`, width: `${pct(us)}%`, background: color },
+                }),
+              ),
+            ),
+          )
+        }
         const wf = panel('Waterfall', waterfall)
         wf.classList.add('wide')
         body.append(h('div', { class: 'grid' }, wf, panel('Identity', facts)))
