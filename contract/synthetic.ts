@@ -1,6 +1,6 @@
 /** Deterministic records for tests and benchmarks: single records (makeSpan, …) and a whole fleet (FleetGenerator). */
 import { Prng } from '../core/prng.ts'
-import type { Alert, HwSample, Span } from './records.ts'
+import { type Alert, cpuDevice, type HwSample, type Span } from './records.ts'
 
 export function makeSpan(i: number, over: Partial<Span> = {}): Span {
   return {
@@ -59,16 +59,7 @@ export function makeHwSample(i: number, over: Partial<HwSample> = {}): HwSample 
     arrivals: 200,
     completions: 200,
     executor_busy: 0.6,
-    devices: [
-      {
-        device: 'cpu',
-        utilization: null,
-        memory_used_bytes: null,
-        memory_total_bytes: null,
-        power_w: null,
-        temperature_c: null,
-      },
-    ],
+    devices: [cpuDevice()],
     run_id: null,
     host_cpu: 1.1,
     host_cpus: 2,
