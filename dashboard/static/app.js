@@ -33,6 +33,11 @@ function append(el, children) {
   return el
 }
 
+/** a form control with its label (the control has an id) */
+function labelled(text, control) {
+  return [h('label', { for: control.id }, text), control]
+}
+
 function clear(el) {
   while (el.firstChild) el.firstChild.remove()
   return el
@@ -337,10 +342,8 @@ function startApp() {
       h(
         'div',
         { class: 'controls' },
-        h('label', { for: 'range' }, 'Range'),
-        rangeSelect,
-        h('label', { for: 'refresh' }, 'Live'),
-        refreshSelect,
+        labelled('Range', rangeSelect),
+        labelled('Live', refreshSelect),
         statusLine,
         themeButton,
         signOut,
@@ -792,7 +795,7 @@ function startApp() {
         .sort()
         .map((v) => h('option', { value: v, selected: v === current }, v)),
     )
-    return [h('label', { for: id }, label), select]
+    return labelled(label, select)
   }
 
   // ----- fleet overview
@@ -1124,14 +1127,7 @@ function startApp() {
       Object.keys(ALERT_TYPES).map((t) => h('option', { value: t, selected: t === type }, t)),
     )
     container.append(
-      h(
-        'div',
-        { class: 'filters' },
-        h('label', { for: 'f-status' }, 'state'),
-        statusSelect,
-        h('label', { for: 'f-type' }, 'type'),
-        typeSelect,
-      ),
+      h('div', { class: 'filters' }, labelled('state', statusSelect), labelled('type', typeSelect)),
     )
     const errors = errorSlot(container)
     const timelinePanel = panel('Timeline')
