@@ -69,6 +69,19 @@ export function blankSpan(identity: SpanIdentity & Partial<Span>): Span {
   }
 }
 
+type PressureField = `psi_${'cpu' | 'memory' | 'io'}_${'some' | 'full'}_${'avg10' | 'total_us'}`
+
+/** Pressure stall information of a host where no task ever waited (every PSI field 0). */
+export const NO_PRESSURE: Readonly<Record<PressureField, number>> = Object.freeze(
+  Object.fromEntries(
+    (['cpu', 'memory', 'io'] as const)
+      .flatMap((r) =>
+        (['some', 'full'] as const).flatMap((k) => [`psi_${r}_${k}_avg10`, `psi_${r}_${k}_total_us`]),
+      )
+      .map((f) => [f, 0]),
+  ) as Record<PressureField, number>,
+)
+
 /** The sum of a span's stage durations, µs: its total where the producer measured none. */
 export function stagesUs(span: Span): number {
   return STAGES.reduce((total, stage) => total + span[`${stage}_us`], 0)

@@ -34,7 +34,7 @@
  * arrival and completion counts. A span is emitted when its request completes, as the engine emits
  * it, with `timestamp_us` = arrival — so during a backlog, slow spans arrive late, as they do live.
  */
-import { blankSpan, cpuDevice, type HwSample, type Span, stagesUs } from '../contract/records.ts'
+import { blankSpan, cpuDevice, type HwSample, NO_PRESSURE, type Span, stagesUs } from '../contract/records.ts'
 import { FAULT_TYPES, type FaultType } from '../contract/faults.ts'
 import { Prng } from './prng.ts'
 
@@ -490,18 +490,9 @@ export function* simulate(s: Scenario): Generator<SimStep> {
         run_id: null,
         host_cpu: Math.max(0, hostCpu),
         host_cpus: HOST_CPUS,
+        ...NO_PRESSURE,
         psi_cpu_some_avg10: Math.round(sim.psiAvg10 * 100) / 100,
         psi_cpu_some_total_us: sim.psiTotalUs,
-        psi_cpu_full_avg10: 0,
-        psi_cpu_full_total_us: 0,
-        psi_memory_some_avg10: 0,
-        psi_memory_some_total_us: 0,
-        psi_memory_full_avg10: 0,
-        psi_memory_full_total_us: 0,
-        psi_io_some_avg10: 0,
-        psi_io_some_total_us: 0,
-        psi_io_full_avg10: 0,
-        psi_io_full_total_us: 0,
         cgroup_cpu_limit: null,
         cgroup_nr_throttled: null,
         cgroup_throttled_us: null,
