@@ -45,18 +45,28 @@ function assertStages(span: Span, e: TritonExpectation) {
   assert.equal(span.model, e.model)
   assert.equal(span.request_id, e.requestId)
   assert.equal(span.timestamp_us, e.timestampUs)
-  assert.deepEqual(
-    [
-      span.deserialize_us,
-      span.queue_wait_us,
-      span.preprocess_us,
-      span.compute_us,
-      span.postprocess_us,
-      span.serialize_us,
-      span.total_us,
-    ],
-    [e.deserializeUs, e.queueWaitUs, e.preprocessUs, e.computeUs, e.postprocessUs, e.serializeUs, e.totalUs],
-  )
+  assert.deepEqual(durations(span), [
+    e.deserializeUs,
+    e.queueWaitUs,
+    e.preprocessUs,
+    e.computeUs,
+    e.postprocessUs,
+    e.serializeUs,
+    e.totalUs,
+  ])
+}
+
+/** a span's durations, µs: deserialize, queue wait, preprocess, compute, postprocess, serialize, total */
+function durations(span: Span): number[] {
+  return [
+    span.deserialize_us,
+    span.queue_wait_us,
+    span.preprocess_us,
+    span.compute_us,
+    span.postprocess_us,
+    span.serialize_us,
+    span.total_us,
+  ]
 }
 
 describe('trace assembler: Triton', () => {
@@ -241,18 +251,7 @@ describe('trace assembler: Triton', () => {
     const [span] = asm.add(spans.filter((s) => s.name !== 'InferRequest' && s.name !== 'pipeline'))
     assert.ok(span)
     assert.equal(span.model, 'pipeline')
-    assert.deepEqual(
-      [
-        span.deserialize_us,
-        span.queue_wait_us,
-        span.preprocess_us,
-        span.compute_us,
-        span.postprocess_us,
-        span.serialize_us,
-        span.total_us,
-      ],
-      [10, 4 + 4, 2 + 2, 10 + 10, 3 + 3, 4, 100],
-    )
+    assert.deepEqual(durations(span), [10, 4 + 4, 2 + 2, 10 + 10, 3 + 3, 4, 100])
   })
 })
 

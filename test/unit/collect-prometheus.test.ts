@@ -33,8 +33,7 @@ describe('exposition parser: edge cases', () => {
       'm{a="{}=,#"} 2',
       '',
     ].join('\n')
-    const { families, errors } = parseExposition(text, 'prometheus')
-    assert.deepEqual(errors, [])
+    const families = parseClean(text, 'prometheus')
     const m = fam(families, 'm')
     assert.equal(m.help, 'A \\ backslash,\na newline and a \\"quote\\"') // \" is no escape in 0.0.4 HELP
     assert.deepEqual(m.samples[0]!.labels, { path: 'C:\\dir', msg: 'say "hi"\nbye', gpu: '0' })
@@ -45,8 +44,7 @@ describe('exposition parser: edge cases', () => {
 
   it('NaN, ±Inf in every spelling, exponents; timestamps in ms (text) and s (OpenMetrics)', () => {
     const text = 'a NaN\nb +Inf\nc -Inf\nd Inf\ne 1.5e+06 1700000000123\nf -0.25 -5\n'
-    const { families, errors } = parseExposition(text, 'prometheus')
-    assert.deepEqual(errors, [])
+    const families = parseClean(text, 'prometheus')
     const v = (n: string) => fam(families, n).samples[0]!
     assert.ok(Number.isNaN(v('a').value))
     assert.equal(v('b').value, Number.POSITIVE_INFINITY)
@@ -82,8 +80,7 @@ describe('exposition parser: edge cases', () => {
       'req_created{code="200"} 1700000000',
       '# EOF',
     ].join('\n')
-    const { families, errors } = parseExposition(text, 'openmetrics')
-    assert.deepEqual(errors, [])
+    const families = parseClean(text, 'openmetrics')
     assert.deepEqual(
       families.map((f) => [f.name, f.type, f.samples.length]),
       [
@@ -262,6 +259,13 @@ function tritonPage(v: {
     `nv_gpu_utilization{gpu_uuid="GPU-1"} ${v.util ?? 0.5}`,
     '',
   ].join('\n')
+}
+
+/** the families of an exposition that must parse without a single error */
+function parseClean(text: string, format: 'prometheus' | 'openmetrics') {
+  const { families, errors } = parseExposition(text, format)
+  assert.deepEqual(errors, [])
+  return families
 }
 
 const points = (text: string) => pointsOf(parseExposition(text, 'prometheus').families)
