@@ -1,4 +1,3 @@
-import { assertFields } from '../helpers/assert-fields.ts'
 /**
  * The engine's telemetry path without the engine: nvidia-smi parsing against recorded output, the
  * hardware sampler with fake gauges and a fake clock, and the emitter over an in-memory producer that
@@ -212,14 +211,12 @@ describe('HwSampler', () => {
       })
       clockMs = 12_000
       const first = await sampler.tick()
-      assertFields(first, {
-        interval_ms: 2_000,
-        arrivals: 40,
-        completions: 37,
-        executor_busy: 0.25,
-        queue_depth: 5,
-        in_flight: 3,
-      })
+      assert.equal(first.interval_ms, 2_000)
+      assert.equal(first.arrivals, 40)
+      assert.equal(first.completions, 37)
+      assert.equal(first.executor_busy, 0.25)
+      assert.equal(first.queue_depth, 5)
+      assert.equal(first.in_flight, 3)
       assert.equal(first.timestamp_us, Math.round((performance.timeOrigin + 12_000) * 1000))
       assert.deepEqual([first.fleet, first.host, first.instance], ['f', 'h', 'i'])
       assert.deepEqual(first.devices, [
@@ -247,13 +244,11 @@ describe('HwSampler', () => {
       })
       clockMs = 13_000
       const second = await sampler.tick()
-      assertFields(second, {
-        interval_ms: 1_000,
-        arrivals: 60,
-        completions: 73,
-        executor_busy: 1,
-        queue_depth: 0,
-      })
+      assert.equal(second.interval_ms, 1_000)
+      assert.equal(second.arrivals, 60)
+      assert.equal(second.completions, 73)
+      assert.equal(second.executor_busy, 1)
+      assert.equal(second.queue_depth, 0)
 
       // an idle interval
       clockMs = 14_500
