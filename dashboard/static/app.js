@@ -785,17 +785,18 @@ function startApp() {
     return state.latest
   }
 
-  function filterSelect(id, label, param, values) {
+  /** a select over `values` that filters the page by URL parameter `param` (id `f-<param>`) */
+  function filterSelect(param, values) {
     const current = route().params.get(param) ?? ''
     const select = h(
       'select',
-      { id, onchange: () => setParams({ [param]: select.value }) },
-      h('option', { value: '' }, `every ${label}`),
+      { id: `f-${param}`, onchange: () => setParams({ [param]: select.value }) },
+      h('option', { value: '' }, `every ${param}`),
       [...new Set([...values, current].filter(Boolean))]
         .sort()
         .map((v) => h('option', { value: v, selected: v === current }, v)),
     )
-    return labelled(label, select)
+    return labelled(param, select)
   }
 
   // ----- fleet overview
@@ -885,14 +886,10 @@ function startApp() {
         fill(
           filters,
           ...filterSelect(
-            'f-model',
-            'model',
             'model',
             rows.map((r) => r.model),
           ),
           ...filterSelect(
-            'f-instance',
-            'instance',
             'instance',
             rows.map((r) => r.instance),
           ),
@@ -1052,8 +1049,6 @@ function startApp() {
         fill(
           filters,
           ...filterSelect(
-            'f-model',
-            'model',
             'model',
             breakdown.map((r) => r.model),
           ),
@@ -1643,8 +1638,6 @@ function startApp() {
         fill(
           filters,
           ...filterSelect(
-            'f-instance',
-            'instance',
             'instance',
             rows.map((r) => r.instance),
           ),
