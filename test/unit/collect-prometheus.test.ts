@@ -282,19 +282,12 @@ describe('hardware samples from Triton and DCGM', () => {
       ),
       undefined,
     )
+    // the counters at 20 s, and still at 30 s (nothing completes in between)
+    const counted = { success: 300, failure: 4, exec: 150, computeUs: 8_000_000 }
     // 10 s: 200 requests in 100 executions (batches of 2), each request credited with its batch's 40 ms
     const s = mapper.observe(
       ID,
-      points(
-        tritonPage({
-          success: 300,
-          failure: 4,
-          exec: 150,
-          requestUs: 30_000_000,
-          computeUs: 8_000_000,
-          pending: 6,
-        }),
-      ),
+      points(tritonPage({ ...counted, requestUs: 30_000_000, pending: 6 })),
       20_000,
     )
     assert.ok(s)
@@ -318,16 +311,7 @@ describe('hardware samples from Triton and DCGM', () => {
     assert.equal(s.timestamp_us, 20_000_000)
     const next = mapper.observe(
       ID,
-      points(
-        tritonPage({
-          success: 300,
-          failure: 4,
-          exec: 150,
-          requestUs: 60_000_000,
-          computeUs: 8_000_000,
-          pending: 0,
-        }),
-      ),
+      points(tritonPage({ ...counted, requestUs: 60_000_000, pending: 0 })),
       30_000,
     )
     assert.equal(next?.in_flight, 3) // 30 s of request time in 10 s: 3 inside on average
