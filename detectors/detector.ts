@@ -243,6 +243,16 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
     return s
   }
 
+  /**
+   * The key `<fleet>/<instance>/<model>` of the instance and model a span is from, and its state (a
+   * new one made from a snapshot holding the three).
+   */
+  protected modelKey(span: Span): [string, S] {
+    const { fleet, instance, model } = span
+    const key = `${fleet}/${instance}/${model}`
+    return [key, this.state(key, span.timestamp_us, () => this.newState(key, { fleet, instance, model }))]
+  }
+
   /** A new key's state: `stateFromJson` of a snapshot holding only `seed`. */
   protected newState(key: string, seed: Record<string, unknown>): S {
     const s = this.stateFromJson(seed, key)

@@ -239,6 +239,12 @@ export class EventTimeBuckets {
     return first ? undefined : closedEndUs
   }
 
+  /** Places a timestamp; when it closes a bucket, returns what `judge` makes of it (given its end, µs). */
+  closing<T>(timestampUs: number, judge: (closedEndUs: number) => T[]): T[] {
+    const closedEndUs = this.place(timestampUs)
+    return closedEndUs === undefined ? [] : judge(closedEndUs)
+  }
+
   /** the open bucket as plain JSON (null before the first span) */
   toState(): number | null {
     return Number.isFinite(this.open) ? this.open : null

@@ -83,11 +83,8 @@ export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_R
   }
 
   onSpan(span: Span): Alert[] {
-    const key = `${span.fleet}/${span.instance}/${span.model}`
-    const { fleet, instance, model } = span
-    const k = this.state(key, span.timestamp_us, () => this.newState(key, { fleet, instance, model }))
-    const closedAtUs = k.buckets.place(span.timestamp_us)
-    const alerts = closedAtUs === undefined ? [] : this.closeBucket(key, k, closedAtUs)
+    const [key, k] = this.modelKey(span)
+    const alerts = k.buckets.closing(span.timestamp_us, (endUs) => this.closeBucket(key, k, endUs))
     const b = k.open
     b.total++
     if (span.status !== 'ok') {

@@ -61,11 +61,8 @@ export class SerializationDominantDetector extends OneAlertDetector<KeyState, ty
   }
 
   onSpan(span: Span): Alert[] {
-    const key = `${span.fleet}/${span.instance}/${span.model}`
-    const { fleet, instance, model } = span
-    const k = this.state(key, span.timestamp_us, () => this.newState(key, { fleet, instance, model }))
-    const closedAtUs = k.buckets.place(span.timestamp_us)
-    const out = closedAtUs === undefined ? [] : this.evaluate(key, k, closedAtUs)
+    const [key, k] = this.modelKey(span)
+    const out = k.buckets.closing(span.timestamp_us, (endUs) => this.evaluate(key, k, endUs))
     if (k.spans.length >= EXEMPLAR_POOL) k.spans.shift()
     k.spans.push(span)
     k.count++

@@ -69,8 +69,7 @@ export class SloP99Detector extends OneAlertDetector<KeyState, typeof SLO.settin
     const key = `${span.fleet}/${span.model}`
     const { fleet, model } = span
     const k = this.state(key, span.timestamp_us, () => this.newState(key, { fleet, model }))
-    const closedAtUs = k.buckets.place(span.timestamp_us)
-    const alerts = closedAtUs === undefined ? [] : this.evaluate(key, k, closedAtUs)
+    const alerts = k.buckets.closing(span.timestamp_us, (endUs) => this.evaluate(key, k, endUs))
     if (k.window.length >= this.o.maxWindowSpans) k.window.shift()
     k.window.push(span)
     return alerts
