@@ -20,6 +20,7 @@ import type { Alert, HwSample, Span } from '../contract/records.ts'
 import { InvalidInputError } from '../core/errors.ts'
 import type { AlertType } from '../contract/vocabulary.ts'
 import { isRecord } from './baseline.ts'
+import type { EventTimeBuckets } from './stats.ts'
 import { AlertLifecycle, type AlertEvidence, type LifecycleOptions } from './lifecycle.ts'
 
 /** What a detector reads, for `breakid detectors` and the README. */
@@ -472,6 +473,32 @@ export abstract class InstanceSampleDetector<
   }
 
   abstract onHwSample(sample: HwSample): Alert[]
+}
+
+/** The state of an instance + model judged on event-time buckets of its spans. */
+export interface BucketedModelState extends OneAlertState {
+  buckets: EventTimeBuckets
+}
+
+/**
+ * A detector keyed by instance + model (`modelKey`) that judges event-time buckets of the spans: a
+ * span that closes the open bucket has it judged (`judgeBucket`) before it joins the next (`count`).
+ */
+export abstract class BucketedModelDetector<
+  S extends BucketedModelState,
+  Spec extends SettingsSpec,
+> extends OneAlertDetector<S, Spec> {
+  /** the closed bucket of `key`, which ended at `endUs` */
+  protected abstract judgeBucket(key: string, s: S, endUs: number): Alert[]
+  /** adds a span to the open bucket */
+  protected abstract count(s: S, span: Span): void
+
+  onSpan(span: Span): Alert[] {
+    const [key, s] = this.modelKey(span)
+    const alerts = s.buckets.closing(span.timestamp_us, (endUs) => this.judgeBucket(key, s, endUs))
+    this.count(s, span)
+    return alerts
+  }
 }
 
 /**

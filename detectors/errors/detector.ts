@@ -21,7 +21,7 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { binomialTail, EventTimeBuckets, fmtPct, num, nums } from '../stats.ts'
 
@@ -77,14 +77,12 @@ const HOLD_P_VALUE = 0.01
 
 const emptyBucket = (): Bucket => ({ total: 0, errors: 0, classes: {}, errorIds: [] })
 
-export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_RATE.settings> {
+export class ErrorRateDetector extends BucketedModelDetector<KeyState, typeof ERROR_RATE.settings> {
   constructor(opts: ErrorRateOptions = {}) {
     super(ERROR_RATE, opts)
   }
 
-  onSpan(span: Span): Alert[] {
-    const [key, k] = this.modelKey(span)
-    const alerts = k.buckets.closing(span.timestamp_us, (endUs) => this.closeBucket(key, k, endUs))
+  protected count(k: KeyState, span: Span): void {
     const b = k.open
     b.total++
     if (span.status !== 'ok') {
@@ -94,10 +92,9 @@ export class ErrorRateDetector extends OneAlertDetector<KeyState, typeof ERROR_R
       if (b.errorIds.length >= 3) b.errorIds.shift()
       b.errorIds.push(span.request_id)
     }
-    return alerts
   }
 
-  private closeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
+  protected judgeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
     k.interval.push(k.open)
     k.open = emptyBucket()
     if (k.interval.length > this.o.intervalBuckets) {

@@ -17,7 +17,7 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EventTimeBuckets, fmtMs, fmtPct } from '../stats.ts'
 
@@ -55,24 +55,24 @@ interface KeyState {
   lifecycle: AlertLifecycle
 }
 
-export class SerializationDominantDetector extends OneAlertDetector<KeyState, typeof SERIALIZATION.settings> {
+export class SerializationDominantDetector extends BucketedModelDetector<
+  KeyState,
+  typeof SERIALIZATION.settings
+> {
   constructor(opts: SerializationOptions = {}) {
     super(SERIALIZATION, opts)
   }
 
-  onSpan(span: Span): Alert[] {
-    const [key, k] = this.modelKey(span)
-    const out = k.buckets.closing(span.timestamp_us, (endUs) => this.evaluate(key, k, endUs))
+  protected count(k: KeyState, span: Span): void {
     if (k.spans.length >= EXEMPLAR_POOL) k.spans.shift()
     k.spans.push(span)
     k.count++
     k.deserUs += span.deserialize_us
     k.serUs += span.serialize_us
     k.totalUs += span.total_us
-    return out
   }
 
-  private evaluate(key: string, k: KeyState, nowUs: number): Alert[] {
+  protected judgeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
     const { count, deserUs, serUs, totalUs, spans } = k
     k.spans = []
     k.count = 0
