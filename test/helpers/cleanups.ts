@@ -1,8 +1,11 @@
 /**
- * What a test started and must stop, stopped after each test (newest first), and a webhook receiver
- * that stops with it: the shared teardown of the notifier tests.
+ * What a test started and must stop, stopped after each test (newest first), and the webhook receiver
+ * and notifier that stop with it: the shared teardown of the notifier tests.
  */
 import { afterEach } from 'node:test'
+import pino from 'pino'
+import type { Transport } from '../../bus/transport.ts'
+import { type NotifyRoute, WebhookNotifier, type WebhookNotifierOptions } from '../../notify/notifier.ts'
 import { type Receiver, type ReceiverOptions, startReceiver } from '../../notify/receiver.ts'
 
 export interface Cleanups {
@@ -23,4 +26,16 @@ export async function testReceiver(cleanups: Cleanups, opts: ReceiverOptions = {
   const r = await startReceiver(opts)
   cleanups.push(() => r.stop())
   return r
+}
+
+/** A silent notifier (not started) of `routes` reading alerts from `bus`, stopped by `cleanups` after the test. */
+export function testNotifier(
+  cleanups: Cleanups,
+  bus: Transport,
+  routes: NotifyRoute[],
+  extra: Partial<WebhookNotifierOptions> = {},
+): WebhookNotifier {
+  const n = new WebhookNotifier({ transport: bus, routes, logger: pino({ level: 'silent' }), ...extra })
+  cleanups.push(() => n.stop())
+  return n
 }

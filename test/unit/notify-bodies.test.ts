@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import pino from 'pino'
 import { loadConfig } from '../../app/config.ts'
 import { webhookRoutes } from '../../app/pipeline.ts'
 import { EmbeddedBus } from '../../bus/embedded-bus.ts'
@@ -26,9 +25,9 @@ import {
   rfc3339Micros,
   type SlackBody,
 } from '../../notify/bodies.ts'
-import { NOTIFY_GROUP, WebhookNotifier } from '../../notify/notifier.ts'
+import { NOTIFY_GROUP } from '../../notify/notifier.ts'
 import type { ReceiverOptions } from '../../notify/receiver.ts'
-import { stopAfterEach, testReceiver } from '../helpers/cleanups.ts'
+import { stopAfterEach, testNotifier, testReceiver } from '../helpers/cleanups.ts'
 import { parseRouteConfig, resolveRoutes, splitFormatPrefix } from '../../notify/routes.ts'
 import { validate } from '../helpers/json-schema.ts'
 
@@ -306,16 +305,11 @@ describe('route formats', () => {
   test('each route gets its own body over HTTP: json, slack and alertmanager side by side', async () => {
     const [json, slack, am] = await Promise.all([receiver(), receiver(), receiver()])
     const bus = new EmbeddedBus({ retryDelayMs: 10 })
-    const n = new WebhookNotifier({
-      transport: bus,
-      logger: pino({ level: 'silent' }),
-      routes: [
-        { name: 'json', url: json.url },
-        { name: 'slack', url: `slack+${slack.url}` },
-        { name: 'oncall', url: `alertmanager+${am.url}`, externalUrl: 'http://breakid.local:8080' },
-      ],
-    })
-    cleanups.push(() => n.stop())
+    const n = testNotifier(cleanups, bus, [
+      { name: 'json', url: json.url },
+      { name: 'slack', url: `slack+${slack.url}` },
+      { name: 'oncall', url: `alertmanager+${am.url}`, externalUrl: 'http://breakid.local:8080' },
+    ])
     await n.start()
     const alert = makeAlert({ id: 'x-1' })
     await bus.producer().send(TOPICS.alerts, [{ key: null, value: codecs.alert.encode(alert) }])

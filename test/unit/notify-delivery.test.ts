@@ -9,7 +9,6 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, test } from 'node:test'
-import pino from 'pino'
 import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import type { IncomingMessage } from '../../bus/transport.ts'
 import { makeAlert } from '../../contract/synthetic.ts'
@@ -20,11 +19,11 @@ import {
   NOTIFY_GROUP,
   type NotifyRoute,
   type RetryEvent,
-  WebhookNotifier,
+  type WebhookNotifier,
   type WebhookNotifierOptions,
 } from '../../notify/notifier.ts'
 import { type Receiver, type ReceiverOptions, startReceiver } from '../../notify/receiver.ts'
-import { stopAfterEach, testReceiver } from '../helpers/cleanups.ts'
+import { stopAfterEach, testNotifier, testReceiver } from '../helpers/cleanups.ts'
 import { ManualClock } from '../helpers/manual-clock.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -43,9 +42,7 @@ function notifier(
   routes: NotifyRoute[],
   extra: Partial<WebhookNotifierOptions> = {},
 ): WebhookNotifier {
-  const n = new WebhookNotifier({ transport: bus, routes, logger: pino({ level: 'silent' }), ...extra })
-  cleanups.push(() => n.stop())
-  return n
+  return testNotifier(cleanups, bus, routes, extra)
 }
 
 async function publish(bus: EmbeddedBus, alerts: Alert[]): Promise<void> {

@@ -12,7 +12,7 @@ import {
   type WebhookNotifierOptions,
 } from '../../notify/notifier.ts'
 import { type Receiver, type ReceiverOptions, startReceiver } from '../../notify/receiver.ts'
-import { stopAfterEach, testReceiver } from '../helpers/cleanups.ts'
+import { stopAfterEach, testNotifier, testReceiver } from '../helpers/cleanups.ts'
 import { SIGNATURE_HEADER, sign, TIMESTAMP_HEADER, verify } from '../../notify/signature.ts'
 import {
   classifyFailure,
@@ -76,15 +76,7 @@ function setup(
   extra: Partial<WebhookNotifierOptions> = {},
   bus = new EmbeddedBus({ retryDelayMs: 10 }),
 ): { bus: EmbeddedBus; notifier: WebhookNotifier } {
-  const notifier = new WebhookNotifier({
-    transport: bus,
-    routes,
-    logger: pino({ level: 'silent' }),
-    ...FAST,
-    ...extra,
-  })
-  cleanups.push(() => notifier.stop())
-  return { bus, notifier }
+  return { bus, notifier: testNotifier(cleanups, bus, routes, { ...FAST, ...extra }) }
 }
 
 async function publish(bus: EmbeddedBus, alerts: Alert[]): Promise<void> {
