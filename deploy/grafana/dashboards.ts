@@ -211,6 +211,24 @@ const unit = (u: string, extra: Record<string, unknown> = {}) => ({
 const stacked = (u: string) =>
   unit(u, { custom: { stacking: { mode: 'normal', group: 'A' }, fillOpacity: 60, lineWidth: 1 } })
 const W = { third: { w: 8, h: 8 }, half: { w: 12, h: 8 }, full: { w: 24, h: 9 }, stat: { w: 6, h: 4 } }
+/** the panel of requests answered per second, one series per model or per instance */
+const requestRatePer = (by: 'model' | 'instance') =>
+  [
+    'timeseries',
+    `Requests/s per ${by}`,
+    `Requests answered per second, per ${by}`,
+    [
+      target(
+        `SELECT $__timeInterval(timestamp) AS time, ${by}, count() / $__interval_s AS requests_per_s
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           GROUP BY time, ${by} ORDER BY time`,
+        TIME_SERIES,
+      ),
+    ],
+    W.half,
+    { fieldConfig: unit('reqps') },
+  ] as const
+
 const spanVariables = () => [variable('model', 'spans', 'model'), variable('instance', 'spans', 'instance')]
 
 function fleet(): Dashboard {
@@ -287,21 +305,7 @@ function fleet(): Dashboard {
       },
     )
     .newRow()
-    .add(
-      'timeseries',
-      'Requests/s per model',
-      'Requests answered per second, per model',
-      [
-        target(
-          `SELECT $__timeInterval(timestamp) AS time, model, count() / $__interval_s AS requests_per_s
-           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
-           GROUP BY time, model ORDER BY time`,
-          TIME_SERIES,
-        ),
-      ],
-      W.half,
-      { fieldConfig: unit('reqps') },
-    )
+    .add(...requestRatePer('model'))
     .add(
       'timeseries',
       'Error rate per model',
@@ -350,21 +354,7 @@ function fleet(): Dashboard {
       W.half,
       { fieldConfig: unit('ms') },
     )
-    .add(
-      'timeseries',
-      'Requests/s per instance',
-      'Requests answered per second, per instance',
-      [
-        target(
-          `SELECT $__timeInterval(timestamp) AS time, instance, count() / $__interval_s AS requests_per_s
-           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
-           GROUP BY time, instance ORDER BY time`,
-          TIME_SERIES,
-        ),
-      ],
-      W.half,
-      { fieldConfig: unit('reqps') },
-    )
+    .add(...requestRatePer('instance'))
     .add(
       'table',
       'Per model and instance',
