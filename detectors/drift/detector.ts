@@ -39,7 +39,18 @@ import {
   setting,
 } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
-import { EventTimeBuckets, entriesOf, ksSorted, median, nums, psi, quantile, strs } from '../stats.ts'
+import {
+  type EventTimeBuckets,
+  entriesOf,
+  ksSorted,
+  median,
+  nums,
+  psi,
+  quantile,
+  strs,
+  modelBucketsFromJson,
+  modelBucketsToJson,
+} from '../stats.ts'
 
 /** The settings of input and output drift; latency drift adds its effect sizes. */
 export const DRIFT_SETTINGS = {
@@ -346,10 +357,7 @@ export class DistributionDriftDetector extends KeyedDetector<KeyState, Resolved>
     const stageBaselines: Record<string, unknown> = {}
     if (this.kind.attributeStage) for (const [s, b] of k.stageBaselines) stageBaselines[s] = b.toState()
     return {
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      openBucket: k.buckets.toState(),
+      ...modelBucketsToJson(k),
       features,
       stageBaselines,
     }
@@ -357,10 +365,7 @@ export class DistributionDriftDetector extends KeyedDetector<KeyState, Resolved>
 
   protected stateFromJson(s: Record<string, unknown>): KeyState {
     const k: KeyState = {
-      fleet: String(s.fleet ?? ''),
-      instance: String(s.instance ?? ''),
-      model: String(s.model ?? ''),
-      buckets: EventTimeBuckets.fromState(s.openBucket, this.o.bucketMs * 1000),
+      ...modelBucketsFromJson(s, this.o.bucketMs * 1000),
       features: new Map(),
       stageBaselines: new Map(STAGES.map((st) => [st, new RollingBaseline(this.o.baselineSamples, 1)])),
     }

@@ -23,7 +23,15 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
-import { binomialTail, EventTimeBuckets, fmtPct, num, nums } from '../stats.ts'
+import {
+  binomialTail,
+  type EventTimeBuckets,
+  fmtPct,
+  num,
+  nums,
+  modelBucketsFromJson,
+  modelBucketsToJson,
+} from '../stats.ts'
 
 export const ERROR_RATE = detectorKind(
   'error_rate_spike',
@@ -163,10 +171,7 @@ export class ErrorRateDetector extends BucketedModelDetector<KeyState, typeof ER
 
   protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      openBucket: k.buckets.toState(),
+      ...modelBucketsToJson(k),
       interval: k.interval,
       baseTotals: k.baseTotals,
       baseErrors: k.baseErrors,
@@ -178,10 +183,7 @@ export class ErrorRateDetector extends BucketedModelDetector<KeyState, typeof ER
     const errors = nums(v.baseErrors)
     const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
     return {
-      fleet: String(v.fleet ?? ''),
-      instance: String(v.instance ?? ''),
-      model: String(v.model ?? ''),
-      buckets: EventTimeBuckets.fromState(v.openBucket, this.o.bucketMs * 1000),
+      ...modelBucketsFromJson(v, this.o.bucketMs * 1000),
       open: emptyBucket(),
       interval: (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket),
       baseTotals: totals.slice(totals.length - n),

@@ -19,7 +19,7 @@ import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import { BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
-import { EventTimeBuckets, fmtMs, fmtPct } from '../stats.ts'
+import { type EventTimeBuckets, fmtMs, fmtPct, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
 
 export const SERIALIZATION = detectorKind(
   'serialization_dominant',
@@ -124,20 +124,14 @@ export class SerializationDominantDetector extends BucketedModelDetector<
 
   protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      openBucket: k.buckets.toState(),
+      ...modelBucketsToJson(k),
       share: k.share.toState(),
     }
   }
 
   protected fieldsFromJson(v: Record<string, unknown>) {
     return {
-      fleet: String(v.fleet ?? ''),
-      instance: String(v.instance ?? ''),
-      model: String(v.model ?? ''),
-      buckets: EventTimeBuckets.fromState(v.openBucket, this.o.bucketMs * 1000),
+      ...modelBucketsFromJson(v, this.o.bucketMs * 1000),
       spans: [],
       count: 0,
       deserUs: 0,
