@@ -27,6 +27,7 @@ import type {
   StreamingConsumerOptions,
   Transport,
 } from './transport.ts'
+import { consumerHandle } from './transport.ts'
 
 interface StoredMessage {
   key: Buffer | null
@@ -199,15 +200,7 @@ export class EmbeddedBus implements Transport {
       }
     }
 
-    return {
-      get committedMessages() {
-        return state.committedMessages
-      },
-      get state() {
-        return state.phase
-      },
-      groupId: opts.groupId,
-      topics: [...opts.topics],
+    return consumerHandle(state, opts, {
       start: async () => {
         if (running) return
         running = true
@@ -230,7 +223,7 @@ export class EmbeddedBus implements Transport {
         // before the batch's own commit ran.
         bus.commitGroup(topic, opts.groupId, offsetWithin(offset, bus.log(topic).end))
       },
-    }
+    })
   }
 
   /** Up to `maxBatch` messages of `topic` from offset `from` (one partition: 0). */

@@ -23,6 +23,7 @@ import type { Logger } from 'pino'
 import './kafkajs-idle-fix.ts'
 import {
   type Committed,
+  consumerHandle,
   type ConsumerOptions,
   type ConsumerState,
   type IncomingMessage,
@@ -202,15 +203,7 @@ export class KafkaTransport implements Transport {
     const prefix = this.prefix
     /** broker topic/partition → the offset this consumer last committed, so no commit goes backwards */
     const committed = new Map<string, bigint>()
-    return {
-      get committedMessages() {
-        return state.committedMessages
-      },
-      get state() {
-        return state.phase
-      },
-      groupId: opts.groupId,
-      topics: [...opts.topics],
+    return consumerHandle(state, opts, {
       start: () =>
         this.join(
           consumer,
@@ -272,7 +265,7 @@ export class KafkaTransport implements Transport {
         await consumer.commitOffsets([{ topic: prefix + topic, partition, offset: to.toString() }])
         committed.set(key, to)
       },
-    }
+    })
   }
 
   async consumerLag(groupId: string, topics: readonly string[]): Promise<PartitionLag[]> {
