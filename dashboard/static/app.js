@@ -48,7 +48,17 @@ function fill(el, ...children) {
   return append(clear(el), children)
 }
 
-const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()
+/**
+ * A colour variable as the canvas needs it: the variables hold light-dark() pairs, which only a
+ * colour property resolves (to the side of the current scheme).
+ */
+function cssVar(name) {
+  const probe = document.body.appendChild(document.createElement('i'))
+  probe.style.color = `var(${name})`
+  const colour = getComputedStyle(probe).color
+  probe.remove()
+  return colour
+}
 
 /** ClickHouse `YYYY-MM-DD hh:mm:ss[.ffffff]` (UTC) → epoch seconds with the fraction */
 function epochS(text) {
