@@ -1,3 +1,4 @@
+import { postSql } from '../helpers/api.ts'
 /**
  * The control endpoints of `serve` and `up` (model repository, query API): bearer token, JSON-only
  * bodies (a browser's cross-site text/plain or form POST is 415), bounded concurrent model loads,
@@ -187,12 +188,7 @@ describe('query API behind the token', () => {
       assert.equal(res.statusCode, 401, url)
       assert.equal(res.json().code, 'BREAKID_UNAUTHORIZED')
     }
-    const text = await app.inject({
-      method: 'POST',
-      url: '/api/sql',
-      headers: { 'content-type': 'text/plain' },
-      payload: "SELECT file('/etc/passwd')",
-    })
+    const text = await postSql(app, "SELECT file('/etc/passwd')", 'text/plain')
     assert.equal(text.statusCode, 415)
     const listed = await app.inject({
       method: 'GET',
