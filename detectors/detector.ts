@@ -20,7 +20,7 @@ import type { Alert, HwSample, Span } from '../contract/records.ts'
 import { InvalidInputError } from '../core/errors.ts'
 import type { AlertType } from '../contract/vocabulary.ts'
 import { isRecord } from './baseline.ts'
-import type { EventTimeBuckets } from './stats.ts'
+import type { ModelBuckets } from './stats.ts'
 import { AlertLifecycle, type AlertEvidence, type LifecycleOptions } from './lifecycle.ts'
 
 /** What a detector reads, for `breakid detectors` and the README. */
@@ -476,9 +476,7 @@ export abstract class InstanceSampleDetector<
 }
 
 /** The state of an instance + model judged on event-time buckets of its spans. */
-export interface BucketedModelState extends OneAlertState {
-  buckets: EventTimeBuckets
-}
+export type BucketedModelState = OneAlertState & ModelBuckets
 
 /**
  * A detector keyed by instance + model (`modelKey`) that judges event-time buckets of the spans: a

@@ -24,8 +24,7 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
-import type { AlertLifecycle } from '../lifecycle.ts'
+import { OneAlertDetector, type OneAlertState, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { median } from '../stats.ts'
 
 export const BATCHING = detectorKind(
@@ -51,14 +50,13 @@ export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING.settings>
 /** spans remembered per instance between two samples (the newest are kept) */
 const SPAN_POOL = 2048
 
-interface InstanceState {
+interface InstanceState extends OneAlertState {
   instance: string
   spans: Span[]
   /** per-sample largest batch (the learned cap) */
   maxBatch: RollingBaseline
   /** per-sample median batch (the evidence's baseline) */
   medianBatch: RollingBaseline
-  lifecycle: AlertLifecycle
 }
 
 export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, typeof BATCHING.settings> {

@@ -21,17 +21,14 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import { BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
-import type { AlertLifecycle } from '../lifecycle.ts'
 import {
-  binomialTail,
-  type EventTimeBuckets,
-  fmtPct,
-  num,
-  nums,
-  modelBucketsFromJson,
-  modelBucketsToJson,
-} from '../stats.ts'
+  BucketedModelDetector,
+  type BucketedModelState,
+  type OptionsOf,
+  setting,
+  detectorKind,
+} from '../detector.ts'
+import { binomialTail, fmtPct, num, nums, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
 
 export const ERROR_RATE = detectorKind(
   'error_rate_spike',
@@ -68,16 +65,11 @@ interface Bucket {
   errorIds: string[]
 }
 
-interface KeyState {
-  fleet: string
-  instance: string
-  model: string
-  buckets: EventTimeBuckets
+interface KeyState extends BucketedModelState {
   open: Bucket
   interval: Bucket[]
   baseTotals: number[]
   baseErrors: number[]
-  lifecycle: AlertLifecycle
 }
 
 /** p-value under which a firing alert keeps firing */

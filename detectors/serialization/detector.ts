@@ -17,9 +17,14 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import { BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
-import type { AlertLifecycle } from '../lifecycle.ts'
-import { type EventTimeBuckets, fmtMs, fmtPct, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
+import {
+  BucketedModelDetector,
+  type BucketedModelState,
+  type OptionsOf,
+  setting,
+  detectorKind,
+} from '../detector.ts'
+import { fmtMs, fmtPct, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
 
 export const SERIALIZATION = detectorKind(
   'serialization_dominant',
@@ -41,18 +46,13 @@ export type SerializationOptions = OptionsOf<typeof SERIALIZATION.settings>
 /** spans kept per bucket for exemplars (the newest) */
 const EXEMPLAR_POOL = 256
 
-interface KeyState {
-  fleet: string
-  instance: string
-  model: string
-  buckets: EventTimeBuckets
+interface KeyState extends BucketedModelState {
   spans: Span[]
   count: number
   deserUs: number
   serUs: number
   totalUs: number
   share: RollingBaseline
-  lifecycle: AlertLifecycle
 }
 
 export class SerializationDominantDetector extends BucketedModelDetector<
