@@ -27,6 +27,7 @@ import type {
   StreamingConsumerOptions,
   Transport,
 } from './transport.ts'
+import { consumerHandle } from './transport.ts'
 
 interface StoredMessage {
   key: Buffer | null
@@ -168,16 +169,7 @@ export class EmbeddedBus implements Transport {
         const committed = log.groups.get(opts.groupId)!
         const from = Math.max(committed, positions.get(topic) ?? committed)
         if (from >= log.end) continue
-        const slice = log.messages.slice(from - log.base, from - log.base + bus.maxBatch)
-        const messages: IncomingMessage[] = slice.map((m, i) => ({
-          topic,
-          partition: 0,
-          offset: String(from + i),
-          key: m.key,
-          value: m.value,
-          headers: m.headers,
-          timestampMs: m.timestampMs,
-        }))
+        const messages = bus.read(topic, from)
         const batch = { topic, partition: 0, messages }
         let partial: PartialCommit | undefined
         try {
@@ -204,28 +196,11 @@ export class EmbeddedBus implements Transport {
     async function run(): Promise<void> {
       while (running) {
         if (await pollOnce()) continue
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            wake.off('wake', done)
-            resolve()
-          }
-          wake.on('wake', done)
-          // Re-check now and then so stop() never waits on an event that will not come. Not unref'd:
-          // a started consumer keeps the process alive until stopped, like a Kafka consumer's sockets.
-          setTimeout(done, 100)
-        })
+        await nextWake(wake)
       }
     }
 
-    return {
-      get committedMessages() {
-        return state.committedMessages
-      },
-      get state() {
-        return state.phase
-      },
-      groupId: opts.groupId,
-      topics: [...opts.topics],
+    return consumerHandle(state, opts, {
       start: async () => {
         if (running) return
         running = true
@@ -248,7 +223,22 @@ export class EmbeddedBus implements Transport {
         // before the batch's own commit ran.
         bus.commitGroup(topic, opts.groupId, offsetWithin(offset, bus.log(topic).end))
       },
-    }
+    })
+  }
+
+  /** Up to `maxBatch` messages of `topic` from offset `from` (one partition: 0). */
+  private read(topic: string, from: number): IncomingMessage[] {
+    const log = this.log(topic)
+    const slice = log.messages.slice(from - log.base, from - log.base + this.maxBatch)
+    return slice.map((m, i) => ({
+      topic,
+      partition: 0,
+      offset: String(from + i),
+      key: m.key,
+      value: m.value,
+      headers: m.headers,
+      timestampMs: m.timestampMs,
+    }))
   }
 
   /** One partition per topic; a group that has read nothing yet counts from the oldest message kept. */
@@ -287,29 +277,12 @@ export class EmbeddedBus implements Transport {
           const log = bus.log(topic)
           const from = Math.max(delivered.get(topic) ?? log.base, log.base)
           if (from >= log.end) continue
-          const slice = log.messages.slice(from - log.base, from - log.base + bus.maxBatch)
-          const messages: IncomingMessage[] = slice.map((m, i) => ({
-            topic,
-            partition: 0,
-            offset: String(from + i),
-            key: m.key,
-            value: m.value,
-            headers: m.headers,
-            timestampMs: m.timestampMs,
-          }))
+          const messages = bus.read(topic, from)
           delivered.set(topic, from + messages.length)
           await opts.onBatch({ topic, partition: 0, messages }, { heartbeat: async () => {} })
           progressed = true
         }
-        if (progressed) continue
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            wake.off('wake', done)
-            resolve()
-          }
-          wake.on('wake', done)
-          setTimeout(done, 100)
-        })
+        if (!progressed) await nextWake(wake)
       }
     }
 
@@ -384,4 +357,20 @@ function offsetWithin(offset: string, limit: number): number {
   const n = Number(offset)
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`commit offset ${offset} is not an offset`)
   return Math.min(n, limit)
+}
+
+/**
+ * Resolves at the next append (`wake`) or after 100 ms: a consumer re-checks now and then so stop()
+ * never waits on an event that will not come. Not unref'd: a started consumer keeps the process alive
+ * until stopped, like a Kafka consumer's sockets.
+ */
+function nextWake(wake: EventEmitter): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      wake.off('wake', done)
+      resolve()
+    }
+    wake.on('wake', done)
+    setTimeout(done, 100)
+  })
 }

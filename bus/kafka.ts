@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { backoffDelayMs } from '../core/retry.ts'
 import {
   type Admin,
+  type Batch,
+  type EachBatchHandler,
   type Consumer,
   type IHeaders,
   Kafka,
@@ -21,6 +23,7 @@ import type { Logger } from 'pino'
 import './kafkajs-idle-fix.ts'
 import {
   type Committed,
+  consumerHandle,
   type ConsumerOptions,
   type ConsumerState,
   type IncomingMessage,
@@ -200,49 +203,15 @@ export class KafkaTransport implements Transport {
     const prefix = this.prefix
     /** broker topic/partition → the offset this consumer last committed, so no commit goes backwards */
     const committed = new Map<string, bigint>()
-    return {
-      get committedMessages() {
-        return state.committedMessages
-      },
-      get state() {
-        return state.phase
-      },
-      groupId: opts.groupId,
-      topics: [...opts.topics],
-      start: async () => {
-        if (state.running) return
-        state.running = true
-        state.phase = 'joining'
-        await consumer.connect()
-        for (const topic of opts.topics) {
-          await consumer.subscribe({
-            topic: prefix + topic,
-            fromBeginning: (opts.startFrom ?? 'earliest') === 'earliest',
-          })
-        }
-        await consumer.run({
-          eachBatchAutoResolve: false,
-          autoCommit: false,
-          eachBatch: async ({
-            batch,
-            resolveOffset,
-            commitOffsetsIfNecessary,
-            heartbeat,
-            isRunning,
-            isStale,
-          }) => {
+    return consumerHandle(state, opts, {
+      start: () =>
+        this.join(
+          consumer,
+          state,
+          opts,
+          async ({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale }) => {
             if (batch.messages.length === 0) return
-            const topic = batch.topic.slice(prefix.length)
-            const messages: IncomingMessage[] = batch.messages.map((m) => ({
-              topic,
-              partition: batch.partition,
-              offset: m.offset,
-              key: m.key,
-              value: m.value,
-              headers: headersToStrings(m.headers),
-              timestampMs: Number(m.timestamp),
-            }))
-            const mb = { topic, partition: batch.partition, messages }
+            const mb = this.incoming(batch)
             let partial: PartialCommit | undefined
             for (let attempt = 0; ; attempt++) {
               if (!isRunning() || isStale()) return // uncommitted: redelivered to whoever owns it next
@@ -275,11 +244,10 @@ export class KafkaTransport implements Transport {
               })
               committed.set(key, commitTo)
             }
-            state.committedMessages += messages.length
+            state.committedMessages += mb.messages.length
             await heartbeat()
           },
-        })
-      },
+        ),
       stop: async () => {
         if (!state.running) return
         state.running = false
@@ -297,7 +265,7 @@ export class KafkaTransport implements Transport {
         await consumer.commitOffsets([{ topic: prefix + topic, partition, offset: to.toString() }])
         committed.set(key, to)
       },
-    }
+    })
   }
 
   async consumerLag(groupId: string, topics: readonly string[]): Promise<PartitionLag[]> {
@@ -337,6 +305,42 @@ export class KafkaTransport implements Transport {
       await stale?.then((a) => a.disconnect()).catch(() => {})
       throw err
     }
+  }
+
+  /** Starts `consumer` once: joins its group, subscribes to the topics and hands every batch to `eachBatch`. */
+  private async join(
+    consumer: Consumer,
+    state: { running: boolean; phase: ConsumerState },
+    opts: { topics: readonly string[]; startFrom?: 'earliest' | 'latest' },
+    eachBatch: EachBatchHandler,
+  ): Promise<void> {
+    if (state.running) return
+    state.running = true
+    state.phase = 'joining'
+    await consumer.connect()
+    for (const topic of opts.topics) {
+      await consumer.subscribe({
+        topic: this.prefix + topic,
+        fromBeginning: (opts.startFrom ?? 'earliest') === 'earliest',
+      })
+    }
+    // offsets are resolved and committed by the handlers: a batch counts only once it is handled
+    await consumer.run({ eachBatchAutoResolve: false, autoCommit: false, eachBatch })
+  }
+
+  /** A fetched batch in the transport's terms (topic without the prefix, headers as strings). */
+  private incoming(batch: Batch): { topic: string; partition: number; messages: IncomingMessage[] } {
+    const topic = batch.topic.slice(this.prefix.length)
+    const messages = batch.messages.map((m) => ({
+      topic,
+      partition: batch.partition,
+      offset: m.offset,
+      key: m.key,
+      value: m.value,
+      headers: headersToStrings(m.headers),
+      timestampMs: Number(m.timestamp),
+    }))
+    return { topic, partition: batch.partition, messages }
   }
 
   streamingConsumer(opts: StreamingConsumerOptions): StreamingConsumer {
@@ -381,38 +385,13 @@ export class KafkaTransport implements Transport {
       },
       groupId: opts.groupId,
       topics: opts.topics,
-      start: async () => {
-        if (state.running) return
-        state.running = true
-        state.phase = 'joining'
-        await consumer.connect()
-        for (const topic of opts.topics) {
-          await consumer.subscribe({
-            topic: prefix + topic,
-            fromBeginning: (opts.startFrom ?? 'earliest') === 'earliest',
-          })
-        }
-        await consumer.run({
-          eachBatchAutoResolve: false,
-          autoCommit: false,
-          eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-            if (batch.messages.length === 0 || !isRunning() || isStale()) return
-            const topic = batch.topic.slice(prefix.length)
-            const messages: IncomingMessage[] = batch.messages.map((m) => ({
-              topic,
-              partition: batch.partition,
-              offset: m.offset,
-              key: m.key,
-              value: m.value,
-              headers: headersToStrings(m.headers),
-              timestampMs: Number(m.timestamp),
-            }))
-            await opts.onBatch({ topic, partition: batch.partition, messages }, { heartbeat })
-            // the fetch position moves on; what is committed is the owner's decision (commit below)
-            resolveOffset(batch.lastOffset())
-          },
-        })
-      },
+      start: () =>
+        this.join(consumer, state, opts, async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+          if (batch.messages.length === 0 || !isRunning() || isStale()) return
+          await opts.onBatch(this.incoming(batch), { heartbeat })
+          // the fetch position moves on; what is committed is the owner's decision (commit below)
+          resolveOffset(batch.lastOffset())
+        }),
       pause: () => {
         consumer.pause(opts.topics.map((t) => ({ topic: prefix + t })))
       },

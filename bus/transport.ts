@@ -109,6 +109,28 @@ export interface MessageConsumer extends Lifecycle {
   readonly topics: readonly string[]
 }
 
+/**
+ * A consumer's handle over its live state (what it has consumed, its phase) and its operations: how
+ * both transports hand out a MessageConsumer.
+ */
+export function consumerHandle(
+  state: { readonly committedMessages: number; readonly phase: ConsumerState },
+  opts: Pick<ConsumerOptions, 'groupId' | 'topics'>,
+  ops: Pick<MessageConsumer, 'start' | 'stop' | 'commit'>,
+): MessageConsumer {
+  return {
+    get committedMessages() {
+      return state.committedMessages
+    },
+    get state() {
+      return state.phase
+    },
+    groupId: opts.groupId,
+    topics: [...opts.topics],
+    ...ops,
+  }
+}
+
 /** One partition of a consumer group's position: its committed offset against the log's end. */
 export interface PartitionLag {
   topic: string

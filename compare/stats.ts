@@ -7,17 +7,10 @@
  * seed give the same intervals on every machine.
  */
 
-/** mulberry32: small, fast, seeded 32-bit PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from '../core/prng.ts'
+
+/** the bootstrap's seeded PRNG (mulberry32), floats in [0, 1) */
+export const seededRandom = mulberry32
 
 /**
  * q-quantile (0..1) of values sorted ascending, linear between order statistics (Hyndman & Fan

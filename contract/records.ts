@@ -1,5 +1,5 @@
 /** TypeScript shapes of the Avro records in ./schemas.ts (kept in step by test/unit/contract.test.ts). */
-import type { ResolveReason } from './vocabulary.ts'
+import { type ResolveReason, STAGES } from './vocabulary.ts'
 
 export type SpanStatus = 'ok' | 'client_error' | 'server_error'
 
@@ -66,6 +66,36 @@ export function blankSpan(identity: SpanIdentity & Partial<Span>): Span {
     output_mean: null,
     output_confidence: null,
     ...identity,
+  }
+}
+
+type PressureField = `psi_${'cpu' | 'memory' | 'io'}_${'some' | 'full'}_${'avg10' | 'total_us'}`
+
+/** Pressure stall information of a host where no task ever waited (every PSI field 0). */
+export const NO_PRESSURE: Readonly<Record<PressureField, number>> = Object.freeze(
+  Object.fromEntries(
+    (['cpu', 'memory', 'io'] as const)
+      .flatMap((r) =>
+        (['some', 'full'] as const).flatMap((k) => [`psi_${r}_${k}_avg10`, `psi_${r}_${k}_total_us`]),
+      )
+      .map((f) => [f, 0]),
+  ) as Record<PressureField, number>,
+)
+
+/** The sum of a span's stage durations, µs: its total where the producer measured none. */
+export function stagesUs(span: Span): number {
+  return STAGES.reduce((total, stage) => total + span[`${stage}_us`], 0)
+}
+
+/** The device sample of a host's CPU, which reports no utilization, memory, power or temperature of its own. */
+export function cpuDevice(): DeviceSample {
+  return {
+    device: 'cpu',
+    utilization: null,
+    memory_used_bytes: null,
+    memory_total_bytes: null,
+    power_w: null,
+    temperature_c: null,
   }
 }
 

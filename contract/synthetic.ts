@@ -1,6 +1,6 @@
 /** Deterministic records for tests and benchmarks: single records (makeSpan, …) and a whole fleet (FleetGenerator). */
 import { Prng } from '../core/prng.ts'
-import type { Alert, HwSample, Span } from './records.ts'
+import { type Alert, cpuDevice, type HwSample, NO_PRESSURE, type Span } from './records.ts'
 
 export function makeSpan(i: number, over: Partial<Span> = {}): Span {
   return {
@@ -59,27 +59,13 @@ export function makeHwSample(i: number, over: Partial<HwSample> = {}): HwSample 
     arrivals: 200,
     completions: 200,
     executor_busy: 0.6,
-    devices: [
-      {
-        device: 'cpu',
-        utilization: null,
-        memory_used_bytes: null,
-        memory_total_bytes: null,
-        power_w: null,
-        temperature_c: null,
-      },
-    ],
+    devices: [cpuDevice()],
     run_id: null,
     host_cpu: 1.1,
     host_cpus: 2,
+    ...NO_PRESSURE,
     psi_cpu_some_avg10: 1.5,
     psi_cpu_some_total_us: 1_000_000 + i * 15_000,
-    psi_cpu_full_avg10: 0,
-    psi_cpu_full_total_us: 0,
-    psi_memory_some_avg10: 0,
-    psi_memory_some_total_us: 0,
-    psi_memory_full_avg10: 0,
-    psi_memory_full_total_us: 0,
     psi_io_some_avg10: 0.2,
     psi_io_some_total_us: 200_000 + i * 2_000,
     psi_io_full_avg10: 0.1,

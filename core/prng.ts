@@ -1,18 +1,30 @@
+/**
+ * mulberry32: tiny, fast, seeded 32-bit PRNG returning floats in [0, 1) — the one deterministic
+ * randomness of the project (generated models, bootstrap intervals, synthetic telemetry). Its source
+ * is part of the model cache's hash (engine/models/zoo.ts): changing it regenerates every model.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
 /** A small seeded PRNG (mulberry32): the same synthetic telemetry on every run and machine (eval scenarios, the fleet generator). */
 export class Prng {
-  private state: number
+  private readonly uniform: () => number
 
   constructor(seed: number) {
-    this.state = seed >>> 0 || 0x9e3779b9
+    this.uniform = mulberry32(seed >>> 0 || 0x9e3779b9)
   }
 
   /** uniform in [0, 1) */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0
-    let t = this.state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    return this.uniform()
   }
 
   /** standard normal (Box–Muller) */

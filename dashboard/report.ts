@@ -353,9 +353,19 @@ const madeBy = (d: ReportData) => (d.run ? `--run ${d.run}` : `--from ${iso(d.fr
 
 const esc = (v: unknown) => escapeHtml(v === null || v === undefined ? '–' : String(v))
 
-function htmlTable(head: { label: string; n?: boolean }[], rows: string[][]): string {
-  return `<table><thead><tr>${head.map((h) => `<th${h.n ? ' class="n"' : ''}>${escapeHtml(h.label)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map((r) => `<tr>${r.map((c, i) => `<td${head[i]?.n ? ' class="n"' : ''}>${c}</td>`).join('')}</tr>`)
+/**
+ * A table's head as both renderers take it: one label per column, `>` before the label of a numeric
+ * (right-aligned) column.
+ */
+type Head = readonly string[]
+
+const isNumeric = (label: string | undefined) => label?.startsWith('>') ?? false
+const labelOf = (label: string) => label.replace(/^>/, '')
+
+function htmlTable(head: Head, rows: string[][]): string {
+  const n = (i: number) => (isNumeric(head[i]) ? ' class="n"' : '')
+  return `<table><thead><tr>${head.map((h, i) => `<th${n(i)}>${escapeHtml(labelOf(h))}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((c, i) => `<td${n(i)}>${c}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`
 }
 
@@ -369,7 +379,7 @@ function bandsOf(d: ReportData): SvgBand[] {
 
 function exemplarTable(spans: Row[]): string {
   return htmlTable(
-    [{ label: 'request' }, { label: 'total', n: true }, ...STAGES.map((s) => ({ label: s, n: true }))],
+    ['request', '>total', ...STAGES.map((s) => `>${s}`)],
     spans.map((s) => [
       `<code>${esc(s.request_id)}</code><br><span class="meta">trace <code>${esc(s.trace_id)}</code></span>`,
       ms(num(s.total_us) / 1000),
@@ -382,7 +392,7 @@ function alertHtml(a: ReportAlert): string {
   const r = a.row
   const related = a.related.length
     ? htmlTable(
-        [{ label: 'symptom' }, { label: 'stage' }, { label: 'started' }, { label: 'summary' }],
+        ['symptom', 'stage', 'started', 'summary'],
         a.related.map((x) => [esc(x.type), esc(x.stage), esc(iso(x.starts_at_us / 1e6)), esc(x.summary)]),
       )
     : '<p class="meta">none (no other detector raised a symptom of this break)</p>'
@@ -392,12 +402,7 @@ function alertHtml(a: ReportAlert): string {
 <p>${esc(r.summary)}</p>
 <p class="meta">${esc(r.instance)} / ${esc(r.model)} · stage ${esc(r.stage)} · started ${esc(iso(a.startS))} · ${a.endS ? `ended ${esc(iso(a.endS))} after ${duration(a.endS - a.startS)}${r.resolve_reason ? ` (${esc(r.resolve_reason)})` : ''}` : 'still firing'} · id <code>${esc(r.id)}</code></p>
 ${htmlTable(
-  [
-    { label: 'evidence' },
-    { label: 'baseline', n: true },
-    { label: 'observed', n: true },
-    { label: 'threshold', n: true },
-  ],
+  ['evidence', '>baseline', '>observed', '>threshold'],
   [[`<code>${esc(r.statistic)}</code>`, fixed(r.baseline, 4), fixed(r.observed, 4), fixed(r.threshold, 4)]],
 )}
 <p><strong>Suspected cause:</strong> ${esc(r.suspected_cause)}</p>
@@ -459,16 +464,7 @@ ${svgTimeChart({
 })}
 ${svgTimeChart({ title: 'p99 latency per model, worst instance (ms)', xs: s.xs, fromS: d.fromS, toS: d.toS, bands, series: models.map((m, i) => ({ label: m, color: PALETTE[i % PALETTE.length]!, values: s.p99ByModel.get(m)! })), formatY: (v) => fixed(v, 1) })}
 ${htmlTable(
-  [
-    { label: 'model' },
-    { label: 'requests', n: true },
-    { label: 'requests/s', n: true },
-    { label: 'error rate', n: true },
-    { label: 'p50', n: true },
-    { label: 'p95', n: true },
-    { label: 'p99', n: true },
-    { label: 'mean', n: true },
-  ],
+  ['model', '>requests', '>requests/s', '>error rate', '>p50', '>p95', '>p99', '>mean'],
   lines.map((l) => [
     esc(l.model),
     l.requests.toLocaleString('en-US'),
@@ -483,15 +479,7 @@ ${htmlTable(
 <h2>Top bottlenecks by stage and model</h2>
 <p class="meta">Share of request time each stage took over the range (exact percentiles).</p>
 ${htmlTable(
-  [
-    { label: 'model' },
-    { label: 'stage' },
-    { label: 'share of request time' },
-    { label: 'p50', n: true },
-    { label: 'p95', n: true },
-    { label: 'p99', n: true },
-    { label: 'mean', n: true },
-  ],
+  ['model', 'stage', 'share of request time', '>p50', '>p95', '>p99', '>mean'],
   top.map((r) => [
     esc(r.model),
     `<span class="sw" style="background:${STAGE_COLORS[String(r.stage)] ?? '#999'}"></span>${esc(r.stage)}`,
@@ -508,17 +496,17 @@ ${
   d.hardware.length
     ? htmlTable(
         [
-          { label: 'instance' },
-          { label: 'samples', n: true },
-          { label: 'executor busy mean / max', n: true },
-          { label: 'process CPU', n: true },
-          { label: 'host CPU', n: true },
-          { label: 'peak RSS', n: true },
-          { label: 'device util.', n: true },
-          { label: 'power', n: true },
-          { label: 'PSI cpu / mem / io max', n: true },
-          { label: 'event loop p99 max', n: true },
-          { label: 'in flight max', n: true },
+          'instance',
+          '>samples',
+          '>executor busy mean / max',
+          '>process CPU',
+          '>host CPU',
+          '>peak RSS',
+          '>device util.',
+          '>power',
+          '>PSI cpu / mem / io max',
+          '>event loop p99 max',
+          '>in flight max',
         ],
         d.hardware.map((h) => [
           esc(h.instance),
@@ -544,18 +532,10 @@ ${costHtml(d)}
 `
 }
 
-function costColumns(d: ReportData): { head: { label: string; n?: boolean }[]; rows: string[][] } {
+function costColumns(d: ReportData): { head: Head; rows: string[][] } {
   const c = d.cost!.currency
   return {
-    head: [
-      { label: 'instance' },
-      { label: 'type' },
-      { label: 'billed', n: true },
-      { label: 'cost', n: true },
-      { label: 'per 1,000 answered', n: true },
-      { label: 'idle executor', n: true },
-      { label: 'of it starved', n: true },
-    ],
+    head: ['instance', 'type', '>billed', '>cost', '>per 1,000 answered', '>idle executor', '>of it starved'],
     // plain text: the HTML renderer escapes it, Markdown takes it as it is
     rows: d.cost!.rows.map((r) => [
       String(r.instance ?? '–'),
@@ -588,9 +568,9 @@ function cell(v: unknown): string {
     .replace(/\r?\n/g, ' ')
 }
 
-function mdTable(head: string[], rows: string[][]): string {
-  const align = head.map((h) => (h.startsWith('>') ? '---:' : '---'))
-  const names = head.map((h) => h.replace(/^>/, ''))
+function mdTable(head: Head, rows: string[][]): string {
+  const align = head.map((h) => (isNumeric(h) ? '---:' : '---'))
+  const names = head.map(labelOf)
   return [
     `| ${names.join(' | ')} |`,
     `| ${align.join(' | ')} |`,
@@ -718,15 +698,7 @@ export function renderMarkdown(d: ReportData): string {
   )
   if (d.cost) {
     const { head, rows } = costColumns(d)
-    out.push(
-      '## Cost',
-      '',
-      mdTable(
-        head.map((h) => `${h.n ? '>' : ''}${h.label}`),
-        rows,
-      ),
-      '',
-    )
+    out.push('## Cost', '', mdTable(head, rows), '')
   }
   out.push(`_Made by \`breakid report ${madeBy(d)} --format md\`._`, '')
   return out.join('\n')

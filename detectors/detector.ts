@@ -20,7 +20,8 @@ import type { Alert, HwSample, Span } from '../contract/records.ts'
 import { InvalidInputError } from '../core/errors.ts'
 import type { AlertType } from '../contract/vocabulary.ts'
 import { isRecord } from './baseline.ts'
-import { AlertLifecycle, type LifecycleOptions } from './lifecycle.ts'
+import type { ModelBuckets } from './stats.ts'
+import { AlertLifecycle, type AlertEvidence, type LifecycleOptions } from './lifecycle.ts'
 
 /** What a detector reads, for `breakid detectors` and the README. */
 export interface DetectorReads {
@@ -99,6 +100,9 @@ export const LIFECYCLE_SETTINGS = {
     'event time a key must have been seen before it may fire (the first seconds of a process are no baseline)',
   ),
 } as const satisfies SettingsSpec
+
+/** The options a detector's constructor takes: any of its settings. */
+export type OptionsOf<S extends SettingsSpec> = Partial<SettingsOf<S>>
 
 /** A spec's defaults as plain values. */
 export function defaultsOf<S extends SettingsSpec>(spec: S): SettingsOf<S> {
@@ -225,8 +229,12 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
   /** the instance a key's alerts are about (for the inhibitor's pending causes) */
   protected abstract instanceOf(s: S, key: string): string
 
-  /** The state of `key`, made by `make` on first use; `nowUs` starts its warm-up. */
-  protected state(key: string, nowUs: number, make: () => S): S {
+  /**
+   * The state of `key`, made on first use by `make` — by default restored from an empty snapshot
+   * (`seed`: what a new key knows, e.g. its fleet and instance), so a new key and a restored one are
+   * built by the same code; `nowUs` starts its warm-up.
+   */
+  protected state(key: string, nowUs: number, make: () => S = () => this.newState(key, {})): S {
     let s = this.keys.get(key)
     if (s === undefined) {
       s = make()
@@ -234,6 +242,48 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
     }
     if (!this.meta.has(key)) this.meta.set(key, { firstSeenUs: nowUs })
     return s
+  }
+
+  /**
+   * The key `<fleet>/<instance>/<model>` of the instance and model a span is from, and its state (a
+   * new one made from a snapshot holding the three).
+   */
+  protected modelKey(span: Span): [string, S] {
+    const { fleet, instance, model } = span
+    const key = `${fleet}/${instance}/${model}`
+    return [key, this.state(key, span.timestamp_us, () => this.newState(key, { fleet, instance, model }))]
+  }
+
+  /** A new key's state: `stateFromJson` of a snapshot holding only `seed`. */
+  protected newState(key: string, seed: Record<string, unknown>): S {
+    const s = this.stateFromJson(seed, key)
+    if (s === undefined) throw new Error(`${this.type}: no state for a new key ${key}`)
+    return s
+  }
+
+  /**
+   * One evaluation of one alert: feeds `lc` whether the condition `holds`, with the evidence `finding`
+   * builds (only while it holds; the type and the dedup key `<type>/<scope>` added here), then lets
+   * `learn` feed the baselines only if no alert is pending or firing afterwards — a break never
+   * teaches the baselines that it is normal. Returns the alert records of the transition, if any.
+   */
+  protected judge(
+    lc: AlertLifecycle,
+    nowUs: number,
+    holds: boolean,
+    scope: string,
+    finding: () => Finding,
+    learn?: () => void,
+  ): Alert[] {
+    let evidence: AlertEvidence | undefined
+    if (holds) {
+      const { severity, ...rest } = finding()
+      // the order of an alert's fields as the detectors always wrote them (webhook bodies keep it)
+      evidence = { type: this.type, severity, dedup_key: `${this.type}/${scope}`, ...rest }
+    }
+    const alert = lc.observe(nowUs, holds, evidence)
+    if (!lc.active) learn?.()
+    return alert ? [alert] : []
   }
 
   /** Drops a key and everything the base keeps about it. */
@@ -322,6 +372,130 @@ export abstract class KeyedDetector<S, O extends SettingsOf<typeof LIFECYCLE_SET
       const firstSeenUs = typeof raw.firstSeenUs === 'number' ? raw.firstSeenUs : Number.NEGATIVE_INFINITY
       this.meta.set(key, { firstSeenUs })
     }
+  }
+}
+
+/** What a detector finds about a break; `judge` adds the alert type and dedup key. */
+export type Finding = Omit<AlertEvidence, 'type' | 'dedup_key'>
+
+/** The state of a key that holds one alert lifecycle (most detectors). */
+export interface OneAlertState {
+  lifecycle: AlertLifecycle
+  /** the instance the key's alert is about; the key itself when absent */
+  instance?: string
+}
+
+/** Settings of a detector: its own, over the lifecycle settings every keyed detector has. */
+export type WithLifecycle<Own extends SettingsSpec> = Omit<typeof LIFECYCLE_SETTINGS, keyof Own> & Own
+
+/** What a kernel detector declares once: the alert type it raises, what it reads and its settings. */
+export interface DetectorKind<Spec extends SettingsSpec> {
+  readonly type: AlertType
+  readonly reads: DetectorReads
+  /** the lifecycle settings included */
+  readonly settings: Spec
+}
+
+/**
+ * A detector's declaration: `own` settings are merged over the lifecycle settings (a detector may give
+ * those other defaults, e.g. a longer hold).
+ */
+export function detectorKind<Own extends SettingsSpec>(
+  type: AlertType,
+  reads: DetectorReads,
+  own: Own,
+): DetectorKind<WithLifecycle<Own>> {
+  return { type, reads, settings: { ...LIFECYCLE_SETTINGS, ...own } }
+}
+
+/** A key's state but its alert lifecycle (which OneAlertDetector reads and writes). */
+export type StateFields<S extends OneAlertState> = Omit<S, 'lifecycle'>
+
+/** A keyed detector built from its declaration (`detectorKind`). */
+export abstract class DeclaredDetector<S, Spec extends SettingsSpec> extends KeyedDetector<
+  S,
+  SettingsOf<Spec> & SettingsOf<typeof LIFECYCLE_SETTINGS>
+> {
+  readonly type: AlertType
+  readonly reads: DetectorReads
+
+  constructor(kind: DetectorKind<Spec>, opts: OptionsOf<Spec> = {}) {
+    super(kind.settings, opts as Partial<SettingsOf<Spec> & SettingsOf<typeof LIFECYCLE_SETTINGS>>)
+    this.type = kind.type
+    this.reads = kind.reads
+  }
+}
+
+/** A declared detector whose keys each hold one alert lifecycle. */
+export abstract class OneAlertDetector<
+  S extends OneAlertState,
+  Spec extends SettingsSpec,
+> extends DeclaredDetector<S, Spec> {
+  protected lifecyclesOf(s: S): AlertLifecycle[] {
+    return [s.lifecycle]
+  }
+
+  protected instanceOf(s: S, key: string): string {
+    return s.instance ?? key
+  }
+
+  /** a key's own fields as plain JSON (its lifecycle is written next to them here) */
+  protected abstract fieldsToJson(s: S, key: string): Record<string, unknown>
+  /** the inverse of fieldsToJson (the lifecycle is restored here); undefined drops the key */
+  protected abstract fieldsFromJson(raw: Record<string, unknown>, key: string): StateFields<S> | undefined
+
+  protected stateToJson(s: S, key: string): Record<string, unknown> {
+    return { ...this.fieldsToJson(s, key), lifecycle: s.lifecycle.toState() }
+  }
+
+  protected stateFromJson(raw: Record<string, unknown>, key: string): S | undefined {
+    const fields = this.fieldsFromJson(raw, key)
+    return fields && ({ ...fields, lifecycle: this.restoreLifecycle(raw.lifecycle) } as S)
+  }
+}
+
+/** The state of an instance judged on its hardware samples, with what it keeps of its spans. */
+export interface SampledInstanceState extends OneAlertState {
+  spans: { add(span: Span): void }
+}
+
+/**
+ * A detector keyed by instance that judges each hardware sample; the instance's spans only name its
+ * model and the exemplar requests of an alert.
+ */
+export abstract class InstanceSampleDetector<
+  S extends SampledInstanceState,
+  Spec extends SettingsSpec,
+> extends OneAlertDetector<S, Spec> {
+  onSpan(span: Span): Alert[] {
+    this.state(span.instance, span.timestamp_us).spans.add(span)
+    return []
+  }
+
+  abstract onHwSample(sample: HwSample): Alert[]
+}
+
+/** The state of an instance + model judged on event-time buckets of its spans. */
+export type BucketedModelState = OneAlertState & ModelBuckets
+
+/**
+ * A detector keyed by instance + model (`modelKey`) that judges event-time buckets of the spans: a
+ * span that closes the open bucket has it judged (`judgeBucket`) before it joins the next (`count`).
+ */
+export abstract class BucketedModelDetector<
+  S extends BucketedModelState,
+  Spec extends SettingsSpec,
+> extends OneAlertDetector<S, Spec> {
+  /** the closed bucket of `key`, which ended at `endUs` */
+  protected abstract judgeBucket(key: string, s: S, endUs: number): Alert[]
+  /** adds a span to the open bucket */
+  protected abstract count(s: S, span: Span): void
+
+  onSpan(span: Span): Alert[] {
+    const [key, s] = this.modelKey(span)
+    const alerts = s.buckets.closing(span.timestamp_us, (endUs) => this.judgeBucket(key, s, endUs))
+    this.count(s, span)
+    return alerts
   }
 }
 

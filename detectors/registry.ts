@@ -4,8 +4,8 @@
  * and `breakid detectors` all build from here, and the configuration validates against it.
  */
 import type { AlertType } from '../contract/vocabulary.ts'
-import { ANOMALY_SETTINGS, AnomalyDetector } from './anomaly/detector.ts'
-import { BATCHING_SETTINGS, BatchUnderutilizedDetector } from './batching/detector.ts'
+import { ANOMALY, AnomalyDetector } from './anomaly/detector.ts'
+import { BATCHING, BatchUnderutilizedDetector } from './batching/detector.ts'
 import {
   type Detector,
   type DetectorReads,
@@ -17,17 +17,17 @@ import { DRIFT_SETTINGS, LATENCY_DRIFT_SETTINGS } from './drift/detector.ts'
 import { InputDriftDetector } from './drift/input.ts'
 import { LatencyDriftDetector } from './drift/latency.ts'
 import { OutputDriftDetector } from './drift/output.ts'
-import { ERROR_RATE_SETTINGS, ErrorRateDetector } from './errors/detector.ts'
-import { EVENT_LOOP_SETTINGS, EventLoopBlockedDetector } from './event-loop/detector.ts'
+import { ERROR_RATE, ErrorRateDetector } from './errors/detector.ts'
+import { EVENT_LOOP, EventLoopBlockedDetector } from './event-loop/detector.ts'
 import { HOST_CONTENTION_SETTINGS, HostContentionDetector } from './host-contention/detector.ts'
-import { IDLE_SETTINGS, IdleNoLoadDetector } from './idle/detector.ts'
-import { MEMORY_LEAK_SETTINGS, MemoryLeakDetector } from './leak/detector.ts'
-import { QUEUE_GROWTH_SETTINGS, QueueGrowthDetector } from './queue-growth/detector.ts'
-import { SERIALIZATION_SETTINGS, SerializationDominantDetector } from './serialization/detector.ts'
-import { SILENT_SETTINGS, InstanceSilentDetector } from './silent/detector.ts'
-import { SLO_SETTINGS, SloP99Detector } from './slo/detector.ts'
-import { STAGE_LATENCY_SETTINGS, StageLatencyDetector } from './stage-latency/detector.ts'
-import { STARVATION_SETTINGS, StarvationDetector } from './starvation/detector.ts'
+import { IDLE, IdleNoLoadDetector } from './idle/detector.ts'
+import { MEMORY_LEAK, MemoryLeakDetector } from './leak/detector.ts'
+import { QUEUE_GROWTH, QueueGrowthDetector } from './queue-growth/detector.ts'
+import { SERIALIZATION, SerializationDominantDetector } from './serialization/detector.ts'
+import { SILENT, InstanceSilentDetector } from './silent/detector.ts'
+import { SLO, SloP99Detector } from './slo/detector.ts'
+import { STAGE_LATENCY, StageLatencyDetector } from './stage-latency/detector.ts'
+import { STARVATION, StarvationDetector } from './starvation/detector.ts'
 
 export interface DetectorDefinition {
   type: AlertType
@@ -51,37 +51,37 @@ export const DETECTORS: readonly DetectorDefinition[] = [
   },
   {
     type: 'accelerator_starved',
-    spec: STARVATION_SETTINGS,
+    spec: STARVATION.settings,
     enabledByDefault: true,
     create: (s) => new StarvationDetector(s),
   },
   {
     type: 'accelerator_idle_no_load',
-    spec: IDLE_SETTINGS,
+    spec: IDLE.settings,
     enabledByDefault: true,
     create: (s) => new IdleNoLoadDetector(s),
   },
   {
     type: 'instance_silent',
-    spec: SILENT_SETTINGS,
+    spec: SILENT.settings,
     enabledByDefault: true,
     create: (s) => new InstanceSilentDetector(s),
   },
   {
     type: 'stage_latency_regression',
-    spec: STAGE_LATENCY_SETTINGS,
+    spec: STAGE_LATENCY.settings,
     enabledByDefault: true,
     create: (s) => new StageLatencyDetector(s),
   },
   {
     type: 'queue_growth',
-    spec: QUEUE_GROWTH_SETTINGS,
+    spec: QUEUE_GROWTH.settings,
     enabledByDefault: true,
     create: (s) => new QueueGrowthDetector(s),
   },
   {
     type: 'event_loop_blocked',
-    spec: EVENT_LOOP_SETTINGS,
+    spec: EVENT_LOOP.settings,
     enabledByDefault: true,
     create: (s) => new EventLoopBlockedDetector(s),
   },
@@ -105,37 +105,37 @@ export const DETECTORS: readonly DetectorDefinition[] = [
   },
   {
     type: 'memory_leak',
-    spec: MEMORY_LEAK_SETTINGS,
+    spec: MEMORY_LEAK.settings,
     enabledByDefault: true,
     create: (s) => new MemoryLeakDetector(s),
   },
   {
     type: 'batch_underutilized',
-    spec: BATCHING_SETTINGS,
+    spec: BATCHING.settings,
     enabledByDefault: true,
     create: (s) => new BatchUnderutilizedDetector(s),
   },
   {
     type: 'serialization_dominant',
-    spec: SERIALIZATION_SETTINGS,
+    spec: SERIALIZATION.settings,
     enabledByDefault: true,
     create: (s) => new SerializationDominantDetector(s),
   },
   {
     type: 'slo_p99_breach',
-    spec: SLO_SETTINGS,
+    spec: SLO.settings,
     enabledByDefault: true,
     create: (s) => new SloP99Detector(s),
   },
   {
     type: 'error_rate_spike',
-    spec: ERROR_RATE_SETTINGS,
+    spec: ERROR_RATE.settings,
     enabledByDefault: true,
     create: (s) => new ErrorRateDetector(s),
   },
   {
     type: 'anomaly',
-    spec: ANOMALY_SETTINGS,
+    spec: ANOMALY.settings,
     enabledByDefault: true,
     create: (s) => new AnomalyDetector(s),
   },

@@ -238,6 +238,24 @@ export class EventTimeBuckets {
     this.open = b
     return first ? undefined : closedEndUs
   }
+
+  /** Places a timestamp; when it closes a bucket, returns what `judge` makes of it (given its end, µs). */
+  closing<T>(timestampUs: number, judge: (closedEndUs: number) => T[]): T[] {
+    const closedEndUs = this.place(timestampUs)
+    return closedEndUs === undefined ? [] : judge(closedEndUs)
+  }
+
+  /** the open bucket as plain JSON (null before the first span) */
+  toState(): number | null {
+    return Number.isFinite(this.open) ? this.open : null
+  }
+
+  /** the inverse of toState, with the bucket width of the detector that restores it */
+  static fromState(open: unknown, bucketUs: number): EventTimeBuckets {
+    const b = new EventTimeBuckets(bucketUs)
+    b.open = num(open, Number.NEGATIVE_INFINITY)
+    return b
+  }
 }
 
 /** Reads a finite number from untrusted state, else the fallback. */
@@ -263,3 +281,26 @@ export function entriesOf(x: unknown): [string, Record<string, unknown>][] {
 
 export const fmtMs = (us: number): string => `${(us / 1000).toFixed(1)} ms`
 export const fmtPct = (x: number): string => `${(x * 100).toFixed(0)}%`
+
+/** What a key of one instance + model bucketed in event time knows of itself. */
+export interface ModelBuckets {
+  fleet: string
+  instance: string
+  model: string
+  buckets: EventTimeBuckets
+}
+
+/** A ModelBuckets as plain JSON (the open bucket by its index). */
+export function modelBucketsToJson(k: ModelBuckets): Record<string, unknown> {
+  return { fleet: k.fleet, instance: k.instance, model: k.model, openBucket: k.buckets.toState() }
+}
+
+/** The inverse of modelBucketsToJson, with the bucket width of the detector that restores it. */
+export function modelBucketsFromJson(v: Record<string, unknown>, bucketUs: number): ModelBuckets {
+  return {
+    fleet: String(v.fleet ?? ''),
+    instance: String(v.instance ?? ''),
+    model: String(v.model ?? ''),
+    buckets: EventTimeBuckets.fromState(v.openBucket, bucketUs),
+  }
+}

@@ -34,7 +34,7 @@
  * arrival and completion counts. A span is emitted when its request completes, as the engine emits
  * it, with `timestamp_us` = arrival — so during a backlog, slow spans arrive late, as they do live.
  */
-import { blankSpan, type HwSample, type Span } from '../contract/records.ts'
+import { blankSpan, cpuDevice, type HwSample, NO_PRESSURE, type Span, stagesUs } from '../contract/records.ts'
 import { FAULT_TYPES, type FaultType } from '../contract/faults.ts'
 import { Prng } from './prng.ts'
 
@@ -427,14 +427,7 @@ export function* simulate(s: Scenario): Generator<SimStep> {
             Math.max(0, CONFIDENCE - confidenceDrop + CONFIDENCE_SD * prng.normal()),
           )
           span.response_bytes = 8_200
-          span.total_us =
-            span.deserialize_us +
-            span.preprocess_us +
-            span.queue_wait_us +
-            span.compute_us +
-            span.postprocess_us +
-            span.serialize_us +
-            Math.round(50 * jit())
+          span.total_us = stagesUs(span) + Math.round(50 * jit())
         }
         sim.pending.push({ doneUs: r.arrivalUs + span.total_us, span })
       }
@@ -493,31 +486,13 @@ export function* simulate(s: Scenario): Generator<SimStep> {
         arrivals,
         completions: Math.round(executed) + rejected,
         executor_busy: Math.min(1, Math.max(0, busy * prng.jitter(noise / 2))),
-        devices: [
-          {
-            device: 'cpu',
-            utilization: null,
-            memory_used_bytes: null,
-            memory_total_bytes: null,
-            power_w: null,
-            temperature_c: null,
-          },
-        ],
+        devices: [cpuDevice()],
         run_id: null,
         host_cpu: Math.max(0, hostCpu),
         host_cpus: HOST_CPUS,
+        ...NO_PRESSURE,
         psi_cpu_some_avg10: Math.round(sim.psiAvg10 * 100) / 100,
         psi_cpu_some_total_us: sim.psiTotalUs,
-        psi_cpu_full_avg10: 0,
-        psi_cpu_full_total_us: 0,
-        psi_memory_some_avg10: 0,
-        psi_memory_some_total_us: 0,
-        psi_memory_full_avg10: 0,
-        psi_memory_full_total_us: 0,
-        psi_io_some_avg10: 0,
-        psi_io_some_total_us: 0,
-        psi_io_full_avg10: 0,
-        psi_io_full_total_us: 0,
         cgroup_cpu_limit: null,
         cgroup_nr_throttled: null,
         cgroup_throttled_us: null,

@@ -22,7 +22,7 @@
 import { readFileSync } from 'node:fs'
 import { extname } from 'node:path'
 import { HW_NUMERIC_FIELDS, SPAN_NUMERIC_FIELDS } from '../contract/fields.ts'
-import { blankSpan, type HwSample, type Span, type SpanStatus } from '../contract/records.ts'
+import { blankSpan, type HwSample, type Span, type SpanStatus, stagesUs } from '../contract/records.ts'
 import { InvalidInputError } from '../core/errors.ts'
 
 export const TIMESTAMP_COLUMNS = ['timestamp', 'timestamp_us', 'time', 'ts'] as const
@@ -357,13 +357,7 @@ export function parseReplayText(text: string, opts: FileReplayOptions, source = 
         if (v !== undefined) (span as unknown as Record<SpanField, number>)[c] = v
       }
       if (num(row, 'total_us') === undefined) {
-        span.total_us =
-          span.deserialize_us +
-          span.preprocess_us +
-          span.queue_wait_us +
-          span.compute_us +
-          span.postprocess_us +
-          span.serialize_us
+        span.total_us = stagesUs(span)
       }
       events.push({ kind: 'span', timestampUs: ts, span })
     }

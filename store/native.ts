@@ -196,11 +196,28 @@ export class Int64Builder implements ColumnBuilder {
   }
 }
 
-export class StringBuilder implements ColumnBuilder {
+/** A column whose rows are bytes appended to one buffer, written as they are (String, FixedString). */
+abstract class BytesColumn implements ColumnBuilder {
   rows = 0
   readonly data = new ByteSink(16384)
+  abstract readonly type: string
+  abstract pushDefault(): void
+  abstract pushValue(value: unknown): void
+  abstract truncate(rows: number): void
+  writeTo(out: ByteSink): void {
+    out.bytes(this.data.buf, 0, this.data.pos)
+  }
+  reset(): void {
+    this.rows = 0
+    this.data.pos = 0
+  }
+}
+
+export class StringBuilder extends BytesColumn {
   private lastStart = 0
-  constructor(readonly type = 'String') {}
+  constructor(readonly type = 'String') {
+    super()
+  }
   /** append a UTF-8 string already in bytes */
   pushBytes(src: Buffer, start: number, end: number): void {
     const data = this.data
@@ -241,20 +258,12 @@ export class StringBuilder implements ColumnBuilder {
       this.rows = rows
     }
   }
-  writeTo(out: ByteSink): void {
-    out.bytes(this.data.buf, 0, this.data.pos)
-  }
-  reset(): void {
-    this.rows = 0
-    this.data.pos = 0
-  }
 }
 
-export class FixedStringBuilder implements ColumnBuilder {
-  rows = 0
-  readonly data = new ByteSink(16384)
+export class FixedStringBuilder extends BytesColumn {
   readonly type: string
   constructor(readonly width: number) {
+    super()
     this.type = `FixedString(${width})`
   }
   /** reserve the next row's bytes and return where they start in `data.buf` */
@@ -288,13 +297,6 @@ export class FixedStringBuilder implements ColumnBuilder {
       this.data.pos -= (this.rows - rows) * this.width
       this.rows = rows
     }
-  }
-  writeTo(out: ByteSink): void {
-    out.bytes(this.data.buf, 0, this.data.pos)
-  }
-  reset(): void {
-    this.rows = 0
-    this.data.pos = 0
   }
 }
 

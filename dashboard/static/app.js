@@ -33,6 +33,11 @@ function append(el, children) {
   return el
 }
 
+/** a form control with its label (the control has an id) */
+function labelled(text, control) {
+  return [h('label', { for: control.id }, text), control]
+}
+
 function clear(el) {
   while (el.firstChild) el.firstChild.remove()
   return el
@@ -43,7 +48,17 @@ function fill(el, ...children) {
   return append(clear(el), children)
 }
 
-const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()
+/**
+ * A colour variable as the canvas needs it: the variables hold light-dark() pairs, which only a
+ * colour property resolves (to the side of the current scheme).
+ */
+function cssVar(name) {
+  const probe = document.body.appendChild(document.createElement('i'))
+  probe.style.color = `var(${name})`
+  const colour = getComputedStyle(probe).color
+  probe.remove()
+  return colour
+}
 
 /** ClickHouse `YYYY-MM-DD hh:mm:ss[.ffffff]` (UTC) → epoch seconds with the fraction */
 function epochS(text) {
@@ -337,10 +352,8 @@ function startApp() {
       h(
         'div',
         { class: 'controls' },
-        h('label', { for: 'range' }, 'Range'),
-        rangeSelect,
-        h('label', { for: 'refresh' }, 'Live'),
-        refreshSelect,
+        labelled('Range', rangeSelect),
+        labelled('Live', refreshSelect),
         statusLine,
         themeButton,
         signOut,
@@ -782,17 +795,18 @@ function startApp() {
     return state.latest
   }
 
-  function filterSelect(id, label, param, values) {
+  /** a select over `values` that filters the page by URL parameter `param` (id `f-<param>`) */
+  function filterSelect(param, values) {
     const current = route().params.get(param) ?? ''
     const select = h(
       'select',
-      { id, onchange: () => setParams({ [param]: select.value }) },
-      h('option', { value: '' }, `every ${label}`),
+      { id: `f-${param}`, onchange: () => setParams({ [param]: select.value }) },
+      h('option', { value: '' }, `every ${param}`),
       [...new Set([...values, current].filter(Boolean))]
         .sort()
         .map((v) => h('option', { value: v, selected: v === current }, v)),
     )
-    return [h('label', { for: id }, label), select]
+    return labelled(param, select)
   }
 
   // ----- fleet overview
@@ -882,14 +896,10 @@ function startApp() {
         fill(
           filters,
           ...filterSelect(
-            'f-model',
-            'model',
             'model',
             rows.map((r) => r.model),
           ),
           ...filterSelect(
-            'f-instance',
-            'instance',
             'instance',
             rows.map((r) => r.instance),
           ),
@@ -1049,8 +1059,6 @@ function startApp() {
         fill(
           filters,
           ...filterSelect(
-            'f-model',
-            'model',
             'model',
             breakdown.map((r) => r.model),
           ),
@@ -1124,14 +1132,7 @@ function startApp() {
       Object.keys(ALERT_TYPES).map((t) => h('option', { value: t, selected: t === type }, t)),
     )
     container.append(
-      h(
-        'div',
-        { class: 'filters' },
-        h('label', { for: 'f-status' }, 'state'),
-        statusSelect,
-        h('label', { for: 'f-type' }, 'type'),
-        typeSelect,
-      ),
+      h('div', { class: 'filters' }, labelled('state', statusSelect), labelled('type', typeSelect)),
     )
     const errors = errorSlot(container)
     const timelinePanel = panel('Timeline')
@@ -1518,8 +1519,7 @@ function startApp() {
             'tbody',
             {},
             steps.map((s) =>
-              h(
-                'tr',
+              waterfallRow(
                 { 'data-stage': s.stage },
                 h(
                   'td',
@@ -1527,55 +1527,45 @@ function startApp() {
                   h('span', { class: 'swatch', style: { background: STAGE_COLOR[s.stage] } }),
                   s.stage,
                 ),
-                h('td', { class: 'num' }, fmtMs(s.startUs / 1000)),
-                h('td', { class: 'num' }, fmtMs(s.us / 1000)),
-                h('td', { class: 'num' }, fmtPct(pct(s.us) / 100)),
-                h(
-                  'td',
-                  { class: 'bar-cell' },
-                  h(
-                    'div',
-                    { class: 'wf-track', 'aria-hidden': 'true' },
-                    h('div', {
-                      class: 'wf-bar',
-                      style: {
-                        left: `${pct(s.startUs)}%`,
-                        width: `${pct(s.us)}%`,
-                        background: STAGE_COLOR[s.stage],
-                      },
-                    }),
-                  ),
-                ),
+                s.startUs,
+                s.us,
+                STAGE_COLOR[s.stage],
               ),
             ),
             gap > 0
-              ? h(
-                  'tr',
+              ? waterfallRow(
                   {},
                   h('td', { class: 'muted' }, 'between stages'),
-                  h('td', { class: 'num' }, fmtMs(offset / 1000)),
-                  h('td', { class: 'num' }, fmtMs(gap / 1000)),
-                  h('td', { class: 'num' }, fmtPct(pct(gap) / 100)),
-                  h(
-                    'td',
-                    { class: 'bar-cell' },
-                    h(
-                      'div',
-                      { class: 'wf-track', 'aria-hidden': 'true' },
-                      h('div', {
-                        class: 'wf-bar',
-                        style: {
-                          left: `${pct(offset)}%`,
-                          width: `${pct(gap)}%`,
-                          background: cssVar('--muted'),
-                        },
-                      }),
-                    ),
-                  ),
+                  offset,
+                  gap,
+                  cssVar('--muted'),
                 )
               : null,
           ),
         )
+        /** one row of the waterfall: what it is, when it starts and how long it takes (µs), its bar */
+        function waterfallRow(attrs, nameCell, startUs, us, color) {
+          return h(
+            'tr',
+            attrs,
+            nameCell,
+            h('td', { class: 'num' }, fmtMs(startUs / 1000)),
+            h('td', { class: 'num' }, fmtMs(us / 1000)),
+            h('td', { class: 'num' }, fmtPct(pct(us) / 100)),
+            h(
+              'td',
+              { class: 'bar-cell' },
+              h(
+                'div',
+                { class: 'wf-track', 'aria-hidden': 'true' },
+                h('div', {
+                  class: 'wf-bar',
+                  style: { left: `${pct(startUs)}%`, width: `${pct(us)}%`, background: color },
+                }),
+              ),
+            ),
+          )
+        }
         const wf = panel('Waterfall', waterfall)
         wf.classList.add('wide')
         body.append(h('div', { class: 'grid' }, wf, panel('Identity', facts)))
@@ -1658,8 +1648,6 @@ function startApp() {
         fill(
           filters,
           ...filterSelect(
-            'f-instance',
-            'instance',
             'instance',
             rows.map((r) => r.instance),
           ),

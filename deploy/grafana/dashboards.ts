@@ -211,6 +211,45 @@ const unit = (u: string, extra: Record<string, unknown> = {}) => ({
 const stacked = (u: string) =>
   unit(u, { custom: { stacking: { mode: 'normal', group: 'A' }, fillOpacity: 60, lineWidth: 1 } })
 const W = { third: { w: 8, h: 8 }, half: { w: 12, h: 8 }, full: { w: 24, h: 9 }, stat: { w: 6, h: 4 } }
+/**
+ * A time series panel over the spans, one series per model or per instance: `selects` are its
+ * columns (one on the SELECT line, several on lines of their own), in `u` units.
+ */
+const spanSeries = (
+  by: 'model' | 'instance',
+  title: string,
+  description: string,
+  selects: readonly string[],
+  size: { w: number; h: number },
+  u: string,
+) =>
+  [
+    'timeseries',
+    title,
+    description,
+    [
+      target(
+        `SELECT $__timeInterval(timestamp) AS time, ${by},${selects.length === 1 ? ` ${selects[0]}` : `\n${selects.map((x) => `             ${x}`).join(',\n')}`}
+           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
+           GROUP BY time, ${by} ORDER BY time`,
+        TIME_SERIES,
+      ),
+    ],
+    size,
+    { fieldConfig: unit(u) },
+  ] as const
+
+/** the panel of requests answered per second, one series per model or per instance */
+const requestRatePer = (by: 'model' | 'instance') =>
+  spanSeries(
+    by,
+    `Requests/s per ${by}`,
+    `Requests answered per second, per ${by}`,
+    ['count() / $__interval_s AS requests_per_s'],
+    W.half,
+    'reqps',
+  )
+
 const spanVariables = () => [variable('model', 'spans', 'model'), variable('instance', 'spans', 'instance')]
 
 function fleet(): Dashboard {
@@ -287,84 +326,38 @@ function fleet(): Dashboard {
       },
     )
     .newRow()
+    .add(...requestRatePer('model'))
     .add(
-      'timeseries',
-      'Requests/s per model',
-      'Requests answered per second, per model',
-      [
-        target(
-          `SELECT $__timeInterval(timestamp) AS time, model, count() / $__interval_s AS requests_per_s
-           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
-           GROUP BY time, model ORDER BY time`,
-          TIME_SERIES,
-        ),
-      ],
-      W.half,
-      { fieldConfig: unit('reqps') },
+      ...spanSeries(
+        'model',
+        'Error rate per model',
+        'Share of requests that did not end ok, per model',
+        ["countIf(status != 'ok') / count() AS error_rate"],
+        W.half,
+        'percentunit',
+      ),
     )
     .add(
-      'timeseries',
-      'Error rate per model',
-      'Share of requests that did not end ok, per model',
-      [
-        target(
-          `SELECT $__timeInterval(timestamp) AS time, model, countIf(status != 'ok') / count() AS error_rate
-           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
-           GROUP BY time, model ORDER BY time`,
-          TIME_SERIES,
-        ),
-      ],
-      W.half,
-      { fieldConfig: unit('percentunit') },
+      ...spanSeries(
+        'model',
+        'Latency p50 / p95 / p99 per model',
+        'End-to-end latency percentiles per model (total_us)',
+        [0.5, 0.95, 0.99].map((q) => `quantile(${q})(total_us) / 1000 AS p${q * 100}_ms`),
+        W.full,
+        'ms',
+      ),
     )
     .add(
-      'timeseries',
-      'Latency p50 / p95 / p99 per model',
-      'End-to-end latency percentiles per model (total_us)',
-      [
-        target(
-          `SELECT $__timeInterval(timestamp) AS time, model,
-             quantile(0.5)(total_us) / 1000 AS p50_ms,
-             quantile(0.95)(total_us) / 1000 AS p95_ms,
-             quantile(0.99)(total_us) / 1000 AS p99_ms
-           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
-           GROUP BY time, model ORDER BY time`,
-          TIME_SERIES,
-        ),
-      ],
-      W.full,
-      { fieldConfig: unit('ms') },
+      ...spanSeries(
+        'instance',
+        'p99 latency per instance',
+        'End-to-end p99 latency per instance: one slow instance stands out',
+        ['quantile(0.99)(total_us) / 1000 AS p99_ms'],
+        W.half,
+        'ms',
+      ),
     )
-    .add(
-      'timeseries',
-      'p99 latency per instance',
-      'End-to-end p99 latency per instance: one slow instance stands out',
-      [
-        target(
-          `SELECT $__timeInterval(timestamp) AS time, instance, quantile(0.99)(total_us) / 1000 AS p99_ms
-           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
-           GROUP BY time, instance ORDER BY time`,
-          TIME_SERIES,
-        ),
-      ],
-      W.half,
-      { fieldConfig: unit('ms') },
-    )
-    .add(
-      'timeseries',
-      'Requests/s per instance',
-      'Requests answered per second, per instance',
-      [
-        target(
-          `SELECT $__timeInterval(timestamp) AS time, instance, count() / $__interval_s AS requests_per_s
-           FROM spans WHERE $__timeFilter(timestamp) AND ${SPAN_FILTER}
-           GROUP BY time, instance ORDER BY time`,
-          TIME_SERIES,
-        ),
-      ],
-      W.half,
-      { fieldConfig: unit('reqps') },
-    )
+    .add(...requestRatePer('instance'))
     .add(
       'table',
       'Per model and instance',

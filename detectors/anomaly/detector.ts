@@ -11,18 +11,12 @@
  * `assess` also returns the per-point anomaly score in [0, 1] (`breakid replay --scores`).
  *
  * On the detector kernel (../detector.ts): one key per series, its settings declared once
- * (`ANOMALY_SETTINGS`, flat so the configuration can set them; the nested `probation` of
+ * (`ANOMALY.settings`, flat so the configuration can set them; the nested `probation` of
  * AnomalyOptions maps onto the `probation*` settings), snapshots, shutdown and stale resolution. Its
  * warm-up is the series model's probation, in points, so the kernel's event-time warm-up is 0 here.
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { detectorKind, OneAlertDetector, type SettingsOf, setting } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EPISODE_DEFAULTS, EpisodeGate, type EpisodeOptions } from '../series/episodes.ts'
 import {
@@ -64,42 +58,56 @@ const M = SERIES_MODEL_DEFAULTS
  * completions, CPU, busy fraction or GC time a generic detector pages on every traffic burst and
  * major GC; `breakid replay --file` runs it on every column instead.
  */
-export const ANOMALY_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  // the episode gate decides firing and resolving; the lifecycle only turns them into records
-  pendingSamples: setting.count(1, 'transitions from the episode gate before a record (1: at once)'),
-  resolveSamples: setting.count(1, 'resolutions from the episode gate before a record (1: at once)'),
-  warmupMs: setting.number(0, 'event-time warm-up; 0: the probation (in points) is the warm-up'),
-  levelPoints: setting.count(M.levelPoints, 'values in the level baseline; a shift this long becomes normal'),
-  spreadPoints: setting.count(M.spreadPoints, 'residuals in the spread baseline'),
-  probationMinPoints: setting.count(M.probation.minPoints, 'never fewer values than this before scoring'),
-  probationSpanMs: setting.number(M.probation.spanUs / 1000, 'probation ends after this much event time, ms'),
-  probationMaxPoints: setting.count(M.probation.maxPoints, '…or after this many values'),
-  relativeFloor: setting.number(M.relativeFloor, 'floor of σ as a share of the expected value'),
-  alertZ: setting.number(M.alertZ, 'deviation (σ) at which the score is 0.5'),
-  excursionZ: setting.number(M.excursionZ, 'deviation that opens an excursion and keeps it open'),
-  familiarAfter: setting.count(M.familiarAfter, 'earlier similar excursions after which one is familiar', 0),
-  similarShare: setting.ratio(M.similarShare, 'an earlier excursion is similar at this share of the height'),
-  seasonalGain: setting.ratio(M.seasonalGain, 'a seasonal model takes over with residuals this much tighter'),
-  historyPoints: setting.count(M.historyPoints, 'how long excursions are remembered, points'),
-  alertScore: setting.ratio(EPISODE_DEFAULTS.alertScore, 'score at which an alert fires'),
-  quietPoints: setting.count(
-    EPISODE_DEFAULTS.quietPoints,
-    'points after a resolve before the series may fire again',
-    0,
-  ),
-  hwFields: setting.list([], `hardware-sample fields it watches (of ${HW_FIELDS.join(', ')})`),
-  deviceFields: setting.list(
-    ['temperature_c', 'power_w'],
-    `per-device fields it watches (of ${DEVICE_FIELDS.join(', ')})`,
-  ),
-} as const
-type AnomalySettings = SettingsOf<typeof ANOMALY_SETTINGS>
-
-export const ANOMALY_READS: DetectorReads = {
-  spans: [],
-  hw: [...HW_FIELDS, 'devices'],
-}
+export const ANOMALY = detectorKind(
+  'anomaly',
+  { spans: [], hw: [...HW_FIELDS, 'devices'] },
+  {
+    // the episode gate decides firing and resolving; the lifecycle only turns them into records
+    pendingSamples: setting.count(1, 'transitions from the episode gate before a record (1: at once)'),
+    resolveSamples: setting.count(1, 'resolutions from the episode gate before a record (1: at once)'),
+    warmupMs: setting.number(0, 'event-time warm-up; 0: the probation (in points) is the warm-up'),
+    levelPoints: setting.count(
+      M.levelPoints,
+      'values in the level baseline; a shift this long becomes normal',
+    ),
+    spreadPoints: setting.count(M.spreadPoints, 'residuals in the spread baseline'),
+    probationMinPoints: setting.count(M.probation.minPoints, 'never fewer values than this before scoring'),
+    probationSpanMs: setting.number(
+      M.probation.spanUs / 1000,
+      'probation ends after this much event time, ms',
+    ),
+    probationMaxPoints: setting.count(M.probation.maxPoints, '…or after this many values'),
+    relativeFloor: setting.number(M.relativeFloor, 'floor of σ as a share of the expected value'),
+    alertZ: setting.number(M.alertZ, 'deviation (σ) at which the score is 0.5'),
+    excursionZ: setting.number(M.excursionZ, 'deviation that opens an excursion and keeps it open'),
+    familiarAfter: setting.count(
+      M.familiarAfter,
+      'earlier similar excursions after which one is familiar',
+      0,
+    ),
+    similarShare: setting.ratio(
+      M.similarShare,
+      'an earlier excursion is similar at this share of the height',
+    ),
+    seasonalGain: setting.ratio(
+      M.seasonalGain,
+      'a seasonal model takes over with residuals this much tighter',
+    ),
+    historyPoints: setting.count(M.historyPoints, 'how long excursions are remembered, points'),
+    alertScore: setting.ratio(EPISODE_DEFAULTS.alertScore, 'score at which an alert fires'),
+    quietPoints: setting.count(
+      EPISODE_DEFAULTS.quietPoints,
+      'points after a resolve before the series may fire again',
+      0,
+    ),
+    hwFields: setting.list([], `hardware-sample fields it watches (of ${HW_FIELDS.join(', ')})`),
+    deviceFields: setting.list(
+      ['temperature_c', 'power_w'],
+      `per-device fields it watches (of ${DEVICE_FIELDS.join(', ')})`,
+    ),
+  },
+)
+type AnomalySettings = SettingsOf<typeof ANOMALY.settings>
 
 /** Where an observed series comes from; names the alert's fleet/instance/model. */
 export interface SeriesLabels {
@@ -144,16 +152,14 @@ function flatten(opts: AnomalyOptions & Partial<AnomalySettings>): Partial<Anoma
   return flat as Partial<AnomalySettings>
 }
 
-export class AnomalyDetector extends KeyedDetector<SeriesState, AnomalySettings> {
-  readonly type = 'anomaly'
-  readonly reads = ANOMALY_READS
+export class AnomalyDetector extends OneAlertDetector<SeriesState, typeof ANOMALY.settings> {
   private readonly modelOptions: SeriesModelOptions
   private readonly episodeOptions: EpisodeOptions
   private readonly hwFields: readonly HwField[]
   private readonly deviceFields: readonly DeviceField[]
 
   constructor(opts: AnomalyOptions & Partial<AnomalySettings> = {}) {
-    super(ANOMALY_SETTINGS, flatten(opts))
+    super(ANOMALY, flatten(opts))
     const o = this.settings
     this.modelOptions = {
       levelPoints: o.levelPoints,
@@ -178,14 +184,6 @@ export class AnomalyDetector extends KeyedDetector<SeriesState, AnomalySettings>
       (DEVICE_FIELDS as readonly string[]).includes(f),
     )
     resolveSeriesModelOptions(this.modelOptions) // validates the options once, here
-  }
-
-  protected lifecyclesOf(s: SeriesState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(s: SeriesState): string {
-    return s.instance
   }
 
   onHwSample(sample: HwSample): Alert[] {
@@ -268,7 +266,7 @@ export class AnomalyDetector extends KeyedDetector<SeriesState, AnomalySettings>
     }
   }
 
-  protected stateToJson(s: SeriesState): Record<string, unknown> {
+  protected fieldsToJson(s: SeriesState): Record<string, unknown> {
     return {
       series: s.series,
       fleet: s.fleet,
@@ -276,11 +274,10 @@ export class AnomalyDetector extends KeyedDetector<SeriesState, AnomalySettings>
       model: s.model,
       detector: s.detector.toState(),
       gate: s.gate.toState(),
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>, key: string): SeriesState {
+  protected fieldsFromJson(v: Record<string, unknown>, key: string) {
     return {
       series: String(v.series ?? key),
       fleet: String(v.fleet ?? ''),
@@ -288,7 +285,6 @@ export class AnomalyDetector extends KeyedDetector<SeriesState, AnomalySettings>
       model: String(v.model ?? '*'),
       detector: SeriesModel.fromState(v.detector, this.modelOptions),
       gate: EpisodeGate.fromState(v.gate, this.episodeOptions),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

@@ -24,75 +24,48 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
-import type { AlertLifecycle } from '../lifecycle.ts'
+import { OneAlertDetector, type OneAlertState, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { median } from '../stats.ts'
 
-export const BATCHING_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  maxBatchSize: setting.number(
-    0,
-    "the batcher's configured max batch size when known; 0: learned from the largest batches seen",
-  ),
-  minBatches: setting.count(3, 'fewest batches in a sample interval to judge it'),
-  minQueueDepth: setting.number(1, 'fewest rows waiting at the executor'),
-  minAchievableBatch: setting.number(4, 'the load must allow batches of at least this'),
-  maxFillRatio: setting.ratio(0.7, 'median batch at most achievable × this'),
-  baselineWindow: setting.count(300, 'samples of largest/median batch remembered'),
-} as const
-export type BatchUnderutilizedOptions = Partial<SettingsOf<typeof BATCHING_SETTINGS>>
-
-export const BATCHING_READS: DetectorReads = {
-  spans: ['instance', 'model', 'batch_id', 'batch_size', 'queue_wait_us', 'request_id'],
-  hw: ['arrivals', 'queue_depth', 'interval_ms'],
-}
+export const BATCHING = detectorKind(
+  'batch_underutilized',
+  {
+    spans: ['instance', 'model', 'batch_id', 'batch_size', 'queue_wait_us', 'request_id'],
+    hw: ['arrivals', 'queue_depth', 'interval_ms'],
+  },
+  {
+    maxBatchSize: setting.number(
+      0,
+      "the batcher's configured max batch size when known; 0: learned from the largest batches seen",
+    ),
+    minBatches: setting.count(3, 'fewest batches in a sample interval to judge it'),
+    minQueueDepth: setting.number(1, 'fewest rows waiting at the executor'),
+    minAchievableBatch: setting.number(4, 'the load must allow batches of at least this'),
+    maxFillRatio: setting.ratio(0.7, 'median batch at most achievable × this'),
+    baselineWindow: setting.count(300, 'samples of largest/median batch remembered'),
+  },
+)
+export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING.settings>
 
 /** spans remembered per instance between two samples (the newest are kept) */
 const SPAN_POOL = 2048
 
-interface InstanceState {
+interface InstanceState extends OneAlertState {
   instance: string
   spans: Span[]
   /** per-sample largest batch (the learned cap) */
   maxBatch: RollingBaseline
   /** per-sample median batch (the evidence's baseline) */
   medianBatch: RollingBaseline
-  lifecycle: AlertLifecycle
 }
 
-export class BatchUnderutilizedDetector extends KeyedDetector<
-  InstanceState,
-  SettingsOf<typeof BATCHING_SETTINGS>
-> {
-  readonly type = 'batch_underutilized'
-  readonly reads = BATCHING_READS
-
+export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, typeof BATCHING.settings> {
   constructor(opts: BatchUnderutilizedOptions = {}) {
-    super(BATCHING_SETTINGS, opts)
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(s: InstanceState): string {
-    return s.instance
+    super(BATCHING, opts)
   }
 
   private instance(key: string, instance: string, nowUs: number): InstanceState {
-    return this.state(key, nowUs, () => ({
-      instance,
-      spans: [],
-      maxBatch: new RollingBaseline(this.o.baselineWindow, 1),
-      medianBatch: new RollingBaseline(this.o.baselineWindow, 1),
-      lifecycle: this.newLifecycle(),
-    }))
+    return this.state(key, nowUs, () => this.newState(key, { instance }))
   }
 
   onSpan(span: Span): Alert[] {
@@ -131,62 +104,58 @@ export class BatchUnderutilizedDetector extends KeyedDetector<
       achievable >= this.o.minAchievableBatch &&
       medBatch <= limit
     const baseMedian = s.medianBatch.count > 0 ? s.medianBatch.median() : Number.NaN
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       under,
-      under
-        ? {
-            type: this.type,
-            severity: medBatch <= 1 ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${key}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: dominantModel(spans),
-            stage: 'queue_wait',
-            statistic: 'median_batch_size',
-            observed: medBatch,
-            baseline: Number.isFinite(baseMedian) ? baseMedian : 0,
-            threshold: limit,
-            summary:
-              `${sample.instance}: median batch ${medBatch} while the load allows ~${achievable.toFixed(0)} ` +
-              `(${arrivalsPerS.toFixed(0)} req/s × ${(queueWaitS * 1000).toFixed(1)} ms queue wait; ` +
-              `${sample.queue_depth} queued${Number.isFinite(cap) ? `; max batch ${cap}` : ''})` +
-              (Number.isFinite(baseMedian) ? `; baseline median batch ${baseMedian}` : ''),
-            suspected_cause:
-              'the batcher dispatches before batches fill: max batch size or batching timeout too small, or dispatch serialised',
-            suggested_action:
-              'check the dynamic batcher settings (max batch size, max queue delay) of this model; raise them to what the load and latency budget allow',
-            exemplar_request_ids: [...spans]
-              .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
-              .slice(0, 3)
-              .map((sp) => sp.request_id),
-          }
-        : undefined,
+      key,
+      () => ({
+        severity: medBatch <= 1 ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: dominantModel(spans),
+        stage: 'queue_wait',
+        statistic: 'median_batch_size',
+        observed: medBatch,
+        baseline: Number.isFinite(baseMedian) ? baseMedian : 0,
+        threshold: limit,
+        summary:
+          `${sample.instance}: median batch ${medBatch} while the load allows ~${achievable.toFixed(0)} ` +
+          `(${arrivalsPerS.toFixed(0)} req/s × ${(queueWaitS * 1000).toFixed(1)} ms queue wait; ` +
+          `${sample.queue_depth} queued${Number.isFinite(cap) ? `; max batch ${cap}` : ''})` +
+          (Number.isFinite(baseMedian) ? `; baseline median batch ${baseMedian}` : ''),
+        suspected_cause:
+          'the batcher dispatches before batches fill: max batch size or batching timeout too small, or dispatch serialised',
+        suggested_action:
+          'check the dynamic batcher settings (max batch size, max queue delay) of this model; raise them to what the load and latency budget allow',
+        exemplar_request_ids: [...spans]
+          .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
+          .slice(0, 3)
+          .map((sp) => sp.request_id),
+      }),
+      () => {
+        if (sizes.length === 0) return
+        s.maxBatch.push(Math.max(...sizes))
+        s.medianBatch.push(medBatch)
+      },
     )
-    if (!s.lifecycle.active && sizes.length > 0) {
-      s.maxBatch.push(Math.max(...sizes))
-      s.medianBatch.push(medBatch)
-    }
-    return alert ? [alert] : []
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       instance: s.instance,
       maxBatch: s.maxBatch.toState(),
       medianBatch: s.medianBatch.toState(),
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>, key: string): InstanceState {
+  protected fieldsFromJson(v: Record<string, unknown>, key: string) {
     return {
       // snapshots from before the kernel keyed `<fleet>/<instance>` without the instance itself
       instance: typeof v.instance === 'string' ? v.instance : key.slice(key.indexOf('/') + 1),
       spans: [],
       maxBatch: RollingBaseline.fromState(v.maxBatch, this.o.baselineWindow, 1),
       medianBatch: RollingBaseline.fromState(v.medianBatch, this.o.baselineWindow, 1),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

@@ -39,7 +39,18 @@ import {
   setting,
 } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
-import { EventTimeBuckets, entriesOf, ksSorted, median, num, nums, psi, quantile, strs } from '../stats.ts'
+import {
+  type EventTimeBuckets,
+  entriesOf,
+  ksSorted,
+  median,
+  nums,
+  psi,
+  quantile,
+  strs,
+  modelBucketsFromJson,
+  modelBucketsToJson,
+} from '../stats.ts'
 
 /** The settings of input and output drift; latency drift adds its effect sizes. */
 export const DRIFT_SETTINGS = {
@@ -155,8 +166,7 @@ export class DistributionDriftDetector extends KeyedDetector<KeyState, Resolved>
   }
 
   onSpan(span: Span): Alert[] {
-    const key = `${span.fleet}/${span.instance}/${span.model}`
-    const k = this.keyState(key, span.fleet, span.instance, span.model, span.timestamp_us)
+    const [key, k] = this.modelKey(span)
     const alerts: Alert[] = []
     // bucketed by completion, not arrival: the model produced these values (and this latency) when
     // the request finished — behind a backlog, arrival time can be seconds or minutes earlier
@@ -319,21 +329,6 @@ export class DistributionDriftDetector extends KeyedDetector<KeyState, Resolved>
     return best
   }
 
-  private keyState(key: string, fleet: string, instance: string, model: string, nowUs: number): KeyState {
-    return this.state(key, nowUs, () => this.fresh(fleet, instance, model))
-  }
-
-  private fresh(fleet: string, instance: string, model: string): KeyState {
-    return {
-      fleet,
-      instance,
-      model,
-      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-      features: new Map(),
-      stageBaselines: new Map(STAGES.map((s) => [s, new RollingBaseline(this.o.baselineSamples, 1)])),
-    }
-  }
-
   private featureState(k: KeyState, name: string): FeatureState {
     let fs = k.features.get(name)
     if (!fs) {
@@ -362,18 +357,18 @@ export class DistributionDriftDetector extends KeyedDetector<KeyState, Resolved>
     const stageBaselines: Record<string, unknown> = {}
     if (this.kind.attributeStage) for (const [s, b] of k.stageBaselines) stageBaselines[s] = b.toState()
     return {
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      ...modelBucketsToJson(k),
       features,
       stageBaselines,
     }
   }
 
   protected stateFromJson(s: Record<string, unknown>): KeyState {
-    const k = this.fresh(String(s.fleet ?? ''), String(s.instance ?? ''), String(s.model ?? ''))
-    k.buckets.open = num(s.openBucket, Number.NEGATIVE_INFINITY)
+    const k: KeyState = {
+      ...modelBucketsFromJson(s, this.o.bucketMs * 1000),
+      features: new Map(),
+      stageBaselines: new Map(STAGES.map((st) => [st, new RollingBaseline(this.o.baselineSamples, 1)])),
+    }
     for (const [stage, b] of entriesOf(s.stageBaselines)) {
       if ((STAGES as readonly string[]).includes(stage)) {
         k.stageBaselines.set(stage as Stage, RollingBaseline.fromState(b, this.o.baselineSamples, 1))

@@ -22,37 +22,40 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
+  BucketedModelDetector,
+  type BucketedModelState,
+  type OptionsOf,
   setting,
+  detectorKind,
 } from '../detector.ts'
-import type { AlertLifecycle } from '../lifecycle.ts'
-import { binomialTail, EventTimeBuckets, fmtPct, num, nums } from '../stats.ts'
+import { binomialTail, fmtPct, num, nums, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
 
-export const ERROR_RATE_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(1, 'buckets before firing (the binomial test already demands the evidence)'),
-  resolveSamples: setting.count(5, 'buckets below the hold rate before resolving'),
-  bucketMs: setting.number(1000, 'event-time bucket, ms', { min: 1 }),
-  intervalBuckets: setting.count(5, 'closed buckets judged together'),
-  baselineBuckets: setting.count(300, 'buckets in the baseline rate'),
-  warmupBuckets: setting.count(30, 'buckets of baseline before judging'),
-  warmupRequests: setting.count(100, 'requests of baseline before judging'),
-  minCount: setting.count(20, 'fewest requests in the interval'),
-  minErrors: setting.count(4, 'fewest errors in the interval'),
-  rateFactor: setting.number(3, 'rate above baseline × this'),
-  minRateIncrease: setting.ratio(0.02, '…and above baseline + this'),
-  pValueThreshold: setting.ratio(1e-5, 'so many errors at the baseline rate have at most this probability'),
-  minBaselineRate: setting.ratio(0.002, 'the baseline rate counts as at least this'),
-} as const
-export type ErrorRateOptions = Partial<SettingsOf<typeof ERROR_RATE_SETTINGS>>
-
-export const ERROR_RATE_READS: DetectorReads = {
-  spans: ['fleet', 'instance', 'model', 'status', 'error_class', 'request_id', 'timestamp_us'],
-  hw: [],
-}
+export const ERROR_RATE = detectorKind(
+  'error_rate_spike',
+  {
+    spans: ['fleet', 'instance', 'model', 'status', 'error_class', 'request_id', 'timestamp_us'],
+    hw: [],
+  },
+  {
+    pendingSamples: setting.count(
+      1,
+      'buckets before firing (the binomial test already demands the evidence)',
+    ),
+    resolveSamples: setting.count(5, 'buckets below the hold rate before resolving'),
+    bucketMs: setting.number(1000, 'event-time bucket, ms', { min: 1 }),
+    intervalBuckets: setting.count(5, 'closed buckets judged together'),
+    baselineBuckets: setting.count(300, 'buckets in the baseline rate'),
+    warmupBuckets: setting.count(30, 'buckets of baseline before judging'),
+    warmupRequests: setting.count(100, 'requests of baseline before judging'),
+    minCount: setting.count(20, 'fewest requests in the interval'),
+    minErrors: setting.count(4, 'fewest errors in the interval'),
+    rateFactor: setting.number(3, 'rate above baseline × this'),
+    minRateIncrease: setting.ratio(0.02, '…and above baseline + this'),
+    pValueThreshold: setting.ratio(1e-5, 'so many errors at the baseline rate have at most this probability'),
+    minBaselineRate: setting.ratio(0.002, 'the baseline rate counts as at least this'),
+  },
+)
+export type ErrorRateOptions = OptionsOf<typeof ERROR_RATE.settings>
 
 interface Bucket {
   total: number
@@ -62,16 +65,11 @@ interface Bucket {
   errorIds: string[]
 }
 
-interface KeyState {
-  fleet: string
-  instance: string
-  model: string
-  buckets: EventTimeBuckets
+interface KeyState extends BucketedModelState {
   open: Bucket
   interval: Bucket[]
   baseTotals: number[]
   baseErrors: number[]
-  lifecycle: AlertLifecycle
 }
 
 /** p-value under which a firing alert keeps firing */
@@ -79,46 +77,12 @@ const HOLD_P_VALUE = 0.01
 
 const emptyBucket = (): Bucket => ({ total: 0, errors: 0, classes: {}, errorIds: [] })
 
-export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof ERROR_RATE_SETTINGS>> {
-  readonly type = 'error_rate_spike'
-  readonly reads = ERROR_RATE_READS
-
+export class ErrorRateDetector extends BucketedModelDetector<KeyState, typeof ERROR_RATE.settings> {
   constructor(opts: ErrorRateOptions = {}) {
-    super(ERROR_RATE_SETTINGS, opts)
+    super(ERROR_RATE, opts)
   }
 
-  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
-    return [k.lifecycle]
-  }
-
-  protected instanceOf(k: KeyState): string {
-    return k.instance
-  }
-
-  private key(key: string, fleet: string, instance: string, model: string, nowUs: number): KeyState {
-    return this.state(key, nowUs, () => this.fresh(fleet, instance, model))
-  }
-
-  private fresh(fleet: string, instance: string, model: string): KeyState {
-    return {
-      fleet,
-      instance,
-      model,
-      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-      open: emptyBucket(),
-      interval: [],
-      baseTotals: [],
-      baseErrors: [],
-      lifecycle: this.newLifecycle(),
-    }
-  }
-
-  onSpan(span: Span): Alert[] {
-    const key = `${span.fleet}/${span.instance}/${span.model}`
-    const k = this.key(key, span.fleet, span.instance, span.model, span.timestamp_us)
-    const closedAtUs = k.buckets.place(span.timestamp_us)
-    let alert: Alert | undefined
-    if (closedAtUs !== undefined) alert = this.closeBucket(key, k, closedAtUs)
+  protected count(k: KeyState, span: Span): void {
     const b = k.open
     b.total++
     if (span.status !== 'ok') {
@@ -128,10 +92,9 @@ export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof
       if (b.errorIds.length >= 3) b.errorIds.shift()
       b.errorIds.push(span.request_id)
     }
-    return alert ? [alert] : []
   }
 
-  private closeBucket(key: string, k: KeyState, nowUs: number): Alert | undefined {
+  protected judgeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
     k.interval.push(k.open)
     k.open = emptyBucket()
     if (k.interval.length > this.o.intervalBuckets) {
@@ -165,61 +128,59 @@ export class ErrorRateDetector extends KeyedDetector<KeyState, SettingsOf<typeof
         errors >= this.o.minErrors &&
         rate > threshold &&
         chance < this.o.pValueThreshold
-    if (!spike) return k.lifecycle.observe(nowUs, false)
-    const classes: Record<string, number> = {}
-    for (const b of k.interval)
-      for (const [c, n] of Object.entries(b.classes)) classes[c] = (classes[c] ?? 0) + n
-    const last = k.interval[k.interval.length - 1]!
-    const lastRate = last.total > 0 ? last.errors / last.total : 0
-    const [dominant, dominantCount] = Object.entries(classes).sort((a, b) => b[1] - a[1])[0] ?? ['unknown', 0]
-    return k.lifecycle.observe(nowUs, true, {
-      type: this.type,
-      severity: Math.max(rate, lastRate) >= 0.5 ? 'critical' : 'warning',
-      dedup_key: `${this.type}/${key}`,
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      stage: null,
-      statistic: 'error_rate',
-      observed: rate,
-      baseline: baseRate,
-      threshold,
-      summary:
-        `${k.instance}/${k.model}: ${errors} of ${total} requests failed (${fmtPct(rate)}, baseline ` +
-        `${(baseRate * 100).toFixed(2)}%) over the last ${k.interval.length} s; mostly ${dominant} ` +
-        `(${dominantCount} of ${errors})`,
-      suspected_cause: `requests fail with ${dominant}`,
-      suggested_action:
-        `look at the engine logs of ${k.instance} for ${dominant}; check recent deploys, the model ` +
-        'version and the clients sending the failing requests',
-      exemplar_request_ids: k.interval.flatMap((b) => b.errorIds).slice(-3),
+    return this.judge(k.lifecycle, nowUs, spike, key, () => {
+      const classes: Record<string, number> = {}
+      for (const b of k.interval)
+        for (const [c, n] of Object.entries(b.classes)) classes[c] = (classes[c] ?? 0) + n
+      const last = k.interval[k.interval.length - 1]!
+      const lastRate = last.total > 0 ? last.errors / last.total : 0
+      const [dominant, dominantCount] = Object.entries(classes).sort((a, b) => b[1] - a[1])[0] ?? [
+        'unknown',
+        0,
+      ]
+      return {
+        severity: Math.max(rate, lastRate) >= 0.5 ? 'critical' : 'warning',
+        fleet: k.fleet,
+        instance: k.instance,
+        model: k.model,
+        stage: null,
+        statistic: 'error_rate',
+        observed: rate,
+        baseline: baseRate,
+        threshold,
+        summary:
+          `${k.instance}/${k.model}: ${errors} of ${total} requests failed (${fmtPct(rate)}, baseline ` +
+          `${(baseRate * 100).toFixed(2)}%) over the last ${k.interval.length} s; mostly ${dominant} ` +
+          `(${dominantCount} of ${errors})`,
+        suspected_cause: `requests fail with ${dominant}`,
+        suggested_action:
+          `look at the engine logs of ${k.instance} for ${dominant}; check recent deploys, the model ` +
+          'version and the clients sending the failing requests',
+        exemplar_request_ids: k.interval.flatMap((b) => b.errorIds).slice(-3),
+      }
     })
   }
 
-  protected stateToJson(k: KeyState): Record<string, unknown> {
+  protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      ...modelBucketsToJson(k),
       interval: k.interval,
       baseTotals: k.baseTotals,
       baseErrors: k.baseErrors,
-      lifecycle: k.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): KeyState {
-    const k = this.fresh(String(v.fleet ?? ''), String(v.instance ?? ''), String(v.model ?? ''))
-    k.buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
-    k.interval = (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket)
+  protected fieldsFromJson(v: Record<string, unknown>) {
     const totals = nums(v.baseTotals)
     const errors = nums(v.baseErrors)
     const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
-    k.baseTotals = totals.slice(totals.length - n)
-    k.baseErrors = errors.slice(errors.length - n)
-    k.lifecycle = this.restoreLifecycle(v.lifecycle)
-    return k
+    return {
+      ...modelBucketsFromJson(v, this.o.bucketMs * 1000),
+      open: emptyBucket(),
+      interval: (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket),
+      baseTotals: totals.slice(totals.length - n),
+      baseErrors: errors.slice(errors.length - n),
+    }
   }
 }
 

@@ -10,33 +10,28 @@
  * - baseline: `baselineWindow` (60) samples, ready after `warmupSamples` (10), frozen while active
  * - severity critical above `criticalMs` (1000), else warning
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
-export const EVENT_LOOP_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  minDelayMs: setting.number(100, 'p99 delay must exceed this, ms, whatever the baseline'),
-  ratio: setting.number(5, '…and baseline × this'),
-  sigmas: setting.number(6, '…and baseline + this many σ'),
-  criticalMs: setting.number(1000, 'severity critical above this delay, ms'),
-  baselineWindow: setting.count(60, 'samples in the delay baseline'),
-  warmupSamples: setting.count(10, 'samples before the baseline is used'),
-} as const
-export type EventLoopOptions = Partial<SettingsOf<typeof EVENT_LOOP_SETTINGS>>
-
-export const EVENT_LOOP_READS: DetectorReads = {
-  spans: ['instance', 'model', 'request_id', 'total_us'],
-  hw: ['event_loop_delay_p99_ms', 'gc_ms', 'process_cpu', 'interval_ms'],
-}
+export const EVENT_LOOP = detectorKind(
+  'event_loop_blocked',
+  {
+    spans: ['instance', 'model', 'request_id', 'total_us'],
+    hw: ['event_loop_delay_p99_ms', 'gc_ms', 'process_cpu', 'interval_ms'],
+  },
+  {
+    minDelayMs: setting.number(100, 'p99 delay must exceed this, ms, whatever the baseline'),
+    ratio: setting.number(5, '…and baseline × this'),
+    sigmas: setting.number(6, '…and baseline + this many σ'),
+    criticalMs: setting.number(1000, 'severity critical above this delay, ms'),
+    baselineWindow: setting.count(60, 'samples in the delay baseline'),
+    warmupSamples: setting.count(10, 'samples before the baseline is used'),
+  },
+)
+export type EventLoopOptions = OptionsOf<typeof EVENT_LOOP.settings>
 
 interface InstanceState {
   delay: RollingBaseline
@@ -44,88 +39,60 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class EventLoopBlockedDetector extends KeyedDetector<
+export class EventLoopBlockedDetector extends InstanceSampleDetector<
   InstanceState,
-  SettingsOf<typeof EVENT_LOOP_SETTINGS>
+  typeof EVENT_LOOP.settings
 > {
-  readonly type = 'event_loop_blocked'
-  readonly reads = EVENT_LOOP_READS
-
   constructor(opts: EventLoopOptions = {}) {
-    super(EVENT_LOOP_SETTINGS, opts)
+    super(EVENT_LOOP, opts)
   }
 
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => ({
-      delay: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.newLifecycle(),
-      spans: new RecentSpans(),
-    }))
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
+    return { delay: s.delay.toState(), model: s.spans.model }
   }
 
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
-  }
-
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
-    return { delay: s.delay.toState(), lifecycle: s.lifecycle.toState(), model: s.spans.model }
-  }
-
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     return {
       delay: RollingBaseline.fromState(raw.delay, this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }
 
-  onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).spans.add(span)
-    return []
-  }
-
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     const base = s.delay.median()
     const threshold = Math.max(this.o.minDelayMs, base * this.o.ratio, base + this.o.sigmas * s.delay.sigma())
     const observed = sample.event_loop_delay_p99_ms
     const blocked = s.delay.ready && this.warm(sample.instance, sample.timestamp_us) && observed > threshold
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       blocked,
-      blocked
-        ? {
-            type: this.type,
-            severity: observed > this.o.criticalMs ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.spans.model,
-            stage: null,
-            statistic: 'event_loop_delay_p99_ms',
-            observed,
-            baseline: base,
-            threshold,
-            summary:
-              `${sample.instance}: event loop delay p99 ${observed.toFixed(0)} ms (baseline ${base.toFixed(1)} ms); ` +
-              `GC ${sample.gc_ms.toFixed(0)} ms, process CPU ${(sample.process_cpu * 100).toFixed(0)}% this interval`,
-            suspected_cause:
-              sample.gc_ms > sample.interval_ms * 0.2
-                ? `garbage collection pauses (${sample.gc_ms.toFixed(0)} ms GC in a ${sample.interval_ms} ms interval)`
-                : 'synchronous CPU work on the event loop: large JSON (de)serialization, synchronous ' +
-                  'preprocessing or a blocking call',
-            suggested_action:
-              'profile the instance (node --cpu-prof) and move CPU-bound work to worker threads; ' +
-              'check request payload sizes and heap growth',
-            exemplar_request_ids: s.spans.exemplars((x) => x.total_us),
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: observed > this.o.criticalMs ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.spans.model,
+        stage: null,
+        statistic: 'event_loop_delay_p99_ms',
+        observed,
+        baseline: base,
+        threshold,
+        summary:
+          `${sample.instance}: event loop delay p99 ${observed.toFixed(0)} ms (baseline ${base.toFixed(1)} ms); ` +
+          `GC ${sample.gc_ms.toFixed(0)} ms, process CPU ${(sample.process_cpu * 100).toFixed(0)}% this interval`,
+        suspected_cause:
+          sample.gc_ms > sample.interval_ms * 0.2
+            ? `garbage collection pauses (${sample.gc_ms.toFixed(0)} ms GC in a ${sample.interval_ms} ms interval)`
+            : 'synchronous CPU work on the event loop: large JSON (de)serialization, synchronous ' +
+              'preprocessing or a blocking call',
+        suggested_action:
+          'profile the instance (node --cpu-prof) and move CPU-bound work to worker threads; ' +
+          'check request payload sizes and heap growth',
+        exemplar_request_ids: s.spans.exemplars((x) => x.total_us),
+      }),
+      () => s.delay.push(observed),
     )
-    if (!s.lifecycle.active) s.delay.push(observed)
-    return alert ? [alert] : []
   }
 }

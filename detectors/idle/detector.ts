@@ -13,94 +13,64 @@
  * - baselines: `baselineWindow` (120) samples, ready after `warmupSamples` (10), frozen while
  *   pending or firing (a long idle spell never becomes the baseline of a loaded instance)
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
+import { RecentSpans } from '../recent-spans.ts'
 
-export const IDLE_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(30, 'samples the idle condition must hold before firing'),
-  resolveSamples: setting.count(5, 'clear samples before resolving'),
-  absoluteBusy: setting.ratio(0.05, 'busy below this always counts as idle'),
-  busyDropRatio: setting.ratio(0.25, '…or below this share of its baseline'),
-  arrivalsDropRatio: setting.ratio(0.25, 'arrivals below this share of their baseline count as no load'),
-  lowArrivalsPerS: setting.number(1, '…or fewer arrivals per second than this'),
-  maxInFlight: setting.number(4, 'more requests in flight than this is pending work, not idleness'),
-  baselineWindow: setting.count(120, 'samples in the busy and arrivals baselines'),
-  warmupSamples: setting.count(10, 'samples before the baselines are used'),
-} as const
-export type IdleOptions = Partial<SettingsOf<typeof IDLE_SETTINGS>>
-
-export const IDLE_READS: DetectorReads = {
-  spans: ['instance', 'model'],
-  hw: ['executor_busy', 'arrivals', 'in_flight', 'interval_ms'],
-}
+export const IDLE = detectorKind(
+  'accelerator_idle_no_load',
+  {
+    spans: ['instance', 'model'],
+    hw: ['executor_busy', 'arrivals', 'in_flight', 'interval_ms'],
+  },
+  {
+    pendingSamples: setting.count(30, 'samples the idle condition must hold before firing'),
+    resolveSamples: setting.count(5, 'clear samples before resolving'),
+    absoluteBusy: setting.ratio(0.05, 'busy below this always counts as idle'),
+    busyDropRatio: setting.ratio(0.25, '…or below this share of its baseline'),
+    arrivalsDropRatio: setting.ratio(0.25, 'arrivals below this share of their baseline count as no load'),
+    lowArrivalsPerS: setting.number(1, '…or fewer arrivals per second than this'),
+    maxInFlight: setting.number(4, 'more requests in flight than this is pending work, not idleness'),
+    baselineWindow: setting.count(120, 'samples in the busy and arrivals baselines'),
+    warmupSamples: setting.count(10, 'samples before the baselines are used'),
+  },
+)
+export type IdleOptions = OptionsOf<typeof IDLE.settings>
 
 interface InstanceState {
   busy: RollingBaseline
   arrivals: RollingBaseline
   lifecycle: AlertLifecycle
-  model: string
+  /** for the model (idle alerts name no exemplar) */
+  spans: RecentSpans
 }
 
-export class IdleNoLoadDetector extends KeyedDetector<InstanceState, SettingsOf<typeof IDLE_SETTINGS>> {
-  readonly type = 'accelerator_idle_no_load'
-  readonly reads = IDLE_READS
-
+export class IdleNoLoadDetector extends InstanceSampleDetector<InstanceState, typeof IDLE.settings> {
   constructor(opts: IdleOptions = {}) {
-    super(IDLE_SETTINGS, opts)
+    super(IDLE, opts)
   }
 
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => ({
-      busy: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      arrivals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.newLifecycle(),
-      model: '*',
-    }))
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
-  }
-
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       busy: s.busy.toState(),
       arrivals: s.arrivals.toState(),
-      lifecycle: s.lifecycle.toState(),
-      model: s.model,
+      model: s.spans.model,
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       busy: RollingBaseline.fromState(raw.busy, w, warm),
       arrivals: RollingBaseline.fromState(raw.arrivals, w, warm),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
-      model: typeof raw.model === 'string' ? raw.model : '*',
+      spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }
 
-  onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).model = span.model
-    return []
-  }
-
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     const busyBase = s.busy.median()
     const arrivalsBase = s.arrivals.median()
     const threshold = Math.max(this.o.absoluteBusy, busyBase * this.o.busyDropRatio)
@@ -113,41 +83,38 @@ export class IdleNoLoadDetector extends KeyedDetector<InstanceState, SettingsOf<
       sample.executor_busy < threshold &&
       noLoad &&
       sample.in_flight <= this.o.maxInFlight
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       idle,
-      idle
-        ? {
-            type: this.type,
-            severity: 'info',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.model,
-            stage: null,
-            statistic: 'executor_busy',
-            observed: sample.executor_busy,
-            baseline: busyBase,
-            threshold,
-            summary:
-              `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) with ` +
-              `${sample.arrivals} arrivals per interval (baseline ${arrivalsBase.toFixed(0)}) and ` +
-              `${sample.in_flight} in flight, for ${this.o.pendingSamples}+ samples`,
-            suspected_cause:
-              'load fell far below what this instance is provisioned for (traffic moved, routing changed, ' +
-              'or off-peak hours) — capacity is idle, nothing is waiting',
-            suggested_action:
-              'scale the fleet in or consolidate models onto fewer accelerators; if the traffic drop is ' +
-              'unexpected, check the load balancer and upstream routing',
-            exemplar_request_ids: [],
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: 'info',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.spans.model,
+        stage: null,
+        statistic: 'executor_busy',
+        observed: sample.executor_busy,
+        baseline: busyBase,
+        threshold,
+        summary:
+          `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) with ` +
+          `${sample.arrivals} arrivals per interval (baseline ${arrivalsBase.toFixed(0)}) and ` +
+          `${sample.in_flight} in flight, for ${this.o.pendingSamples}+ samples`,
+        suspected_cause:
+          'load fell far below what this instance is provisioned for (traffic moved, routing changed, ' +
+          'or off-peak hours) — capacity is idle, nothing is waiting',
+        suggested_action:
+          'scale the fleet in or consolidate models onto fewer accelerators; if the traffic drop is ' +
+          'unexpected, check the load balancer and upstream routing',
+        exemplar_request_ids: [],
+      }),
+      () => {
+        s.busy.push(sample.executor_busy)
+        s.arrivals.push(sample.arrivals)
+      },
     )
-    if (!s.lifecycle.active) {
-      s.busy.push(sample.executor_busy)
-      s.arrivals.push(sample.arrivals)
-    }
-    return alert ? [alert] : []
   }
 }
 

@@ -43,56 +43,51 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
-import { AlertLifecycle } from '../lifecycle.ts'
+import { type Finding, OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import type { AlertLifecycle, LifecycleOptions } from '../lifecycle.ts'
 import { median, num, nums, theilSen } from '../stats.ts'
 
-export const MEMORY_LEAK_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(5, 'samples the slow rule must hold before firing'),
-  resolveSamples: setting.count(10, 'samples in which neither rule holds before resolving'),
-  windowSamples: setting.count(120, "the slow rule's window, samples (stretched to whole GC cycles)"),
-  minSamples: setting.count(60, 'fewest samples in the window (warm-up)'),
-  chunks: setting.count(6, 'chunks whose minima are the floors', 2),
-  minRisingFraction: setting.ratio(0.8, 'floors rise in at least this share of the steps'),
-  minWindowGrowthRatio: setting.number(0.02, 'floors grew by at least this share of the first floor'),
-  maxStepShare: setting.ratio(0.5, 'no single floor step carries more of the growth (a one-off step)'),
-  minProjectedGrowthRatio: setting.number(0.1, 'the slope projects at least this share of the level…'),
-  horizonMs: setting.number(3_600_000, '…within this much time, ms', { min: 1 }),
-  gcDropRatio: setting.ratio(0.05, 'a heap sample this much below the previous one is a GC'),
-  gcCycles: setting.number(2.5, "the slow rule's window covers this many GC periods at least"),
-  maxWindowSamples: setting.count(1800, 'samples kept per instance: the longest window'),
-  noGcMinSpanMs: setting.number(
-    1_800_000,
-    'before any GC, a rising heap is judged only over this much time, ms',
-  ),
-  fastSamples: setting.count(3, 'the fast rule takes the median growth per request of this many samples'),
-  fastSigmas: setting.number(6, 'fast rule: above baseline + this many σ…'),
-  fastMinRise: setting.number(1, '…and above baseline × (1 + this)'),
-  fastHoldSamples: setting.count(2, 'samples the fast rule must hold before firing'),
-  // samples with a GC are left out, and live a GC fell on ~40 % of the samples: 30 were not reached
-  // in the 40 s before an injected leak, and the leak itself is never learned, so it was never judged
-  fastWarmup: setting.count(15, 'samples of growth per request before the fast rule judges'),
-  fastBaselineWindow: setting.count(300, 'samples in the growth-per-request baseline'),
-  minArrivals: setting.count(5, 'fewest arrivals in a sample for the fast rule'),
-  minArrivalsShare: setting.ratio(0.5, '…and at least this share of their usual (median) arrivals'),
-  slowWarmupMs: setting.number(
-    300_000,
-    'event time an instance must have been seen before the slow rule judges it (a process warming up grows)',
-  ),
-} as const
-export type MemoryLeakOptions = Partial<SettingsOf<typeof MEMORY_LEAK_SETTINGS>>
-
-export const MEMORY_LEAK_READS: DetectorReads = {
-  spans: [],
-  hw: ['rss_bytes', 'heap_used_bytes', 'arrivals', 'interval_ms'],
-}
+export const MEMORY_LEAK = detectorKind(
+  'memory_leak',
+  {
+    spans: [],
+    hw: ['rss_bytes', 'heap_used_bytes', 'arrivals', 'interval_ms'],
+  },
+  {
+    pendingSamples: setting.count(5, 'samples the slow rule must hold before firing'),
+    resolveSamples: setting.count(10, 'samples in which neither rule holds before resolving'),
+    windowSamples: setting.count(120, "the slow rule's window, samples (stretched to whole GC cycles)"),
+    minSamples: setting.count(60, 'fewest samples in the window (warm-up)'),
+    chunks: setting.count(6, 'chunks whose minima are the floors', 2),
+    minRisingFraction: setting.ratio(0.8, 'floors rise in at least this share of the steps'),
+    minWindowGrowthRatio: setting.number(0.02, 'floors grew by at least this share of the first floor'),
+    maxStepShare: setting.ratio(0.5, 'no single floor step carries more of the growth (a one-off step)'),
+    minProjectedGrowthRatio: setting.number(0.1, 'the slope projects at least this share of the level…'),
+    horizonMs: setting.number(3_600_000, '…within this much time, ms', { min: 1 }),
+    gcDropRatio: setting.ratio(0.05, 'a heap sample this much below the previous one is a GC'),
+    gcCycles: setting.number(2.5, "the slow rule's window covers this many GC periods at least"),
+    maxWindowSamples: setting.count(1800, 'samples kept per instance: the longest window'),
+    noGcMinSpanMs: setting.number(
+      1_800_000,
+      'before any GC, a rising heap is judged only over this much time, ms',
+    ),
+    fastSamples: setting.count(3, 'the fast rule takes the median growth per request of this many samples'),
+    fastSigmas: setting.number(6, 'fast rule: above baseline + this many σ…'),
+    fastMinRise: setting.number(1, '…and above baseline × (1 + this)'),
+    fastHoldSamples: setting.count(2, 'samples the fast rule must hold before firing'),
+    // samples with a GC are left out, and live a GC fell on ~40 % of the samples: 30 were not reached
+    // in the 40 s before an injected leak, and the leak itself is never learned, so it was never judged
+    fastWarmup: setting.count(15, 'samples of growth per request before the fast rule judges'),
+    fastBaselineWindow: setting.count(300, 'samples in the growth-per-request baseline'),
+    minArrivals: setting.count(5, 'fewest arrivals in a sample for the fast rule'),
+    minArrivalsShare: setting.ratio(0.5, '…and at least this share of their usual (median) arrivals'),
+    slowWarmupMs: setting.number(
+      300_000,
+      'event time an instance must have been seen before the slow rule judges it (a process warming up grows)',
+    ),
+  },
+)
+export type MemoryLeakOptions = OptionsOf<typeof MEMORY_LEAK.settings>
 
 const SERIES = ['rss_bytes', 'heap_used_bytes'] as const
 type Series = (typeof SERIES)[number]
@@ -142,49 +137,20 @@ interface FastVerdict {
   projectedRatio: number
 }
 
-export class MemoryLeakDetector extends KeyedDetector<
-  InstanceState,
-  SettingsOf<typeof MEMORY_LEAK_SETTINGS>
-> {
-  readonly type = 'memory_leak'
-  readonly reads = MEMORY_LEAK_READS
-
+export class MemoryLeakDetector extends OneAlertDetector<InstanceState, typeof MEMORY_LEAK.settings> {
   constructor(opts: MemoryLeakOptions = {}) {
-    super(MEMORY_LEAK_SETTINGS, opts)
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(s: InstanceState): string {
-    return s.instance
+    super(MEMORY_LEAK, opts)
   }
 
   /** the rules hold their own counts (fast and slow), so the lifecycle fires on the first held sample */
-  private leakLifecycle(raw?: unknown): AlertLifecycle {
-    const opts = { pendingSamples: 1, resolveSamples: this.o.resolveSamples }
-    return raw === undefined ? new AlertLifecycle(opts) : AlertLifecycle.fromState(raw, opts)
-  }
-
-  private instance(fleet: string, instance: string, nowUs: number): InstanceState {
-    return this.state(`${fleet}/${instance}`, nowUs, () => ({
-      fleet,
-      instance,
-      tUs: [],
-      values: { rss_bytes: [], heap_used_bytes: [] },
-      gcUs: [],
-      growth: new RollingBaseline(this.o.fastBaselineWindow, this.o.fastWarmup),
-      recentGrowth: [],
-      arrivals: new RollingBaseline(this.o.fastBaselineWindow, 1),
-      fastHeld: 0,
-      slowHeld: 0,
-      lifecycle: this.leakLifecycle(),
-    }))
+  protected override get lifecycleOptions(): LifecycleOptions {
+    return { pendingSamples: 1, resolveSamples: this.o.resolveSamples }
   }
 
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.fleet, sample.instance, sample.timestamp_us)
+    const { fleet, instance } = sample
+    const key = `${fleet}/${instance}`
+    const s = this.state(key, sample.timestamp_us, () => this.newState(key, { fleet, instance }))
     const heaps = s.values.heap_used_bytes
     const prevHeap = heaps[heaps.length - 1]
     const gc = prevHeap !== undefined && sample.heap_used_bytes < prevHeap * (1 - this.o.gcDropRatio)
@@ -208,7 +174,6 @@ export class MemoryLeakDetector extends KeyedDetector<
     const slow = [heap, rss].filter((a) => a.leaking).sort((a, b) => b.projectedRatio - a.projectedRatio)
     s.slowHeld = slow.length > 0 ? s.slowHeld + 1 : 0
 
-    const key = `${sample.fleet}/${sample.instance}`
     const warm = this.warm(key, sample.timestamp_us)
     const fastFires = warm && fast !== undefined && s.fastHeld >= this.o.fastHoldSamples
     // a young process's memory grows as it warms up (JIT, caches, pools): measured in `breakid up`,
@@ -216,14 +181,9 @@ export class MemoryLeakDetector extends KeyedDetector<
     const slowFires =
       this.seenFor(key, sample.timestamp_us) >= this.o.slowWarmupMs * 1000 &&
       s.slowHeld >= this.o.pendingSamples
-    const alert = s.lifecycle.observe(
-      sample.timestamp_us,
-      fastFires || slowFires,
-      fastFires || slowFires
-        ? this.evidence(s, sample, fastFires ? fast : undefined, slowFires ? slow : [], heap)
-        : undefined,
+    return this.judge(s.lifecycle, sample.timestamp_us, fastFires || slowFires, key, () =>
+      this.finding(s, sample, fastFires ? fast : undefined, slowFires ? slow : [], heap),
     )
-    return alert ? [alert] : []
   }
 
   /** The heap's growth per request now vs its baseline; undefined while it cannot be judged. */
@@ -413,16 +373,14 @@ export class MemoryLeakDetector extends KeyedDetector<
     }
   }
 
-  private evidence(
+  private finding(
     s: InstanceState,
     sample: HwSample,
     fast: FastVerdict | undefined,
     slow: LeakAssessment[],
     heap: LeakAssessment,
-  ) {
+  ): Finding {
     const common = {
-      type: this.type,
-      dedup_key: `${this.type}/${s.fleet}/${s.instance}`,
       fleet: s.fleet,
       instance: s.instance,
       model: '*',
@@ -471,7 +429,7 @@ export class MemoryLeakDetector extends KeyedDetector<
     }
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       fleet: s.fleet,
       instance: s.instance,
@@ -484,11 +442,10 @@ export class MemoryLeakDetector extends KeyedDetector<
       arrivals: s.arrivals.toState(),
       fastHeld: s.fastHeld,
       slowHeld: s.slowHeld,
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(v: Record<string, unknown>) {
     const tUs = nums(v.tUs)
     const rss = nums(v.rss_bytes)
     const heap = nums(v.heap_used_bytes)
@@ -507,7 +464,6 @@ export class MemoryLeakDetector extends KeyedDetector<
       arrivals: RollingBaseline.fromState(v.arrivals, this.o.fastBaselineWindow, 1),
       fastHeld: num(v.fastHeld, 0),
       slowHeld: num(v.slowHeld, 0),
-      lifecycle: this.leakLifecycle(v.lifecycle),
     }
   }
 }

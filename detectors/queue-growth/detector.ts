@@ -15,32 +15,27 @@
  *   `warmupSamples` (10), frozen while pending or firing
  * - severity critical when completions fall below 30 % of baseline, else warning
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
 
-export const QUEUE_GROWTH_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  risingSamples: setting.count(5, 'samples over which the queue must not shrink', 2),
-  minGrowth: setting.number(5, 'rows the queue must grow by over them, and stand above its baseline by'),
-  throughputDropRatio: setting.ratio(0.7, 'completions below this share of their baseline'),
-  baselineWindow: setting.count(60, 'samples in the queue and completions baselines'),
-  warmupSamples: setting.count(10, 'samples before the baselines are used'),
-} as const
-export type QueueGrowthOptions = Partial<SettingsOf<typeof QUEUE_GROWTH_SETTINGS>>
-
-export const QUEUE_GROWTH_READS: DetectorReads = {
-  spans: ['instance', 'model', 'request_id', 'queue_wait_us'],
-  hw: ['queue_depth', 'completions'],
-}
+export const QUEUE_GROWTH = detectorKind(
+  'queue_growth',
+  {
+    spans: ['instance', 'model', 'request_id', 'queue_wait_us'],
+    hw: ['queue_depth', 'completions'],
+  },
+  {
+    risingSamples: setting.count(5, 'samples over which the queue must not shrink', 2),
+    minGrowth: setting.number(5, 'rows the queue must grow by over them, and stand above its baseline by'),
+    throughputDropRatio: setting.ratio(0.7, 'completions below this share of their baseline'),
+    baselineWindow: setting.count(60, 'samples in the queue and completions baselines'),
+    warmupSamples: setting.count(10, 'samples before the baselines are used'),
+  },
+)
+export type QueueGrowthOptions = OptionsOf<typeof QUEUE_GROWTH.settings>
 
 interface InstanceState {
   queue: RollingBaseline
@@ -51,46 +46,21 @@ interface InstanceState {
   spans: RecentSpans
 }
 
-export class QueueGrowthDetector extends KeyedDetector<
-  InstanceState,
-  SettingsOf<typeof QUEUE_GROWTH_SETTINGS>
-> {
-  readonly type = 'queue_growth'
-  readonly reads = QUEUE_GROWTH_READS
-
+export class QueueGrowthDetector extends InstanceSampleDetector<InstanceState, typeof QUEUE_GROWTH.settings> {
   constructor(opts: QueueGrowthOptions = {}) {
-    super(QUEUE_GROWTH_SETTINGS, opts)
+    super(QUEUE_GROWTH, opts)
   }
 
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => ({
-      queue: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      completions: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      recentQueue: [],
-      lifecycle: this.newLifecycle(),
-      spans: new RecentSpans(),
-    }))
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
-  }
-
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       queue: s.queue.toState(),
       completions: s.completions.toState(),
       recentQueue: s.recentQueue,
-      lifecycle: s.lifecycle.toState(),
       model: s.spans.model,
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       queue: RollingBaseline.fromState(raw.queue, w, warm),
@@ -98,18 +68,12 @@ export class QueueGrowthDetector extends KeyedDetector<
       recentQueue: Array.isArray(raw.recentQueue)
         ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
         : [],
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }
 
-  onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).spans.add(span)
-    return []
-  }
-
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     s.recentQueue.push(sample.queue_depth)
     if (s.recentQueue.length > this.o.risingSamples) s.recentQueue.shift()
     const queueBase = s.queue.median()
@@ -124,39 +88,36 @@ export class QueueGrowthDetector extends KeyedDetector<
       rq.every((q, i) => i === 0 || q >= rq[i - 1]!) &&
       rq[rq.length - 1]! - rq[0]! >= this.o.minGrowth
     const stalled = ready && elevated && draining && (rising || s.lifecycle.state === 'firing')
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       stalled,
-      stalled
-        ? {
-            type: this.type,
-            severity: sample.completions < doneBase * 0.3 ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.spans.model,
-            stage: 'queue_wait',
-            statistic: 'completions',
-            observed: sample.completions,
-            baseline: doneBase,
-            threshold,
-            summary:
-              `${sample.instance}: queue grew ${rq[0]} → ${sample.queue_depth} (baseline ${queueBase.toFixed(0)}) ` +
-              `while completions fell to ${sample.completions} per interval (baseline ${doneBase.toFixed(0)})`,
-            suspected_cause:
-              'the executor stopped draining its queue: a hung or much slower model execution, ' +
-              'a stuck batch, or a device error',
-            suggested_action:
-              'check the executor of this instance (device health, errors, stuck batches) and shed or ' +
-              'reroute load until it drains; restart the instance if execution is hung',
-            exemplar_request_ids: s.spans.exemplars((x) => x.queue_wait_us),
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: sample.completions < doneBase * 0.3 ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.spans.model,
+        stage: 'queue_wait',
+        statistic: 'completions',
+        observed: sample.completions,
+        baseline: doneBase,
+        threshold,
+        summary:
+          `${sample.instance}: queue grew ${rq[0]} → ${sample.queue_depth} (baseline ${queueBase.toFixed(0)}) ` +
+          `while completions fell to ${sample.completions} per interval (baseline ${doneBase.toFixed(0)})`,
+        suspected_cause:
+          'the executor stopped draining its queue: a hung or much slower model execution, ' +
+          'a stuck batch, or a device error',
+        suggested_action:
+          'check the executor of this instance (device health, errors, stuck batches) and shed or ' +
+          'reroute load until it drains; restart the instance if execution is hung',
+        exemplar_request_ids: s.spans.exemplars((x) => x.queue_wait_us),
+      }),
+      () => {
+        s.queue.push(sample.queue_depth)
+        s.completions.push(sample.completions)
+      },
     )
-    if (!s.lifecycle.active) {
-      s.queue.push(sample.queue_depth)
-      s.completions.push(sample.completions)
-    }
-    return alert ? [alert] : []
   }
 }

@@ -18,113 +18,68 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
 import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
+  BucketedModelDetector,
+  type BucketedModelState,
+  type OptionsOf,
   setting,
+  detectorKind,
 } from '../detector.ts'
-import type { AlertLifecycle } from '../lifecycle.ts'
-import { EventTimeBuckets, fmtMs, fmtPct, num } from '../stats.ts'
+import { fmtMs, fmtPct, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
 
-export const SERIALIZATION_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
-  minSpans: setting.count(5, 'fewest spans in a bucket to judge it'),
-  minShare: setting.ratio(0.25, '(de)serialization share of request time above this'),
-  minShareGrowth: setting.number(3, '…and at least baseline share × this'),
-  baselineWindow: setting.count(60, 'buckets in the share baseline'),
-  warmupBuckets: setting.count(10, 'buckets before the baseline is used'),
-} as const
-export type SerializationOptions = Partial<SettingsOf<typeof SERIALIZATION_SETTINGS>>
-
-export const SERIALIZATION_READS: DetectorReads = {
-  spans: ['instance', 'model', 'request_id', 'deserialize_us', 'serialize_us', 'total_us'],
-  hw: [],
-}
+export const SERIALIZATION = detectorKind(
+  'serialization_dominant',
+  {
+    spans: ['instance', 'model', 'request_id', 'deserialize_us', 'serialize_us', 'total_us'],
+    hw: [],
+  },
+  {
+    bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
+    minSpans: setting.count(5, 'fewest spans in a bucket to judge it'),
+    minShare: setting.ratio(0.25, '(de)serialization share of request time above this'),
+    minShareGrowth: setting.number(3, '…and at least baseline share × this'),
+    baselineWindow: setting.count(60, 'buckets in the share baseline'),
+    warmupBuckets: setting.count(10, 'buckets before the baseline is used'),
+  },
+)
+export type SerializationOptions = OptionsOf<typeof SERIALIZATION.settings>
 
 /** spans kept per bucket for exemplars (the newest) */
 const EXEMPLAR_POOL = 256
 
-interface KeyState {
-  fleet: string
-  instance: string
-  model: string
-  buckets: EventTimeBuckets
+interface KeyState extends BucketedModelState {
   spans: Span[]
   count: number
   deserUs: number
   serUs: number
   totalUs: number
   share: RollingBaseline
-  lifecycle: AlertLifecycle
 }
 
-export class SerializationDominantDetector extends KeyedDetector<
+export class SerializationDominantDetector extends BucketedModelDetector<
   KeyState,
-  SettingsOf<typeof SERIALIZATION_SETTINGS>
+  typeof SERIALIZATION.settings
 > {
-  readonly type = 'serialization_dominant'
-  readonly reads = SERIALIZATION_READS
-
   constructor(opts: SerializationOptions = {}) {
-    super(SERIALIZATION_SETTINGS, opts)
+    super(SERIALIZATION, opts)
   }
 
-  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
-    return [k.lifecycle]
-  }
-
-  protected instanceOf(k: KeyState): string {
-    return k.instance
-  }
-
-  private key(
-    key: string,
-    span: { fleet: string; instance: string; model: string },
-    nowUs: number,
-  ): KeyState {
-    return this.state(key, nowUs, () => ({
-      fleet: span.fleet,
-      instance: span.instance,
-      model: span.model,
-      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-      spans: [],
-      count: 0,
-      deserUs: 0,
-      serUs: 0,
-      totalUs: 0,
-      share: new RollingBaseline(this.o.baselineWindow, this.o.warmupBuckets),
-      lifecycle: this.newLifecycle(),
-    }))
-  }
-
-  onSpan(span: Span): Alert[] {
-    const key = `${span.fleet}/${span.instance}/${span.model}`
-    const k = this.key(key, span, span.timestamp_us)
-    const closedAtUs = k.buckets.place(span.timestamp_us)
-    const out: Alert[] = []
-    if (closedAtUs !== undefined) {
-      const a = this.evaluate(key, k, closedAtUs)
-      if (a) out.push(a)
-    }
+  protected count(k: KeyState, span: Span): void {
     if (k.spans.length >= EXEMPLAR_POOL) k.spans.shift()
     k.spans.push(span)
     k.count++
     k.deserUs += span.deserialize_us
     k.serUs += span.serialize_us
     k.totalUs += span.total_us
-    return out
   }
 
-  private evaluate(key: string, k: KeyState, nowUs: number): Alert | undefined {
+  protected judgeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
     const { count, deserUs, serUs, totalUs, spans } = k
     k.spans = []
     k.count = 0
     k.deserUs = 0
     k.serUs = 0
     k.totalUs = 0
-    if (count < this.o.minSpans || totalUs <= 0) return undefined
+    if (count < this.o.minSpans || totalUs <= 0) return []
     const share = (deserUs + serUs) / totalUs
     const base = k.share.median()
     const dominant =
@@ -133,69 +88,56 @@ export class SerializationDominantDetector extends KeyedDetector<
       share > this.o.minShare &&
       share >= base * this.o.minShareGrowth
     const stage = deserUs >= serUs ? 'deserialize' : 'serialize'
-    const alert = k.lifecycle.observe(
+    return this.judge(
+      k.lifecycle,
       nowUs,
       dominant,
-      dominant
-        ? {
-            type: this.type,
-            severity: share >= 0.8 ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${key}`,
-            fleet: k.fleet,
-            instance: k.instance,
-            model: k.model,
-            stage,
-            statistic: 'serialization_share',
-            observed: share,
-            baseline: base,
-            threshold: Math.max(this.o.minShare, base * this.o.minShareGrowth),
-            summary:
-              `${k.instance}/${k.model}: (de)serialization takes ${fmtPct(share)} of request time ` +
-              `(baseline ${fmtPct(base)}) — deserialize ${fmtMs(deserUs / count)}, serialize ` +
-              `${fmtMs(serUs / count)} of ${fmtMs(totalUs / count)} per request over ${count} requests`,
-            suspected_cause:
-              stage === 'deserialize'
-                ? 'decoding requests dominates: larger payloads or a slower format (e.g. JSON tensors instead of binary)'
-                : 'encoding responses dominates: larger outputs or a slower format',
-            suggested_action:
-              'use the binary tensor extension of the inference protocol, trim payloads (fewer outputs, lower precision), or check for a client change',
-            exemplar_request_ids: [...spans]
-              .sort((a, b) => b.deserialize_us + b.serialize_us - (a.deserialize_us + a.serialize_us))
-              .slice(0, 3)
-              .map((s) => s.request_id),
-          }
-        : undefined,
+      key,
+      () => ({
+        severity: share >= 0.8 ? 'critical' : 'warning',
+        fleet: k.fleet,
+        instance: k.instance,
+        model: k.model,
+        stage,
+        statistic: 'serialization_share',
+        observed: share,
+        baseline: base,
+        threshold: Math.max(this.o.minShare, base * this.o.minShareGrowth),
+        summary:
+          `${k.instance}/${k.model}: (de)serialization takes ${fmtPct(share)} of request time ` +
+          `(baseline ${fmtPct(base)}) — deserialize ${fmtMs(deserUs / count)}, serialize ` +
+          `${fmtMs(serUs / count)} of ${fmtMs(totalUs / count)} per request over ${count} requests`,
+        suspected_cause:
+          stage === 'deserialize'
+            ? 'decoding requests dominates: larger payloads or a slower format (e.g. JSON tensors instead of binary)'
+            : 'encoding responses dominates: larger outputs or a slower format',
+        suggested_action:
+          'use the binary tensor extension of the inference protocol, trim payloads (fewer outputs, lower precision), or check for a client change',
+        exemplar_request_ids: [...spans]
+          .sort((a, b) => b.deserialize_us + b.serialize_us - (a.deserialize_us + a.serialize_us))
+          .slice(0, 3)
+          .map((s) => s.request_id),
+      }),
+      () => k.share.push(share),
     )
-    if (!k.lifecycle.active) k.share.push(share)
-    return alert
   }
 
-  protected stateToJson(k: KeyState): Record<string, unknown> {
+  protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
-      fleet: k.fleet,
-      instance: k.instance,
-      model: k.model,
-      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      ...modelBucketsToJson(k),
       share: k.share.toState(),
-      lifecycle: k.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): KeyState {
-    const buckets = new EventTimeBuckets(this.o.bucketMs * 1000)
-    buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
+  protected fieldsFromJson(v: Record<string, unknown>) {
     return {
-      fleet: String(v.fleet ?? ''),
-      instance: String(v.instance ?? ''),
-      model: String(v.model ?? ''),
-      buckets,
+      ...modelBucketsFromJson(v, this.o.bucketMs * 1000),
       spans: [],
       count: 0,
       deserUs: 0,
       serUs: 0,
       totalUs: 0,
       share: RollingBaseline.fromState(v.share, this.o.baselineWindow, this.o.warmupBuckets),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

@@ -23,33 +23,28 @@
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { setting, detectorKind, type OptionsOf, OneAlertDetector, type Finding } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
-export const SILENT_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  // the silence factor is the hold time: the alert fires on the first evaluation past it
-  pendingSamples: setting.count(1, 'evaluations past the threshold before firing'),
-  resolveSamples: setting.count(1, 'samples it must send again to resolve'),
-  silenceFactor: setting.number(5, 'silent after this many of its own sampling intervals'),
-  minSilenceMs: setting.number(3000, '…and at least this long, ms'),
-  forgetAfterMs: setting.number(600_000, 'silent longer than this: gone, resolved stale and forgotten, ms'),
-  warmupSamples: setting.count(5, 'intervals of its own before it is judged'),
-  baselineWindow: setting.count(60, 'intervals in the interval baseline'),
-  evaluateEveryMs: setting.number(1000, 'the fleet is scanned at most this often, ms of event time'),
-} as const
-export type SilentOptions = Partial<SettingsOf<typeof SILENT_SETTINGS>>
-
-export const SILENT_READS: DetectorReads = {
-  spans: ['instance', 'request_id', 'timestamp_us'],
-  hw: ['instance', 'fleet', 'timestamp_us'],
-}
+export const SILENT = detectorKind(
+  'instance_silent',
+  {
+    spans: ['instance', 'request_id', 'timestamp_us'],
+    hw: ['instance', 'fleet', 'timestamp_us'],
+  },
+  {
+    // the silence factor is the hold time: the alert fires on the first evaluation past it
+    pendingSamples: setting.count(1, 'evaluations past the threshold before firing'),
+    resolveSamples: setting.count(1, 'samples it must send again to resolve'),
+    silenceFactor: setting.number(5, 'silent after this many of its own sampling intervals'),
+    minSilenceMs: setting.number(3000, '…and at least this long, ms'),
+    forgetAfterMs: setting.number(600_000, 'silent longer than this: gone, resolved stale and forgotten, ms'),
+    warmupSamples: setting.count(5, 'intervals of its own before it is judged'),
+    baselineWindow: setting.count(60, 'intervals in the interval baseline'),
+    evaluateEveryMs: setting.number(1000, 'the fleet is scanned at most this often, ms of event time'),
+  },
+)
+export type SilentOptions = OptionsOf<typeof SILENT.settings>
 
 interface InstanceState {
   fleet: string
@@ -60,22 +55,12 @@ interface InstanceState {
   recentRequests: string[]
 }
 
-export class InstanceSilentDetector extends KeyedDetector<InstanceState, SettingsOf<typeof SILENT_SETTINGS>> {
-  readonly type = 'instance_silent'
-  readonly reads = SILENT_READS
+export class InstanceSilentDetector extends OneAlertDetector<InstanceState, typeof SILENT.settings> {
   private nowUs = 0
   private lastScanUs = Number.NEGATIVE_INFINITY
 
   constructor(opts: SilentOptions = {}) {
-    super(SILENT_SETTINGS, opts)
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
+    super(SILENT, opts)
   }
 
   onSpan(span: Span): Alert[] {
@@ -92,13 +77,10 @@ export class InstanceSilentDetector extends KeyedDetector<InstanceState, Setting
     if (sample.timestamp_us > this.nowUs) this.nowUs = sample.timestamp_us
     const out: Alert[] = []
     const known = this.keys.get(sample.instance)
-    const s = this.state(sample.instance, sample.timestamp_us, () => ({
-      fleet: sample.fleet,
-      lastSeenUs: sample.timestamp_us,
-      intervals: new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.newLifecycle(),
-      recentRequests: [],
-    }))
+    const { fleet, timestamp_us: lastSeenUs } = sample
+    const s = this.state(sample.instance, lastSeenUs, () =>
+      this.newState(sample.instance, { fleet, lastSeenUs }),
+    )
     if (known && sample.timestamp_us > s.lastSeenUs) {
       // it reports again: resolve first, and keep the silence out of its interval baseline
       if (s.lifecycle.active) {
@@ -122,10 +104,8 @@ export class InstanceSilentDetector extends KeyedDetector<InstanceState, Setting
       const intervalUs = other.intervals.median()
       const thresholdUs = Math.max(this.o.silenceFactor * intervalUs, this.o.minSilenceMs * 1000)
       if (silentUs <= thresholdUs) continue
-      const alert = other.lifecycle.observe(this.nowUs, true, {
-        type: this.type,
+      const finding = (): Finding => ({
         severity: 'critical',
-        dedup_key: `${this.type}/${other.fleet}/${instance}`,
         fleet: other.fleet,
         instance,
         model: '*',
@@ -145,7 +125,7 @@ export class InstanceSilentDetector extends KeyedDetector<InstanceState, Setting
           'if it serves, check its telemetry path to Kafka',
         exemplar_request_ids: [...other.recentRequests],
       })
-      if (alert) out.push(alert)
+      out.push(...this.judge(other.lifecycle, this.nowUs, true, `${other.fleet}/${instance}`, finding))
     }
     return out
   }
@@ -158,23 +138,21 @@ export class InstanceSilentDetector extends KeyedDetector<InstanceState, Setting
     if (typeof state.nowUs === 'number' && state.nowUs > this.nowUs) this.nowUs = state.nowUs
   }
 
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       fleet: s.fleet,
       lastSeenUs: s.lastSeenUs,
       intervals: s.intervals.toState(),
-      lifecycle: s.lifecycle.toState(),
       recentRequests: s.recentRequests,
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState | undefined {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     if (typeof raw.lastSeenUs !== 'number') return undefined
     return {
       fleet: typeof raw.fleet === 'string' ? raw.fleet : 'default',
       lastSeenUs: raw.lastSeenUs,
       intervals: RollingBaseline.fromState(raw.intervals, this.o.baselineWindow, this.o.warmupSamples),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
       recentRequests: Array.isArray(raw.recentRequests)
         ? raw.recentRequests.filter((x): x is string => typeof x === 'string').slice(-3)
         : [],

@@ -18,32 +18,27 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { type Finding, OneAlertDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
-import { EventTimeBuckets, fmtMs, num, quantile } from '../stats.ts'
+import { EventTimeBuckets, fmtMs, quantile } from '../stats.ts'
 
-export const SLO_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(3, 'buckets over the SLO before firing'),
-  sloP99Ms: setting.number(500, 'p99 latency objective of models without their own, ms', { min: 0.001 }),
-  sloP99MsByModel: setting.map('p99 latency objective per model name, ms'),
-  windowMs: setting.number(30_000, 'rolling event-time window the p99 is taken over, ms', { min: 1 }),
-  bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
-  minSpans: setting.count(100, 'fewest spans in the window to judge it'),
-  maxWindowSpans: setting.count(20_000, 'bound of the window, spans (the oldest are dropped first)'),
-} as const
-export type SloOptions = Partial<SettingsOf<typeof SLO_SETTINGS>>
-
-export const SLO_READS: DetectorReads = {
-  spans: ['fleet', 'model', 'instance', 'request_id', 'total_us', ...STAGES.map((s) => `${s}_us` as const)],
-  hw: [],
-}
+export const SLO = detectorKind(
+  'slo_p99_breach',
+  {
+    spans: ['fleet', 'model', 'instance', 'request_id', 'total_us', ...STAGES.map((s) => `${s}_us` as const)],
+    hw: [],
+  },
+  {
+    pendingSamples: setting.count(3, 'buckets over the SLO before firing'),
+    sloP99Ms: setting.number(500, 'p99 latency objective of models without their own, ms', { min: 0.001 }),
+    sloP99MsByModel: setting.map('p99 latency objective per model name, ms'),
+    windowMs: setting.number(30_000, 'rolling event-time window the p99 is taken over, ms', { min: 1 }),
+    bucketMs: setting.number(1000, 'event-time bucket between evaluations, ms', { min: 1 }),
+    minSpans: setting.count(100, 'fewest spans in the window to judge it'),
+    maxWindowSpans: setting.count(20_000, 'bound of the window, spans (the oldest are dropped first)'),
+  },
+)
+export type SloOptions = OptionsOf<typeof SLO.settings>
 
 interface KeyState {
   fleet: string
@@ -55,20 +50,13 @@ interface KeyState {
   lifecycle: AlertLifecycle
 }
 
-export class SloP99Detector extends KeyedDetector<KeyState, SettingsOf<typeof SLO_SETTINGS>> {
-  readonly type = 'slo_p99_breach'
-  readonly reads = SLO_READS
-
+export class SloP99Detector extends OneAlertDetector<KeyState, typeof SLO.settings> {
   constructor(opts: SloOptions = {}) {
-    super(SLO_SETTINGS, opts)
-  }
-
-  protected lifecyclesOf(k: KeyState): AlertLifecycle[] {
-    return [k.lifecycle]
+    super(SLO, opts)
   }
 
   /** a fleet-wide objective: its alert names the instance with the most slow requests when it fires */
-  protected instanceOf(): string {
+  protected override instanceOf(): string {
     return '*'
   }
 
@@ -77,35 +65,23 @@ export class SloP99Detector extends KeyedDetector<KeyState, SettingsOf<typeof SL
     return (this.o.sloP99MsByModel[model] ?? this.o.sloP99Ms) * 1000
   }
 
-  private key(key: string, fleet: string, model: string, nowUs: number): KeyState {
-    return this.state(key, nowUs, () => ({
-      fleet,
-      model,
-      buckets: new EventTimeBuckets(this.o.bucketMs * 1000),
-      window: [],
-      p99: new RollingBaseline(300, 1),
-      lifecycle: this.newLifecycle(),
-    }))
-  }
-
   onSpan(span: Span): Alert[] {
     const key = `${span.fleet}/${span.model}`
-    const k = this.key(key, span.fleet, span.model, span.timestamp_us)
-    const closedAtUs = k.buckets.place(span.timestamp_us)
-    let alert: Alert | undefined
-    if (closedAtUs !== undefined) alert = this.evaluate(key, k, closedAtUs)
+    const { fleet, model } = span
+    const k = this.state(key, span.timestamp_us, () => this.newState(key, { fleet, model }))
+    const alerts = k.buckets.closing(span.timestamp_us, (endUs) => this.evaluate(key, k, endUs))
     if (k.window.length >= this.o.maxWindowSpans) k.window.shift()
     k.window.push(span)
-    return alert ? [alert] : []
+    return alerts
   }
 
-  private evaluate(key: string, k: KeyState, nowUs: number): Alert | undefined {
+  private evaluate(key: string, k: KeyState, nowUs: number): Alert[] {
     const fromUs = nowUs - this.o.windowMs * 1000
     let drop = 0
     while (drop < k.window.length && k.window[drop]!.timestamp_us < fromUs) drop++
     if (drop > 0) k.window.splice(0, drop)
     // too few spans to judge (warm-up, or a window refilling after a restart): the lifecycle waits
-    if (k.window.length < this.o.minSpans) return undefined
+    if (k.window.length < this.o.minSpans) return []
     const sloUs = this.sloUs(k.model)
     const p99 = quantile(
       k.window.map((s) => s.total_us),
@@ -113,16 +89,17 @@ export class SloP99Detector extends KeyedDetector<KeyState, SettingsOf<typeof SL
     )
     const breach = p99 > sloUs && this.warm(key, nowUs)
     const base = k.p99.count > 0 ? k.p99.median() : Number.NaN
-    const alert = k.lifecycle.observe(
+    return this.judge(
+      k.lifecycle,
       nowUs,
       breach,
-      breach ? this.evidence(key, k, p99, sloUs, base) : undefined,
+      key,
+      () => this.finding(k, p99, sloUs, base),
+      () => k.p99.push(p99),
     )
-    if (!k.lifecycle.active) k.p99.push(p99)
-    return alert
   }
 
-  private evidence(key: string, k: KeyState, p99: number, sloUs: number, base: number) {
+  private finding(k: KeyState, p99: number, sloUs: number, base: number): Finding {
     const slow = k.window.filter((s) => s.total_us > sloUs)
     const byInstance = new Map<string, number>()
     for (const s of slow) byInstance.set(s.instance, (byInstance.get(s.instance) ?? 0) + 1)
@@ -139,9 +116,7 @@ export class SloP99Detector extends KeyedDetector<KeyState, SettingsOf<typeof SL
     }
     const stageShare = slow.length > 0 ? stageUs / slow.reduce((acc, s) => acc + s.total_us, 0) : 0
     return {
-      type: this.type,
-      severity: p99 > 2 * sloUs ? ('critical' as const) : ('warning' as const),
-      dedup_key: `${this.type}/${key}`,
+      severity: p99 > 2 * sloUs ? 'critical' : 'warning',
       fleet: k.fleet,
       instance,
       model: k.model,
@@ -170,26 +145,22 @@ export class SloP99Detector extends KeyedDetector<KeyState, SettingsOf<typeof SL
   }
 
   /** The window's spans are not exported (they refill within `windowMs`); the baseline and lifecycle are. */
-  protected stateToJson(k: KeyState): Record<string, unknown> {
+  protected fieldsToJson(k: KeyState): Record<string, unknown> {
     return {
       fleet: k.fleet,
       model: k.model,
-      openBucket: Number.isFinite(k.buckets.open) ? k.buckets.open : null,
+      openBucket: k.buckets.toState(),
       p99: k.p99.toState(),
-      lifecycle: k.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(v: Record<string, unknown>): KeyState {
-    const buckets = new EventTimeBuckets(this.o.bucketMs * 1000)
-    buckets.open = num(v.openBucket, Number.NEGATIVE_INFINITY)
+  protected fieldsFromJson(v: Record<string, unknown>) {
     return {
       fleet: String(v.fleet ?? ''),
       model: String(v.model ?? ''),
-      buckets,
+      buckets: EventTimeBuckets.fromState(v.openBucket, this.o.bucketMs * 1000),
       window: [],
       p99: RollingBaseline.fromState(v.p99, 300, 1),
-      lifecycle: this.restoreLifecycle(v.lifecycle),
     }
   }
 }

@@ -22,32 +22,27 @@
 import type { Alert, Span } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { type Finding, type OptionsOf, setting, detectorKind, DeclaredDetector } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
-export const STAGE_LATENCY_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  intervalMs: setting.number(1000, 'event-time interval whose median is compared, ms', { min: 1 }),
-  minSpans: setting.count(5, 'fewest spans in an interval to judge it'),
-  ratio: setting.number(1.5, 'median above baseline × this'),
-  queueWaitRatio: setting.number(3, 'the same for queue_wait, which grows with load by nature'),
-  sigmas: setting.number(6, '…and above baseline + this many σ'),
-  minIncreaseUs: setting.number(1000, '…and above baseline + this many µs'),
-  baselineWindow: setting.count(60, 'intervals in the baseline'),
-  warmupSamples: setting.count(10, 'intervals before the baseline is used'),
-} as const
-export type StageLatencyOptions = Partial<SettingsOf<typeof STAGE_LATENCY_SETTINGS>>
-
-export const STAGE_LATENCY_READS: DetectorReads = {
-  spans: ['instance', 'model', 'status', 'request_id', ...STAGES.map((s) => `${s}_us` as const)],
-  hw: [],
-}
+export const STAGE_LATENCY = detectorKind(
+  'stage_latency_regression',
+  {
+    spans: ['instance', 'model', 'status', 'request_id', ...STAGES.map((s) => `${s}_us` as const)],
+    hw: [],
+  },
+  {
+    intervalMs: setting.number(1000, 'event-time interval whose median is compared, ms', { min: 1 }),
+    minSpans: setting.count(5, 'fewest spans in an interval to judge it'),
+    ratio: setting.number(1.5, 'median above baseline × this'),
+    queueWaitRatio: setting.number(3, 'the same for queue_wait, which grows with load by nature'),
+    sigmas: setting.number(6, '…and above baseline + this many σ'),
+    minIncreaseUs: setting.number(1000, '…and above baseline + this many µs'),
+    baselineWindow: setting.count(60, 'intervals in the baseline'),
+    warmupSamples: setting.count(10, 'intervals before the baseline is used'),
+  },
+)
+export type StageLatencyOptions = OptionsOf<typeof STAGE_LATENCY.settings>
 
 /** spans kept per open interval (the newest; enough for a median and exemplars) */
 const MAX_INTERVAL_SPANS = 512
@@ -84,15 +79,9 @@ const ACTIONS: Record<Stage, string> = {
   serialize: 'compare response sizes with the baseline; check the process CPU of this instance',
 }
 
-export class StageLatencyDetector extends KeyedDetector<
-  ModelState,
-  SettingsOf<typeof STAGE_LATENCY_SETTINGS>
-> {
-  readonly type = 'stage_latency_regression'
-  readonly reads = STAGE_LATENCY_READS
-
+export class StageLatencyDetector extends DeclaredDetector<ModelState, typeof STAGE_LATENCY.settings> {
   constructor(opts: StageLatencyOptions = {}) {
-    super(STAGE_LATENCY_SETTINGS, opts)
+    super(STAGE_LATENCY, opts)
   }
 
   protected lifecyclesOf(m: ModelState): AlertLifecycle[] {
@@ -158,36 +147,28 @@ export class StageLatencyDetector extends KeyedDetector<
         base + this.o.minIncreaseUs,
       )
       const regressed = s.baseline.ready && warm && observed > threshold
-      const alert = s.lifecycle.observe(
-        nowUs,
-        regressed,
-        regressed
-          ? {
-              type: this.type,
-              severity: observed > base * 10 ? 'critical' : 'warning',
-              dedup_key: `${this.type}/${m.fleet}/${instance}/${model}/${stage}`,
-              fleet: m.fleet,
-              instance,
-              model,
-              stage,
-              statistic: `${stage}_us_p50`,
-              observed,
-              baseline: base,
-              threshold,
-              summary:
-                `${instance}/${model}: ${stage} median ${ms(observed)} per request ` +
-                `(baseline ${ms(base)}, ${(observed / Math.max(base, 1)).toFixed(1)}×) over ${m.spans.length} requests`,
-              suspected_cause: CAUSES[stage],
-              suggested_action: ACTIONS[stage],
-              exemplar_request_ids: [...m.spans]
-                .sort((a, b) => b[`${stage}_us`] - a[`${stage}_us`])
-                .slice(0, 3)
-                .map((x) => x.request_id),
-            }
-          : undefined,
-      )
-      if (alert) out.push(alert)
-      if (!s.lifecycle.active) s.baseline.push(observed)
+      const finding = (): Finding => ({
+        severity: observed > base * 10 ? 'critical' : 'warning',
+        fleet: m.fleet,
+        instance,
+        model,
+        stage,
+        statistic: `${stage}_us_p50`,
+        observed,
+        baseline: base,
+        threshold,
+        summary:
+          `${instance}/${model}: ${stage} median ${ms(observed)} per request ` +
+          `(baseline ${ms(base)}, ${(observed / Math.max(base, 1)).toFixed(1)}×) over ${m.spans.length} requests`,
+        suspected_cause: CAUSES[stage],
+        suggested_action: ACTIONS[stage],
+        exemplar_request_ids: [...m.spans]
+          .sort((a, b) => b[`${stage}_us`] - a[`${stage}_us`])
+          .slice(0, 3)
+          .map((x) => x.request_id),
+      })
+      const scope = `${m.fleet}/${instance}/${model}/${stage}`
+      out.push(...this.judge(s.lifecycle, nowUs, regressed, scope, finding, () => s.baseline.push(observed)))
     }
     return out
   }

@@ -19,44 +19,39 @@
  * span baselines and the alert lifecycle (an alert firing at a checkpoint resolves after a restart
  * instead of firing again), as `{ keys: { <instance>: … } }` — one row per instance in the store.
  */
-import type { Alert, HwSample, Span } from '../../contract/records.ts'
+import type { Alert, HwSample } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  type DetectorReads,
-  KeyedDetector,
-  LIFECYCLE_SETTINGS,
-  type SettingsOf,
-  setting,
-} from '../detector.ts'
+import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { InstanceSpanWindow } from '../instance-window.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 
-export const STARVATION_SETTINGS = {
-  ...LIFECYCLE_SETTINGS,
-  busyDropRatio: setting.ratio(0.9, 'busy below this share of its baseline counts as idle capacity'),
-  busyCeiling: setting.ratio(0.75, 'busy above this is never idle capacity'),
-  maxQueuedShare: setting.ratio(0.1, 'at most this share of in-flight requests waits at the executor'),
-  inFlightGrowth: setting.number(2, 'in-flight above baseline × this counts as a backlog'),
-  minPending: setting.number(4, '…and above baseline + this many requests'),
-  baselineWindow: setting.count(60, 'samples in the busy and in-flight baselines'),
-  warmupSamples: setting.count(10, 'samples before the baselines are used'),
-} as const
-export type StarvationOptions = Partial<SettingsOf<typeof STARVATION_SETTINGS>>
-
-export const STARVATION_READS: DetectorReads = {
-  spans: [
-    'instance',
-    'model',
-    'request_id',
-    'preprocess_us',
-    'deserialize_us',
-    'queue_wait_us',
-    'postprocess_us',
-    'serialize_us',
-  ],
-  hw: ['executor_busy', 'in_flight', 'queue_depth'],
-}
+export const STARVATION = detectorKind(
+  'accelerator_starved',
+  {
+    spans: [
+      'instance',
+      'model',
+      'request_id',
+      'preprocess_us',
+      'deserialize_us',
+      'queue_wait_us',
+      'postprocess_us',
+      'serialize_us',
+    ],
+    hw: ['executor_busy', 'in_flight', 'queue_depth'],
+  },
+  {
+    busyDropRatio: setting.ratio(0.9, 'busy below this share of its baseline counts as idle capacity'),
+    busyCeiling: setting.ratio(0.75, 'busy above this is never idle capacity'),
+    maxQueuedShare: setting.ratio(0.1, 'at most this share of in-flight requests waits at the executor'),
+    inFlightGrowth: setting.number(2, 'in-flight above baseline × this counts as a backlog'),
+    minPending: setting.number(4, '…and above baseline + this many requests'),
+    baselineWindow: setting.count(60, 'samples in the busy and in-flight baselines'),
+    warmupSamples: setting.count(10, 'samples before the baselines are used'),
+  },
+)
+export type StarvationOptions = OptionsOf<typeof STARVATION.settings>
 
 interface InstanceState {
   busy: RollingBaseline
@@ -65,60 +60,30 @@ interface InstanceState {
   lifecycle: AlertLifecycle
 }
 
-export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<typeof STARVATION_SETTINGS>> {
-  readonly type = 'accelerator_starved'
-  readonly reads = STARVATION_READS
-
+export class StarvationDetector extends InstanceSampleDetector<InstanceState, typeof STARVATION.settings> {
   constructor(opts: StarvationOptions = {}) {
-    super(STARVATION_SETTINGS, opts)
+    super(STARVATION, opts)
   }
 
-  private instance(instance: string, nowUs: number): InstanceState {
-    return this.state(instance, nowUs, () => {
-      const { baselineWindow: w, warmupSamples: warm } = this.o
-      return {
-        busy: new RollingBaseline(w, warm),
-        inFlight: new RollingBaseline(w, warm),
-        spans: new InstanceSpanWindow(),
-        lifecycle: this.newLifecycle(),
-      }
-    })
-  }
-
-  protected lifecyclesOf(s: InstanceState): AlertLifecycle[] {
-    return [s.lifecycle]
-  }
-
-  protected instanceOf(_s: InstanceState, key: string): string {
-    return key
-  }
-
-  protected stateToJson(s: InstanceState): Record<string, unknown> {
+  protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       busy: s.busy.toState(),
       inFlight: s.inFlight.toState(),
       spans: s.spans.toState(),
-      lifecycle: s.lifecycle.toState(),
     }
   }
 
-  protected stateFromJson(raw: Record<string, unknown>): InstanceState {
+  protected fieldsFromJson(raw: Record<string, unknown>) {
     const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
       busy: RollingBaseline.fromState(raw.busy, w, warm),
       inFlight: RollingBaseline.fromState(raw.inFlight, w, warm),
       spans: InstanceSpanWindow.fromState(raw.spans),
-      lifecycle: this.restoreLifecycle(raw.lifecycle),
     }
   }
 
-  onSpan(span: Span): Alert[] {
-    this.instance(span.instance, span.timestamp_us).spans.add(span)
-    return []
-  }
-
   onHwSample(sample: HwSample): Alert[] {
-    const s = this.instance(sample.instance, sample.timestamp_us)
+    const s = this.state(sample.instance, sample.timestamp_us)
     s.spans.roll(s.lifecycle.active)
     const busyBase = s.busy.median()
     const inFlightBase = s.inFlight.median()
@@ -135,43 +100,40 @@ export class StarvationDetector extends KeyedDetector<InstanceState, SettingsOf<
     // stage's regression, and live it paged as starvation on a busy host
     const starved = idleWithWorkPending && !(suspect && isAfterExecutor(suspect.stage))
     const stage = suspect?.stage ?? null
-    const alert = s.lifecycle.observe(
+    return this.judge(
+      s.lifecycle,
       sample.timestamp_us,
       starved,
-      starved
-        ? {
-            type: this.type,
-            severity: sample.executor_busy < busyBase * 0.5 ? 'critical' : 'warning',
-            dedup_key: `${this.type}/${sample.fleet}/${sample.instance}`,
-            fleet: sample.fleet,
-            instance: sample.instance,
-            model: s.spans.dominantModel(),
-            stage,
-            statistic: 'executor_busy',
-            observed: sample.executor_busy,
-            baseline: busyBase,
-            threshold,
-            summary:
-              `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) ` +
-              `while ${sample.in_flight} requests are in flight (baseline ${inFlightBase.toFixed(0)}) ` +
-              `and only ${sample.queue_depth} wait at the executor`,
-            suspected_cause: suspect
-              ? `requests wait before the executor: ${suspect.stage} takes ${ms(suspect.observedUs)} ` +
-                `(baseline ${ms(suspect.baselineUs)}) — data/preprocessing starvation`
-              : 'requests wait before the executor — data/preprocessing starvation',
-            suggested_action:
-              stage === 'preprocess'
-                ? 'add preprocessing workers, move preprocessing off the request path, or check the data source it reads'
-                : `look at the ${stage ?? 'pre-executor'} stage of this instance; the accelerator is waiting for it`,
-            exemplar_request_ids: stage ? s.spans.exemplars(stage) : [],
-          }
-        : undefined,
+      `${sample.fleet}/${sample.instance}`,
+      () => ({
+        severity: sample.executor_busy < busyBase * 0.5 ? 'critical' : 'warning',
+        fleet: sample.fleet,
+        instance: sample.instance,
+        model: s.spans.dominantModel(),
+        stage,
+        statistic: 'executor_busy',
+        observed: sample.executor_busy,
+        baseline: busyBase,
+        threshold,
+        summary:
+          `${sample.instance}: executor busy ${pct(sample.executor_busy)} (baseline ${pct(busyBase)}) ` +
+          `while ${sample.in_flight} requests are in flight (baseline ${inFlightBase.toFixed(0)}) ` +
+          `and only ${sample.queue_depth} wait at the executor`,
+        suspected_cause: suspect
+          ? `requests wait before the executor: ${suspect.stage} takes ${ms(suspect.observedUs)} ` +
+            `(baseline ${ms(suspect.baselineUs)}) — data/preprocessing starvation`
+          : 'requests wait before the executor — data/preprocessing starvation',
+        suggested_action:
+          stage === 'preprocess'
+            ? 'add preprocessing workers, move preprocessing off the request path, or check the data source it reads'
+            : `look at the ${stage ?? 'pre-executor'} stage of this instance; the accelerator is waiting for it`,
+        exemplar_request_ids: stage ? s.spans.exemplars(stage) : [],
+      }),
+      () => {
+        s.busy.push(sample.executor_busy)
+        s.inFlight.push(sample.in_flight)
+      },
     )
-    if (!s.lifecycle.active) {
-      s.busy.push(sample.executor_busy)
-      s.inFlight.push(sample.in_flight)
-    }
-    return alert ? [alert] : []
   }
 }
 

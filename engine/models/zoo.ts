@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { mulberry32 } from '../../core/prng.ts'
 import {
   type AttrValue,
   attr,
@@ -111,17 +112,8 @@ export interface ModelDefinition {
 // ---------------------------------------------------------------------------------------------------------
 // Deterministic randomness
 
-/** mulberry32: tiny, fast, seeded 32-bit PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// mulberry32 (core/prng.ts), re-exported for the model tests
+export { mulberry32 }
 
 type Rng = () => number
 

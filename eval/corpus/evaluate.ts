@@ -43,20 +43,12 @@ export interface CorpusReport {
   /** per window kind and part: windows and how many were detected */
   byKind: { kind: string; part: CorpusSplit; windows: number; detected: number }[]
   /** per family and part: false alerts and score */
-  byFamily: {
-    family: string
-    part: CorpusSplit
-    series: number
-    windows: number
-    detected: number
-    falseAlerts: number
-    raw: number
-    normalized: number | null
-  }[]
+  byFamily: (FamilyCounts & { normalized: number | null })[]
   wallMs: number
 }
 
-interface FamilyTotals {
+/** What a family scored in one part of the corpus. */
+export interface FamilyCounts {
   family: string
   part: CorpusSplit
   series: number
@@ -64,6 +56,9 @@ interface FamilyTotals {
   detected: number
   falseAlerts: number
   raw: number
+}
+
+interface FamilyTotals extends FamilyCounts {
   nullRaw: number
   perfectRaw: number
 }

@@ -34,6 +34,12 @@ export type Family = (p: Prng, instance: number) => Draft
 const HOUR = 3600
 const DAY = 86_400
 
+/** `days` of points every `intervalS` from a random start: the count and the timestamps */
+function overDays(p: Prng, days: number, intervalS: number): { n: number; t: number[] } {
+  const n = Math.round(days * (DAY / intervalS))
+  return { n, t: grid(p, n, intervalS, startTime(p)) }
+}
+
 /** the window of a change that stays: its first `extentS`, at least 10 points */
 function lasting(start: number, n: number, extentS: number, intervalS: number, kind: string): DraftWindow {
   return { start, end: Math.min(n - 1, start + Math.max(10, pts(extentS, intervalS))), kind }
@@ -48,8 +54,7 @@ function temporary(span: { start: number; end: number }, n: number, kind: string
 /** request counts per interval: daily and weekly cycle, over-dispersed Poisson; outages and surges */
 export const traffic: Family = (p) => {
   const intervalS = p.pick([60, 300])
-  const n = Math.round((intervalS === 60 ? p.int(4, 6) : p.int(10, 16)) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, intervalS === 60 ? p.int(4, 6) : p.int(10, 16), intervalS)
   const base = p.between(30, 800) * (intervalS / 300)
   const shape = p.pick<DailyShape>(['business', 'sine', 'two-peaks'])
   const weekend = p.between(0.35, 0.9)
@@ -84,8 +89,7 @@ export const traffic: Family = (p) => {
 /** p95 latency: multiplicative heavy-ish noise, benign outliers, planned deploy steps; regressions */
 export const latency: Family = (p) => {
   const intervalS = p.pick([30, 60])
-  const n = Math.round(p.between(2.5, 5) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, p.between(2.5, 5), intervalS)
   const base = p.between(20, 400)
   const load = p.between(0.05, 0.4)
   const sigma = p.between(0.04, 0.2)
@@ -140,8 +144,7 @@ export const latency: Family = (p) => {
 /** CPU %: daily cycle, a nightly batch job every day (normal), clipped to [0, 100]; saturation */
 export const cpu: Family = (p) => {
   const intervalS = 300
-  const n = Math.round(p.int(10, 14) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, p.int(10, 14), intervalS)
   const base = p.between(8, 45)
   const amp = p.between(5, 30)
   const sd = p.between(0.5, 3)
@@ -179,8 +182,7 @@ export const cpu: Family = (p) => {
 /** process memory MB: GC sawtooth (normal); a slow leak up to an OOM restart, or a step */
 export const memory: Family = (p) => {
   const intervalS = 60
-  const n = Math.round(p.between(2, 4) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, p.between(2, 4), intervalS)
   const floor0 = p.between(300, 3000)
   const growth = p.between(0.5, 4) // MB per minute between collections
   const headroom = floor0 * p.between(0.1, 0.3)
@@ -301,8 +303,7 @@ export const queue: Family = (p) => {
 /** errors per minute: sparse Poisson with a mild daily cycle; error bursts */
 export const errors: Family = (p) => {
   const intervalS = 60
-  const n = Math.round(p.between(3, 6) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, p.between(3, 6), intervalS)
   const rate = p.between(0.02, 1)
   const kinds = ['burst', 'elevated'] as const
   const spans = placeSpans(p, n, p.int(1, 2), () => pts(p.between(5, 30) * 60, intervalS))
@@ -331,8 +332,7 @@ export const errors: Family = (p) => {
 /** a temperature sensor: smooth, quantised; cooling failure, dropout to 0, a stuck reading */
 export const temperature: Family = (p) => {
   const intervalS = p.pick([60, 300])
-  const n = Math.round((intervalS === 60 ? p.between(3, 7) : p.between(10, 20)) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, intervalS === 60 ? p.between(3, 7) : p.between(10, 20), intervalS)
   const base = p.between(35, 75)
   const amp = p.between(1, 6)
   const step = p.pick([0.1, 0.5, 1])
@@ -400,8 +400,7 @@ export const flat: Family = (p) => {
 /** a periodic job (not daily: every 2–9 h) of similar height each time; a much larger or a hung job */
 export const jobs: Family = (p) => {
   const intervalS = 60
-  const n = Math.round(p.between(3, 6) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, p.between(3, 6), intervalS)
   const base = p.between(5, 20)
   const sd = p.between(0.3, 1.5)
   const periodPts = pts(p.between(2, 9) * HOUR, intervalS)
@@ -441,8 +440,7 @@ export const jobs: Family = (p) => {
 /** network bytes/s: daily cycle and heavy-tailed bursts (normal); a sustained plateau or a link down */
 export const network: Family = (p) => {
   const intervalS = p.pick([60, 300])
-  const n = Math.round((intervalS === 60 ? p.between(3, 5) : p.between(10, 15)) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, intervalS === 60 ? p.between(3, 5) : p.between(10, 15), intervalS)
   const base = p.between(1e5, 5e7)
   const alpha = p.between(1.3, 2.5)
   const shape = p.pick<DailyShape>(['sine', 'two-peaks'])
@@ -672,8 +670,7 @@ export const gpuPower: Family = (p) => {
 /** cache hit ratio every 10 s: an hourly refresh dip (normal); a flush storm or a slow decay (held-out family) */
 export const hitRatio: Family = (p) => {
   const intervalS = 10
-  const n = Math.round(p.between(1, 2) * (DAY / intervalS))
-  const t = grid(p, n, intervalS, startTime(p))
+  const { n, t } = overDays(p, p.between(1, 2), intervalS)
   const level = p.between(0.85, 0.98)
   const sd = (1 - level) * p.between(0.05, 0.2)
   const dip = p.between(0.1, 0.25)

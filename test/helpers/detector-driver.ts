@@ -22,10 +22,14 @@ import type { Detector } from '../../detectors/detector.ts'
 import type { InhibitRule } from '../../detectors/inhibit.ts'
 import { Paging, type PagingResult } from '../../detectors/paging.ts'
 import { Prng } from '../../eval/prng.ts'
+import { assertFields } from './assert-fields.ts'
 import { series } from './series.ts'
 
 /** 2026-01-01T00:00:00Z in µs: where every driven test starts */
 export const T0_US = 1_767_225_600_000_000
+
+/** Asserts the fields of an alert that `expected` names, each to its value. */
+export const assertAlert = (alert: Alert, expected: Partial<Alert>) => assertFields(alert, expected, 'alert')
 
 /** Event time, moved only by the test. */
 export class FakeClock {

@@ -29,22 +29,28 @@ export interface EngineHarness {
 }
 
 /**
- * Starts the harness; `opts` override the defaults (model `mlp`, instance `engine-0`, hardware
- * samples hourly: tests that need one call the sampler themselves).
+ * An engine (not started) of the tests: `opts` override the defaults (model `mlp` from the shared model
+ * cache, a silent logger, telemetry onto `bus`, instance `engine-0`, hardware samples hourly: tests
+ * that need one call the sampler themselves).
  */
-export async function startEngineHarness(opts: Partial<EngineOptions> = {}): Promise<EngineHarness> {
-  const bus = new EmbeddedBus()
-  const logger = createLogger('silent')
-  const emitter = new TelemetryEmitter({ producer: bus.producer(), logger })
-  const engine = new Engine({
+export function testEngine(opts: Partial<EngineOptions> = {}, bus = new EmbeddedBus()): Engine {
+  const logger = opts.logger ?? createLogger('silent')
+  return new Engine({
     models: [{ name: 'mlp' }],
     modelCacheDir: MODEL_CACHE_DIR,
     logger,
-    emitter,
+    emitter: new TelemetryEmitter({ producer: bus.producer(), logger }),
     identity: { fleet: 'test', host: 'host-a', instance: 'engine-0' },
     hwIntervalMs: 3_600_000,
     ...opts,
   })
+}
+
+/** Starts the harness; `opts` override the defaults of `testEngine`. */
+export async function startEngineHarness(opts: Partial<EngineOptions> = {}): Promise<EngineHarness> {
+  const bus = new EmbeddedBus()
+  const emitter = new TelemetryEmitter({ producer: bus.producer(), logger: createLogger('silent') })
+  const engine = testEngine({ emitter, ...opts }, bus)
   await engine.start()
   const app = buildEngineApp(engine)
   const decoded: Span[] = []

@@ -6,6 +6,9 @@
  * `tritonRequest` lays out the three spans Triton writes per request (collect/triton/trace.ts) with
  * explicit nanosecond event times, and returns the stage durations they must map to.
  */
+import assert from 'node:assert/strict'
+import type { Span } from '../../contract/records.ts'
+import { STAGES } from '../../contract/vocabulary.ts'
 import { type Attributes, type HrTime, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api'
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
 import { resourceFromAttributes } from '@opentelemetry/resources'
@@ -60,6 +63,19 @@ export interface TritonExpectation {
   postprocessUs: number
   serializeUs: number
   totalUs: number
+}
+
+/** Asserts that `span` carries the stage durations and the total of `e`, µs. */
+export function assertDurations(span: Span, e: TritonExpectation): void {
+  assert.deepEqual(Object.fromEntries([...STAGES, 'total' as const].map((st) => [st, span[`${st}_us`]])), {
+    deserialize: e.deserializeUs,
+    preprocess: e.preprocessUs,
+    queue_wait: e.queueWaitUs,
+    compute: e.computeUs,
+    postprocess: e.postprocessUs,
+    serialize: e.serializeUs,
+    total: e.totalUs,
+  })
 }
 
 const us = (a: bigint, b: bigint) => Number((b - a) / 1000n)

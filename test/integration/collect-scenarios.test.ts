@@ -37,6 +37,16 @@ const T0_NS = 1_767_225_600_000_000_000n // 2026-01-01T00:00:00Z
 const STEP_S = 10 // a Prometheus scrape interval
 const GPU = 'GPU-9d3f1c52-6a1e-4a53-8d0e-3b7f2c1a0e11'
 
+/** the scenario's GPU at `utilization`: 500 W more at full load than its idle `idleW` */
+const gpuAt = (utilization: number, idleW: number, temperatureC: number) => ({
+  uuid: GPU,
+  utilization,
+  fbUsedMiB: 9_000,
+  fbFreeMiB: 72_000,
+  powerW: idleW + 500 * utilization,
+  temperatureC,
+})
+
 async function startStack(opts: Partial<CollectorOptions>) {
   const bus = new EmbeddedBus()
   const alerts: Alert[] = []
@@ -151,16 +161,7 @@ function advance(m: TritonMetrics, p: Phase): number {
     }),
   )
   const busy = (exec * p.resnetBatchComputeUs) / (STEP_S * 1e6)
-  m.gpus = [
-    {
-      uuid: GPU,
-      utilization: busy,
-      fbUsedMiB: 9_000,
-      fbFreeMiB: 72_000,
-      powerW: 120 + 500 * busy,
-      temperatureC: 50,
-    },
-  ]
+  m.gpus = [gpuAt(busy, 120, 50)]
   return busy
 }
 
@@ -345,16 +346,7 @@ describe('Triton and DCGM pages scraped over HTTP', { timeout: 120_000 }, () => 
         computeInferUs: n * 12_000 * (util / 0.3),
         pending: requestsPerS > 0 ? 1 : 0,
       })
-      metrics.gpus = [
-        {
-          uuid: GPU,
-          utilization: util,
-          fbUsedMiB: 9_000,
-          fbFreeMiB: 72_000,
-          powerW: 70 + 500 * util,
-          temperatureC: 40,
-        },
-      ]
+      metrics.gpus = [gpuAt(util, 70, 40)]
     }
     load(100, 0.3)
     const stack = await startStack({

@@ -1,3 +1,4 @@
+import { postSql } from '../helpers/api.ts'
 /**
  * The control endpoints of `serve` and `up` (model repository, query API): bearer token, JSON-only
  * bodies (a browser's cross-site text/plain or form POST is 415), bounded concurrent model loads,
@@ -10,12 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Engine } from '../../engine/engine.ts'
+import type { Engine } from '../../engine/engine.ts'
 import { buildEngineApp } from '../../engine/http.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
-import { EmbeddedBus } from '../../bus/embedded-bus.ts'
-import { createLogger } from '../../core/logger.ts'
 import { bearerMatches, isJsonContentType } from '../../core/http-guard.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { loadConfig } from '../../app/config.ts'
@@ -23,23 +21,16 @@ import { queryLimits, readApiToken, resolveApiToken } from '../../app/access.ts'
 import { queriesPlugin } from '../../queries/http.ts'
 import { DEFAULT_QUERY_LIMITS } from '../../queries/limits.ts'
 import type { ClickHouse } from '../../store/client.ts'
-import { MODEL_CACHE_DIR } from '../helpers/engine-harness.ts'
+import { testEngine } from '../helpers/engine-harness.ts'
 
 const TOKEN = 'test-token-0123456789abcdef'
-const logger = createLogger('silent')
 
 describe('model repository behind the token', () => {
   let engine: Engine
   let app: FastifyInstance
 
   before(async () => {
-    engine = new Engine({
-      models: [{ name: 'mlp', version: 1 }],
-      modelCacheDir: MODEL_CACHE_DIR,
-      logger,
-      emitter: new TelemetryEmitter({ producer: new EmbeddedBus().producer(), logger }),
-      hwIntervalMs: 3_600_000,
-    })
+    engine = testEngine({ models: [{ name: 'mlp', version: 1 }] })
     await engine.start()
     app = buildEngineApp(engine, { apiToken: TOKEN, tokenHint: 'in /data/api-token', maxConcurrentLoads: 1 })
   })
@@ -197,12 +188,7 @@ describe('query API behind the token', () => {
       assert.equal(res.statusCode, 401, url)
       assert.equal(res.json().code, 'BREAKID_UNAUTHORIZED')
     }
-    const text = await app.inject({
-      method: 'POST',
-      url: '/api/sql',
-      headers: { 'content-type': 'text/plain' },
-      payload: "SELECT file('/etc/passwd')",
-    })
+    const text = await postSql(app, "SELECT file('/etc/passwd')", 'text/plain')
     assert.equal(text.statusCode, 415)
     const listed = await app.inject({
       method: 'GET',

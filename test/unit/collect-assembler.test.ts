@@ -12,7 +12,14 @@ import { decodeTraceRequest } from '../../collect/otlp/decode.ts'
 import { flattenTraces, type ReceivedSpan } from '../../collect/otlp/spans.ts'
 import type { Span } from '../../contract/records.ts'
 import { Counters } from '../../core/metrics.ts'
-import { hr, OtelJs, type TritonExpectation, toProtobuf, tritonRequest } from '../helpers/otel-js.ts'
+import {
+  assertDurations,
+  hr,
+  OtelJs,
+  type TritonExpectation,
+  toProtobuf,
+  tritonRequest,
+} from '../helpers/otel-js.ts'
 
 const T0 = 1_765_000_000_000_000_000n
 const PEER = '10.1.2.3'
@@ -45,18 +52,20 @@ function assertStages(span: Span, e: TritonExpectation) {
   assert.equal(span.model, e.model)
   assert.equal(span.request_id, e.requestId)
   assert.equal(span.timestamp_us, e.timestampUs)
-  assert.deepEqual(
-    [
-      span.deserialize_us,
-      span.queue_wait_us,
-      span.preprocess_us,
-      span.compute_us,
-      span.postprocess_us,
-      span.serialize_us,
-      span.total_us,
-    ],
-    [e.deserializeUs, e.queueWaitUs, e.preprocessUs, e.computeUs, e.postprocessUs, e.serializeUs, e.totalUs],
-  )
+  assertDurations(span, e)
+}
+
+/** a span's durations, µs: deserialize, queue wait, preprocess, compute, postprocess, serialize, total */
+function durations(span: Span): number[] {
+  return [
+    span.deserialize_us,
+    span.queue_wait_us,
+    span.preprocess_us,
+    span.compute_us,
+    span.postprocess_us,
+    span.serialize_us,
+    span.total_us,
+  ]
 }
 
 describe('trace assembler: Triton', () => {
@@ -241,18 +250,7 @@ describe('trace assembler: Triton', () => {
     const [span] = asm.add(spans.filter((s) => s.name !== 'InferRequest' && s.name !== 'pipeline'))
     assert.ok(span)
     assert.equal(span.model, 'pipeline')
-    assert.deepEqual(
-      [
-        span.deserialize_us,
-        span.queue_wait_us,
-        span.preprocess_us,
-        span.compute_us,
-        span.postprocess_us,
-        span.serialize_us,
-        span.total_us,
-      ],
-      [10, 4 + 4, 2 + 2, 10 + 10, 3 + 3, 4, 100],
-    )
+    assert.deepEqual(durations(span), [10, 4 + 4, 2 + 2, 10 + 10, 3 + 3, 4, 100])
   })
 })
 

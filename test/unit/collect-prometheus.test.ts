@@ -33,8 +33,7 @@ describe('exposition parser: edge cases', () => {
       'm{a="{}=,#"} 2',
       '',
     ].join('\n')
-    const { families, errors } = parseExposition(text, 'prometheus')
-    assert.deepEqual(errors, [])
+    const families = parseClean(text, 'prometheus')
     const m = fam(families, 'm')
     assert.equal(m.help, 'A \\ backslash,\na newline and a \\"quote\\"') // \" is no escape in 0.0.4 HELP
     assert.deepEqual(m.samples[0]!.labels, { path: 'C:\\dir', msg: 'say "hi"\nbye', gpu: '0' })
@@ -45,8 +44,7 @@ describe('exposition parser: edge cases', () => {
 
   it('NaN, ±Inf in every spelling, exponents; timestamps in ms (text) and s (OpenMetrics)', () => {
     const text = 'a NaN\nb +Inf\nc -Inf\nd Inf\ne 1.5e+06 1700000000123\nf -0.25 -5\n'
-    const { families, errors } = parseExposition(text, 'prometheus')
-    assert.deepEqual(errors, [])
+    const families = parseClean(text, 'prometheus')
     const v = (n: string) => fam(families, n).samples[0]!
     assert.ok(Number.isNaN(v('a').value))
     assert.equal(v('b').value, Number.POSITIVE_INFINITY)
@@ -82,8 +80,7 @@ describe('exposition parser: edge cases', () => {
       'req_created{code="200"} 1700000000',
       '# EOF',
     ].join('\n')
-    const { families, errors } = parseExposition(text, 'openmetrics')
-    assert.deepEqual(errors, [])
+    const families = parseClean(text, 'openmetrics')
     assert.deepEqual(
       families.map((f) => [f.name, f.type, f.samples.length]),
       [
@@ -264,6 +261,13 @@ function tritonPage(v: {
   ].join('\n')
 }
 
+/** the families of an exposition that must parse without a single error */
+function parseClean(text: string, format: 'prometheus' | 'openmetrics') {
+  const { families, errors } = parseExposition(text, format)
+  assert.deepEqual(errors, [])
+  return families
+}
+
 const points = (text: string) => pointsOf(parseExposition(text, 'prometheus').families)
 const ID = { fleet: 'f', host: 'h', instance: 'triton-a' }
 
@@ -278,19 +282,12 @@ describe('hardware samples from Triton and DCGM', () => {
       ),
       undefined,
     )
+    // the counters at 20 s, and still at 30 s (nothing completes in between)
+    const counted = { success: 300, failure: 4, exec: 150, computeUs: 8_000_000 }
     // 10 s: 200 requests in 100 executions (batches of 2), each request credited with its batch's 40 ms
     const s = mapper.observe(
       ID,
-      points(
-        tritonPage({
-          success: 300,
-          failure: 4,
-          exec: 150,
-          requestUs: 30_000_000,
-          computeUs: 8_000_000,
-          pending: 6,
-        }),
-      ),
+      points(tritonPage({ ...counted, requestUs: 30_000_000, pending: 6 })),
       20_000,
     )
     assert.ok(s)
@@ -314,16 +311,7 @@ describe('hardware samples from Triton and DCGM', () => {
     assert.equal(s.timestamp_us, 20_000_000)
     const next = mapper.observe(
       ID,
-      points(
-        tritonPage({
-          success: 300,
-          failure: 4,
-          exec: 150,
-          requestUs: 60_000_000,
-          computeUs: 8_000_000,
-          pending: 0,
-        }),
-      ),
+      points(tritonPage({ ...counted, requestUs: 60_000_000, pending: 0 })),
       30_000,
     )
     assert.equal(next?.in_flight, 3) // 30 s of request time in 10 s: 3 inside on average

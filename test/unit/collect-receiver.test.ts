@@ -12,7 +12,7 @@ import { OTLP_TYPES } from '../../collect/otlp/schema.ts'
 import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import type { MessageProducer } from '../../bus/transport.ts'
 import { BusRecords } from '../helpers/bus-records.ts'
-import { OtelJs, toJson, toProtobuf, tritonRequest } from '../helpers/otel-js.ts'
+import { assertDurations, OtelJs, toJson, toProtobuf, tritonRequest } from '../helpers/otel-js.ts'
 
 const T0 = 1_765_000_000_000_000_000n
 const logger = pino({ level: 'silent' })
@@ -67,26 +67,7 @@ describe('OTLP/HTTP receiver', () => {
     assert.equal(records.spans.length, 3)
     for (const e of expected) {
       const s = records.spans.find((x) => x.trace_id === e.traceId)!
-      assert.deepEqual(
-        [
-          s.deserialize_us,
-          s.queue_wait_us,
-          s.preprocess_us,
-          s.compute_us,
-          s.postprocess_us,
-          s.serialize_us,
-          s.total_us,
-        ],
-        [
-          e.deserializeUs,
-          e.queueWaitUs,
-          e.preprocessUs,
-          e.computeUs,
-          e.postprocessUs,
-          e.serializeUs,
-          e.totalUs,
-        ],
-      )
+      assertDurations(s, e)
       assert.equal(s.instance, '127.0.0.1')
     }
     assert.equal(

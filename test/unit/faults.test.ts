@@ -110,6 +110,15 @@ const schedule = () =>
 function enter(h: Harness, i: number): void {
   h.engine.faults.startClock(Date.now() - (i + 1) * HOUR_MS - 60_000)
 }
+/** The same request inside fault window `i` and after it: both answers and their spans. */
+async function inAndAfter(h: Harness, i: number, data: Float32Array) {
+  enter(h, i)
+  const resDuring = await post(h.app, inferBody(data))
+  leave(h)
+  const resOutside = await post(h.app, inferBody(data))
+  return { resDuring, resOutside, during: await spanOf(h, resDuring), outside: await spanOf(h, resOutside) }
+}
+
 /** Back to time zero: no window is active. */
 function leave(h: Harness): void {
   h.engine.faults.startClock()
@@ -164,13 +173,7 @@ describe('faults on a running engine', () => {
   }
 
   test('input_drift: input_mean moves by 1.5 σ, σ stays, and the model sees the shifted input', async () => {
-    const data = features(1)
-    enter(h, 4)
-    const resDuring = await post(h.app, inferBody(data))
-    leave(h)
-    const resOutside = await post(h.app, inferBody(data))
-    const during = await spanOf(h, resDuring)
-    const outside = await spanOf(h, resOutside)
+    const { resDuring, resOutside, during, outside } = await inAndAfter(h, 4, features(1))
     const sigma = outside.input_std!
     assert.ok(sigma > 0)
     const moved = during.input_mean! - outside.input_mean!
@@ -183,13 +186,7 @@ describe('faults on a running engine', () => {
   })
 
   test('output_drift: output_confidence drops as rows are mixed toward uniform', async () => {
-    const data = features(2)
-    enter(h, 5)
-    const resDuring = await post(h.app, inferBody(data))
-    leave(h)
-    const resOutside = await post(h.app, inferBody(data))
-    const during = await spanOf(h, resDuring)
-    const outside = await spanOf(h, resOutside)
+    const { resDuring, resOutside, during, outside } = await inAndAfter(h, 5, features(2))
     // mlp has 4 classes: confidence' = 0.5 × confidence + 0.5 / 4
     const want = 0.5 * outside.output_confidence! + 0.125
     assert.ok(Math.abs(during.output_confidence! - want) < 1e-6, `${during.output_confidence} vs ${want}`)

@@ -1,3 +1,4 @@
+import { assertFields } from '../helpers/assert-fields.ts'
 import assert from 'node:assert/strict'
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,15 +12,17 @@ test('cgroup v2 host: PSI of cpu, memory and io, the CPU limit and throttling', 
   const probe = new HostProbe({ root: join(FIXTURES, 'v2') })
   assert.deepEqual(probe.available(), { procStat: true, psi: true, cgroup: true })
   const r = probe.read(1_000)
-  assert.equal(r.psi_cpu_some_avg10, 22.01)
-  assert.equal(r.psi_cpu_some_total_us, 101_806_303)
-  assert.equal(r.psi_cpu_full_avg10, 3.5)
-  assert.equal(r.psi_memory_full_total_us, 7)
-  assert.equal(r.psi_io_some_avg10, 1.25)
-  assert.equal(r.psi_io_full_total_us, 456_789)
-  assert.equal(r.cgroup_cpu_limit, 1.5)
-  assert.equal(r.cgroup_nr_throttled, 42)
-  assert.equal(r.cgroup_throttled_us, 1_234_567)
+  assertFields(r, {
+    psi_cpu_some_avg10: 22.01,
+    psi_cpu_some_total_us: 101_806_303,
+    psi_cpu_full_avg10: 3.5,
+    psi_memory_full_total_us: 7,
+    psi_io_some_avg10: 1.25,
+    psi_io_full_total_us: 456_789,
+    cgroup_cpu_limit: 1.5,
+    cgroup_nr_throttled: 42,
+    cgroup_throttled_us: 1_234_567,
+  })
   assert.equal(r.host_cpu, null, 'the first reading has no interval yet')
 })
 

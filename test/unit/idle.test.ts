@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { IdleNoLoadDetector } from '../../detectors/idle/detector.ts'
-import { DetectorDriver } from '../helpers/detector-driver.ts'
+import { DetectorDriver, assertAlert } from '../helpers/detector-driver.ts'
 
 /** one hw sample per second, fields in series notation */
 function run(table: Record<string, string>, d = new DetectorDriver(new IdleNoLoadDetector())) {
@@ -24,11 +24,13 @@ test('idle with no load fires after 30 samples (info) and resolves 5 samples aft
     ['resolved', 59],
   ])
   const a = d.alerts[0]!.alert
-  assert.equal(a.type, 'accelerator_idle_no_load')
-  assert.equal(a.severity, 'info')
-  assert.equal(a.baseline, 0.6)
-  assert.equal(a.threshold, 0.15)
-  assert.equal(a.observed, 0.02)
+  assertAlert(a, {
+    type: 'accelerator_idle_no_load',
+    severity: 'info',
+    baseline: 0.6,
+    threshold: 0.15,
+    observed: 0.02,
+  })
 })
 
 test('a shorter idle spell (a lull) does not fire', () => {

@@ -3,23 +3,14 @@ import { test } from 'node:test'
 import { LatencyDriftDetector } from '../../detectors/drift/latency.ts'
 import type { Alert, Span } from '../../contract/records.ts'
 import { makeSpan } from '../../contract/synthetic.ts'
+import { mulberry32 } from '../../core/prng.ts'
 import { series } from '../helpers/series.ts'
 import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
 
 const T0 = T0_US
 const PER_SECOND = 50
 
-/** mulberry32 */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 /**
  * One step per second, PER_SECOND spans each; `computeUs` is the step's typical compute time, every

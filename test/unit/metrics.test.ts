@@ -4,20 +4,13 @@
  * +Inf = _count, _sum) — on the recorder fed known spans, and end to end on a real engine.
  */
 import assert from 'node:assert/strict'
-import { fileURLToPath } from 'node:url'
 import { describe, test } from 'node:test'
-import { Engine } from '../../engine/engine.ts'
+import { testEngine } from '../helpers/engine-harness.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { DURATION_BUCKETS_US, MetricsRecorder } from '../../engine/telemetry/metrics-recorder.ts'
-import { createLogger } from '../../core/logger.ts'
-import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import { makeSpan } from '../../contract/synthetic.ts'
 import { checkHistogram, parseExposition, value } from '../helpers/prometheus.ts'
-
-const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
-const logger = createLogger('silent')
 
 describe('metrics recorder', () => {
   test('past maxModels distinct names, new names fold into _unknown: the series stay bounded', () => {
@@ -194,15 +187,7 @@ describe('metrics recorder', () => {
   })
 
   test('end to end: /metrics of a real engine counts what it served', async () => {
-    const bus = new EmbeddedBus()
-    const engine = new Engine({
-      models: [{ name: 'mlp' }],
-      modelCacheDir: MODEL_CACHE_DIR,
-      logger,
-      emitter: new TelemetryEmitter({ producer: bus.producer(), logger }),
-      identity: { fleet: 'test', host: 'host-a', instance: 'engine-0' },
-      hwIntervalMs: 3_600_000,
-    })
+    const engine = testEngine()
     await engine.start()
     const app = buildEngineApp(engine)
     try {

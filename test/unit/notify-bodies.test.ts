@@ -6,8 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, test } from 'node:test'
-import pino from 'pino'
+import { describe, test } from 'node:test'
 import { loadConfig } from '../../app/config.ts'
 import { webhookRoutes } from '../../app/pipeline.ts'
 import { EmbeddedBus } from '../../bus/embedded-bus.ts'
@@ -26,8 +25,9 @@ import {
   rfc3339Micros,
   type SlackBody,
 } from '../../notify/bodies.ts'
-import { NOTIFY_GROUP, WebhookNotifier } from '../../notify/notifier.ts'
-import { type Receiver, startReceiver } from '../../notify/receiver.ts'
+import { NOTIFY_GROUP } from '../../notify/notifier.ts'
+import type { ReceiverOptions } from '../../notify/receiver.ts'
+import { stopAfterEach, testNotifier, testReceiver } from '../helpers/cleanups.ts'
 import { parseRouteConfig, resolveRoutes, splitFormatPrefix } from '../../notify/routes.ts'
 import { validate } from '../helpers/json-schema.ts'
 
@@ -70,15 +70,8 @@ const variants: [string, Alert][] = [
   ['a v1 record (no v2 fields)', (({ run_id, resolve_reason, related, ...v1 }) => v1 as Alert)(makeAlert())],
 ]
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!()
-})
-async function receiver(): Promise<Receiver> {
-  const r = await startReceiver()
-  cleanups.push(() => r.stop())
-  return r
-}
+const cleanups = stopAfterEach()
+const receiver = (opts: ReceiverOptions = {}) => testReceiver(cleanups, opts)
 
 describe('json body v2 and its JSON Schema', () => {
   for (const [name, alert] of variants) {
@@ -312,16 +305,11 @@ describe('route formats', () => {
   test('each route gets its own body over HTTP: json, slack and alertmanager side by side', async () => {
     const [json, slack, am] = await Promise.all([receiver(), receiver(), receiver()])
     const bus = new EmbeddedBus({ retryDelayMs: 10 })
-    const n = new WebhookNotifier({
-      transport: bus,
-      logger: pino({ level: 'silent' }),
-      routes: [
-        { name: 'json', url: json.url },
-        { name: 'slack', url: `slack+${slack.url}` },
-        { name: 'oncall', url: `alertmanager+${am.url}`, externalUrl: 'http://breakid.local:8080' },
-      ],
-    })
-    cleanups.push(() => n.stop())
+    const n = testNotifier(cleanups, bus, [
+      { name: 'json', url: json.url },
+      { name: 'slack', url: `slack+${slack.url}` },
+      { name: 'oncall', url: `alertmanager+${am.url}`, externalUrl: 'http://breakid.local:8080' },
+    ])
     await n.start()
     const alert = makeAlert({ id: 'x-1' })
     await bus.producer().send(TOPICS.alerts, [{ key: null, value: codecs.alert.encode(alert) }])

@@ -8,8 +8,7 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, test } from 'node:test'
-import pino from 'pino'
+import { describe, test } from 'node:test'
 import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import type { IncomingMessage } from '../../bus/transport.ts'
 import { makeAlert } from '../../contract/synthetic.ts'
@@ -20,23 +19,16 @@ import {
   NOTIFY_GROUP,
   type NotifyRoute,
   type RetryEvent,
-  WebhookNotifier,
+  type WebhookNotifier,
   type WebhookNotifierOptions,
 } from '../../notify/notifier.ts'
-import { type Receiver, startReceiver } from '../../notify/receiver.ts'
+import { type Receiver, type ReceiverOptions, startReceiver } from '../../notify/receiver.ts'
+import { stopAfterEach, testNotifier, testReceiver } from '../helpers/cleanups.ts'
 import { ManualClock } from '../helpers/manual-clock.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!()
-})
-
-async function receiver(opts: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
-  const r = await startReceiver(opts)
-  cleanups.push(() => r.stop())
-  return r
-}
+const cleanups = stopAfterEach()
+const receiver = (opts: ReceiverOptions = {}) => testReceiver(cleanups, opts)
 
 /** A loopback port nobody listens on (connection refused), reusable when the receiver comes back. */
 async function downPort(): Promise<number> {
@@ -50,9 +42,7 @@ function notifier(
   routes: NotifyRoute[],
   extra: Partial<WebhookNotifierOptions> = {},
 ): WebhookNotifier {
-  const n = new WebhookNotifier({ transport: bus, routes, logger: pino({ level: 'silent' }), ...extra })
-  cleanups.push(() => n.stop())
-  return n
+  return testNotifier(cleanups, bus, routes, extra)
 }
 
 async function publish(bus: EmbeddedBus, alerts: Alert[]): Promise<void> {
@@ -84,6 +74,16 @@ async function deadLetters(bus: EmbeddedBus): Promise<IncomingMessage[]> {
   await c.start()
   cleanups.push(() => c.stop())
   return got
+}
+
+/** A notifier on its own bus with `clock`, and what it dead-letters. */
+async function deadLetterNotifier(
+  routes: NotifyRoute[],
+  clock: ManualClock,
+): Promise<{ bus: EmbeddedBus; dlq: IncomingMessage[]; n: WebhookNotifier }> {
+  const bus = new EmbeddedBus({ retryDelayMs: 10 })
+  const dlq = await deadLetters(bus)
+  return { bus, dlq, n: notifier(bus, routes, { clock }) }
 }
 
 describe('per-route delivery', () => {
@@ -204,9 +204,10 @@ describe('per-route delivery', () => {
   test('maxAttempts: the alert is dead-lettered after that many failures and the route moves on', async () => {
     const flaky = await receiver({ failFirst: 3, failStatus: 503 })
     const clock = new ManualClock(0)
-    const bus = new EmbeddedBus({ retryDelayMs: 10 })
-    const dlq = await deadLetters(bus)
-    const n = notifier(bus, [{ name: 'flaky', url: flaky.url, retry: { maxAttempts: 3 } }], { clock })
+    const { bus, dlq, n } = await deadLetterNotifier(
+      [{ name: 'flaky', url: flaky.url, retry: { maxAttempts: 3 } }],
+      clock,
+    )
     await n.start()
     await publish(bus, [0, 1].map(alertN))
     for (let i = 0; i < 2; i++) await nextWait(clock, 30_000)
@@ -224,10 +225,7 @@ describe('per-route delivery', () => {
   test('giveUpAfterMs: alerts older than their budget are dead-lettered and the commit moves on', async () => {
     const port = await downPort()
     const clock = new ManualClock(0)
-    const bus = new EmbeddedBus({ retryDelayMs: 10 })
-    const dlq = await deadLetters(bus)
-    const n = notifier(
-      bus,
+    const { bus, dlq, n } = await deadLetterNotifier(
       [
         {
           name: 'gone',
@@ -235,7 +233,7 @@ describe('per-route delivery', () => {
           retry: { giveUpAfterMs: 60_000, maxDelayMs: 10_000 },
         },
       ],
-      { clock },
+      clock,
     )
     await n.start()
     await publish(bus, [0, 1, 2].map(alertN))
@@ -272,11 +270,10 @@ describe('per-route delivery', () => {
       await new Promise((resolve) => slow.close(resolve))
     })
     const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`
-    const bus = new EmbeddedBus({ retryDelayMs: 10 })
-    const dlq = await deadLetters(bus)
-    const n = notifier(bus, [{ name: 'slow', url, retry: { giveUpAfterMs: 60_000, maxDelayMs: 1_000 } }], {
+    const { bus, dlq, n } = await deadLetterNotifier(
+      [{ name: 'slow', url, retry: { giveUpAfterMs: 60_000, maxDelayMs: 1_000 } }],
       clock,
-    })
+    )
     await n.start()
     await publish(bus, [alertN(0), alertN(1)])
     // alert-0: attempts at about 0, 20 and 40 s each end 20 s later; the third ends past its minute
@@ -296,15 +293,12 @@ describe('per-route delivery', () => {
     const healthy = await receiver()
     const port = await downPort()
     const clock = new ManualClock(0)
-    const bus = new EmbeddedBus({ retryDelayMs: 10 })
-    const dlq = await deadLetters(bus)
-    const n = notifier(
-      bus,
+    const { bus, dlq, n } = await deadLetterNotifier(
       [
         { name: 'healthy', url: healthy.url },
         { name: 'small', url: `http://127.0.0.1:${port}/`, queueCapacity: 2 },
       ],
-      { clock },
+      clock,
     )
     await n.start()
     await publish(bus, [alertN(0)])

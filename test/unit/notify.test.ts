@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import pino, { type Logger } from 'pino'
 import {
   NOTIFY_GROUP,
@@ -11,7 +11,8 @@ import {
   WebhookNotifier,
   type WebhookNotifierOptions,
 } from '../../notify/notifier.ts'
-import { type Receiver, startReceiver } from '../../notify/receiver.ts'
+import { type Receiver, type ReceiverOptions, startReceiver } from '../../notify/receiver.ts'
+import { stopAfterEach, testNotifier, testReceiver } from '../helpers/cleanups.ts'
 import { SIGNATURE_HEADER, sign, TIMESTAMP_HEADER, verify } from '../../notify/signature.ts'
 import {
   classifyFailure,
@@ -67,31 +68,15 @@ function capturingLogger(): { logger: Logger; lines: LogLine[] } {
 const FAST = { initialDelayMs: 20, maxDelayMs: 200 } as const
 const SECRET = 'test-secret'
 
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!()
-})
-
-async function receiver(opts: Parameters<typeof startReceiver>[0] = {}): Promise<Receiver> {
-  const r = await startReceiver(opts)
-  cleanups.push(() => r.stop())
-  return r
-}
+const cleanups = stopAfterEach()
+const receiver = (opts: ReceiverOptions = {}) => testReceiver(cleanups, opts)
 
 function setup(
   routes: NotifyRoute[],
   extra: Partial<WebhookNotifierOptions> = {},
   bus = new EmbeddedBus({ retryDelayMs: 10 }),
 ): { bus: EmbeddedBus; notifier: WebhookNotifier } {
-  const notifier = new WebhookNotifier({
-    transport: bus,
-    routes,
-    logger: pino({ level: 'silent' }),
-    ...FAST,
-    ...extra,
-  })
-  cleanups.push(() => notifier.stop())
-  return { bus, notifier }
+  return { bus, notifier: testNotifier(cleanups, bus, routes, { ...FAST, ...extra }) }
 }
 
 async function publish(bus: EmbeddedBus, alerts: Alert[]): Promise<void> {

@@ -8,13 +8,11 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { loadConfig } from '../../app/config.ts'
-import { Engine } from '../../engine/engine.ts'
+import { testEngine } from '../helpers/engine-harness.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { getModel, toKServeInputs } from '../../engine/models/zoo.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import {
   OtlpSpanExporter,
   parseSampleRatio,
@@ -23,13 +21,8 @@ import {
   tracesUrl,
 } from '../../engine/telemetry/otlp.ts'
 import { STAGES } from '../../contract/vocabulary.ts'
-import { createLogger } from '../../core/logger.ts'
-import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import { makeSpan } from '../../contract/synthetic.ts'
 import { waitFor } from '../helpers/wait.ts'
-
-const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
-const logger = createLogger('silent')
 
 interface OtlpAttr {
   key: string
@@ -321,16 +314,7 @@ describe('OTLP trace export', () => {
   test('end to end: the engine span joins the client traceparent and is exported with its stages', async () => {
     rx.reset()
     const exp = make({ sampleRatio: 1 })
-    const bus = new EmbeddedBus()
-    const engine = new Engine({
-      models: [{ name: 'mlp' }],
-      modelCacheDir: MODEL_CACHE_DIR,
-      logger,
-      emitter: new TelemetryEmitter({ producer: bus.producer(), logger }),
-      identity: { fleet: 'test', host: 'host-a', instance: 'engine-0' },
-      hwIntervalMs: 3_600_000,
-      spanObservers: [exp.observe],
-    })
+    const engine = testEngine({ spanObservers: [exp.observe] })
     await engine.start()
     const app = buildEngineApp(engine)
     try {

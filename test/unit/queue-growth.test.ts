@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { QueueGrowthDetector } from '../../detectors/queue-growth/detector.ts'
-import { DetectorDriver } from '../helpers/detector-driver.ts'
+import { DetectorDriver, assertAlert } from '../helpers/detector-driver.ts'
 
 /** one hw sample per second after one span (queue wait growing by step) */
 function run(table: Record<string, string>, d = new DetectorDriver(new QueueGrowthDetector())) {
@@ -19,12 +19,14 @@ test('queue growing while completions fall fires, stays firing on a high plateau
     ['resolved', 26], // drained at step 24, clear 3
   ])
   const a = d.alerts[0]!.alert
-  assert.equal(a.type, 'queue_growth')
-  assert.equal(a.statistic, 'completions')
-  assert.equal(a.baseline, 200)
-  assert.equal(a.threshold, 140)
-  assert.equal(a.observed, 100)
-  assert.equal(a.stage, 'queue_wait')
+  assertAlert(a, {
+    type: 'queue_growth',
+    statistic: 'completions',
+    baseline: 200,
+    threshold: 140,
+    observed: 100,
+    stage: 'queue_wait',
+  })
   assert.deepEqual(a.exemplar_request_ids, ['req-17', 'req-16', 'req-15'], 'longest queue waits')
 })
 

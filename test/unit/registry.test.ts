@@ -7,14 +7,13 @@ import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { Engine } from '../../engine/engine.ts'
+import type { Engine } from '../../engine/engine.ts'
+import { testEngine } from '../helpers/engine-harness.ts'
 import { buildEngineApp } from '../../engine/http.ts'
 import { type EnsuredModel, ensureModel, toKServeInputs } from '../../engine/models/zoo.ts'
 import { ModelRegistry, UnknownModelError } from '../../engine/registry.ts'
-import { TelemetryEmitter } from '../../engine/telemetry/emitter.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { createLogger } from '../../core/logger.ts'
-import { EmbeddedBus } from '../../bus/embedded-bus.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const MODEL_CACHE_DIR = fileURLToPath(new URL('../../.cache/models', import.meta.url))
@@ -105,12 +104,8 @@ describe('swapping versions under load over HTTP', () => {
   let app: FastifyInstance
 
   before(async () => {
-    engine = new Engine({
+    engine = testEngine({
       models: [{ name: 'mlp', version: 1 }],
-      modelCacheDir: MODEL_CACHE_DIR,
-      logger,
-      emitter: new TelemetryEmitter({ producer: new EmbeddedBus().producer(), logger }),
-      hwIntervalMs: 3_600_000,
       // six one-row clients never fill a batch of 8: each batch waits the queue delay, so version 1
       // still holds queued requests when the unload arrives right after the load
       batching: { maxBatchSize: 8, maxQueueDelayMs: 20 },

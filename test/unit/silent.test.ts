@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { InstanceSilentDetector } from '../../detectors/silent/detector.ts'
 import { series } from '../helpers/series.ts'
-import { DetectorDriver } from '../helpers/detector-driver.ts'
+import { DetectorDriver, assertAlert } from '../helpers/detector-driver.ts'
 
 /**
  * One step per `every` seconds; `reports[instance]` is a series of 1 (sends a span and a sample this
@@ -39,10 +39,7 @@ test('an instance that goes silent fires after 5 of its intervals, resolves when
 test('evidence: silence vs its own interval, the threshold, and its last requests', () => {
   const { d } = run({ 'engine-0': '1x20', 'engine-1': '1x8 0x12' })
   const a = d.alerts[0]!.alert
-  assert.equal(a.type, 'instance_silent')
-  assert.equal(a.severity, 'critical')
-  assert.equal(a.baseline, 1000)
-  assert.equal(a.threshold, 5000)
+  assertAlert(a, { type: 'instance_silent', severity: 'critical', baseline: 1000, threshold: 5000 })
   assert.ok(a.observed > a.threshold)
   assert.deepEqual(a.exemplar_request_ids, ['engine-1-req-5', 'engine-1-req-6', 'engine-1-req-7'])
   assert.equal(a.dedup_key, 'instance_silent/test/engine-1')

@@ -262,6 +262,8 @@ describe('what is allowed still runs', () => {
       'EXPLAIN AST SELECT 1',
       'EXPLAIN PLAN indexes = 1 SELECT count() FROM spans',
       'EXPLAIN SYNTAX SELECT 1',
+      'EXPLAIN SELECT 1',
+      '(SELECT 1);',
     ]) {
       await runSql(ch, sql)
     }

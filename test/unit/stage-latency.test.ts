@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { StageLatencyDetector } from '../../detectors/stage-latency/detector.ts'
 import type { Alert, Span } from '../../contract/records.ts'
 import type { Stage } from '../../contract/vocabulary.ts'
-import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
+import { DetectorDriver, T0_US, assertAlert } from '../helpers/detector-driver.ts'
 
 /** the interval (1 s step) an alert's evaluation closed */
 const interval = (a: Alert, from = 0) => (a.updated_at_us - T0_US) / 1e6 - 1 - from
@@ -39,10 +39,12 @@ test('a stage that regresses fires after 2 intervals, names the stage, resolves 
     ['resolved', 'preprocess', 23],
   ])
   const a = alerts[0]!
-  assert.equal(a.type, 'stage_latency_regression')
-  assert.equal(a.dedup_key, 'stage_latency_regression/test/engine-0/mlp/preprocess')
-  assert.equal(a.baseline, 52)
-  assert.equal(a.observed, 40002)
+  assertAlert(a, {
+    type: 'stage_latency_regression',
+    dedup_key: 'stage_latency_regression/test/engine-0/mlp/preprocess',
+    baseline: 52,
+    observed: 40002,
+  })
   assert.equal(a.threshold, 1052, 'max(1.5×52, 52+6σ, 52+1000 µs)')
   assert.equal(a.severity, 'critical')
   assert.equal(a.exemplar_request_ids.length, 3)
