@@ -494,34 +494,7 @@ ${svgTimeChart({ title: 'Share of request time by stage over time, all models (s
 <h2>Hardware use</h2>
 ${
   d.hardware.length
-    ? htmlTable(
-        [
-          'instance',
-          '>samples',
-          '>executor busy mean / max',
-          '>process CPU',
-          '>host CPU',
-          '>peak RSS',
-          '>device util.',
-          '>power',
-          '>PSI cpu / mem / io max',
-          '>event loop p99 max',
-          '>in flight max',
-        ],
-        d.hardware.map((h) => [
-          esc(h.instance),
-          fixed(h.samples, 0),
-          `${pct(h.busy_mean)} / ${pct(h.busy_max)}`,
-          fixed(h.process_cpu_mean, 2),
-          fixed(h.host_cpu_mean, 2),
-          `${fixed(h.rss_max_mib, 0)} MiB`,
-          h.device_utilization_mean === null ? '–' : pct(h.device_utilization_mean),
-          h.power_mean_w === null ? '–' : `${fixed(h.power_mean_w, 0)} W`,
-          `${fixed(h.psi_cpu_some_max, 1)} / ${fixed(h.psi_memory_some_max, 1)} / ${fixed(h.psi_io_some_max, 1)} %`,
-          ms(h.event_loop_p99_max_ms),
-          fixed(h.in_flight_max, 0),
-        ]),
-      )
+    ? htmlTable(...hardwareColumns(d, 'html'))
     : '<p class="meta">No hardware samples in this range.</p>'
 }
 ${costHtml(d)}
@@ -530,6 +503,43 @@ ${costHtml(d)}
 </body>
 </html>
 `
+}
+
+/**
+ * The hardware table of both report formats: HTML with units in the cells and two more columns
+ * (event loop, in flight), Markdown with units in the header.
+ */
+function hardwareColumns(d: ReportData, format: 'html' | 'md'): [string[], string[][]] {
+  const html = format === 'html'
+  const unit = (v: string, u: string) => (html ? `${v} ${u}` : v)
+  const head = [
+    'instance',
+    '>samples',
+    html ? '>executor busy mean / max' : '>busy mean / max',
+    '>process CPU',
+    '>host CPU',
+    html ? '>peak RSS' : '>peak RSS MiB',
+    '>device util.',
+    html ? '>power' : '>power W',
+    html ? '>PSI cpu / mem / io max' : '>PSI cpu/mem/io max %',
+    ...(html ? ['>event loop p99 max', '>in flight max'] : []),
+  ]
+  const rows = d.hardware.map((h) => [
+    html ? esc(h.instance) : String(h.instance),
+    fixed(h.samples, 0),
+    `${pct(h.busy_mean)} / ${pct(h.busy_max)}`,
+    fixed(h.process_cpu_mean, 2),
+    fixed(h.host_cpu_mean, 2),
+    unit(fixed(h.rss_max_mib, 0), 'MiB'),
+    h.device_utilization_mean === null ? '–' : pct(h.device_utilization_mean),
+    h.power_mean_w === null ? '–' : unit(fixed(h.power_mean_w, 0), 'W'),
+    unit(
+      `${fixed(h.psi_cpu_some_max, 1)} / ${fixed(h.psi_memory_some_max, 1)} / ${fixed(h.psi_io_some_max, 1)}`,
+      '%',
+    ),
+    ...(html ? [ms(h.event_loop_p99_max_ms), fixed(h.in_flight_max, 0)] : []),
+  ])
+  return [head, rows]
 }
 
 function costColumns(d: ReportData): { head: Head; rows: string[][] } {
@@ -668,32 +678,7 @@ export function renderMarkdown(d: ReportData): string {
     '',
   )
   out.push(
-    d.hardware.length
-      ? mdTable(
-          [
-            'instance',
-            '>samples',
-            '>busy mean / max',
-            '>process CPU',
-            '>host CPU',
-            '>peak RSS MiB',
-            '>device util.',
-            '>power W',
-            '>PSI cpu/mem/io max %',
-          ],
-          d.hardware.map((h) => [
-            String(h.instance),
-            fixed(h.samples, 0),
-            `${pct(h.busy_mean)} / ${pct(h.busy_max)}`,
-            fixed(h.process_cpu_mean, 2),
-            fixed(h.host_cpu_mean, 2),
-            fixed(h.rss_max_mib, 0),
-            h.device_utilization_mean === null ? '–' : pct(h.device_utilization_mean),
-            h.power_mean_w === null ? '–' : fixed(h.power_mean_w, 0),
-            `${fixed(h.psi_cpu_some_max, 1)} / ${fixed(h.psi_memory_some_max, 1)} / ${fixed(h.psi_io_some_max, 1)}`,
-          ]),
-        )
-      : 'No hardware samples in this range.',
+    d.hardware.length ? mdTable(...hardwareColumns(d, 'md')) : 'No hardware samples in this range.',
     '',
   )
   if (d.cost) {
