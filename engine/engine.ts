@@ -361,7 +361,8 @@ export class Engine implements Lifecycle {
       }
 
       resultOutputs = this.faults.driftOutputs(resultOutputs) // output_drift
-      await this.faults.stall('postprocess') // stage_stall
+      const stalled = this.faults.stall('postprocess') // stage_stall
+      if (stalled) await stalled
       const first = resultOutputs[0]!
       const out = summarize(first.data)
       span.output_mean = out.mean
@@ -376,7 +377,8 @@ export class Engine implements Lifecycle {
       )
       responseBody = rendered.body
       headerLength = rendered.headerLength
-      await this.faults.serializeOverhead(rendered.body) // slow_serialization, stage_stall
+      const slowed = this.faults.serializeOverhead(rendered.body) // slow_serialization, stage_stall
+      if (slowed) await slowed
       span.serialize_us = us(tPost, process.hrtime.bigint())
     } catch (err) {
       status = httpStatusOf(err)

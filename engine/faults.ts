@@ -189,12 +189,17 @@ export class FaultSchedule {
     }
   }
 
-  /** stage_stall: waits `delayMs` when `stage` is the stalled one. */
-  async stall(stage: StallStage): Promise<void> {
+  /**
+   * stage_stall: a wait of `delayMs` when `stage` is the stalled one, else nothing to wait for.
+   * Callers await only a returned promise: even `await undefined` yields to the other requests'
+   * continuations, and live their work (another request's serialization) then counted in this
+   * request's postprocess time.
+   */
+  stall(stage: StallStage): Promise<void> | undefined {
     const w = this.active('stage_stall')
-    if (!w) return
+    if (!w) return undefined
     const p = faultParams(w)
-    if (p.stage === stage && p.delayMs! > 0) await sleep(p.delayMs!)
+    return p.stage === stage && p.delayMs! > 0 ? sleep(p.delayMs!) : undefined
   }
 
   /** input_drift: shifts every FP32 input value by `shift` standard deviations of that input. */
@@ -234,17 +239,22 @@ export class FaultSchedule {
     })
   }
 
-  /** slow_serialization (re-stringifies `payload` `factor` times, then waits `delayMs`) and stage_stall of serialize. */
-  async serializeOverhead(payload: unknown): Promise<void> {
+  /**
+   * slow_serialization (re-stringifies `payload` `factor` times, then waits `delayMs`) and stage_stall
+   * of serialize; a promise only when there is something to wait for (see `stall`).
+   */
+  serializeOverhead(payload: unknown): Promise<void> | undefined {
     const w = this.active('slow_serialization')
+    let delayMs = 0
     if (w) {
       const p = faultParams(w)
       let bytes = 0
       for (let i = 0; i < p.factor!; i++) bytes += JSON.stringify(payload).length
       this.overheadBytes += bytes // a use of the result, so the work cannot be optimised away
-      if (p.delayMs! > 0) await sleep(p.delayMs!)
+      delayMs = p.delayMs!
     }
-    await this.stall('serialize')
+    if (delayMs <= 0) return this.stall('serialize')
+    return sleep(delayMs).then(() => this.stall('serialize'))
   }
 
   /** batch_size_misconfig: the batch size limit while the window is active (the batcher's override). */

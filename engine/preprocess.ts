@@ -49,7 +49,8 @@ export class PreprocessPool {
    * data_starvation holds the worker and so throttles the whole pool.
    */
   async run(inputs: Tensor[]): Promise<{ mean: number; std: number; inputs: Tensor[] }> {
-    await this.faults.stall('preprocess')
+    const stalled = this.faults.stall('preprocess')
+    if (stalled) await stalled
     if (this.busy >= this.workers) {
       if (this.waiting.length >= this.maxWaiting) throw new PreprocessBacklogError(this.waiting.length)
       await new Promise<void>((resolve) => this.waiting.push(resolve))

@@ -280,6 +280,40 @@ describe('faults on a running engine', () => {
   })
 })
 
+describe('slow serialization in a shared batch', () => {
+  let h: Harness
+  before(async () => {
+    h = await startHarness({
+      batching: { maxBatchSize: 8, maxQueueDelayMs: 150 },
+      faults: new FaultSchedule([
+        { type: 'slow_serialization', factor: 3000, startMs: HOUR_MS, endMs: 2 * HOUR_MS },
+      ]),
+    })
+  })
+  after(async () => {
+    await h.close()
+  })
+
+  test("one request's serialization is not counted in its batch mates' postprocess", async () => {
+    h.engine.faults.startClock(Date.now() - HOUR_MS - 60_000)
+    const responses = await Promise.all(Array.from({ length: 6 }, () => post(h.app, inferBody(features(1)))))
+    leave(h)
+    const spans = await Promise.all(responses.map((r) => spanOf(h, r)))
+    assert.ok(
+      spans.some((s) => s.batch_size > 1),
+      `batch sizes ${spans.map((s) => s.batch_size)}`,
+    )
+    // each span's serialize stage holds its own 3 000 stringifications; before the fix the batch mates
+    // that resumed after it counted them again in their postprocess
+    const leastSerialize = Math.min(...spans.map((s) => s.serialize_us))
+    for (const s of spans)
+      assert.ok(
+        s.postprocess_us < leastSerialize / 2,
+        `postprocess ${s.postprocess_us} µs vs serialize ≥ ${leastSerialize} µs`,
+      )
+  })
+})
+
 describe('batch_size_misconfig on a batching engine', () => {
   let h: Harness
   before(async () => {
