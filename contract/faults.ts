@@ -99,7 +99,7 @@ export const FAULTS = {
     effect: 'serialization re-stringifies `factor` extra times, waits `delayMs`',
     params: {
       delayMs: { kind: 'number', default: 0, min: 0, max: 600_000 },
-      factor: { kind: 'number', default: 10, min: 0, max: 10_000, integer: true },
+      factor: { kind: 'number', default: 100, min: 0, max: 10_000, integer: true },
     },
     showsUpIn: 'serialize_us',
     primaryAlert: 'serialization_dominant',
