@@ -463,19 +463,7 @@ ${svgTimeChart({
   formatY: (v) => fixed(v, 1),
 })}
 ${svgTimeChart({ title: 'p99 latency per model, worst instance (ms)', xs: s.xs, fromS: d.fromS, toS: d.toS, bands, series: models.map((m, i) => ({ label: m, color: PALETTE[i % PALETTE.length]!, values: s.p99ByModel.get(m)! })), formatY: (v) => fixed(v, 1) })}
-${htmlTable(
-  ['model', '>requests', '>requests/s', '>error rate', '>p50', '>p95', '>p99', '>mean'],
-  lines.map((l) => [
-    esc(l.model),
-    l.requests.toLocaleString('en-US'),
-    fixed(l.rps, 1),
-    l.requests ? pct(l.errors / l.requests) : '–',
-    ms(l.p50),
-    ms(l.p95),
-    ms(l.p99),
-    ms(l.mean),
-  ]),
-)}
+${htmlTable(...modelColumns(lines, 'html'))}
 <h2>Top bottlenecks by stage and model</h2>
 <p class="meta">Share of request time each stage took over the range (exact percentiles).</p>
 ${htmlTable(
@@ -503,6 +491,22 @@ ${costHtml(d)}
 </body>
 </html>
 `
+}
+
+/** The per-model table of both report formats (the model name escaped for HTML). */
+function modelColumns(lines: readonly ModelLine[], format: 'html' | 'md'): [string[], string[][]] {
+  const head = ['model', '>requests', '>requests/s', '>error rate', '>p50', '>p95', '>p99', '>mean']
+  const rows = lines.map((l) => [
+    format === 'html' ? esc(l.model) : l.model,
+    l.requests.toLocaleString('en-US'),
+    fixed(l.rps, 1),
+    l.requests ? pct(l.errors / l.requests) : '–',
+    ms(l.p50),
+    ms(l.p95),
+    ms(l.p99),
+    ms(l.mean),
+  ])
+  return [head, rows]
 }
 
 /**
@@ -645,19 +649,7 @@ export function renderMarkdown(d: ReportData): string {
       `p99 ${m} \`${sparkline(col)}\` peak ${ms(Math.max(0, ...col.filter((v): v is number => v !== null)))}`,
       '',
     ]),
-    mdTable(
-      ['model', '>requests', '>requests/s', '>error rate', '>p50', '>p95', '>p99', '>mean'],
-      lines.map((l) => [
-        l.model,
-        l.requests.toLocaleString('en-US'),
-        fixed(l.rps, 1),
-        l.requests ? pct(l.errors / l.requests) : '–',
-        ms(l.p50),
-        ms(l.p95),
-        ms(l.p99),
-        ms(l.mean),
-      ]),
-    ),
+    mdTable(...modelColumns(lines, 'md')),
     '',
     '## Top bottlenecks by stage and model',
     '',
