@@ -92,6 +92,38 @@ export class RollingBaseline {
   }
 }
 
+/** Named RollingBaselines of one key's state: `Baselines<typeof NAMES>` for `NAMES = [...] as const`. */
+export type Baselines<Names extends readonly string[]> = Record<Names[number], RollingBaseline>
+
+/**
+ * The baselines `names` of a state as plain JSON, each under its own name — the one place a
+ * detector's snapshot spells how its baselines are written, so every detector writes them alike.
+ */
+export function baselinesToJson<const Names extends readonly string[]>(
+  s: Baselines<Names>,
+  names: Names,
+): Record<Names[number], RollingBaselineState> {
+  return Object.fromEntries(names.map((n: Names[number]) => [n, s[n].toState()])) as Record<
+    Names[number],
+    RollingBaselineState
+  >
+}
+
+/**
+ * The inverse of `baselinesToJson`: each of `names` restored from `raw` with the detector's current
+ * `window` and `warmup` (a missing or unreadable one starts empty).
+ */
+export function baselinesFromJson<const Names extends readonly string[]>(
+  raw: Record<string, unknown>,
+  names: Names,
+  window: number,
+  warmup: number,
+): Baselines<Names> {
+  return Object.fromEntries(
+    names.map((n) => [n, RollingBaseline.fromState(raw[n], window, warmup)]),
+  ) as Baselines<Names>
+}
+
 /** Plain-JSON state of an EwmaBaseline. */
 export interface EwmaBaselineState {
   alpha: number

@@ -23,7 +23,7 @@
  * Severity: critical when the median batch is 1 while ≥ 4 could be batched.
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
-import { RollingBaseline } from '../baseline.ts'
+import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
 import { OneAlertDetector, type OneAlertState, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { median } from '../stats.ts'
 
@@ -50,13 +50,12 @@ export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING.settings>
 /** spans remembered per instance between two samples (the newest are kept) */
 const SPAN_POOL = 2048
 
-interface InstanceState extends OneAlertState {
+/** per sample: the largest batch (the learned cap) and the median batch (the evidence's baseline) */
+const BASELINES = ['maxBatch', 'medianBatch'] as const
+
+interface InstanceState extends OneAlertState, Baselines<typeof BASELINES> {
   instance: string
   spans: Span[]
-  /** per-sample largest batch (the learned cap) */
-  maxBatch: RollingBaseline
-  /** per-sample median batch (the evidence's baseline) */
-  medianBatch: RollingBaseline
 }
 
 export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, typeof BATCHING.settings> {
@@ -144,8 +143,7 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
   protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       instance: s.instance,
-      maxBatch: s.maxBatch.toState(),
-      medianBatch: s.medianBatch.toState(),
+      ...baselinesToJson(s, BASELINES),
     }
   }
 
@@ -154,8 +152,7 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
       // snapshots from before the kernel keyed `<fleet>/<instance>` without the instance itself
       instance: typeof v.instance === 'string' ? v.instance : key.slice(key.indexOf('/') + 1),
       spans: [],
-      maxBatch: RollingBaseline.fromState(v.maxBatch, this.o.baselineWindow, 1),
-      medianBatch: RollingBaseline.fromState(v.medianBatch, this.o.baselineWindow, 1),
+      ...baselinesFromJson(v, BASELINES, this.o.baselineWindow, 1),
     }
   }
 }

@@ -51,7 +51,7 @@
  * pressure it is: it says so once (`drainNotices`) and stays off for that instance.
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
-import { RollingBaseline } from '../baseline.ts'
+import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
 import {
   type DetectorReads,
   KeyedDetector,
@@ -116,19 +116,15 @@ interface Totals {
   throttledUs: number | null
 }
 
-interface InstanceState {
+/** per interval: pressure from outside the engine, compute_us p50/p90, and request latency (total_us: the impact) */
+const BASELINES = ['foreignCpu', 'psiShare', 'p50', 'p90', 'total50', 'total90'] as const
+
+interface InstanceState extends Baselines<typeof BASELINES> {
   fleet: string
   /** compute_us and total_us of the spans since the previous sample */
   latencies: number[]
   totals: number[]
   spans: RecentSpans
-  foreignCpu: RollingBaseline
-  psiShare: RollingBaseline
-  p50: RollingBaseline
-  p90: RollingBaseline
-  /** request latency (total_us) per interval: the impact */
-  total50: RollingBaseline
-  total90: RollingBaseline
   prev: Totals | undefined
   /** samples since the last one with pressure the engine did not cause (∞: none yet) */
   sincePressure: number
@@ -187,18 +183,12 @@ export class HostContentionDetector extends KeyedDetector<
   }
 
   private fresh(fleet: string): InstanceState {
-    const b = () => new RollingBaseline(this.o.baselineWindow, this.o.warmupSamples)
     return {
+      ...baselinesFromJson({}, BASELINES, this.o.baselineWindow, this.o.warmupSamples),
       fleet,
       latencies: [],
       totals: [],
       spans: new RecentSpans(),
-      foreignCpu: b(),
-      psiShare: b(),
-      p50: b(),
-      p90: b(),
-      total50: b(),
-      total90: b(),
       prev: undefined,
       sincePressure: Number.POSITIVE_INFINITY,
       lifecycle: this.newLifecycle(),
@@ -421,26 +411,15 @@ export class HostContentionDetector extends KeyedDetector<
     return {
       fleet: s.fleet,
       model: s.spans.model,
-      foreignCpu: s.foreignCpu.toState(),
-      psiShare: s.psiShare.toState(),
-      p50: s.p50.toState(),
-      p90: s.p90.toState(),
-      total50: s.total50.toState(),
-      total90: s.total90.toState(),
+      ...baselinesToJson(s, BASELINES),
       lifecycle: s.lifecycle.toState(),
     }
   }
 
   protected stateFromJson(raw: Record<string, unknown>): InstanceState {
-    const { baselineWindow: w, warmupSamples: warm } = this.o
     const s = this.fresh(typeof raw.fleet === 'string' ? raw.fleet : 'default')
     s.spans = new RecentSpans(typeof raw.model === 'string' ? raw.model : '*')
-    s.foreignCpu = RollingBaseline.fromState(raw.foreignCpu, w, warm)
-    s.psiShare = RollingBaseline.fromState(raw.psiShare, w, warm)
-    s.p50 = RollingBaseline.fromState(raw.p50, w, warm)
-    s.p90 = RollingBaseline.fromState(raw.p90, w, warm)
-    s.total50 = RollingBaseline.fromState(raw.total50, w, warm)
-    s.total90 = RollingBaseline.fromState(raw.total90, w, warm)
+    Object.assign(s, baselinesFromJson(raw, BASELINES, this.o.baselineWindow, this.o.warmupSamples))
     s.lifecycle = this.restoreLifecycle(raw.lifecycle)
     return s
   }

@@ -14,7 +14,7 @@
  *   pending or firing (a long idle spell never becomes the baseline of a loaded instance)
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
-import { RollingBaseline } from '../baseline.ts'
+import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
 import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
@@ -39,9 +39,9 @@ export const IDLE = detectorKind(
 )
 export type IdleOptions = OptionsOf<typeof IDLE.settings>
 
-interface InstanceState {
-  busy: RollingBaseline
-  arrivals: RollingBaseline
+const BASELINES = ['busy', 'arrivals'] as const
+
+interface InstanceState extends Baselines<typeof BASELINES> {
   lifecycle: AlertLifecycle
   /** for the model (idle alerts name no exemplar) */
   spans: RecentSpans
@@ -53,18 +53,12 @@ export class IdleNoLoadDetector extends InstanceSampleDetector<InstanceState, ty
   }
 
   protected fieldsToJson(s: InstanceState): Record<string, unknown> {
-    return {
-      busy: s.busy.toState(),
-      arrivals: s.arrivals.toState(),
-      model: s.spans.model,
-    }
+    return { ...baselinesToJson(s, BASELINES), model: s.spans.model }
   }
 
   protected fieldsFromJson(raw: Record<string, unknown>) {
-    const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
-      busy: RollingBaseline.fromState(raw.busy, w, warm),
-      arrivals: RollingBaseline.fromState(raw.arrivals, w, warm),
+      ...baselinesFromJson(raw, BASELINES, this.o.baselineWindow, this.o.warmupSamples),
       spans: new RecentSpans(typeof raw.model === 'string' ? raw.model : '*'),
     }
   }

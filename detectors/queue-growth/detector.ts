@@ -16,7 +16,7 @@
  * - severity critical when completions fall below 30 % of baseline, else warning
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
-import { RollingBaseline } from '../baseline.ts'
+import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
 import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { RecentSpans } from '../recent-spans.ts'
@@ -37,11 +37,11 @@ export const QUEUE_GROWTH = detectorKind(
 )
 export type QueueGrowthOptions = OptionsOf<typeof QUEUE_GROWTH.settings>
 
-interface InstanceState {
-  queue: RollingBaseline
-  completions: RollingBaseline
-  recentQueue: number[]
+const BASELINES = ['queue', 'completions'] as const
+
+interface InstanceState extends Baselines<typeof BASELINES> {
   lifecycle: AlertLifecycle
+  recentQueue: number[]
   /** the newest spans of the instance (bounded), for the model and exemplars */
   spans: RecentSpans
 }
@@ -53,18 +53,15 @@ export class QueueGrowthDetector extends InstanceSampleDetector<InstanceState, t
 
   protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
-      queue: s.queue.toState(),
-      completions: s.completions.toState(),
+      ...baselinesToJson(s, BASELINES),
       recentQueue: s.recentQueue,
       model: s.spans.model,
     }
   }
 
   protected fieldsFromJson(raw: Record<string, unknown>) {
-    const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
-      queue: RollingBaseline.fromState(raw.queue, w, warm),
-      completions: RollingBaseline.fromState(raw.completions, w, warm),
+      ...baselinesFromJson(raw, BASELINES, this.o.baselineWindow, this.o.warmupSamples),
       recentQueue: Array.isArray(raw.recentQueue)
         ? raw.recentQueue.filter((x): x is number => typeof x === 'number').slice(-this.o.risingSamples)
         : [],

@@ -21,10 +21,10 @@
  */
 import type { Alert, HwSample } from '../../contract/records.ts'
 import { STAGES, type Stage } from '../../contract/vocabulary.ts'
-import { RollingBaseline } from '../baseline.ts'
+import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
 import { InstanceSampleDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
-import { InstanceSpanWindow } from '../instance-window.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
+import { InstanceSpanWindow } from '../instance-window.ts'
 
 export const STARVATION = detectorKind(
   'accelerator_starved',
@@ -53,11 +53,11 @@ export const STARVATION = detectorKind(
 )
 export type StarvationOptions = OptionsOf<typeof STARVATION.settings>
 
-interface InstanceState {
-  busy: RollingBaseline
-  inFlight: RollingBaseline
-  spans: InstanceSpanWindow
+const BASELINES = ['busy', 'inFlight'] as const
+
+interface InstanceState extends Baselines<typeof BASELINES> {
   lifecycle: AlertLifecycle
+  spans: InstanceSpanWindow
 }
 
 export class StarvationDetector extends InstanceSampleDetector<InstanceState, typeof STARVATION.settings> {
@@ -67,17 +67,14 @@ export class StarvationDetector extends InstanceSampleDetector<InstanceState, ty
 
   protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
-      busy: s.busy.toState(),
-      inFlight: s.inFlight.toState(),
+      ...baselinesToJson(s, BASELINES),
       spans: s.spans.toState(),
     }
   }
 
   protected fieldsFromJson(raw: Record<string, unknown>) {
-    const { baselineWindow: w, warmupSamples: warm } = this.o
     return {
-      busy: RollingBaseline.fromState(raw.busy, w, warm),
-      inFlight: RollingBaseline.fromState(raw.inFlight, w, warm),
+      ...baselinesFromJson(raw, BASELINES, this.o.baselineWindow, this.o.warmupSamples),
       spans: InstanceSpanWindow.fromState(raw.spans),
     }
   }

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { EwmaBaseline, RollingBaseline } from '../../detectors/baseline.ts'
+import {
+  baselinesFromJson,
+  baselinesToJson,
+  EwmaBaseline,
+  RollingBaseline,
+} from '../../detectors/baseline.ts'
 import { alertGroupKey } from '../../contract/alerts.ts'
 import { AlertLifecycle, type AlertEvidence } from '../../detectors/lifecycle.ts'
 import { QueueGrowthDetector } from '../../detectors/queue-growth/detector.ts'
@@ -89,4 +94,22 @@ test('fleet grouping: the same break on several instances shares one group key, 
   assert.equal(alertGroupKey(fired[0]!), alertGroupKey(fired[1]!))
   assert.equal(alertGroupKey(fired[0]!), 'queue_growth/test/queue_wait')
   assert.notEqual(alertGroupKey({ ...fired[0]!, fleet: 'other' }), alertGroupKey(fired[1]!))
+})
+
+test('named baselines: written each under its name as toState() writes it, restored with the given window', () => {
+  const names = ['busy', 'arrivals'] as const
+  const state = { busy: new RollingBaseline(4, 2), arrivals: new RollingBaseline(4, 2), other: 1 }
+  for (const v of [1, 2, 3, 4, 5]) state.busy.push(v)
+  state.arrivals.push(7)
+  const json = JSON.parse(JSON.stringify(baselinesToJson(state, names)))
+  // the shape detectors wrote by hand before: { busy: <toState>, arrivals: <toState> }
+  assert.deepEqual(json, { busy: state.busy.toState(), arrivals: state.arrivals.toState() })
+  const back = baselinesFromJson(json, names, 3, 1)
+  assert.deepEqual(back.busy.ordered(), [3, 4, 5], 'the newest values of a smaller window')
+  assert.equal(back.busy.ready, true)
+  assert.deepEqual(back.arrivals.ordered(), [7])
+  const empty = baselinesFromJson({ busy: 'unreadable' }, names, 3, 2)
+  assert.equal(empty.busy.count, 0)
+  assert.equal(empty.arrivals.count, 0)
+  assert.equal(empty.arrivals.window, 3)
 })
