@@ -25,6 +25,7 @@
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
 import { OneAlertDetector, type OneAlertState, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { exemplarIds, RecentSpans } from '../recent-spans.ts'
 import { median } from '../stats.ts'
 
 export const BATCHING = detectorKind(
@@ -47,15 +48,13 @@ export const BATCHING = detectorKind(
 )
 export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING.settings>
 
-/** spans remembered per instance between two samples (the newest are kept) */
-const SPAN_POOL = 2048
-
 /** per sample: the largest batch (the learned cap) and the median batch (the evidence's baseline) */
 const BASELINES = ['maxBatch', 'medianBatch'] as const
 
 interface InstanceState extends OneAlertState, Baselines<typeof BASELINES> {
   instance: string
-  spans: Span[]
+  /** the spans since the previous sample */
+  spans: RecentSpans
 }
 
 export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, typeof BATCHING.settings> {
@@ -69,16 +68,14 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
 
   onSpan(span: Span): Alert[] {
     const s = this.instance(`${span.fleet}/${span.instance}`, span.instance, span.timestamp_us)
-    if (s.spans.length >= SPAN_POOL) s.spans.shift()
-    s.spans.push(span)
+    s.spans.add(span)
     return []
   }
 
   onHwSample(sample: HwSample): Alert[] {
     const key = `${sample.fleet}/${sample.instance}`
     const s = this.instance(key, sample.instance, sample.timestamp_us)
-    const spans = s.spans
-    s.spans = []
+    const spans = s.spans.take()
     const batches = new Map<string, number>()
     for (const sp of spans) {
       // foreign spans: a batch size of 0 is unknown (Triton's traces carry none), and a span that
@@ -127,10 +124,7 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
           'the batcher dispatches before batches fill: max batch size or batching timeout too small, or dispatch serialised',
         suggested_action:
           'check the dynamic batcher settings (max batch size, max queue delay) of this model; raise them to what the load and latency budget allow',
-        exemplar_request_ids: [...spans]
-          .sort((a, b) => b.queue_wait_us - a.queue_wait_us)
-          .slice(0, 3)
-          .map((sp) => sp.request_id),
+        exemplar_request_ids: exemplarIds(spans, (sp) => sp.queue_wait_us),
       }),
       () => {
         if (sizes.length === 0) return
@@ -151,7 +145,8 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
     return {
       // snapshots from before the kernel keyed `<fleet>/<instance>` without the instance itself
       instance: typeof v.instance === 'string' ? v.instance : key.slice(key.indexOf('/') + 1),
-      spans: [],
+      // the newest spans between two samples: enough for the batch statistics of a busy instance
+      spans: new RecentSpans('*', 2048),
       ...baselinesFromJson(v, BASELINES, this.o.baselineWindow, 1),
     }
   }

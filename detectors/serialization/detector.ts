@@ -24,6 +24,7 @@ import {
   setting,
   detectorKind,
 } from '../detector.ts'
+import { exemplarIds, RecentSpans } from '../recent-spans.ts'
 import { fmtMs, fmtPct, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
 
 export const SERIALIZATION = detectorKind(
@@ -43,11 +44,9 @@ export const SERIALIZATION = detectorKind(
 )
 export type SerializationOptions = OptionsOf<typeof SERIALIZATION.settings>
 
-/** spans kept per bucket for exemplars (the newest) */
-const EXEMPLAR_POOL = 256
-
 interface KeyState extends BucketedModelState {
-  spans: Span[]
+  /** the bucket's spans, for exemplars */
+  spans: RecentSpans
   count: number
   deserUs: number
   serUs: number
@@ -64,8 +63,7 @@ export class SerializationDominantDetector extends BucketedModelDetector<
   }
 
   protected count(k: KeyState, span: Span): void {
-    if (k.spans.length >= EXEMPLAR_POOL) k.spans.shift()
-    k.spans.push(span)
+    k.spans.add(span)
     k.count++
     k.deserUs += span.deserialize_us
     k.serUs += span.serialize_us
@@ -73,8 +71,8 @@ export class SerializationDominantDetector extends BucketedModelDetector<
   }
 
   protected judgeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
-    const { count, deserUs, serUs, totalUs, spans } = k
-    k.spans = []
+    const { count, deserUs, serUs, totalUs } = k
+    const spans = k.spans.take()
     k.count = 0
     k.deserUs = 0
     k.serUs = 0
@@ -113,10 +111,7 @@ export class SerializationDominantDetector extends BucketedModelDetector<
             : 'encoding responses dominates: larger outputs or a slower format',
         suggested_action:
           'use the binary tensor extension of the inference protocol, trim payloads (fewer outputs, lower precision), or check for a client change',
-        exemplar_request_ids: [...spans]
-          .sort((a, b) => b.deserialize_us + b.serialize_us - (a.deserialize_us + a.serialize_us))
-          .slice(0, 3)
-          .map((s) => s.request_id),
+        exemplar_request_ids: exemplarIds(spans, (s) => s.deserialize_us + s.serialize_us),
       }),
       () => k.share.push(share),
     )
@@ -132,7 +127,7 @@ export class SerializationDominantDetector extends BucketedModelDetector<
   protected fieldsFromJson(v: Record<string, unknown>) {
     return {
       ...modelBucketsFromJson(v, this.o.bucketMs * 1000),
-      spans: [],
+      spans: new RecentSpans('*', 256),
       count: 0,
       deserUs: 0,
       serUs: 0,

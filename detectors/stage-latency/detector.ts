@@ -24,6 +24,7 @@ import { STAGES, type Stage } from '../../contract/vocabulary.ts'
 import { isRecord, RollingBaseline } from '../baseline.ts'
 import { type Finding, type OptionsOf, setting, detectorKind, DeclaredDetector } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
+import { exemplarIds, RecentSpans } from '../recent-spans.ts'
 
 export const STAGE_LATENCY = detectorKind(
   'stage_latency_regression',
@@ -44,8 +45,8 @@ export const STAGE_LATENCY = detectorKind(
 )
 export type StageLatencyOptions = OptionsOf<typeof STAGE_LATENCY.settings>
 
-/** spans kept per open interval (the newest; enough for a median and exemplars) */
-const MAX_INTERVAL_SPANS = 512
+/** the spans of an open interval: the newest, enough for a median and exemplars */
+const intervalSpans = (model: string) => new RecentSpans(model, 512)
 
 interface StageState {
   baseline: RollingBaseline
@@ -58,7 +59,7 @@ interface ModelState {
   instance: string
   model: string
   intervalStartUs: number
-  spans: Span[]
+  spans: RecentSpans
   stages: Map<Stage, StageState>
 }
 
@@ -113,31 +114,29 @@ export class StageLatencyDetector extends DeclaredDetector<ModelState, typeof ST
       instance: span.instance,
       model: span.model,
       intervalStartUs: start,
-      spans: [],
+      spans: intervalSpans(span.model),
       stages: new Map(),
     }))
     let out: Alert[] = []
     if (start > m.intervalStartUs) {
-      out = this.closeInterval(key, m)
+      out = this.closeInterval(key, m, m.spans.take())
       m.intervalStartUs = start
-      m.spans = []
     }
     // a failed request skips the stages after the failure (they read 0): it says nothing about them
     if (span.status !== 'ok') return out
-    if (m.spans.length >= MAX_INTERVAL_SPANS) m.spans.shift()
-    m.spans.push(span)
+    m.spans.add(span)
     return out
   }
 
-  private closeInterval(key: string, m: ModelState): Alert[] {
-    if (m.spans.length < this.o.minSpans) return []
+  private closeInterval(key: string, m: ModelState, spans: readonly Span[]): Alert[] {
+    if (spans.length < this.o.minSpans) return []
     const nowUs = m.intervalStartUs + this.o.intervalMs * 1000
     const { instance, model } = m
     const warm = this.warm(key, nowUs)
     const out: Alert[] = []
     for (const stage of STAGES) {
       const s = this.stage(m, stage)
-      const values = m.spans.map((x) => x[`${stage}_us`]).sort((a, b) => a - b)
+      const values = spans.map((x) => x[`${stage}_us`]).sort((a, b) => a - b)
       const observed = values[Math.floor(values.length / 2)]!
       const base = s.baseline.median()
       const sigma = s.baseline.sigma()
@@ -159,13 +158,10 @@ export class StageLatencyDetector extends DeclaredDetector<ModelState, typeof ST
         threshold,
         summary:
           `${instance}/${model}: ${stage} median ${ms(observed)} per request ` +
-          `(baseline ${ms(base)}, ${(observed / Math.max(base, 1)).toFixed(1)}×) over ${m.spans.length} requests`,
+          `(baseline ${ms(base)}, ${(observed / Math.max(base, 1)).toFixed(1)}×) over ${spans.length} requests`,
         suspected_cause: CAUSES[stage],
         suggested_action: ACTIONS[stage],
-        exemplar_request_ids: [...m.spans]
-          .sort((a, b) => b[`${stage}_us`] - a[`${stage}_us`])
-          .slice(0, 3)
-          .map((x) => x.request_id),
+        exemplar_request_ids: exemplarIds(spans, (x) => x[`${stage}_us`]),
       })
       const scope = `${m.fleet}/${instance}/${model}/${stage}`
       out.push(...this.judge(s.lifecycle, nowUs, regressed, scope, finding, () => s.baseline.push(observed)))
@@ -195,7 +191,7 @@ export class StageLatencyDetector extends DeclaredDetector<ModelState, typeof ST
       instance: raw.instance,
       model: raw.model,
       intervalStartUs: typeof raw.intervalStartUs === 'number' ? raw.intervalStartUs : 0,
-      spans: [],
+      spans: intervalSpans(raw.model),
       stages: new Map(),
     }
     const stages = isRecord(raw.stages) ? raw.stages : {}
