@@ -23,7 +23,7 @@
  * Severity: critical when the median batch is 1 while ≥ 4 could be batched.
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
-import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
+import { RollingBaseline } from '../baseline.ts'
 import { OneAlertDetector, type OneAlertState, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { exemplarIds, RecentSpans } from '../recent-spans.ts'
 import { median } from '../stats.ts'
@@ -48,13 +48,14 @@ export const BATCHING = detectorKind(
 )
 export type BatchUnderutilizedOptions = OptionsOf<typeof BATCHING.settings>
 
-/** per sample: the largest batch (the learned cap) and the median batch (the evidence's baseline) */
-const BASELINES = ['maxBatch', 'medianBatch'] as const
-
-interface InstanceState extends OneAlertState, Baselines<typeof BASELINES> {
+interface InstanceState extends OneAlertState {
   instance: string
   /** the spans since the previous sample */
   spans: RecentSpans
+  /** per-sample largest batch (the learned cap) */
+  maxBatch: RollingBaseline
+  /** per-sample median batch (the evidence's baseline) */
+  medianBatch: RollingBaseline
 }
 
 export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, typeof BATCHING.settings> {
@@ -137,7 +138,8 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
   protected fieldsToJson(s: InstanceState): Record<string, unknown> {
     return {
       instance: s.instance,
-      ...baselinesToJson(s, BASELINES),
+      maxBatch: s.maxBatch.toState(),
+      medianBatch: s.medianBatch.toState(),
     }
   }
 
@@ -147,7 +149,8 @@ export class BatchUnderutilizedDetector extends OneAlertDetector<InstanceState, 
       instance: typeof v.instance === 'string' ? v.instance : key.slice(key.indexOf('/') + 1),
       // the newest spans between two samples: enough for the batch statistics of a busy instance
       spans: new RecentSpans('*', 2048),
-      ...baselinesFromJson(v, BASELINES, this.o.baselineWindow, 1),
+      maxBatch: RollingBaseline.fromState(v.maxBatch, this.o.baselineWindow, 1),
+      medianBatch: RollingBaseline.fromState(v.medianBatch, this.o.baselineWindow, 1),
     }
   }
 }
