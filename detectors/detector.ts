@@ -20,7 +20,7 @@ import type { Alert, HwSample, Span } from '../contract/records.ts'
 import { InvalidInputError } from '../core/errors.ts'
 import type { AlertType } from '../contract/vocabulary.ts'
 import { isRecord } from './baseline.ts'
-import type { ModelBuckets } from './stats.ts'
+import { type ModelBuckets, modelBucketsFromJson, modelBucketsToJson } from './stats.ts'
 import { AlertLifecycle, type AlertEvidence, type LifecycleOptions } from './lifecycle.ts'
 
 /** What a detector reads, for `breakid detectors` and the README. */
@@ -478,24 +478,45 @@ export abstract class InstanceSampleDetector<
 /** The state of an instance + model judged on event-time buckets of its spans. */
 export type BucketedModelState = OneAlertState & ModelBuckets
 
+/** One key's state of a BucketedModelDetector: the detector's own fields and what the kernel keeps. */
+export type Bucketed<Own> = Own & BucketedModelState
+
 /**
  * A detector keyed by instance + model (`modelKey`) that judges event-time buckets of the spans: a
  * span that closes the open bucket has it judged (`judgeBucket`) before it joins the next (`count`).
+ * The kernel writes and restores the instance, model and open bucket (`bucketMs` wide) next to the
+ * lifecycle; the detector only its own fields (`Own`).
  */
 export abstract class BucketedModelDetector<
-  S extends BucketedModelState,
-  Spec extends SettingsSpec,
-> extends OneAlertDetector<S, Spec> {
+  Own,
+  Spec extends SettingsSpec & { readonly bucketMs: { readonly kind: 'number' } },
+> extends OneAlertDetector<Bucketed<Own>, Spec> {
   /** the closed bucket of `key`, which ended at `endUs` */
-  protected abstract judgeBucket(key: string, s: S, endUs: number): Alert[]
+  protected abstract judgeBucket(key: string, s: Bucketed<Own>, endUs: number): Alert[]
   /** adds a span to the open bucket */
-  protected abstract count(s: S, span: Span): void
+  protected abstract count(s: Bucketed<Own>, span: Span): void
+  /** the detector's own fields as plain JSON */
+  protected abstract ownFieldsToJson(s: Own): Record<string, unknown>
+  /** the inverse of ownFieldsToJson */
+  protected abstract ownFieldsFromJson(raw: Record<string, unknown>): Own
 
   onSpan(span: Span): Alert[] {
     const [key, s] = this.modelKey(span)
     const alerts = s.buckets.closing(span.timestamp_us, (endUs) => this.judgeBucket(key, s, endUs))
     this.count(s, span)
     return alerts
+  }
+
+  protected fieldsToJson(s: Bucketed<Own>): Record<string, unknown> {
+    return { ...modelBucketsToJson(s), ...this.ownFieldsToJson(s) }
+  }
+
+  protected fieldsFromJson(raw: Record<string, unknown>): StateFields<Bucketed<Own>> {
+    // the setting's value type is deferred while Spec is generic; Spec's constraint makes it a number
+    const bucketUs = Number(this.o.bucketMs) * 1000
+    const fields = { ...modelBucketsFromJson(raw, bucketUs), ...this.ownFieldsFromJson(raw) }
+    // TypeScript cannot see through Omit of a generic type that the two parts are all the fields
+    return fields as StateFields<Bucketed<Own>>
   }
 }
 

@@ -21,14 +21,8 @@
  * Severity: critical when the rate over the interval or its newest bucket is ≥ 0.5.
  */
 import type { Alert, Span } from '../../contract/records.ts'
-import {
-  BucketedModelDetector,
-  type BucketedModelState,
-  type OptionsOf,
-  setting,
-  detectorKind,
-} from '../detector.ts'
-import { binomialTail, fmtPct, num, nums, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
+import { type Bucketed, BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
+import { binomialTail, fmtPct, num, nums } from '../stats.ts'
 
 export const ERROR_RATE = detectorKind(
   'error_rate_spike',
@@ -65,7 +59,8 @@ interface Bucket {
   errorIds: string[]
 }
 
-interface KeyState extends BucketedModelState {
+/** a key's own fields (the kernel keeps its instance, model and open bucket) */
+interface KeyState {
   open: Bucket
   interval: Bucket[]
   baseTotals: number[]
@@ -82,7 +77,7 @@ export class ErrorRateDetector extends BucketedModelDetector<KeyState, typeof ER
     super(ERROR_RATE, opts)
   }
 
-  protected count(k: KeyState, span: Span): void {
+  protected count(k: Bucketed<KeyState>, span: Span): void {
     const b = k.open
     b.total++
     if (span.status !== 'ok') {
@@ -94,7 +89,7 @@ export class ErrorRateDetector extends BucketedModelDetector<KeyState, typeof ER
     }
   }
 
-  protected judgeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
+  protected judgeBucket(key: string, k: Bucketed<KeyState>, nowUs: number): Alert[] {
     k.interval.push(k.open)
     k.open = emptyBucket()
     if (k.interval.length > this.o.intervalBuckets) {
@@ -161,21 +156,19 @@ export class ErrorRateDetector extends BucketedModelDetector<KeyState, typeof ER
     })
   }
 
-  protected fieldsToJson(k: KeyState): Record<string, unknown> {
+  protected ownFieldsToJson(k: KeyState): Record<string, unknown> {
     return {
-      ...modelBucketsToJson(k),
       interval: k.interval,
       baseTotals: k.baseTotals,
       baseErrors: k.baseErrors,
     }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>) {
+  protected ownFieldsFromJson(v: Record<string, unknown>): KeyState {
     const totals = nums(v.baseTotals)
     const errors = nums(v.baseErrors)
     const n = Math.min(totals.length, errors.length, this.o.baselineBuckets)
     return {
-      ...modelBucketsFromJson(v, this.o.bucketMs * 1000),
       open: emptyBucket(),
       interval: (Array.isArray(v.interval) ? v.interval : []).slice(-this.o.intervalBuckets).map(readBucket),
       baseTotals: totals.slice(totals.length - n),

@@ -17,15 +17,9 @@
  */
 import type { Alert, Span } from '../../contract/records.ts'
 import { RollingBaseline } from '../baseline.ts'
-import {
-  BucketedModelDetector,
-  type BucketedModelState,
-  type OptionsOf,
-  setting,
-  detectorKind,
-} from '../detector.ts'
+import { type Bucketed, BucketedModelDetector, type OptionsOf, setting, detectorKind } from '../detector.ts'
 import { exemplarIds, RecentSpans } from '../recent-spans.ts'
-import { fmtMs, fmtPct, modelBucketsFromJson, modelBucketsToJson } from '../stats.ts'
+import { fmtMs, fmtPct } from '../stats.ts'
 
 export const SERIALIZATION = detectorKind(
   'serialization_dominant',
@@ -44,7 +38,8 @@ export const SERIALIZATION = detectorKind(
 )
 export type SerializationOptions = OptionsOf<typeof SERIALIZATION.settings>
 
-interface KeyState extends BucketedModelState {
+/** a key's own fields (the kernel keeps its instance, model and open bucket) */
+interface KeyState {
   /** the bucket's spans, for exemplars */
   spans: RecentSpans
   count: number
@@ -62,7 +57,7 @@ export class SerializationDominantDetector extends BucketedModelDetector<
     super(SERIALIZATION, opts)
   }
 
-  protected count(k: KeyState, span: Span): void {
+  protected count(k: Bucketed<KeyState>, span: Span): void {
     k.spans.add(span)
     k.count++
     k.deserUs += span.deserialize_us
@@ -70,7 +65,7 @@ export class SerializationDominantDetector extends BucketedModelDetector<
     k.totalUs += span.total_us
   }
 
-  protected judgeBucket(key: string, k: KeyState, nowUs: number): Alert[] {
+  protected judgeBucket(key: string, k: Bucketed<KeyState>, nowUs: number): Alert[] {
     const { count, deserUs, serUs, totalUs } = k
     const spans = k.spans.take()
     k.count = 0
@@ -117,16 +112,12 @@ export class SerializationDominantDetector extends BucketedModelDetector<
     )
   }
 
-  protected fieldsToJson(k: KeyState): Record<string, unknown> {
-    return {
-      ...modelBucketsToJson(k),
-      share: k.share.toState(),
-    }
+  protected ownFieldsToJson(k: KeyState): Record<string, unknown> {
+    return { share: k.share.toState() }
   }
 
-  protected fieldsFromJson(v: Record<string, unknown>) {
+  protected ownFieldsFromJson(v: Record<string, unknown>): KeyState {
     return {
-      ...modelBucketsFromJson(v, this.o.bucketMs * 1000),
       spans: new RecentSpans('*', 256),
       count: 0,
       deserUs: 0,
