@@ -38,6 +38,9 @@ import {
 } from './runtime.ts'
 
 /** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
+/** distinct request bodies the demo's load generator cycles through (a prime: see their use) */
+const DEMO_BODIES = 61
+
 export const DEMO_MODEL = 'resnet50:w=0.5,r=32'
 export const DEFAULT_OTLP_PORT = 4318
 
@@ -188,7 +191,10 @@ export async function startUp(
       )
     }
 
-    const bodies = Array.from({ length: 8 }, (_, seed) =>
+    // a prime number of distinct bodies, cycled: an error burst fails every k-th request, and with 8
+    // bodies rate 0.5 always failed the same four, so the inputs that succeeded drifted (live, an
+    // input_drift paged beside every error burst); k never divides 61 for k < 61
+    const bodies = Array.from({ length: DEMO_BODIES }, (_, seed) =>
       JSON.stringify({
         inputs: toKServeInputs(getModel(s.model.name).inputGenerator(seed, 1, s.model.options)),
       }),
