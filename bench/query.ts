@@ -29,7 +29,7 @@ const { values: args } = parseArgs({
     spans: { type: 'string', default: '10000000' },
     runs: { type: 'string', default: '5' },
     'cli-runs': { type: 'string', default: '5' },
-    /** sequence (the engine's `<instance>-<n>`, default) or uuid7 */
+    /** sequence (`<instance>-<n>`, short ids a client numbers itself; default) or uuid7 (what the engine generates) */
     'request-ids': { type: 'string', default: 'sequence' },
     child: { type: 'string' },
     'data-dir': { type: 'string' },
