@@ -14,8 +14,8 @@
  * Usage: node --import tsx bench/live-faults.ts [repetitions=2] [only=comma,separated,run,names]
  * Writes bench/results/live-faults.{json,md}. About 90 s per run; 13 runs per repetition.
  *   node --import tsx bench/live-faults.ts render a.json b.json …  — one report from several result
- *   files; a run name in a later file replaces that run's results of the earlier ones (a rerun after
- *   a fix), and the report lists which file each came from.
+ *   files; a run (name and repetition) in a later file replaces that run's results of the earlier ones
+ *   (a rerun after a fix), and the report lists which file each came from.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -376,8 +376,10 @@ function render(files: string[]): void {
   for (const f of files) {
     const doc = JSON.parse(readFileSync(f, 'utf8')) as { machine: object; results: RunResult[] }
     machine = doc.machine
-    const names = new Set(doc.results.map((r) => r.name))
-    for (let i = merged.length - 1; i >= 0; i--) if (names.has(merged[i]!.name)) merged.splice(i, 1)
+    // a run measured again (same name and repetition) replaces the earlier measurement
+    const runKey = (r: RunResult) => `${r.name}#${r.repetition}`
+    const keys = new Set(doc.results.map(runKey))
+    for (let i = merged.length - 1; i >= 0; i--) if (keys.has(runKey(merged[i]!))) merged.splice(i, 1)
     merged.push(...doc.results.map((r) => ({ ...r, source: (doc.machine as { date: string }).date })))
   }
   const summary = summarise(merged)
