@@ -15,7 +15,8 @@
  * AnomalyOptions maps onto the `probation*` settings), snapshots, shutdown and stale resolution. Its
  * warm-up is the series model's probation, in points, so the kernel's event-time warm-up is 0 here.
  */
-import type { Alert, HwSample } from '../../contract/records.ts'
+import type { NumericField } from '../../contract/fields.ts'
+import type { Alert, DeviceSample, HwSample } from '../../contract/records.ts'
 import { detectorKind, OneAlertDetector, type SettingsOf, setting } from '../detector.ts'
 import type { AlertLifecycle } from '../lifecycle.ts'
 import { EPISODE_DEFAULTS, EpisodeGate, type EpisodeOptions } from '../series/episodes.ts'
@@ -35,6 +36,11 @@ export interface AnomalyOptions extends SeriesModelOptions, EpisodeOptions {
   deviceFields?: readonly DeviceField[]
 }
 
+/**
+ * The hardware-sample fields watched by default: a choice among the contract's numeric fields
+ * (contract/fields.ts, typed against them so a renamed field fails to compile), leaving out the host's
+ * own pressure fields, which host_contention reads.
+ */
 export const HW_FIELDS = [
   'process_cpu',
   'rss_bytes',
@@ -46,9 +52,15 @@ export const HW_FIELDS = [
   'arrivals',
   'completions',
   'executor_busy',
-] as const
+] as const satisfies readonly NumericField<HwSample>[]
 export type HwField = (typeof HW_FIELDS)[number]
-export const DEVICE_FIELDS = ['utilization', 'memory_used_bytes', 'power_w', 'temperature_c'] as const
+/** the accelerator fields watched by default: the device record's numbers but its memory size (a constant) */
+export const DEVICE_FIELDS = [
+  'utilization',
+  'memory_used_bytes',
+  'power_w',
+  'temperature_c',
+] as const satisfies readonly NumericField<DeviceSample>[]
 export type DeviceField = (typeof DEVICE_FIELDS)[number]
 
 const M = SERIES_MODEL_DEFAULTS
