@@ -236,7 +236,7 @@ export class Inhibitor {
       }
       const known = this.find(a)
       if (a.status === 'resolved') {
-        if (known) known.untilUs = a.updated_at_us + this.graceOf(a.type)
+        this.ended(a)
         if (known && known.rootId !== a.id) {
           inhibited.push(a)
           continue
@@ -270,14 +270,14 @@ export class Inhibitor {
         this.attach(h.firing, cause.rootId, grown)
         inhibited.push(h.firing)
         if (h.resolved) {
-          this.find(h.resolved)!.untilUs = h.resolved.updated_at_us + this.graceOf(h.resolved.type)
+          this.ended(h.resolved)
           inhibited.push(h.resolved)
         }
       } else if (ctx && this.pressureHolds(h, ctx)) {
         if (!h.resolved) continue
         // it ended while the host was under pressure: explained, never paged
         this.register(h.firing, NO_ROOT)
-        this.find(h.firing)!.untilUs = h.resolved.updated_at_us + this.graceOf(h.resolved.type)
+        this.ended(h.resolved)
         inhibited.push(h.firing, h.resolved)
       } else if (
         !ctx ||
@@ -288,7 +288,7 @@ export class Inhibitor {
         this.deliver(h.firing)
         publish.push(h.firing)
         if (h.resolved) {
-          this.find(h.resolved)!.untilUs = h.resolved.updated_at_us + this.graceOf(h.resolved.type)
+          this.ended(h.resolved)
           publish.push(h.resolved)
         }
       } else continue
@@ -308,15 +308,17 @@ export class Inhibitor {
   }
 
   /**
-   * Shutdown: hands out every held alert (a hold must not lose an alert), except those held for
-   * pressure that had not outlived it — they are explained, and come back as inhibited.
+   * Shutdown: hands out every held alert (a hold must not lose an alert). When the stop also resolves
+   * every open alert (`resolving`), those held for pressure that had not outlived it are explained
+   * and come back as inhibited; a handover (another member resumes from the checkpoint, which does
+   * not hold the inhibitor's state) publishes them, so no resolution ever goes out without its firing.
    */
-  releaseAll(): InhibitResult {
+  releaseAll(resolving = true): InhibitResult {
     const publish: Alert[] = []
     const inhibited: Alert[] = []
     for (const h of this.held.values()) {
       const records = h.resolved ? [h.firing, h.resolved] : [h.firing]
-      if (h.pressureSeenUs !== undefined) {
+      if (resolving && h.pressureSeenUs !== undefined) {
         this.register(h.firing, NO_ROOT)
         inhibited.push(...records)
       } else {
@@ -333,10 +335,18 @@ export class Inhibitor {
    * explains it, and notes when that pressure was last seen.
    */
   private pressureHolds(h: Held, ctx: InhibitContext): boolean {
-    const a = h.firing
-    if (ctx.nowUs - a.updated_at_us > this.maxPressureHoldUs) return false
-    if (this.causePending(a, ctx, true)) h.pressureSeenUs = ctx.nowUs
-    return h.pressureSeenUs !== undefined && ctx.nowUs - h.pressureSeenUs < this.settleUs
+    if (this.causePending(h.firing, ctx, true)) h.pressureSeenUs = ctx.nowUs
+    if (h.pressureSeenUs === undefined) return false
+    // judged at the symptom's own end when it has one, not when its resolution happens to be read
+    const atUs = h.resolved?.updated_at_us ?? ctx.nowUs
+    if (atUs - h.firing.updated_at_us > this.maxPressureHoldUs) return false
+    return atUs - h.pressureSeenUs < this.settleUs
+  }
+
+  /** A resolved alert explains its symptoms for its grace period after it ended. */
+  private ended(resolved: Alert): void {
+    const k = this.find(resolved)
+    if (k) k.untilUs = resolved.updated_at_us + this.graceOf(resolved.type)
   }
 
   /** a consequence-only alert with some cause in the order waits for it a moment */
@@ -414,7 +424,8 @@ export class Inhibitor {
   private activeCause(a: Alert): Known | undefined {
     let best: Known | undefined
     for (const k of this.known.get(a.instance)?.values() ?? []) {
-      if (k.id === a.id || k.untilUs < a.starts_at_us) continue
+      // a symptom dropped for pressure explains nothing after it: what fires later is judged on its own
+      if (k.id === a.id || k.rootId === NO_ROOT || k.untilUs < a.starts_at_us) continue
       if (!this.rules.some((r) => this.explains(r, k, a))) continue
       if (!best || k.startsUs < best.startsUs) best = k
     }

@@ -89,13 +89,14 @@ export class Paging {
   }
 
   /**
-   * Shutdown: the symptoms held for a pending cause go out (a hold must not lose an alert), then every
-   * open alert resolves with reason `shutdown` and every lifecycle is left inactive.
+   * Shutdown: the symptoms held for a pending cause go out (a hold must not lose an alert; those held
+   * for host pressure they did not outlive are explained instead, unless this is a handover), then
+   * every open alert resolves with reason `shutdown` and every lifecycle is left inactive.
    */
   close(resolve = true): PagingResult {
     const raised = this.raised
     this.raised = []
-    const released = this.inhibitor.releaseAll()
+    const released = this.inhibitor.releaseAll(resolve)
     const publish = released.publish
     const inhibited = released.inhibited
     if (resolve) {

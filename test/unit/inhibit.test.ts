@@ -24,6 +24,15 @@ const at = (
     ...over,
   })
 
+/** inhibitor contexts: host pressure pending on an instance, or nothing pending */
+const pressuredOn = (instance: string) => (nowS: number) => ({
+  pending: new Set([`host_contention/${instance}`]),
+  nowUs: nowS * S,
+})
+const pressured = pressuredOn('engine-0')
+const calm = (nowS: number) => ({ pending: new Set<string>(), nowUs: nowS * S })
+const types = (r: { publish: Alert[] }) => r.publish.map((a) => `${a.type}:${a.status}`)
+
 /** every published record as `type:status:stage[+related types]` */
 function run(alerts: Alert[], inh = new Inhibitor()): string[] {
   return alerts.flatMap((a) =>
@@ -246,9 +255,6 @@ test('within one batch the cause is decided first, whatever the order the detect
 
 test('host pressure explains its latency symptoms for as long as it lasts, not 15 s', () => {
   const inh = new Inhibitor()
-  const pressured = (nowS: number) => ({ pending: new Set(['host_contention/engine-0']), nowUs: nowS * S })
-  const calm = (nowS: number) => ({ pending: new Set<string>(), nowUs: nowS * S })
-  const types = (r: { publish: Alert[] }) => r.publish.map((a) => `${a.type}:${a.status}`)
 
   // two busy loops all along: the drift fires at 20 s, host_contention confirms only at 61 s
   assert.deepEqual(types(inh.filter([at('latency_drift', 'firing', 20, 20)], pressured(20))), [])
@@ -263,7 +269,7 @@ test('host pressure explains its latency symptoms for as long as it lasts, not 1
   // and neither is its resolution when it arrives again later
   const slo = (status: Alert['status'], updatedS: number) =>
     at('slo_p99_breach', status, 100, updatedS, { instance: 'engine-1', stage: 'queue_wait' })
-  const pressured1 = (nowS: number) => ({ pending: new Set(['host_contention/engine-1']), nowUs: nowS * S })
+  const pressured1 = pressuredOn('engine-1')
   assert.deepEqual(types(inh.filter([slo('firing', 100)], pressured1(100))), [])
   const ended = inh.filter([slo('resolved', 130)], pressured1(130))
   assert.deepEqual(types(ended), [])
@@ -277,9 +283,6 @@ test('host pressure explains its latency symptoms for as long as it lasts, not 1
 
 test('a symptom that outlives the pressure pages; one that ends within the settle time does not', () => {
   const inh = new Inhibitor()
-  const pressured = (nowS: number) => ({ pending: new Set(['host_contention/engine-0']), nowUs: nowS * S })
-  const calm = (nowS: number) => ({ pending: new Set<string>(), nowUs: nowS * S })
-  const types = (r: { publish: Alert[] }) => r.publish.map((a) => `${a.type}:${a.status}`)
   const q = (status: Alert['status'], updatedS: number) =>
     at('stage_latency_regression', status, 10, updatedS, { stage: 'queue_wait' })
   inh.filter([q('firing', 10)], pressured(10))
@@ -291,7 +294,7 @@ test('a symptom that outlives the pressure pages; one that ends within the settl
   // another instance (on engine-0 the regression delivered above would explain a drift)
   const d = (status: Alert['status'], updatedS: number) =>
     at('latency_drift', status, 200, updatedS, { instance: 'engine-2' })
-  inh.filter([d('firing', 200)], { pending: new Set(['host_contention/engine-2']), nowUs: 200 * S })
+  inh.filter([d('firing', 200)], pressuredOn('engine-2')(200))
   inh.filter([], calm(210))
   // resolved 10 s after the pressure ended: the tail of the same episode
   const r = inh.filter([d('resolved', 220)], calm(220))
@@ -304,7 +307,6 @@ test('a symptom that outlives the pressure pages; one that ends within the settl
 
 test('pressure holds only pure consequences: a small-batch alert (a fault of its own) waits 15 s at most', () => {
   const inh = new Inhibitor()
-  const pressured = (nowS: number) => ({ pending: new Set(['host_contention/engine-0']), nowUs: nowS * S })
   inh.filter([at('batch_underutilized', 'firing', 10, 10, { stage: 'queue_wait' })], pressured(10))
   assert.deepEqual(inh.filter([], pressured(25)).publish, [])
   assert.deepEqual(
@@ -330,4 +332,39 @@ test('at shutdown a symptom held for pressure is explained, not paged; other hol
     out.inhibited.map((a) => `${a.type}/${a.instance}`),
     ['latency_drift/engine-0'],
   )
+})
+
+test('a symptom dropped for pressure explains nothing after it: a real stall 20 s later pages', () => {
+  const inh = new Inhibitor()
+  // a neighbour's burst blocks the event loop; the alert ends while the host is still pressured
+  inh.filter([at('event_loop_blocked', 'firing', 10, 10)], pressured(10))
+  const dropped = inh.filter([at('event_loop_blocked', 'resolved', 10, 15)], pressured(15))
+  assert.deepEqual(
+    dropped.inhibited.map((a) => a.status),
+    ['firing', 'resolved'],
+  )
+  // the pressure is gone; a postprocess stall (no symptom of the host) pages at once
+  const stall = at('stage_latency_regression', 'firing', 35, 35, { stage: 'postprocess' })
+  assert.deepEqual(types(inh.filter([stall], calm(35))), ['stage_latency_regression:firing'])
+})
+
+test('a pressure-held symptom is judged at its own end, not when its resolution is read', () => {
+  const inh = new Inhibitor()
+  inh.filter([at('latency_drift', 'firing', 10, 10)], pressured(10))
+  inh.filter([], pressured(40))
+  // it ended at 60 s, 20 s after the pressure was last seen, but that record is read only at 90 s
+  const r = inh.filter([at('latency_drift', 'resolved', 10, 60)], calm(90))
+  assert.deepEqual(types(r), [])
+  assert.deepEqual(
+    r.inhibited.map((a) => a.status),
+    ['firing', 'resolved'],
+  )
+})
+
+test('a handover publishes what was held for pressure: the next member never resolves an unpaged alert', () => {
+  const inh = new Inhibitor()
+  inh.filter([at('latency_drift', 'firing', 10, 10)], pressured(10))
+  const out = inh.releaseAll(false)
+  assert.deepEqual(types(out), ['latency_drift:firing'])
+  assert.deepEqual(out.inhibited, [])
 })
