@@ -1,7 +1,7 @@
 /**
  * What a command needs to reach stored data or a running `up`/`serve` — the query limits, the API
- * token, the cost figure — without the engine, the telemetry or Kafka: `breakid query`, `sql` and
- * `report` load this, not app/runtime.ts, so they start faster.
+ * token, the cost figure — without the engine, the telemetry or Kafka: `breakid query`, `sql`,
+ * `report` and `compare` load this, not app/runtime.ts, so they start faster.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'

@@ -122,12 +122,4 @@ export class StartedParts {
   }
 }
 
-export {
-  type ApiToken,
-  apiTokenPath,
-  costFigure,
-  queryLimits,
-  readApiToken,
-  resolveApiToken,
-} from './access.ts'
 export { openStore, upStatePath } from './store.ts'

@@ -26,21 +26,13 @@ import { runNamedQuery, runSql } from '../queries/runner.ts'
 import type { BreakidConfig } from './config.ts'
 import { engineFromConfig } from './engine.ts'
 import { drainPipeline, pipelineFromConfig } from './pipeline.ts'
-import {
-  costFigure,
-  openStore,
-  openTransport,
-  queryLimits,
-  resolveApiToken,
-  StartedParts,
-  telemetryProducer,
-  upStatePath,
-} from './runtime.ts'
+import { openStore, openTransport, StartedParts, telemetryProducer, upStatePath } from './runtime.ts'
+import { costFigure, queryLimits, resolveApiToken } from './access.ts'
 
-/** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
 /** distinct request bodies the demo's load generator cycles through (a prime: see their use) */
 const DEMO_BODIES = 61
 
+/** The demo model: ResNet-50-shaped at half width and 32×32 input, so a batch keeps the CPU busy. */
 export const DEMO_MODEL = 'resnet50:w=0.5,r=32'
 export const DEFAULT_OTLP_PORT = 4318
 

@@ -17,7 +17,7 @@
  *   files; a run (name and repetition) in a later file replaces that run's results of the earlier ones
  *   (a rerun after a fix), and the report lists which file each came from.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -76,6 +76,8 @@ interface RunResult {
   loadAverage1m: number
   exitCode: number | null
   wallS: number
+  /** the commit the run measured, `+dirty` when the checkout had changes besides bench/results */
+  code?: string
 }
 
 /**
@@ -156,7 +158,8 @@ function busyLoop(ms: number): ChildProcess {
 
 /** A neighbour that is busy 0.5–3 s, then idle 0.5–3 s, for `ms` (seeded: the same on every run). */
 function burstyLoop(ms: number, seed: number): ChildProcess {
-  const code = `let s = ${seed}; const r = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  // a 32-bit LCG in integer arithmetic (Math.imul), so every run gets the same bursts
+  const code = `let s = ${seed} >>> 0; const r = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
 const end = Date.now() + ${ms};
 const burst = () => { if (Date.now() >= end) return; const until = Date.now() + 500 + r() * 2500;
   let x = 0; while (Date.now() < until) x++; setTimeout(burst, 500 + r() * 2500) };
@@ -351,8 +354,8 @@ function markdown(results: RunResult[], summary: ReturnType<typeof summarise>, m
     '',
     '## Every run',
     '',
-    '| run | rep | load 1m | expected | pages (✓ in window) | met |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| run | rep | code | load 1m | expected | pages (✓ in window) | met |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
   )
   for (const r of results) {
     const pages =
@@ -363,7 +366,7 @@ function markdown(results: RunResult[], summary: ReturnType<typeof summarise>, m
         )
         .join('; ') || '—'
     lines.push(
-      `| ${r.name} | ${r.repetition} | ${r.loadAverage1m.toFixed(1)} | ${r.expect ?? 'none'} | ${pages} | ${r.meetsTarget ? 'yes' : '**no**'} |`,
+      `| ${r.name} | ${r.repetition} | ${r.code ?? '?'} | ${r.loadAverage1m.toFixed(1)} | ${r.expect ?? 'none'} | ${pages} | ${r.meetsTarget ? 'yes' : '**no**'} |`,
     )
   }
   return `${lines.join('\n')}\n`
@@ -398,6 +401,13 @@ function render(files: string[]): void {
   )
 }
 
+/** What a merged report mixes: the commit of this checkout, marked when it has changes. */
+function codeVersion(): string {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim()
+  const changed = git('status', '--porcelain', '--', '.', ':!bench/results')
+  return `${git('rev-parse', '--short', 'HEAD')}${changed ? '+dirty' : ''}`
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === 'render') return render(process.argv.slice(3))
   const repetitions = Number(process.argv[2] ?? 2)
@@ -408,7 +418,7 @@ async function main(): Promise<void> {
   const machine = machineInfo()
   for (let rep = 1; rep <= repetitions; rep++) {
     for (const plan of selected) {
-      const r = await runOne(plan, rep)
+      const r = { ...(await runOne(plan, rep)), code: codeVersion() }
       results.push(r)
       process.stdout.write(
         `${plan.name.padEnd(30)} rep ${rep}: ${r.pages.length} page(s) [${r.pages

@@ -361,7 +361,9 @@ export class Engine implements Lifecycle {
       }
 
       resultOutputs = this.faults.driftOutputs(resultOutputs) // output_drift
-      const stalled = this.faults.stall('postprocess') // stage_stall
+      // stage_stall; awaited only when there is a wait: an await of nothing yields to batch mates,
+      // whose serialization then lands in this request's postprocess time (faults.ts)
+      const stalled = this.faults.stall('postprocess')
       if (stalled) await stalled
       const first = resultOutputs[0]!
       const out = summarize(first.data)
@@ -377,7 +379,8 @@ export class Engine implements Lifecycle {
       )
       responseBody = rendered.body
       headerLength = rendered.headerLength
-      const slowed = this.faults.serializeOverhead(rendered.body) // slow_serialization, stage_stall
+      // slow_serialization, stage_stall; awaited only when there is a wait (as above)
+      const slowed = this.faults.serializeOverhead(rendered.body)
       if (slowed) await slowed
       span.serialize_us = us(tPost, process.hrtime.bigint())
     } catch (err) {

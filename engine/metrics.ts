@@ -11,7 +11,7 @@ export function renderMetrics(engine: Engine): string {
   const one = (name: string, type: MetricType, help: string, value: number) =>
     metric(name, type, help, [[{}, value]])
   /** one series per entry of a count map, labelled `label` */
-  const by = (
+  const labelled = (
     name: string,
     type: MetricType,
     help: string,
@@ -31,7 +31,7 @@ export function renderMetrics(engine: Engine): string {
     help: string,
     value: (m: (typeof models)[number][1]) => number,
   ) =>
-    by(
+    labelled(
       name,
       type,
       help,
@@ -41,7 +41,13 @@ export function renderMetrics(engine: Engine): string {
 
   one('breakid_inference_request_total', 'counter', 'Inference requests answered', engine.completions)
   one('breakid_inference_in_flight', 'gauge', 'Requests accepted and not yet answered', engine.inFlight)
-  by('breakid_inference_errors_total', 'counter', 'Failed requests by error class', 'code', engine.errors)
+  labelled(
+    'breakid_inference_errors_total',
+    'counter',
+    'Failed requests by error class',
+    'code',
+    engine.errors,
+  )
   perModel('breakid_inference_queue_depth', 'gauge', 'Rows waiting for the executor', (m) => m.batcher.depth)
   perModel(
     'breakid_inference_compute_duration_us_total',
@@ -83,21 +89,21 @@ export function renderMetrics(engine: Engine): string {
     'Telemetry records waiting for a flush',
     telemetry.pending,
   )
-  by(
+  labelled(
     'breakid_telemetry_records_dropped_total',
     'counter',
     'Telemetry records lost, by reason (buffer_full, schema_mismatch, or the reason the broker refused one)',
     'reason',
     telemetry.drops,
   )
-  by(
+  labelled(
     'breakid_telemetry_send_failures_total',
     'counter',
     'Failed telemetry send attempts, by reason',
     'reason',
     telemetry.sendFailuresByReason,
   )
-  by(
+  labelled(
     'breakid_telemetry_processor_errors_total',
     'counter',
     'Span processor calls that threw, by processor (avro, metrics, otlp, ...); the requests were answered',

@@ -49,6 +49,7 @@ export class PreprocessPool {
    * data_starvation holds the worker and so throttles the whole pool.
    */
   async run(inputs: Tensor[]): Promise<{ mean: number; std: number; inputs: Tensor[] }> {
+    // awaited only when there is a wait: an await of nothing yields to other requests (faults.ts)
     const stalled = this.faults.stall('preprocess')
     if (stalled) await stalled
     if (this.busy >= this.workers) {

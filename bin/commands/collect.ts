@@ -19,15 +19,8 @@ import { localPipeline } from '../../app/pipeline.ts'
 import { openClickHouse } from '../../store/client.ts'
 import { dashboardLink, dashboardPlugin } from '../../dashboard/plugin.ts'
 import { DashboardSessions } from '../../dashboard/session.ts'
-import {
-  costFigure,
-  openTransport,
-  queryLimits,
-  resolveApiToken,
-  runUntilSignal,
-  telemetryProducer,
-  upStatePath,
-} from '../../app/runtime.ts'
+import { openTransport, runUntilSignal, telemetryProducer, upStatePath } from '../../app/runtime.ts'
+import { costFigure, queryLimits, resolveApiToken } from '../../app/access.ts'
 
 function spanMapping(file: unknown) {
   if (file === undefined) return undefined

@@ -13,14 +13,8 @@ import { dashboardLink, dashboardPlugin } from '../../dashboard/plugin.ts'
 import { DashboardSessions } from '../../dashboard/session.ts'
 import { parsePort } from '../../app/flags.ts'
 import { loadConfig } from '../../app/config.ts'
-import {
-  costFigure,
-  openStore,
-  queryLimits,
-  resolveApiToken,
-  runUntilSignal,
-  upStatePath,
-} from '../../app/runtime.ts'
+import { openStore, runUntilSignal, upStatePath } from '../../app/runtime.ts'
+import { costFigure, queryLimits, resolveApiToken } from '../../app/access.ts'
 import type { Command } from '../command.ts'
 import { runningUp } from './query.ts'
 

@@ -19,13 +19,8 @@ import type { Command } from '../command.ts'
 import { loadConfig } from '../../app/config.ts'
 import { engineFromConfig } from '../../app/engine.ts'
 import { localPipeline } from '../../app/pipeline.ts'
-import {
-  openTransport,
-  queryLimits,
-  resolveApiToken,
-  runUntilSignal,
-  StartedParts,
-} from '../../app/runtime.ts'
+import { openTransport, runUntilSignal, StartedParts } from '../../app/runtime.ts'
+import { queryLimits, resolveApiToken } from '../../app/access.ts'
 
 /** `name[@version][:w=0.5,r=32]` → a model spec */
 export const serve: Command = {

@@ -95,7 +95,7 @@ export class StarvationDetector extends InstanceSampleDetector<InstanceState, ty
     const suspect = idleWithWorkPending ? s.spans.suspectStage() : undefined
     // requests piled up *after* the executor (a postprocess stall) do not starve it: that is the
     // stage's regression, and live it paged as starvation on a busy host
-    const starved = idleWithWorkPending && !(suspect && isAfterExecutor(suspect.stage))
+    const starved = idleWithWorkPending && !(suspect && isAfterExecutor(suspect.stage) && grew(suspect))
     const stage = suspect?.stage ?? null
     return this.judge(
       s.lifecycle,
@@ -136,6 +136,22 @@ export class StarvationDetector extends InstanceSampleDetector<InstanceState, ty
 
 const pct = (x: number) => `${(x * 100).toFixed(0)}%`
 const ms = (us: number) => `${(us / 1000).toFixed(1)} ms`
+
+/**
+ * A stage clearly slower than its baseline: the most-grown stage of a starved instance is only a
+ * suspect, and noise on a fast stage must not veto a real starvation.
+ */
+function grew(s: { observedUs: number; baselineUs: number }): boolean {
+  return (
+    s.observedUs >= AFTER_EXECUTOR_GROWTH * Math.max(s.baselineUs, 1) &&
+    s.observedUs - s.baselineUs >= AFTER_EXECUTOR_MIN_US
+  )
+}
+
+/** how much slower than its baseline a stage after the executor must be to explain the pile-up… */
+const AFTER_EXECUTOR_GROWTH = 3
+/** …and by at least this much, µs (a 20 → 100 µs postprocess is noise, not a stall) */
+const AFTER_EXECUTOR_MIN_US = 1000
 
 /** stages a request passes after the executor has run it */
 function isAfterExecutor(stage: Stage): boolean {

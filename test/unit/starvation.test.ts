@@ -58,6 +58,24 @@ test('requests piled up after the executor (a postprocess stall) are that stage,
   assert.deepEqual(d.alerts, [])
 })
 
+test('noise on a fast stage after the executor does not veto a real starvation', () => {
+  const d = new DetectorDriver(new StarvationDetector())
+  d.run(
+    {
+      executor_busy: '0.5x16 0.25x6 0.5x6',
+      in_flight: '3x16   60x6   3x6',
+      queue_depth: '1x16   0x6    1x6',
+      'span.preprocess_us': '50x28',
+      'span.postprocess_us': '20x16 100x6 20x6',
+    },
+    { spansPerStep: 20, span: (_i, k) => ({ total_us: 1500 + k }) },
+  )
+  assert.deepEqual(
+    d.alerts.map((a) => a.alert.type),
+    ['accelerator_starved', 'accelerator_starved'],
+  )
+})
+
 test('idle with no pending work is not starvation (that is over-provisioning)', () => {
   assert.deepEqual(
     run({ busy: '0.6x16 0.05x8', inFlight: '3x16 1x8', queued: '1x24', preprocessUs: '50x24' }).alerts,
