@@ -120,9 +120,6 @@ export const CAUSAL_ORDER: readonly InhibitRule[] = [
   ...edges('input_drift', ['output_drift']),
 ]
 
-/** @deprecated the name of the causal order before it was one; kept for callers of the old API */
-export const DEFAULT_INHIBIT_RULES = CAUSAL_ORDER
-
 /** Detectors of consequences only: they wait `groupWaitUs` for a cause before they page. */
 export const GROUP_WAIT_TYPES: ReadonlySet<string> = new Set<AlertType>([
   'latency_drift',

@@ -286,7 +286,7 @@ describe('slow serialization in a shared batch', () => {
     h = await startHarness({
       batching: { maxBatchSize: 8, maxQueueDelayMs: 150 },
       faults: new FaultSchedule([
-        { type: 'slow_serialization', factor: 3000, startMs: HOUR_MS, endMs: 2 * HOUR_MS },
+        { type: 'slow_serialization', factor: 10000, startMs: HOUR_MS, endMs: 2 * HOUR_MS },
       ]),
     })
   })
@@ -303,8 +303,9 @@ describe('slow serialization in a shared batch', () => {
       spans.some((s) => s.batch_size > 1),
       `batch sizes ${spans.map((s) => s.batch_size)}`,
     )
-    // each span's serialize stage holds its own 3 000 stringifications; before the fix the batch mates
-    // that resumed after it counted them again in their postprocess
+    // each span's serialize stage holds its own 10 000 stringifications (~8 ms here, well above
+    // scheduling noise); before the fix the batch mates that resumed after it counted them again in
+    // their postprocess
     const leastSerialize = Math.min(...spans.map((s) => s.serialize_us))
     for (const s of spans)
       assert.ok(

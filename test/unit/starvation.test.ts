@@ -4,7 +4,13 @@ import { StarvationDetector } from '../../detectors/starvation/detector.ts'
 import { DetectorDriver, T0_US } from '../helpers/detector-driver.ts'
 
 /** One hw sample per second, each after 20 spans of that second (preprocess µs varying by span). */
-function run(table: { busy: string; inFlight: string; queued: string; preprocessUs: string }) {
+function run(table: {
+  busy: string
+  inFlight: string
+  queued: string
+  preprocessUs: string
+  postprocessUs?: string
+}) {
   const d = new DetectorDriver(new StarvationDetector())
   d.run(
     {
@@ -12,6 +18,7 @@ function run(table: { busy: string; inFlight: string; queued: string; preprocess
       in_flight: table.inFlight,
       queue_depth: table.queued,
       'span.preprocess_us': table.preprocessUs,
+      ...(table.postprocessUs ? { 'span.postprocess_us': table.postprocessUs } : {}),
     },
     { spansPerStep: 20, span: (_i, k) => ({ total_us: 1500 + k }) },
   )
@@ -43,35 +50,21 @@ test('starvation: fires once when busy drops while work piles up, resolves when 
   assert.equal(d.alerts[1]!.alert.resolve_reason, 'cleared')
 })
 
+/** a starvation's hardware signature (idle executor, work piling up, none at the executor) */
+const STARVED = {
+  busy: '0.5x16 0.25x6 0.5x6',
+  inFlight: '3x16 60x6 3x6',
+  queued: '1x16 0x6 1x6',
+  preprocessUs: '50x28',
+}
+
 test('requests piled up after the executor (a postprocess stall) are that stage, not starvation', () => {
-  const d = new DetectorDriver(new StarvationDetector())
-  d.run(
-    {
-      executor_busy: '0.5x16 0.25x6 0.5x6',
-      in_flight: '3x16   60x6   3x6',
-      queue_depth: '1x16   0x6    1x6',
-      'span.preprocess_us': '50x28',
-      'span.postprocess_us': '50x16 40000x6 50x6',
-    },
-    { spansPerStep: 20, span: (_i, k) => ({ total_us: 1500 + k }) },
-  )
-  assert.deepEqual(d.alerts, [])
+  assert.deepEqual(run({ ...STARVED, postprocessUs: '50x16 40000x6 50x6' }).alerts, [])
 })
 
 test('noise on a fast stage after the executor does not veto a real starvation', () => {
-  const d = new DetectorDriver(new StarvationDetector())
-  d.run(
-    {
-      executor_busy: '0.5x16 0.25x6 0.5x6',
-      in_flight: '3x16   60x6   3x6',
-      queue_depth: '1x16   0x6    1x6',
-      'span.preprocess_us': '50x28',
-      'span.postprocess_us': '20x16 100x6 20x6',
-    },
-    { spansPerStep: 20, span: (_i, k) => ({ total_us: 1500 + k }) },
-  )
   assert.deepEqual(
-    d.alerts.map((a) => a.alert.type),
+    run({ ...STARVED, postprocessUs: '20x16 100x6 20x6' }).alerts.map((a) => a.alert.type),
     ['accelerator_starved', 'accelerator_starved'],
   )
 })
