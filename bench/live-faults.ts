@@ -411,7 +411,7 @@ function codeVersion(): string {
 async function main(): Promise<void> {
   if (process.argv[2] === 'render') return render(process.argv.slice(3))
   const repetitions = Number(process.argv[2] ?? 2)
-  const only = process.argv[3]?.split(',')
+  const only = process.argv[3]?.replace(/^only=/, '').split(',')
   const selected = plans().filter((p) => !only || only.includes(p.name))
   const results: RunResult[] = []
   const out = join(ROOT, 'bench/results')

@@ -144,6 +144,7 @@ export interface HwSample {
   cgroup_cpu_limit?: number | null
   cgroup_nr_throttled?: number | null
   cgroup_throttled_us?: number | null
+  process_cpu_wait?: number | null
 }
 
 export type Severity = 'info' | 'warning' | 'critical'

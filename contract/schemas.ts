@@ -132,6 +132,13 @@ export const hwSampleSchema = {
     },
     { name: 'cgroup_nr_throttled', ...nullable('long', 'cgroup cpu.stat nr_throttled, cumulative') },
     { name: 'cgroup_throttled_us', ...nullable('long', 'cgroup cpu.stat throttled_usec, cumulative') },
+    {
+      name: 'process_cpu_wait',
+      ...nullable(
+        'double',
+        "seconds per wall second the process's threads were runnable but waited for a CPU (schedstat run-queue delay, summed over threads)",
+      ),
+    },
   ],
 } as const satisfies AvroSchemaJson
 
@@ -191,7 +198,7 @@ export const alertSchema = {
 /** Every record type: its current schema and version (the `.avsc` file names carry both). */
 export const RECORD_SCHEMAS = {
   span: { schema: spanSchema, version: 2 },
-  hw_sample: { schema: hwSampleSchema, version: 2 },
+  hw_sample: { schema: hwSampleSchema, version: 3 },
   alert: { schema: alertSchema, version: 2 },
 } as const
 export type RecordTypeName = keyof typeof RECORD_SCHEMAS

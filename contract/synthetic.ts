@@ -73,6 +73,7 @@ export function makeHwSample(i: number, over: Partial<HwSample> = {}): HwSample 
     cgroup_cpu_limit: null,
     cgroup_nr_throttled: null,
     cgroup_throttled_us: null,
+    process_cpu_wait: null,
     ...over,
   }
 }

@@ -108,6 +108,14 @@ function rebuild<R>(db: string, spec: TableSpec<R>, retention: Retention | undef
   ]
 }
 
+/**
+ * Columns added after migration 4. Its rebuild copies every column of the current table spec, so a
+ * database still before it gets them first; one already past it gets them from migration 5.
+ */
+const ADDED_AFTER_V4 = [
+  'ALTER TABLE `DB`.`hw_samples` ADD COLUMN IF NOT EXISTS `process_cpu_wait` Nullable(Float64)',
+]
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -140,6 +148,7 @@ export const MIGRATIONS: Migration[] = [
       const t = (name: string) => `${ident(db)}.${ident(name)}`
       const [minute, hour] = ROLLUPS as [(typeof ROLLUPS)[number], (typeof ROLLUPS)[number]]
       return [
+        ...ADDED_AFTER_V4.map((sql) => inDb(db, sql)),
         ...rebuild(db, spansTable, retention),
         ...rebuild(db, hwSamplesTable, retention),
         `ALTER TABLE ${t(alertsTable.name)} MODIFY SETTING non_replicated_deduplication_window = ${DEDUP_WINDOW_BLOCKS}`,
@@ -157,6 +166,11 @@ export const MIGRATIONS: Migration[] = [
         rollupViewSql(db, minute),
       ]
     },
+  },
+  {
+    version: 5,
+    name: 'v3 hardware samples: the run-queue wait of the engine process',
+    statements: (db) => ADDED_AFTER_V4.map((sql) => inDb(db, sql)),
   },
 ]
 

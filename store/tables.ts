@@ -176,6 +176,7 @@ export const hwSamplesTable: TableSpec<HwSample> = {
     ),
     ...same<HwSample>('Nullable(Float64)', ZSTD, 'cgroup_cpu_limit'),
     ...same<HwSample>('Nullable(UInt64)', ZSTD, 'cgroup_nr_throttled', 'cgroup_throttled_us'),
+    ...same<HwSample>('Nullable(Float64)', ZSTD, 'process_cpu_wait'),
   ],
   engine: 'MergeTree PARTITION BY toDate(timestamp) ORDER BY (instance, timestamp)',
   ttl: { from: 'toDateTime(timestamp)', retention: 'days' },

@@ -39,6 +39,12 @@
  *   `requestRatio` (1.3), baseline + `minRequestIncreaseMs` (5)) or p90 ≥ max(baseline × 1.5 ×
  *   `requestRatio`, baseline + 5 × `minRequestIncreaseMs`) — live on the saturated host compute
  *   swung 1.3× all the time while requests barely changed, and paged
+ * - or, on its own and without any baseline, delayed: host CPU and others' share as in saturated
+ *   (PSI not asked) and the engine's threads waited for a CPU (schedstat run-queue delay) ≥
+ *   `minRunQueueWait` (0.5) s per second they ran — the one rule that sees a neighbour that was busy
+ *   before the engine started (the wait is the slowdown, measured, so it needs no latency rise);
+ *   measured on the 2-core host: two busy loops 0.6–1.2 s per CPU second with the host at 1.0 of its
+ *   CPUs, a test suite beside the engine 0.1–1.4 with the host at 0.75–0.9
  * - held `pendingSamples` (5); resolved after `resolveSamples` (15) samples in which either has gone;
  *   a firing alert holds on half the thresholds (hysteresis)
  * - baselines (`baselineWindow` 60 samples, ready after `warmupSamples` 10) learn while no alert is
@@ -81,6 +87,10 @@ export const HOST_CONTENTION_SETTINGS = {
   requestRatio: setting.number(1.3, 'and requests slower: median (or p90: 1.5 ×) above baseline × this'),
   minRequestIncreaseMs: setting.number(5, '…and the median above baseline + this (p90: 5 × this), ms'),
   minSpans: setting.count(5, 'fewest spans in a sample interval to judge its compute time'),
+  minRunQueueWait: setting.number(
+    0.5,
+    "seconds the engine's threads waited for a CPU per second they ran (schedstat), with others using the CPUs",
+  ),
   baselineWindow: setting.count(60, 'samples in the pressure and latency baselines'),
   warmupSamples: setting.count(10, 'samples before the baselines are used'),
 } as const
@@ -99,9 +109,13 @@ export const HOST_CONTENTION_READS: DetectorReads = {
     'cgroup_cpu_limit',
     'cgroup_nr_throttled',
     'cgroup_throttled_us',
+    'process_cpu_wait',
     'interval_ms',
   ],
 }
+
+/** below this CPU use (CPU seconds per second) the engine idles, and its wait per CPU second is noise */
+const MIN_PROCESS_CPU = 0.05
 
 /** samples after the last pressured one during which the instance stays a pending cause */
 const PRESSURE_MEMORY_SAMPLES = 5
@@ -139,6 +153,8 @@ interface HostReading {
   stallShare: number
   /** the host's CPU use as a share of its capacity (CPUs, or the cgroup limit) */
   hostShare: number | null
+  /** seconds the engine's threads waited for a CPU per second they ran (null: no schedstat, or idle) */
+  waitPerCpu: number | null
 }
 
 export class HostContentionDetector extends KeyedDetector<
@@ -247,17 +263,30 @@ export class HostContentionDetector extends KeyedDetector<
       sample.host_cpus ?? Number.POSITIVE_INFINITY,
       sample.cgroup_cpu_limit ?? Number.POSITIVE_INFINITY,
     )
-    const saturated =
+    const saturatedByOthers =
       Number.isFinite(capacity) &&
       reading.hostShare !== null &&
       reading.foreignCpu !== null &&
-      reading.psiShare !== null &&
       reading.hostShare >= this.o.saturatedShare * (relax === 1 ? 1 : 0.9) &&
-      reading.foreignCpu >= relax * this.o.minForeignShare * capacity &&
-      reading.psiShare >= relax * this.o.minSaturatedPsi
+      reading.foreignCpu >= relax * this.o.minForeignShare * capacity
+    const saturated =
+      saturatedByOthers && reading.psiShare !== null && reading.psiShare >= relax * this.o.minSaturatedPsi
     const throttled = reading.throttledShare >= relax * this.o.minThrottledShare
     const stalled = reading.stallShare >= relax * this.o.minStallShare
-    const pressure = warm && (rose || saturated || throttled || stalled)
+    // The direct reading, where schedstat exists: the engine's threads sat on a run queue while
+    // others saturated the CPUs. It needs no baseline, so a neighbour that was there before the
+    // engine started (and that every baseline learned as normal) is still seen. The engine's own
+    // threads queueing for the CPUs do not count (others use little then), nor a host that is busy
+    // but not saturated: live, with the test suite beside a clean run (host at 0.75–0.9 of its CPUs),
+    // the engine waited 0.1–1.4 s per CPU second, and that is no neighbour to page for. PSI is not
+    // asked: with two busy loops all along the engine waited 0.6–1.2 s per CPU second while CPU
+    // `some` pressure sat at 0.4 (the loops, one per CPU, rarely wait themselves).
+    const delayed =
+      warm &&
+      saturatedByOthers &&
+      reading.waitPerCpu !== null &&
+      reading.waitPerCpu >= relax * this.o.minRunQueueWait
+    const pressure = warm && (rose || saturated || throttled || stalled || delayed)
 
     const base50 = s.p50.median()
     const base90 = s.p90.median()
@@ -279,7 +308,7 @@ export class HostContentionDetector extends KeyedDetector<
         (total90 >= t90 * reqRatio * 1.5 && total90 >= t90 + relax * 5 * reqUp))
     const slower = computeSlower && requestsSlower
     s.sincePressure = pressure ? 0 : s.sincePressure + 1
-    const contended = pressure && slower
+    const contended = delayed || (pressure && slower)
     const alert = s.lifecycle.observe(
       sample.timestamp_us,
       contended,
@@ -329,6 +358,10 @@ export class HostContentionDetector extends KeyedDetector<
         sample.host_cpu != null && Number.isFinite(capacity) && capacity > 0
           ? sample.host_cpu / capacity
           : null,
+      waitPerCpu:
+        sample.process_cpu_wait != null && sample.process_cpu >= MIN_PROCESS_CPU
+          ? sample.process_cpu_wait / sample.process_cpu
+          : null,
       foreignCpu,
       psiShare: psiFromTotal ?? psiAvg,
       throttledShare: share(now.throttledUs, prev?.throttledUs) ?? 0,
@@ -364,6 +397,8 @@ export class HostContentionDetector extends KeyedDetector<
       )
     if (r.psiShare !== null)
       what.push(`tasks waited for a CPU ${pct(r.psiShare)} of the time (baseline ${pct(l.psiBase)})`)
+    if (r.waitPerCpu !== null)
+      what.push(`the engine's threads waited ${ms(r.waitPerCpu * 1e6)} for a CPU per second they ran`)
     if (r.throttledShare > 0)
       what.push(
         `the cgroup was throttled ${pct(r.throttledShare)} of the time` +

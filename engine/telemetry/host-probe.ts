@@ -3,12 +3,16 @@
  * information (/proc/pressure/{cpu,memory,io}, Linux ≥ 4.20 with PSI enabled) and the cgroup's CPU
  * limit and throttling (cgroup v2 `cpu.max`/`cpu.stat`, or v1 `cpu.cfs_*`/`cpu.stat`). It is what
  * tells a noisy neighbour or a CPU limit apart from a break in the engine (detectors/host-contention).
+ * And what that costs this process: how long its threads were runnable but waited for a CPU
+ * (/proc/self/task/<tid>/schedstat, the scheduler's run-queue delay) — measured directly, so a
+ * neighbour that was there before the engine started is still seen, where a baseline would have
+ * learned it as normal.
  *
  * Every reading is optional: where a file is missing (older kernels, macOS, containers without
  * cgroup access) its fields are null, and `available()` says which sources exist, so the detector
  * can say once that it is off instead of guessing.
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { HwSample } from '../../contract/records.ts'
@@ -32,6 +36,7 @@ export type HostFields = Pick<
   | 'cgroup_cpu_limit'
   | 'cgroup_nr_throttled'
   | 'cgroup_throttled_us'
+  | 'process_cpu_wait'
 >
 
 /** Every host field null: what a sample says where nothing about the host is known. */
@@ -53,6 +58,7 @@ export const UNKNOWN_HOST: Readonly<HostFields> = Object.freeze({
   cgroup_cpu_limit: null,
   cgroup_nr_throttled: null,
   cgroup_throttled_us: null,
+  process_cpu_wait: null,
 })
 
 export interface HostProbeOptions {
@@ -73,6 +79,9 @@ export class HostProbe {
   private readonly root: string
   private readonly hz: number
   private lastCpu: CpuTicks | undefined
+  /** each thread's cumulative run-queue wait (ns) at the previous reading */
+  private lastWaitNs = new Map<string, number>()
+  private lastWaitAtMs: number | undefined
   private readonly cgroupDir: { dir: string; v2: boolean } | undefined
 
   constructor(opts: HostProbeOptions = {}) {
@@ -82,11 +91,12 @@ export class HostProbe {
   }
 
   /** Which sources this host has (read once; the detector reports a missing PSI once). */
-  available(): { procStat: boolean; psi: boolean; cgroup: boolean } {
+  available(): { procStat: boolean; psi: boolean; cgroup: boolean; schedstat: boolean } {
     return {
       procStat: this.text('proc/stat') !== undefined,
       psi: this.text('proc/pressure/cpu') !== undefined,
       cgroup: this.cgroupDir !== undefined,
+      schedstat: this.text('proc/self/schedstat') !== undefined,
     }
   }
 
@@ -96,6 +106,7 @@ export class HostProbe {
       ...UNKNOWN_HOST,
       host_cpu: this.hostCpu(nowMs),
       host_cpus: availableParallelism(),
+      process_cpu_wait: this.runQueueWait(nowMs),
     }
     for (const resource of PSI_RESOURCES) Object.assign(out, this.psi(resource))
     Object.assign(out, this.cgroup())
@@ -123,6 +134,34 @@ export class HostProbe {
     this.lastCpu = now
     if (!last || now.atMs <= last.atMs) return null
     return (now.busy - last.busy) / this.hz / ((now.atMs - last.atMs) / 1000)
+  }
+
+  /**
+   * Seconds per wall second this process's threads waited on a run queue, since the previous call
+   * (null on the first, or without schedstat: kernels built without CONFIG_SCHED_INFO, macOS). A
+   * thread born in the interval counts all its wait; one that ended loses its last interval's.
+   */
+  private runQueueWait(nowMs: number): number | null {
+    let tids: string[]
+    try {
+      tids = readdirSync(join(this.root, 'proc/self/task'))
+    } catch {
+      return null
+    }
+    const now = new Map<string, number>()
+    let waitedNs = 0
+    for (const tid of tids) {
+      // schedstat: time on a CPU, time waiting on a run queue (both ns), timeslices run
+      const waitNs = Number(this.text(`proc/self/task/${tid}/schedstat`)?.split(' ')[1])
+      if (!Number.isFinite(waitNs)) continue
+      now.set(tid, waitNs)
+      waitedNs += Math.max(0, waitNs - (this.lastWaitNs.get(tid) ?? 0))
+    }
+    const lastAt = this.lastWaitAtMs
+    this.lastWaitNs = now
+    this.lastWaitAtMs = nowMs
+    if (now.size === 0 || lastAt === undefined || nowMs <= lastAt) return null
+    return waitedNs / 1e6 / (nowMs - lastAt)
   }
 
   private psi(resource: (typeof PSI_RESOURCES)[number]): Partial<HostFields> {

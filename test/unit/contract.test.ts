@@ -84,6 +84,7 @@ const PUBLISHED = {
   'span.v2.avsc': 'facb875fb2c5a842',
   'hw_sample.v1.avsc': '25e0eabb79222af4',
   'hw_sample.v2.avsc': '9923bf1836c0ab36',
+  'hw_sample.v3.avsc': '70afa8c001f7f643',
   'alert.v1.avsc': '7ce9b5ff5ec03c30',
   'alert.v2.avsc': '48074595a19d6a17',
 } as const

@@ -10,14 +10,23 @@ import { DetectorDriver } from '../helpers/detector-driver.ts'
  * One sample per second on a 2-CPU host. `others`: CPUs used by other processes; `psi`: share of
  * the second some task waited for a CPU (accumulated into the PSI total, as the kernel does);
  * `computeMs`: the compute stage of each of the step's 20 requests (`postprocessMs` likewise, 0.1
- * by default). The engine itself uses 0.5 CPU.
+ * by default). The engine itself uses 0.5 CPU; `wait`: seconds its threads waited for a CPU per
+ * second (schedstat; unknown where absent).
  */
 function run(
-  cols: { others: string; psi: string; computeMs: string; postprocessMs?: string; throttled?: string },
+  cols: {
+    others: string
+    psi: string
+    computeMs: string
+    postprocessMs?: string
+    throttled?: string
+    wait?: string
+  },
   d: DetectorDriver = new DetectorDriver(new HostContentionDetector()),
 ) {
   const psi = series(cols.psi)
   const throttled = cols.throttled ? series(cols.throttled) : psi.map(() => 0)
+  const wait = cols.wait ? series(cols.wait) : undefined
   let psiTotal = 0
   let throttledTotal = 0
   const table: Record<string, string> = { host_cpu: cols.others, 'span.compute_us': cols.computeMs }
@@ -41,6 +50,7 @@ function run(
         cgroup_throttled_us: cols.throttled ? throttledTotal : null,
         cgroup_nr_throttled: cols.throttled ? Math.round(throttledTotal / 1000) : null,
         cgroup_cpu_limit: cols.throttled ? 1 : null,
+        process_cpu_wait: wait ? wait[i]! : null,
       }
     },
   })
@@ -83,6 +93,36 @@ test('a host saturated by others all along: compute slowing under it is contenti
   assert.deepEqual(run({ ...busy, computeMs: '10x20 30x20' }).transitions(), [['firing', 24]])
   // a postprocess stall (a sleep: compute unchanged) on the same host is the stall's page, not this one
   assert.deepEqual(run({ ...busy, computeMs: '10x40', postprocessMs: '0.1x20 100x20' }).alerts, [])
+})
+
+test('a neighbour there before the engine started: no baseline saw it leave, the run-queue wait still pages once', () => {
+  // two busy loops all along: the latency baselines learned the contended latency as normal, and
+  // nothing rises; the engine's threads wait 0.6 s for a CPU per 0.5 s they run (1.2 s per CPU
+  // second), and CPU pressure sits at 0.4 (measured live: the loops, one per CPU, rarely wait)
+  const d = run({ others: '1.9x40', psi: '0.4x40', computeMs: '25x40', wait: '0.6x40' })
+  assert.deepEqual(d.transitions(), [['firing', 18]], 'after the 15 s warm-up, held 5 samples')
+  const a = d.alerts[0]!.alert
+  assert.match(a.summary, /threads waited 1200\.0 ms for a CPU per second they ran/)
+  assert.match(a.suspected_cause, /noisy neighbour/)
+  // the same wait with the others leaving: resolved
+  const gone = run({
+    others: '1.9x30 0.1x30',
+    psi: '0.6x30 0.05x30',
+    computeMs: '25x30 10x30',
+    wait: '0.6x30 0.01x30',
+  })
+  assert.deepEqual(gone.transitions(), [
+    ['firing', 18],
+    ['resolved', 44],
+  ])
+})
+
+test("the engine's own threads queueing for the CPUs (others idle) is not a neighbour", () => {
+  // an engine oversubscribed by its own thread pools: long run-queue waits, but nobody else uses the CPUs
+  assert.deepEqual(run({ others: '0.1x40', psi: '0.6x40', computeMs: '25x40', wait: '0.6x40' }).alerts, [])
+  // a host busy with others but not saturated (a test suite beside a clean run, measured live: the
+  // host at 0.75–0.9 of its CPUs, the engine waiting up to 1.4 s per CPU second): no page either
+  assert.deepEqual(run({ others: '1.1x40', psi: '0.6x40', computeMs: '10x40', wait: '0.8x40' }).alerts, [])
 })
 
 test('pressure without slower requests does not fire, but is a pending cause for the inhibitor', () => {

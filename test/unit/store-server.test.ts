@@ -25,7 +25,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'breakid-store-server-'))
   server = await spawnClickHouseServer(join(dir, 'data'))
   ch = openClickHouse({ url: server.url, dataDir: join(dir, 'unused'), database: 'over_http' })
-  assert.deepEqual(await migrate(ch), [1, 2, 3, 4])
+  assert.deepEqual(await migrate(ch), [1, 2, 3, 4, 5])
 })
 
 after(async () => {
