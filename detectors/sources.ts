@@ -60,7 +60,7 @@ export const DETECTOR_SOURCES: Record<AlertType, Record<TelemetrySource, Support
   slo_p99_breach: { engine: true, otlp_spans: true, triton_traces: true, triton_dcgm_metrics: false },
   error_rate_spike: { engine: true, otlp_spans: true, triton_traces: true, triton_dcgm_metrics: false },
   host_contention: {
-    engine: "the host probe's PSI and cgroup fields",
+    engine: "the host probe's PSI and cgroup fields, the engine's run-queue wait",
     otlp_spans: false,
     triton_traces: false,
     triton_dcgm_metrics: false,
