@@ -14,13 +14,13 @@ import type { ReplayEvent } from './file-source.ts'
 export interface SeriesDetector {
   readonly type: string
   observe(series: string, timestampUs: number, value: number, labels?: SeriesLabels): Alert[]
-  /** observe, with the point's anomaly score in [0, 1] (for `--scores`) */
+  /** observe, with the point's anomaly score in [0, 1] under the alert policy (for `--scores`) */
   assess?(
     series: string,
     timestampUs: number,
     value: number,
     labels?: SeriesLabels,
-  ): { alerts: Alert[]; assessment?: { score: number } }
+  ): { alerts: Alert[]; score?: number }
 }
 
 /** One series point as scored (`breakid replay --scores`). */
@@ -132,7 +132,7 @@ export class Replayer {
           fleet: e.fleet,
           instance: e.instance,
           value: e.value,
-          score: r?.assessment?.score ?? null,
+          score: r?.score ?? null,
           alerts: alerts.map((a) => a.status),
         })
       } else raised.push(...d.observe(e.series, e.timestampUs, e.value, labels))

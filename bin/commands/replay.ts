@@ -6,6 +6,7 @@
 import { clickhouseEvents } from '../../replay/clickhouse-source.ts'
 import { readReplayFile } from '../../replay/file-source.ts'
 import { replay as runReplay, type ScoredPoint } from '../../replay/replay.ts'
+import { SCORE_RESOLUTION } from '../../detectors/anomaly/detector.ts'
 import { isoFromMicros } from '../../notify/webhook.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { parseTimeMicros } from '../../queries/params.ts'
@@ -112,13 +113,15 @@ export const replay: Command = {
   },
 }
 
+const SCORE_SCALE = Math.round(1 / SCORE_RESOLUTION)
+
 function scoreLine(p: ScoredPoint): string {
   const line: Record<string, unknown> = {
     timestamp: isoFromMicros(p.timestampUs),
     series: p.series,
     instance: p.instance,
     value: p.value,
-    score: p.score === null ? null : Math.round(p.score * 1e4) / 1e4,
+    score: p.score === null ? null : Math.round(p.score * SCORE_SCALE) / SCORE_SCALE,
   }
   if (p.alerts.length) line.alert = p.alerts.join(',')
   return `${JSON.stringify(line)}\n`

@@ -278,6 +278,13 @@ describe('replay from a file', () => {
       const firing = points.findIndex((p) => p.alert === 'firing')
       assert.equal(firing, 600)
       assert.ok(points[600]!.score >= 0.5)
+      // the score follows the alert policy: thresholded at 0.5 it gives the alert, not one detection
+      // per point of the shift (its later points stay just below)
+      assert.deepEqual(
+        points.flatMap((p, i) => (p.score >= 0.5 ? [i] : [])),
+        [600],
+      )
+      assert.equal(points[601]!.score, 0.4999, 'the shift goes on, held back by the open episode')
       assert.ok(
         points.slice(300, 600).every((p) => p.score < 0.5),
         'quiet before the shift',
