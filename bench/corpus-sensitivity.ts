@@ -14,9 +14,9 @@ import { writeFileSync } from 'node:fs'
 import { machineInfo } from '../core/machine.ts'
 import { AnomalyDetector, type AnomalyOptions } from '../detectors/anomaly/detector.ts'
 import { buildCorpus, type CorpusSeries } from '../eval/corpus/corpus.ts'
+import { replayEvents } from './corpus-events.ts'
 import { formatJson } from '../eval/report.ts'
 import { scoreCorpus } from '../eval/window-score.ts'
-import type { ReplayEvent } from '../replay/file-source.ts'
 import { replay } from '../replay/replay.ts'
 
 interface Variant {
@@ -52,15 +52,7 @@ const VARIANTS: Variant[] = [
   { name: 'historyPoints 32768', opts: { historyPoints: 32_768 } },
 ]
 
-const events = (s: CorpusSeries): ReplayEvent[] =>
-  s.values.map((value, i) => ({
-    kind: 'point',
-    timestampUs: s.timestampsUs[i]!,
-    series: 'value',
-    value,
-    fleet: 'replay',
-    instance: 'replay',
-  }))
+const events = replayEvents
 
 async function detections(s: CorpusSeries, opts: AnomalyOptions): Promise<number[]> {
   const { alerts } = await replay(events(s), { detectors: [], series: new AnomalyDetector(opts) })

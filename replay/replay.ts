@@ -20,7 +20,7 @@ export interface SeriesDetector {
     timestampUs: number,
     value: number,
     labels?: SeriesLabels,
-  ): { alerts: Alert[]; score?: number }
+  ): { alerts: Alert[]; score?: number; assessment?: { score: number } }
 }
 
 /** One series point as scored (`breakid replay --scores`). */
@@ -30,8 +30,10 @@ export interface ScoredPoint {
   fleet: string
   instance: string
   value: number
-  /** anomaly score in [0, 1]; null when the detector gives none */
+  /** anomaly score in [0, 1] under the alert policy (≥ 0.5 where an alert fired); null when none */
   score: number | null
+  /** the model's own score for the point, before the alert policy; null when none */
+  modelScore: number | null
   /** alert transitions this point caused */
   alerts: Alert['status'][]
 }
@@ -133,6 +135,7 @@ export class Replayer {
           instance: e.instance,
           value: e.value,
           score: r?.score ?? null,
+          modelScore: r?.assessment?.score ?? null,
           alerts: alerts.map((a) => a.status),
         })
       } else raised.push(...d.observe(e.series, e.timestampUs, e.value, labels))

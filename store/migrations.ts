@@ -14,6 +14,7 @@ import { rollupSelectSql, rollupTableSql, rollupTtl, rollupViewSql } from './rol
 import {
   alertsTable,
   type Column,
+  columnSql,
   createTableSql,
   DEDUP_WINDOW_BLOCKS,
   deadLettersTable,
@@ -109,12 +110,27 @@ function rebuild<R>(db: string, spec: TableSpec<R>, retention: Retention | undef
 }
 
 /**
- * Columns added after migration 4. Its rebuild copies every column of the current table spec, so a
- * database still before it gets them first; one already past it gets them from migration 5.
+ * Columns of today's table specs that later migrations add. Migration 4 rebuilds a table from its
+ * spec as it was then (today's less these), so a store migrated from any version and a new one end
+ * up alike; each later migration adds its columns with the spec's type and codec.
  */
-const ADDED_AFTER_V4 = [
-  'ALTER TABLE `DB`.`hw_samples` ADD COLUMN IF NOT EXISTS `process_cpu_wait` Nullable(Float64)',
-]
+const ADDED_AFTER_V4: Readonly<Record<string, readonly string[]>> = {
+  hw_samples: ['process_cpu_wait'],
+}
+
+function asOfV4<R>(spec: TableSpec<R>): TableSpec<R> {
+  const later = ADDED_AFTER_V4[spec.name] ?? []
+  return { ...spec, columns: spec.columns.filter((c) => !later.includes(c.name)) }
+}
+
+function addColumns<R>(db: string, spec: TableSpec<R>, names: readonly string[]): string {
+  const add = names.map((n) => {
+    const c = spec.columns.find((x) => x.name === n)
+    if (!c) throw new Error(`${spec.name} has no column ${n}`)
+    return `ADD COLUMN IF NOT EXISTS ${columnSql(c)}`
+  })
+  return `ALTER TABLE ${ident(db)}.${ident(spec.name)} ${add.join(', ')}`
+}
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -148,9 +164,8 @@ export const MIGRATIONS: Migration[] = [
       const t = (name: string) => `${ident(db)}.${ident(name)}`
       const [minute, hour] = ROLLUPS as [(typeof ROLLUPS)[number], (typeof ROLLUPS)[number]]
       return [
-        ...ADDED_AFTER_V4.map((sql) => inDb(db, sql)),
-        ...rebuild(db, spansTable, retention),
-        ...rebuild(db, hwSamplesTable, retention),
+        ...rebuild(db, asOfV4(spansTable), retention),
+        ...rebuild(db, asOfV4(hwSamplesTable), retention),
         `ALTER TABLE ${t(alertsTable.name)} MODIFY SETTING non_replicated_deduplication_window = ${DEDUP_WINDOW_BLOCKS}`,
         `ALTER TABLE ${t(deadLettersTable.name)} MODIFY SETTING non_replicated_deduplication_window = ${DEDUP_WINDOW_BLOCKS}`,
         ...(retention
@@ -170,7 +185,7 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 5,
     name: 'v3 hardware samples: the run-queue wait of the engine process',
-    statements: (db) => ADDED_AFTER_V4.map((sql) => inDb(db, sql)),
+    statements: (db) => [addColumns(db, hwSamplesTable, ['process_cpu_wait'])],
   },
 ]
 

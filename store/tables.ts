@@ -291,7 +291,7 @@ export function createTableSql<R>(
   retention?: Retention,
   name: string = spec.name,
 ): string {
-  const cols = spec.columns.map((c) => `  \`${c.name}\` ${c.type}${c.codec ? ` CODEC(${c.codec})` : ''}`)
+  const cols = spec.columns.map((c) => `  ${columnSql(c)}`)
   const body = [...cols, ...(spec.extra ?? []).map((e) => `  ${e}`)].join(',\n')
   const ttl = spec.ttl && retention ? ` TTL ${ttlExpression(spec, retention)}` : ''
   const settings = spec.settings
@@ -300,6 +300,11 @@ export function createTableSql<R>(
         .join(', ')}`
     : ''
   return `CREATE TABLE IF NOT EXISTS \`${database}\`.\`${name}\` (\n${body}\n) ENGINE = ${spec.engine}${ttl}${settings}`
+}
+
+/** A column's definition as CREATE TABLE and ADD COLUMN take it: name, type and codec. */
+export function columnSql<R>(c: Column<R>): string {
+  return `\`${c.name}\` ${c.type}${c.codec ? ` CODEC(${c.codec})` : ''}`
 }
 
 export function ttlExpression<R>(spec: TableSpec<R>, retention: Retention): string {

@@ -44,7 +44,7 @@ export const replay: Command = {
     'input-format': 'csv or ndjson (default: from the extension, else the first character)',
     'page-rows': 'ClickHouse source: rows per page (default 10000)',
     scores:
-      'instead of alerts, one NDJSON line per series point: timestamp, series, instance, value, score (0–1; ≥ 0.5 is alert-worthy) and any alert transition there',
+      'instead of alerts, one NDJSON line per series point: timestamp, series, instance, value, score (0–1 under the alert policy: ≥ 0.5 exactly where an alert fired), model_score (the model alone, before the policy) and any alert transition there',
   },
   async run({ values }) {
     const cfg = loadConfig(values)
@@ -114,6 +114,7 @@ export const replay: Command = {
 }
 
 const SCORE_SCALE = Math.round(1 / SCORE_RESOLUTION)
+const rounded = (x: number | null) => (x === null ? null : Math.round(x * SCORE_SCALE) / SCORE_SCALE)
 
 function scoreLine(p: ScoredPoint): string {
   const line: Record<string, unknown> = {
@@ -121,7 +122,8 @@ function scoreLine(p: ScoredPoint): string {
     series: p.series,
     instance: p.instance,
     value: p.value,
-    score: p.score === null ? null : Math.round(p.score * SCORE_SCALE) / SCORE_SCALE,
+    score: rounded(p.score),
+    model_score: rounded(p.modelScore),
   }
   if (p.alerts.length) line.alert = p.alerts.join(',')
   return `${JSON.stringify(line)}\n`

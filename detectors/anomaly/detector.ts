@@ -141,7 +141,8 @@ export interface ScoredPoint {
    * here (≥ alertScore), at most just below alertScore where the policy held one back (inside a
    * firing episode, the quiet time, before the key is warm). So whoever thresholds `--scores` at the
    * alert score gets exactly the alerts, not one detection per point of every episode — on the
-   * tuning corpus that was 1 796 points against 76 false alerts, a window score of −76 against 83.
+   * tuning corpus that was 1 796 points against 76 false alerts, a window score of −76 against 83
+   * (bench/scores-thresholded.ts).
    */
   score?: number
 }
@@ -257,7 +258,7 @@ export class AnomalyDetector extends OneAlertDetector<SeriesState, typeof ANOMAL
       if (resolved) alerts.push(resolved)
     }
     const fired = alerts.some((x) => x.status === 'firing')
-    const heldBack = this.episodeOptions.alertScore! - SCORE_RESOLUTION
+    const heldBack = Math.max(0, this.episodeOptions.alertScore! - SCORE_RESOLUTION)
     return { alerts, assessment: a, score: fired ? a.score : Math.min(a.score, heldBack) }
   }
 

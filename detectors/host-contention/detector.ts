@@ -39,12 +39,14 @@
  *   `requestRatio` (1.3), baseline + `minRequestIncreaseMs` (5)) or p90 ≥ max(baseline × 1.5 ×
  *   `requestRatio`, baseline + 5 × `minRequestIncreaseMs`) — live on the saturated host compute
  *   swung 1.3× all the time while requests barely changed, and paged
- * - or, on its own and without any baseline, delayed: host CPU and others' share as in saturated
- *   (PSI not asked) and the engine's threads waited for a CPU (schedstat run-queue delay) ≥
- *   `minRunQueueWait` (0.5) s per second they ran — the one rule that sees a neighbour that was busy
- *   before the engine started (the wait is the slowdown, measured, so it needs no latency rise);
- *   measured on the 2-core host: two busy loops 0.6–1.2 s per CPU second with the host at 1.0 of its
- *   CPUs, a test suite beside the engine 0.1–1.4 with the host at 0.75–0.9
+ * - or, on its own and without any baseline, delayed: the host's CPUs (not a cgroup limit) at
+ *   ≥ `delayedHostShare` (0.95) busy, others using ≥ `minForeignShare` of them, no throttling in the
+ *   interval, and the engine's threads waiting for a CPU (schedstat run-queue delay) ≥
+ *   `minRunQueueWait` (0.5) s per second they ran and ≥ 0.1 s per second in all — the one rule that
+ *   sees a neighbour that was busy before the engine started (the wait is the slowdown, measured, so
+ *   it needs no latency rise, nor PSI); measured on the 2-core host: two busy loops 0.6–1.2 s per CPU
+ *   second with the host at 97–100 %, the test suite beside the engine 0.1–1.4 with the host at 74 %
+ *   on average (no page); while firing only the wait relaxes
  * - held `pendingSamples` (5); resolved after `resolveSamples` (15) samples in which either has gone;
  *   a firing alert holds on half the thresholds (hysteresis)
  * - baselines (`baselineWindow` 60 samples, ready after `warmupSamples` 10) learn while no alert is
@@ -53,8 +55,9 @@
  * The inhibitor treats an instance as a pending cause as soon as there is such pressure, before
  * compute confirms it: a latency symptom that fires first waits for the verdict.
  *
- * Without PSI (kernels before 4.20, PSI disabled, macOS: the fields are null) it cannot tell whose
- * pressure it is: it says so once (`drainNotices`) and stays off for that instance.
+ * Without PSI (kernels before 4.20, PSI disabled, macOS: the fields are null) only the run-queue rule
+ * runs; without that too it cannot tell whose pressure it is: it says so once (`drainNotices`) and
+ * stays off for that instance.
  */
 import type { Alert, HwSample, Span } from '../../contract/records.ts'
 import { type Baselines, baselinesFromJson, baselinesToJson } from '../baseline.ts'
@@ -71,7 +74,7 @@ import { quantile } from '../stats.ts'
 
 export const HOST_CONTENTION_SETTINGS = {
   ...LIFECYCLE_SETTINGS,
-  pendingSamples: setting.count(5, 'samples with pressure, compute and latency up before firing'),
+  pendingSamples: setting.count(5, 'samples contended (see the rules above) before firing'),
   // neighbours flicker (a build's jobs come and go): a short resolve paged one neighbour twice live
   resolveSamples: setting.count(15, 'samples without them before resolving'),
   minForeignRiseCpus: setting.number(0.5, 'CPUs other processes must use beyond their baseline'),
@@ -89,7 +92,11 @@ export const HOST_CONTENTION_SETTINGS = {
   minSpans: setting.count(5, 'fewest spans in a sample interval to judge its compute time'),
   minRunQueueWait: setting.number(
     0.5,
-    "seconds the engine's threads waited for a CPU per second they ran (schedstat), with others using the CPUs",
+    "seconds the engine's threads waited for a CPU per second they ran (schedstat), the host saturated by others",
+  ),
+  delayedHostShare: setting.ratio(
+    0.95,
+    "…saturated: host CPU at this share of the host's CPUs (not a cgroup limit)",
   ),
   baselineWindow: setting.count(60, 'samples in the pressure and latency baselines'),
   warmupSamples: setting.count(10, 'samples before the baselines are used'),
@@ -116,6 +123,9 @@ export const HOST_CONTENTION_READS: DetectorReads = {
 
 /** below this CPU use (CPU seconds per second) the engine idles, and its wait per CPU second is noise */
 const MIN_PROCESS_CPU = 0.05
+
+/** the least run-queue wait (seconds per second) worth a page, whatever the engine's CPU use */
+const MIN_WAIT_SECONDS_PER_SECOND = 0.1
 
 /** samples after the last pressured one during which the instance stays a pending cause */
 const PRESSURE_MEMORY_SAMPLES = 5
@@ -231,13 +241,13 @@ export class HostContentionDetector extends KeyedDetector<
     s.latencies = []
     s.totals = []
     const psiKnown = sample.psi_cpu_some_total_us != null || sample.psi_cpu_some_avg10 != null
-    if (!psiKnown) {
+    if (!psiKnown && sample.process_cpu_wait == null) {
       if (!this.psiMissingSaid) {
         this.psiMissingSaid = true
         this.notices.push(
-          `host_contention is off for ${sample.instance}: its hardware samples carry no pressure-stall ` +
-            'information (PSI needs Linux ≥ 4.20 with CONFIG_PSI; /proc/pressure/cpu is missing), so ' +
-            "the engine's own load cannot be told from a neighbour's",
+          `host_contention is off for ${sample.instance}: its hardware samples carry neither pressure-stall ` +
+            'information (PSI needs Linux ≥ 4.20 with CONFIG_PSI; /proc/pressure/cpu is missing) nor ' +
+            "the engine's run-queue wait (schedstat), so the engine's own load cannot be told from a neighbour's",
         )
       }
       s.sincePressure = Number.POSITIVE_INFINITY
@@ -263,29 +273,17 @@ export class HostContentionDetector extends KeyedDetector<
       sample.host_cpus ?? Number.POSITIVE_INFINITY,
       sample.cgroup_cpu_limit ?? Number.POSITIVE_INFINITY,
     )
-    const saturatedByOthers =
+    const saturated =
       Number.isFinite(capacity) &&
       reading.hostShare !== null &&
       reading.foreignCpu !== null &&
+      reading.psiShare !== null &&
       reading.hostShare >= this.o.saturatedShare * (relax === 1 ? 1 : 0.9) &&
-      reading.foreignCpu >= relax * this.o.minForeignShare * capacity
-    const saturated =
-      saturatedByOthers && reading.psiShare !== null && reading.psiShare >= relax * this.o.minSaturatedPsi
+      reading.foreignCpu >= relax * this.o.minForeignShare * capacity &&
+      reading.psiShare >= relax * this.o.minSaturatedPsi
     const throttled = reading.throttledShare >= relax * this.o.minThrottledShare
     const stalled = reading.stallShare >= relax * this.o.minStallShare
-    // The direct reading, where schedstat exists: the engine's threads sat on a run queue while
-    // others saturated the CPUs. It needs no baseline, so a neighbour that was there before the
-    // engine started (and that every baseline learned as normal) is still seen. The engine's own
-    // threads queueing for the CPUs do not count (others use little then), nor a host that is busy
-    // but not saturated: live, with the test suite beside a clean run (host at 0.75–0.9 of its CPUs),
-    // the engine waited 0.1–1.4 s per CPU second, and that is no neighbour to page for. PSI is not
-    // asked: with two busy loops all along the engine waited 0.6–1.2 s per CPU second while CPU
-    // `some` pressure sat at 0.4 (the loops, one per CPU, rarely wait themselves).
-    const delayed =
-      warm &&
-      saturatedByOthers &&
-      reading.waitPerCpu !== null &&
-      reading.waitPerCpu >= relax * this.o.minRunQueueWait
+    const delayed = warm && this.delayed(sample, reading, relax)
     const pressure = warm && (rose || saturated || throttled || stalled || delayed)
 
     const base50 = s.p50.median()
@@ -313,7 +311,13 @@ export class HostContentionDetector extends KeyedDetector<
       sample.timestamp_us,
       contended,
       contended
-        ? this.evidence(s, sample, reading, { foreignBase, psiBase, base50, p50, p90, base90, total50, t50 })
+        ? this.evidence(
+            s,
+            sample,
+            reading,
+            { foreignBase, psiBase, base50, p50, p90, base90, total50, t50 },
+            !(pressure && slower),
+          )
         : undefined,
     )
     // baselines learn what is normal here (a host busy all along included), never an episode
@@ -330,6 +334,35 @@ export class HostContentionDetector extends KeyedDetector<
       }
     }
     return alert ? [alert] : []
+  }
+
+  /**
+   * The direct reading, where schedstat exists: the engine's threads sat on a run queue while others
+   * saturated the host's CPUs. It needs no baseline, so a neighbour that was there before the engine
+   * started (and that every latency baseline learned as normal) is still seen. Judged against the
+   * host's CPUs, not a cgroup limit (whole-host CPU against a 2-CPU limit on a 16-core host would
+   * read as saturated by others), and only in an interval without throttling (a throttled thread
+   * counts as waiting). The engine's own threads queueing for the CPUs do not count (others use
+   * little then), nor a busy host short of saturation: live, with the test suite beside a clean run
+   * (the host at 74 % of its CPUs on average), the engine waited 0.1–1.4 s per CPU second. PSI is
+   * not asked: beside two busy loops the engine waited 0.6–1.2 s per CPU second while CPU `some`
+   * pressure sat at 0.4 (the loops, one per CPU, rarely wait themselves). While firing, only the
+   * wait may relax: who saturates the host is asked at full strength, so the engine's own load
+   * after the neighbour left does not hold the alert.
+   */
+  private delayed(sample: HwSample, r: HostReading, relax: number): boolean {
+    const cpus = sample.host_cpus ?? 0
+    return (
+      cpus > 0 &&
+      r.waitPerCpu !== null &&
+      sample.host_cpu != null &&
+      r.foreignCpu !== null &&
+      r.throttledShare === 0 &&
+      sample.host_cpu >= this.o.delayedHostShare * cpus &&
+      r.foreignCpu >= this.o.minForeignShare * cpus &&
+      (sample.process_cpu_wait ?? 0) >= MIN_WAIT_SECONDS_PER_SECOND &&
+      r.waitPerCpu >= relax * this.o.minRunQueueWait
+    )
   }
 
   /** The host's state over the interval, from the sample and the previous one's totals. */
@@ -386,6 +419,8 @@ export class HostContentionDetector extends KeyedDetector<
       total50: number
       t50: number
     },
+    /** fired on the run-queue wait alone: no latency baseline speaks for it */
+    direct: boolean,
   ) {
     const limited = r.throttledShare >= this.o.minThrottledShare
     const cpus = sample.host_cpus ?? Number.NaN
@@ -397,18 +432,23 @@ export class HostContentionDetector extends KeyedDetector<
       )
     if (r.psiShare !== null)
       what.push(`tasks waited for a CPU ${pct(r.psiShare)} of the time (baseline ${pct(l.psiBase)})`)
-    if (r.waitPerCpu !== null)
-      what.push(`the engine's threads waited ${ms(r.waitPerCpu * 1e6)} for a CPU per second they ran`)
+    const waited =
+      r.waitPerCpu === null
+        ? undefined
+        : `the engine's threads waited ${ms(r.waitPerCpu * 1e6)} for a CPU per second they ran`
+    if (waited && !direct) what.push(waited)
     if (r.throttledShare > 0)
       what.push(
         `the cgroup was throttled ${pct(r.throttledShare)} of the time` +
           (sample.cgroup_cpu_limit ? ` (limit ${sample.cgroup_cpu_limit} CPUs)` : ''),
       )
     if (r.stallShare > 0) what.push(`every task stalled on memory or IO ${pct(r.stallShare)} of the time`)
-    const latency = Number.isFinite(l.p50)
-      ? `compute median ${ms(l.p50)} (baseline ${ms(l.base50)}), p90 ${ms(l.p90)} (baseline ${ms(l.base90)})` +
-        (Number.isFinite(l.total50) ? `; request median ${ms(l.total50)} (baseline ${ms(l.t50)})` : '')
-      : 'compute slower'
+    const latency = direct
+      ? `${waited}${Number.isFinite(l.total50) ? ` (request median ${ms(l.total50)})` : ''}`
+      : Number.isFinite(l.p50)
+        ? `compute median ${ms(l.p50)} (baseline ${ms(l.base50)}), p90 ${ms(l.p90)} (baseline ${ms(l.base90)})` +
+          (Number.isFinite(l.total50) ? `; request median ${ms(l.total50)} (baseline ${ms(l.t50)})` : '')
+        : 'compute slower'
     return {
       type: this.type,
       severity:
@@ -420,14 +460,28 @@ export class HostContentionDetector extends KeyedDetector<
       instance: sample.instance,
       model: s.spans.model,
       stage: null,
-      statistic: limited ? 'cgroup_throttled_share' : 'foreign_cpu',
-      observed: limited ? r.throttledShare : (r.foreignCpu ?? r.psiShare ?? 0),
-      baseline: limited ? 0 : r.foreignCpu !== null ? l.foreignBase : l.psiBase,
-      threshold: limited
-        ? this.o.minThrottledShare
-        : r.foreignCpu !== null
-          ? l.foreignBase + this.o.minForeignRiseCpus
-          : this.o.minPsiShare,
+      ...(limited
+        ? {
+            statistic: 'cgroup_throttled_share',
+            observed: r.throttledShare,
+            baseline: 0,
+            threshold: this.o.minThrottledShare,
+          }
+        : direct
+          ? {
+              // seconds waited per CPU second; no baseline: an engine alone on its CPUs waits ~0
+              statistic: 'run_queue_wait_per_cpu_second',
+              observed: r.waitPerCpu ?? 0,
+              baseline: 0,
+              threshold: this.o.minRunQueueWait,
+            }
+          : {
+              statistic: 'foreign_cpu',
+              observed: r.foreignCpu ?? r.psiShare ?? 0,
+              baseline: r.foreignCpu !== null ? l.foreignBase : l.psiBase,
+              threshold:
+                r.foreignCpu !== null ? l.foreignBase + this.o.minForeignRiseCpus : this.o.minPsiShare,
+            }),
       summary: `${sample.instance}: ${latency} while ${what.join('; ')}`,
       suspected_cause: limited
         ? "the cgroup's CPU limit: the process is throttled, not slow on its own"

@@ -79,8 +79,8 @@ export class HostProbe {
   private readonly root: string
   private readonly hz: number
   private lastCpu: CpuTicks | undefined
-  /** each thread's cumulative run-queue wait (ns) at the previous reading */
-  private lastWaitNs = new Map<string, number>()
+  /** each thread's cumulative time on a CPU and on a run queue (ns) at the previous reading */
+  private lastSched = new Map<string, { runNs: number; waitNs: number }>()
   private lastWaitAtMs: number | undefined
   private readonly cgroupDir: { dir: string; v2: boolean } | undefined
 
@@ -138,8 +138,10 @@ export class HostProbe {
 
   /**
    * Seconds per wall second this process's threads waited on a run queue, since the previous call
-   * (null on the first, or without schedstat: kernels built without CONFIG_SCHED_INFO, macOS). A
-   * thread born in the interval counts all its wait; one that ended loses its last interval's.
+   * (null on the first, or without schedstat: kernels built without CONFIG_SCHED_INFO, macOS, or
+   * a kernel that reports zeros for every thread). A thread born in the interval counts all its
+   * wait, and so does one whose counters went back (its id was reused); one that ended loses its
+   * last interval's.
    */
   private runQueueWait(nowMs: number): number | null {
     let tids: string[]
@@ -148,19 +150,25 @@ export class HostProbe {
     } catch {
       return null
     }
-    const now = new Map<string, number>()
+    const now = new Map<string, { runNs: number; waitNs: number }>()
     let waitedNs = 0
+    let ranNs = 0
     for (const tid of tids) {
       // schedstat: time on a CPU, time waiting on a run queue (both ns), timeslices run
-      const waitNs = Number(this.text(`proc/self/task/${tid}/schedstat`)?.split(' ')[1])
-      if (!Number.isFinite(waitNs)) continue
-      now.set(tid, waitNs)
-      waitedNs += Math.max(0, waitNs - (this.lastWaitNs.get(tid) ?? 0))
+      const [runNs, waitNs] = (this.text(`proc/self/task/${tid}/schedstat`) ?? '').split(' ').map(Number)
+      if (!Number.isFinite(runNs) || !Number.isFinite(waitNs)) continue
+      const t = { runNs: runNs!, waitNs: waitNs! }
+      now.set(tid, t)
+      ranNs += t.runNs
+      const last = this.lastSched.get(tid)
+      const same = last !== undefined && t.runNs >= last.runNs && t.waitNs >= last.waitNs
+      waitedNs += same ? t.waitNs - last.waitNs : t.waitNs
     }
     const lastAt = this.lastWaitAtMs
-    this.lastWaitNs = now
+    this.lastSched = now
     this.lastWaitAtMs = nowMs
-    if (now.size === 0 || lastAt === undefined || nowMs <= lastAt) return null
+    // a running process has spent time on a CPU: all zeros is a kernel that does not count
+    if (ranNs === 0 || lastAt === undefined || nowMs <= lastAt) return null
     return waitedNs / 1e6 / (nowMs - lastAt)
   }
 

@@ -74,6 +74,8 @@ export class HwSampler implements Lifecycle {
     const wallUs = Math.max(1, (now.at - this.last.at) * 1000)
     const cpuUs = now.cpu.user - this.last.cpu.user + (now.cpu.system - this.last.cpu.system)
     const mem = process.memoryUsage()
+    // the host now, over the same interval as the process counters (nvidia-smi may take a while)
+    const host = this.opts.host?.read(now.at) ?? UNKNOWN_HOST
     const devices: DeviceSample[] = (await this.opts.gpu?.sample()) ?? []
     const sample: HwSample = {
       timestamp_us: Math.round((performance.timeOrigin + now.at) * 1000),
@@ -103,7 +105,7 @@ export class HwSampler implements Lifecycle {
               },
             ],
       run_id: this.opts.runId?.() ?? null,
-      ...(this.opts.host?.read(now.at) ?? UNKNOWN_HOST),
+      ...host,
     }
     this.loopDelay.reset()
     this.last = now

@@ -44,6 +44,13 @@ test("run-queue wait: every thread's schedstat delay since the last reading, per
   // thread 102 ended; the others did not wait
   rmSync(join(root, 'proc/self/task/102'), { recursive: true })
   assert.equal(probe.read(13_000).process_cpu_wait, 0)
+  // thread 101's id was reused by a new thread (its counters went back): all its 0.1 s counts
+  task('101', 5e7, 1e8)
+  assert.equal(probe.read(14_000).process_cpu_wait, 0.1)
+  // a kernel that reports zeros for every thread does not count: unknown, not "no wait"
+  task('100', 0, 0)
+  task('101', 0, 0)
+  assert.equal(probe.read(15_000).process_cpu_wait, null)
 })
 
 test('host CPU is busy ticks (all but idle and iowait) per wall second since the last reading', () => {

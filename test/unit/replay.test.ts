@@ -271,7 +271,14 @@ describe('replay from a file', () => {
             },
         )
       assert.equal(points.length, 800)
-      assert.deepEqual(Object.keys(points[0]!), ['timestamp', 'series', 'instance', 'value', 'score'])
+      assert.deepEqual(Object.keys(points[0]!), [
+        'timestamp',
+        'series',
+        'instance',
+        'value',
+        'score',
+        'model_score',
+      ])
       assert.equal(points[0]!.series, 'latency_ms')
       assert.equal(points[0]!.score, 0, 'probation')
       assert.ok(points.every((p) => p.score >= 0 && p.score <= 1))
@@ -285,6 +292,7 @@ describe('replay from a file', () => {
         [600],
       )
       assert.equal(points[601]!.score, 0.4999, 'the shift goes on, held back by the open episode')
+      assert.ok((points[601] as { model_score?: number }).model_score! >= 0.5, 'as the model alone sees it')
       assert.ok(
         points.slice(300, 600).every((p) => p.score < 0.5),
         'quiet before the shift',

@@ -303,7 +303,59 @@ test('a release-1 store is migrated: ids to bytes, duplicates collapsed, rollups
     await insertRecords(ch, spansTable, [makeSpan(100)])
     assert.equal(await scalar(ch, `SELECT sum(requests) FROM ${db}.spans_1h`), 21)
     assert.deepEqual(await migrate(ch), [], 'nothing left to run')
+    await assertLikeTheSpec(ch)
   } finally {
     await ch.close()
+  }
+})
+
+/**
+ * hw_samples as the current spec defines it: every column in order with its type, and the newest
+ * column with its codec (ClickHouse spells some codecs out, Delta as Delta(8), so not all compare).
+ */
+async function assertLikeTheSpec(ch: ClickHouse): Promise<void> {
+  const got = await rows<{ name: string; type: string; codec: string }>(
+    ch,
+    `SELECT name, type, compression_codec AS codec FROM system.columns
+     WHERE database = '${ch.database}' AND table = 'hw_samples' ORDER BY position`,
+  )
+  assert.deepEqual(
+    got.map((c) => [c.name, c.type]),
+    hwSamplesTable.columns.map((c) => [c.name, c.type]),
+  )
+  const wait = hwSamplesTable.columns.find((c) => c.name === 'process_cpu_wait')!
+  assert.equal(got.find((c) => c.name === wait.name)?.codec, `CODEC(${wait.codec})`)
+}
+
+test('a store at version 4 gets the run-queue wait column (5) as a new store has it, its rows kept', async () => {
+  const ch = openClickHouse({ dataDir, database: 'store_v4' })
+  try {
+    const db = ch.database
+    await ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
+    await ch.client.command({
+      query: `CREATE TABLE ${db}.schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version`,
+    })
+    for (const m of MIGRATIONS.filter((m) => m.version <= 4)) {
+      for (const query of m.statements(db, undefined)) await ch.client.command({ query })
+      await ch.client.command({
+        query: `INSERT INTO ${db}.schema_migrations (version, name) VALUES (${m.version}, '')`,
+      })
+    }
+    await ch.client.insert({
+      table: `${db}.hw_samples`,
+      values: [{ timestamp: 1_767_225_600, instance: 'engine-0' }],
+      format: 'JSONEachRow',
+    })
+    assert.deepEqual(await migrate(ch), [5])
+    assert.equal(await scalar(ch, `SELECT count() FROM ${db}.hw_samples WHERE process_cpu_wait IS NULL`), 1)
+    await assertLikeTheSpec(ch)
+  } finally {
+    await ch.close()
+  }
+  const made = await fresh('store_v5_new')
+  try {
+    await assertLikeTheSpec(made)
+  } finally {
+    await made.close()
   }
 })
