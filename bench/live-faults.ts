@@ -86,11 +86,13 @@ interface RunResult {
  * 300 req/s left the executor under half busy, and the cap made requests *faster* (queue wait 1.8 →
  * 0.02 ms, p90 6.0 → 2.6–4.0 ms: nothing waits for a batch window; measured at db10711), and batches
  * of one stop keeping up only beyond ~600 req/s, where the engine's HTTP path on 2 cores saturates
- * without the fault. `cnn:w=8` (3.4 ms per image alone, batching amortizes it) at 350 req/s runs
- * batches of 4–5 at p90 20 ms, and capped at 1 it cannot keep up: the queue wait grows by seconds.
+ * without the fault. `cnn:w=16` at 100 req/s (measured at a04917c) runs batches of ~3 in 25 ms at
+ * p90 40 ms, 60 % of what it can batch; capped at 1 each request costs 14 ms, 1.4 s of compute per
+ * second, and the queue wait grows by seconds. (`cnn:w=8` at 350 req/s broke too, but sat at its
+ * capacity before the fault and paged a queue-wait regression 16 s before it.)
  */
 const FAULT_LOAD: Partial<Record<(typeof FAULT_TYPES)[number], string[]>> = {
-  batch_size_misconfig: ['--model', 'cnn:w=8', '--rate', '350'],
+  batch_size_misconfig: ['--model', 'cnn:w=16', '--rate', '100'],
 }
 
 function plans(): RunPlan[] {

@@ -62,6 +62,20 @@ test('symptoms of a starvation episode ride on its alert: stored as related, nei
   ])
 })
 
+test('a batch-size fault explains the compute time its batches move (capped small, then full while draining)', () => {
+  const published = run([
+    at('batch_underutilized', 'firing', 40, 40, { stage: 'queue_wait' }),
+    // live: the cap lifted and the backlog drained in batches of 8, each request's compute 2× its baseline
+    at('stage_latency_regression', 'firing', 54, 54, { stage: 'compute' }),
+    at('batch_underutilized', 'resolved', 40, 70, { stage: 'queue_wait' }),
+  ])
+  assert.deepEqual(published, [
+    'batch_underutilized:firing:queue_wait',
+    'batch_underutilized:firing:queue_wait+stage_latency_regression',
+    'batch_underutilized:resolved:queue_wait+stage_latency_regression',
+  ])
+})
+
 test('the related entry carries what a reader needs, and the update is never older than the record it replaces', () => {
   const inh = new Inhibitor()
   const root = at('accelerator_starved', 'firing', 10, 12, { stage: 'preprocess' })
