@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { type ClickHouse, openClickHouse } from '../../store/client.ts'
 import { MIGRATIONS, migrate } from '../../store/migrations.ts'
-import { alertsTable, hwSamplesTable, spansTable } from '../../store/tables.ts'
+import { alertsTable, hwSamplesTable, type Retention, spansTable } from '../../store/tables.ts'
 import { insertRecords } from '../../store/writer.ts'
 import { InvalidInputError } from '../../core/errors.ts'
 import { makeAlert, makeHwSample, makeSpan } from '../../contract/synthetic.ts'
@@ -243,20 +243,26 @@ test('retention comes from the configuration and a changed one is applied on the
   }
 })
 
+/** A store left as an older release left it: the migrations up to `version` run and recorded. */
+async function migratedUpTo(ch: ClickHouse, version: number, retention?: Retention): Promise<void> {
+  const db = ch.database
+  await ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
+  await ch.client.command({
+    query: `CREATE TABLE ${db}.schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version`,
+  })
+  for (const m of MIGRATIONS.filter((m) => m.version <= version)) {
+    for (const query of m.statements(db, retention)) await ch.client.command({ query })
+    await ch.client.command({
+      query: `INSERT INTO ${db}.schema_migrations (version, name) VALUES (${m.version}, '')`,
+    })
+  }
+}
+
 test('a release-1 store is migrated: ids to bytes, duplicates collapsed, rollups backfilled', async () => {
   const ch = openClickHouse({ dataDir, database: 'store_release1' })
   try {
     const db = ch.database
-    await ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
-    await ch.client.command({
-      query: `CREATE TABLE ${db}.schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version`,
-    })
-    for (const m of MIGRATIONS.filter((m) => m.version <= 3)) {
-      for (const query of m.statements(db, { spanDays: 7, days: 90 })) await ch.client.command({ query })
-      await ch.client.command({
-        query: `INSERT INTO ${db}.schema_migrations (version, name) VALUES (${m.version}, '')`,
-      })
-    }
+    await migratedUpTo(ch, 3, { spanDays: 7, days: 90 })
     // release 1 stored hex strings, kept a redelivered batch until merged, and took any UInt64
     const old = Array.from({ length: 20 }, (_, i) => makeSpan(i))
     const asRow = (s: (typeof old)[number]) => ({
@@ -331,16 +337,7 @@ test('a store at version 4 gets the run-queue wait column (5) as a new store has
   const ch = openClickHouse({ dataDir, database: 'store_v4' })
   try {
     const db = ch.database
-    await ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
-    await ch.client.command({
-      query: `CREATE TABLE ${db}.schema_migrations (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version`,
-    })
-    for (const m of MIGRATIONS.filter((m) => m.version <= 4)) {
-      for (const query of m.statements(db, undefined)) await ch.client.command({ query })
-      await ch.client.command({
-        query: `INSERT INTO ${db}.schema_migrations (version, name) VALUES (${m.version}, '')`,
-      })
-    }
+    await migratedUpTo(ch, 4)
     await ch.client.insert({
       table: `${db}.hw_samples`,
       values: [{ timestamp: 1_767_225_600, instance: 'engine-0' }],
